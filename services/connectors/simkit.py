@@ -1,0 +1,206 @@
+"""Shared machinery of the local API simulators (never imported by production clients).
+
+- ``ServerThread`` serves an ASGI app with uvicorn on a loopback port inside this process (tests)
+  — ``run_forever`` does the same in the foreground for a simulator started as its own process.
+- ``FaultInjector`` is ASGI middleware that injects latency, error statuses, timeouts, dropped
+  connections and 429 bursts per endpoint; rules are set from tests or the admin API.
+- ``WindowRateLimiter`` counts requests per key in a sliding window, as the real gateways do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import random
+import re
+import socket
+import threading
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import uvicorn
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+FaultKind = Literal["latency", "status", "timeout", "drop", "rate_limit"]
+
+
+@dataclass
+class FaultRule:
+    """One injected fault.
+
+    ``path`` is a regular expression matched against the request path (``re.search``), ``method``
+    an HTTP method or ``"*"``. ``times`` limits how many requests it hits (``None``: forever);
+    ``probability`` makes it random (seeded, so runs are repeatable).
+    """
+
+    kind: FaultKind
+    path: str = ".*"
+    method: str = "*"
+    status: int = 503
+    seconds: float = 0.0
+    times: int | None = None
+    probability: float = 1.0
+    body: bytes = b'{"message":"injected fault"}'
+
+    def matches(self, method: str, path: str) -> bool:
+        return (self.method == "*" or self.method.upper() == method) and re.search(
+            self.path, path
+        ) is not None
+
+
+@dataclass
+class FaultInjector:
+    """ASGI middleware applying ``FaultRule``s before the wrapped app sees a request."""
+
+    app: ASGIApp
+    rules: list[FaultRule] = field(default_factory=list)
+    seed: int = 7
+    injected: collections.Counter[str] = field(default_factory=collections.Counter)
+
+    def __post_init__(self) -> None:
+        self._random = random.Random(self.seed)
+        self._lock = threading.Lock()
+
+    def add(self, rule: FaultRule) -> None:
+        with self._lock:
+            self.rules.append(rule)
+
+    def clear(self) -> None:
+        with self._lock:
+            self.rules.clear()
+
+    def _pick(self, method: str, path: str) -> FaultRule | None:
+        with self._lock:
+            for rule in self.rules:
+                if not rule.matches(method, path):
+                    continue
+                if rule.times is not None and rule.times <= 0:
+                    continue
+                if rule.probability < 1.0 and self._random.random() >= rule.probability:
+                    continue
+                if rule.times is not None:
+                    rule.times -= 1
+                self.injected[rule.kind] += 1
+                return rule
+        return None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"].startswith("/_admin"):
+            await self.app(scope, receive, send)
+            return
+        rule = self._pick(scope["method"], scope["path"])
+        if rule is None:
+            await self.app(scope, receive, send)
+        elif rule.kind == "latency":
+            await asyncio.sleep(rule.seconds)
+            await self.app(scope, receive, send)
+        elif rule.kind == "timeout":
+            # Hold the request longer than any sane client timeout, then answer nothing useful.
+            await asyncio.sleep(rule.seconds or 30.0)
+            await _respond(send, 504, rule.body)
+        elif rule.kind == "drop":
+            # Start a response and abort: uvicorn closes the connection mid-response, which the
+            # client sees as a protocol/transport error (the closest ASGI gets to a TCP reset).
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            raise ConnectionAbortedError("injected dropped connection")
+        else:  # "status" or "rate_limit"
+            status = 429 if rule.kind == "rate_limit" else rule.status
+            await _respond(send, status, rule.body)
+
+
+async def _respond(send: Send, status: int, body: bytes) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json")],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+class WindowRateLimiter:
+    """Sliding-window request counter per key: ``allow(key)`` is False past ``limit`` per window.
+
+    ``limit <= 0`` lifts the limit (benchmarks). ``retry_after(key)`` says how many whole seconds
+    until the oldest request in the window expires.
+    """
+
+    def __init__(self, limit: int, window_seconds: float) -> None:
+        self.limit = limit
+        self.window = window_seconds
+        self._hits: dict[str, collections.deque[float]] = collections.defaultdict(collections.deque)
+        self._lock = threading.Lock()
+        self.rejected = 0
+
+    def allow(self, key: str) -> bool:
+        if self.limit <= 0:
+            return True
+        now = time.monotonic()
+        with self._lock:
+            hits = self._hits[key]
+            while hits and hits[0] <= now - self.window:
+                hits.popleft()
+            if len(hits) >= self.limit:
+                self.rejected += 1
+                return False
+            hits.append(now)
+            return True
+
+    def retry_after(self, key: str) -> int:
+        with self._lock:
+            hits = self._hits.get(key)
+            if not hits:
+                return 1
+            return max(1, int(hits[0] + self.window - time.monotonic() + 0.999))
+
+
+class ServerThread:
+    """Serve an ASGI app on 127.0.0.1 in a daemon thread; ``url`` is ready when ``start`` returns."""
+
+    def __init__(self, app: ASGIApp, host: str = "127.0.0.1", port: int = 0) -> None:
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._sock.bind((host, port))
+        self.host, self.port = self._sock.getsockname()[:2]
+        config = uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False)
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [self._sock]}, daemon=True
+        )
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def start(self) -> ServerThread:
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not self._server.started:
+            if time.monotonic() > deadline or not self._thread.is_alive():
+                raise RuntimeError("simulator server did not start")
+            time.sleep(0.01)
+        return self
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=10)
+        self._sock.close()
+
+    def __enter__(self) -> ServerThread:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def run_forever(app: ASGIApp, host: str, port: int) -> None:
+    """Serve ``app`` in the foreground until SIGINT/SIGTERM (a simulator as its own process)."""
+    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
