@@ -1,0 +1,47 @@
+# Tether — the two commands a newcomer needs:  `make demo`  and  `make test`.
+# Everything else (venv, Kafka jars, PostgreSQL packages) is set up on first use.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+INFRA  := $(PYTHON) scripts/infra.py
+DEMO_ARGS ?=
+
+.PHONY: demo test venv infra-up infra-down infra-status lint typecheck bench clean
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --disable-pip-version-check --upgrade pip==25.3
+	$(BIN)/pip install -q --disable-pip-version-check -e '.[dev]'
+	touch $@
+
+## The main job: local Kafka + PostgreSQL + both simulators seeded, the three services, a sync.
+demo: venv
+	bash scripts/with-infra.sh $(BIN)/tether demo $(DEMO_ARGS)
+
+## Lint, type check, import contracts and the whole test suite on real Kafka and PostgreSQL.
+test: venv
+	bash scripts/test.sh
+
+infra-up:
+	$(INFRA) up
+
+infra-down:
+	$(INFRA) down
+
+infra-status:
+	$(INFRA) status
+
+lint: venv
+	$(BIN)/ruff check services tests bench scripts
+	$(BIN)/ruff format --check services tests bench scripts
+	$(BIN)/lint-imports
+
+typecheck: venv
+	$(BIN)/mypy
+
+clean:
+	$(INFRA) down
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

@@ -1,0 +1,371 @@
+#!/usr/bin/env python3
+"""Start and stop the local infrastructure Tether runs on: Apache Kafka (KRaft) and PostgreSQL.
+
+Used by ``make test``, ``make demo`` and people (``make infra-up`` / ``make infra-down``).
+Standard library only: it runs before the project's virtualenv exists.
+
+- **Kafka**: a pinned Apache Kafka release resolved from Maven Central with Maven
+  (``org.apache.kafka:kafka_2.13`` and its runtime dependencies) into a cache outside the
+  repository (``$TETHER_CACHE_DIR``, default ``~/.cache/tether``), storage formatted for KRaft,
+  a single combined broker/controller on loopback.
+- **PostgreSQL**: Debian's server packages (installed with apt-get when missing and running as
+  root), ``initdb`` in a temporary data directory, loopback port, trust auth for the local user.
+
+State lives in ``$TETHER_INFRA_DIR`` (default ``/tmp/tether-infra``): data directories, logs,
+pid files and ``env`` — the connection settings as ``KEY=value`` lines that the Makefile exports
+to everything (tests, demo, services). ``up`` reuses servers that are already running.
+
+    python3 scripts/infra.py up      # start (or reuse) Kafka and PostgreSQL, print the env
+    python3 scripts/infra.py env     # print the env of the running infrastructure
+    python3 scripts/infra.py status  # say what runs
+    python3 scripts/infra.py down    # stop both and delete their data
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import glob
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+KAFKA_VERSION = "3.9.1"
+SCALA_VERSION = "2.13"
+SLF4J_BINDING = "org.slf4j:slf4j-reload4j:1.7.36"
+
+CACHE_DIR = Path(os.environ.get("TETHER_CACHE_DIR", Path.home() / ".cache" / "tether"))
+INFRA_DIR = Path(os.environ.get("TETHER_INFRA_DIR", "/tmp/tether-infra"))
+KAFKA_PORT = int(os.environ.get("TETHER_KAFKA_PORT", "19092"))
+KAFKA_CONTROLLER_PORT = int(os.environ.get("TETHER_KAFKA_CONTROLLER_PORT", "19093"))
+POSTGRES_PORT = int(os.environ.get("TETHER_POSTGRES_PORT", "15432"))
+POSTGRES_DB = "tether"
+POSTGRES_USER = "tether"
+
+
+def log(message: str) -> None:
+    print(f"[infra] {message}", file=sys.stderr, flush=True)
+
+
+def port_open(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex((host, port)) == 0
+
+
+def wait_for(predicate, what: str, timeout: float, log_file: Path | None = None) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.25)
+    tail = ""
+    if log_file is not None and log_file.exists():
+        tail = "\n".join(log_file.read_text(errors="replace").splitlines()[-30:])
+    raise SystemExit(f"[infra] {what} did not come up within {timeout:.0f}s\n{tail}")
+
+
+def pid_alive(pid_file: Path) -> int | None:
+    try:
+        pid = int(pid_file.read_text().strip())
+        os.kill(pid, 0)
+    except (FileNotFoundError, ValueError, ProcessLookupError, PermissionError):
+        return None
+    return pid
+
+
+def stop_pid(pid_file: Path, name: str, timeout: float = 30.0) -> None:
+    pid = pid_alive(pid_file)
+    if pid is None:
+        pid_file.unlink(missing_ok=True)
+        return
+    log(f"stopping {name} (pid {pid})")
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.2)
+    else:
+        log(f"{name} ignored SIGTERM for {timeout:.0f}s; killing it")
+        os.kill(pid, signal.SIGKILL)
+    pid_file.unlink(missing_ok=True)
+
+
+def run(cmd: list[str], **kwargs) -> subprocess.CompletedProcess[str]:  # type: ignore[no-untyped-def]
+    return subprocess.run(cmd, check=True, text=True, **kwargs)
+
+
+# --------------------------------------------------------------------------------------------
+# Kafka
+
+
+def kafka_libs() -> Path:
+    """Resolve the pinned Kafka release and its runtime dependencies from Maven Central (cached)."""
+    home = CACHE_DIR / f"kafka-{SCALA_VERSION}-{KAFKA_VERSION}"
+    libs = home / "libs"
+    marker = home / ".complete"
+    if marker.exists():
+        return libs
+    if shutil.which("java") is None or shutil.which("mvn") is None:
+        apt_install(["default-jre-headless", "maven"])
+    home.mkdir(parents=True, exist_ok=True)
+    group, artifact, version = SLF4J_BINDING.split(":")
+    (home / "pom.xml").write_text(
+        f"""<project xmlns="http://maven.apache.org/POM/4.0.0">
+  <modelVersion>4.0.0</modelVersion>
+  <groupId>dev.tether</groupId><artifactId>kafka-runtime</artifactId>
+  <version>1</version><packaging>pom</packaging>
+  <dependencies>
+    <dependency><groupId>org.apache.kafka</groupId><artifactId>kafka_{SCALA_VERSION}</artifactId>
+      <version>{KAFKA_VERSION}</version></dependency>
+    <dependency><groupId>{group}</groupId><artifactId>{artifact}</artifactId>
+      <version>{version}</version></dependency>
+  </dependencies>
+</project>
+"""
+    )
+    log(f"resolving Apache Kafka {KAFKA_VERSION} from Maven Central into {libs}")
+    shutil.rmtree(libs, ignore_errors=True)
+    run(
+        [
+            "mvn", "-q", "-B", f"-Dmaven.repo.local={CACHE_DIR / 'm2'}",
+            "dependency:copy-dependencies", "-DincludeScope=runtime",
+            f"-DoutputDirectory={libs}",
+        ],
+        cwd=home,
+    )
+    if not glob.glob(str(libs / f"kafka_{SCALA_VERSION}-{KAFKA_VERSION}.jar")):
+        raise SystemExit("[infra] Maven finished but the Kafka jar is missing")
+    marker.write_text(KAFKA_VERSION)
+    return libs
+
+
+def kafka_up() -> str:
+    bootstrap = f"127.0.0.1:{KAFKA_PORT}"
+    kdir = INFRA_DIR / "kafka"
+    pid_file = kdir / "kafka.pid"
+    if pid_alive(pid_file) and port_open(KAFKA_PORT):
+        log(f"Kafka already running on {bootstrap}")
+        return bootstrap
+    if port_open(KAFKA_PORT):
+        raise SystemExit(f"[infra] port {KAFKA_PORT} is taken by something that is not our Kafka")
+    libs = kafka_libs()
+    shutil.rmtree(kdir, ignore_errors=True)
+    (kdir / "data").mkdir(parents=True)
+    props = kdir / "server.properties"
+    props.write_text(
+        "\n".join(
+            [
+                "process.roles=broker,controller",
+                "node.id=1",
+                f"controller.quorum.voters=1@127.0.0.1:{KAFKA_CONTROLLER_PORT}",
+                f"listeners=PLAINTEXT://127.0.0.1:{KAFKA_PORT},"
+                f"CONTROLLER://127.0.0.1:{KAFKA_CONTROLLER_PORT}",
+                f"advertised.listeners=PLAINTEXT://127.0.0.1:{KAFKA_PORT}",
+                "controller.listener.names=CONTROLLER",
+                "inter.broker.listener.name=PLAINTEXT",
+                "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+                f"log.dirs={kdir / 'data'}",
+                # Topics are provisioned by Tether itself with explicit settings (DESIGN.md).
+                "auto.create.topics.enable=false",
+                "num.partitions=1",
+                "offsets.topic.replication.factor=1",
+                "offsets.topic.num.partitions=10",
+                "transaction.state.log.replication.factor=1",
+                "transaction.state.log.min.isr=1",
+                "group.initial.rebalance.delay.ms=0",
+                "log.flush.interval.messages=9223372036854775807",
+                "",
+            ]
+        )
+    )
+    (kdir / "log4j.properties").write_text(
+        "log4j.rootLogger=WARN, stdout\n"
+        "log4j.appender.stdout=org.apache.log4j.ConsoleAppender\n"
+        "log4j.appender.stdout.layout=org.apache.log4j.PatternLayout\n"
+        "log4j.appender.stdout.layout.ConversionPattern=[%d] %p %m (%c)%n\n"
+        "log4j.logger.kafka.server.KafkaServer=INFO\n"
+        "log4j.logger.kafka.server.BrokerServer=INFO\n"
+    )
+    classpath = f"{libs}/*"
+    java = [
+        "java", "-Xms256m", "-Xmx768m", "-XX:+UseG1GC", "-Djava.awt.headless=true",
+        f"-Dlog4j.configuration=file:{kdir / 'log4j.properties'}", "-cp", classpath,
+    ]
+    cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    log("formatting KRaft storage")
+    run(
+        [*java, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(props)],
+        stdout=subprocess.DEVNULL,
+    )
+    log_file = kdir / "kafka.log"
+    with open(log_file, "ab") as out:
+        proc = subprocess.Popen(
+            [*java, "kafka.Kafka", str(props)],
+            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    pid_file.write_text(str(proc.pid))
+    log(f"starting Kafka {KAFKA_VERSION} (pid {proc.pid}) on {bootstrap}")
+    wait_for(lambda: port_open(KAFKA_PORT), "Kafka", 90, log_file)
+    return bootstrap
+
+
+# --------------------------------------------------------------------------------------------
+# PostgreSQL
+
+
+def apt_install(packages: list[str]) -> None:
+    if os.geteuid() != 0:
+        raise SystemExit(f"[infra] please install {' '.join(packages)} (needs root)")
+    log(f"installing {' '.join(packages)} from Debian's packages")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    run(["apt-get", "update", "-qq"], env=env, stdout=subprocess.DEVNULL)
+    run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", *packages], env=env,
+        stdout=subprocess.DEVNULL)
+
+
+def postgres_bindir() -> Path:
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(p.split("/")[4]))
+    if not found:
+        apt_install(["postgresql"])
+        found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"),
+                       key=lambda p: int(p.split("/")[4]))
+    if not found:
+        raise SystemExit("[infra] PostgreSQL server binaries not found after install")
+    return Path(found[-1]).parent
+
+
+def as_postgres_user(cmd: list[str]) -> list[str]:
+    """PostgreSQL refuses to run as root: drop to the ``postgres`` system user when we are root."""
+    if os.geteuid() == 0:
+        return ["runuser", "-u", "postgres", "--", *cmd]
+    return cmd
+
+
+def postgres_up() -> str:
+    dsn = f"postgresql://{POSTGRES_USER}@127.0.0.1:{POSTGRES_PORT}/{POSTGRES_DB}"
+    pdir = INFRA_DIR / "postgres"
+    data = pdir / "data"
+    pid_file = data / "postmaster.pid"
+    if data.exists() and port_open(POSTGRES_PORT):
+        log(f"PostgreSQL already running on port {POSTGRES_PORT}")
+        return dsn
+    if port_open(POSTGRES_PORT):
+        raise SystemExit(f"[infra] port {POSTGRES_PORT} is taken by something that is not ours")
+    bindir = postgres_bindir()
+    shutil.rmtree(pdir, ignore_errors=True)
+    pdir.mkdir(parents=True)
+    if os.geteuid() == 0:
+        shutil.chown(pdir, "postgres", "postgres")
+        os.chmod(INFRA_DIR, 0o755)
+    log(f"initdb in {data}")
+    run(
+        as_postgres_user(
+            [str(bindir / "initdb"), "-D", str(data), "-U", POSTGRES_USER, "--auth=trust",
+             "-E", "UTF8", "--locale=C.UTF-8", "--no-sync"]
+        ),
+        stdout=subprocess.DEVNULL,
+    )
+    log_file = pdir / "postgres.log"
+    # fsync off: a test/demo database in a temporary directory; never use these flags in production.
+    options = (
+        f"-c listen_addresses=127.0.0.1 -c port={POSTGRES_PORT} -c unix_socket_directories={pdir}"
+        " -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
+    )
+    run(
+        as_postgres_user(
+            [str(bindir / "pg_ctl"), "-D", str(data), "-l", str(log_file), "-o", options,
+             "-w", "-t", "60", "start"]
+        ),
+        stdout=subprocess.DEVNULL,
+    )
+    run(
+        as_postgres_user(
+            [str(bindir / "createdb"), "-h", "127.0.0.1", "-p", str(POSTGRES_PORT),
+             "-U", POSTGRES_USER, POSTGRES_DB]
+        )
+    )
+    if not pid_file.exists():
+        raise SystemExit("[infra] PostgreSQL started but wrote no pid file")
+    log(f"PostgreSQL running on port {POSTGRES_PORT}")
+    return dsn
+
+
+def postgres_down() -> None:
+    data = INFRA_DIR / "postgres" / "data"
+    if not data.exists():
+        return
+    bindir = postgres_bindir()
+    if (data / "postmaster.pid").exists():
+        log("stopping PostgreSQL")
+        subprocess.run(
+            as_postgres_user([str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"]),
+            check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+
+
+# --------------------------------------------------------------------------------------------
+
+
+def env_lines(bootstrap: str, dsn: str) -> list[str]:
+    return [
+        f"TETHER_KAFKA_BOOTSTRAP_SERVERS={bootstrap}",
+        f"TETHER_POSTGRES_DSN={dsn}",
+    ]
+
+
+def cmd_up() -> None:
+    INFRA_DIR.mkdir(parents=True, exist_ok=True)
+    bootstrap = kafka_up()
+    dsn = postgres_up()
+    lines = env_lines(bootstrap, dsn)
+    (INFRA_DIR / "env").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+def cmd_env() -> None:
+    env_file = INFRA_DIR / "env"
+    if not env_file.exists():
+        raise SystemExit("[infra] not running: run 'make infra-up' first")
+    print(env_file.read_text(), end="")
+
+
+def cmd_status() -> None:
+    kafka = pid_alive(INFRA_DIR / "kafka" / "kafka.pid")
+    print(f"kafka: {'running pid ' + str(kafka) if kafka else 'stopped'} (port {KAFKA_PORT})")
+    pg = port_open(POSTGRES_PORT) and (INFRA_DIR / "postgres" / "data").exists()
+    print(f"postgres: {'running' if pg else 'stopped'} (port {POSTGRES_PORT})")
+
+
+def cmd_down() -> None:
+    stop_pid(INFRA_DIR / "kafka" / "kafka.pid", "Kafka")
+    postgres_down()
+    shutil.rmtree(INFRA_DIR, ignore_errors=True)
+    log("infrastructure stopped and its data removed")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser.add_argument("command", choices=["up", "env", "status", "down", "kafka-libs"])
+    args = parser.parse_args()
+    {
+        "up": cmd_up,
+        "env": cmd_env,
+        "status": cmd_status,
+        "down": cmd_down,
+        "kafka-libs": lambda: print(kafka_libs()),
+    }[args.command]()
+
+
+if __name__ == "__main__":
+    main()

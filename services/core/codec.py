@@ -1,0 +1,150 @@
+"""Avro codec for every Tether message: single-object encoding, resolved by fingerprint.
+
+Wire format (Avro "single object encoding"): ``C3 01`` + the writer schema's 8-byte little-endian
+CRC-64-AVRO fingerprint + the Avro binary body. ``schemas/`` is the registry:
+
+- ``schemas/*.avsc`` are the **current** schemas, one file per named type, each file named by the
+  type's Avro full name (so ``fastavro.schema.load_schema`` resolves references);
+- ``schemas/released/<version>/*.avsc`` are frozen copies of every released version. Every
+  fingerprint of every released version stays resolvable, so replay can read old topics.
+
+A reader always resolves the writer's schema (found by fingerprint) into the *current* reader
+schema (BACKWARD_TRANSITIVE evolution). Corrupt bytes, an unknown fingerprint or a payload of the
+wrong message type raise one typed error, :class:`services.core.errors.DecodeError`, which the
+service loops turn into dead letters.
+
+Records from the APIs travel in typed Avro records (``records.py`` converts API dicts).
+Union branches of records are written and read as ``(full_name, datum)`` tuples, because all
+fields of the API record types are optional and fastavro could not otherwise tell them apart.
+
+Imports: standard library and fastavro only (no network I/O).
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Mapping
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import fastavro
+import fastavro.schema
+
+from services.core.errors import DecodeError
+
+MAGIC = b"\xc3\x01"
+HEADER_LENGTH = 10
+NAMESPACE = "tether"
+MESSAGE_TYPES = ("ChangeEvent", "Command", "Outcome", "DeadLetter", "Cursor")
+
+#: The repository's ``schemas/`` directory (next to ``services/``).
+DEFAULT_SCHEMAS_DIR = Path(__file__).resolve().parents[2] / "schemas"
+
+Schema = Any  # fastavro's parsed schema (a dict)
+
+
+def fingerprint_of(parsed_schema: Schema) -> bytes:
+    """The 8-byte little-endian CRC-64-AVRO fingerprint of a parsed schema.
+
+    fastavro prints the CRC-64-AVRO fingerprint as the hex of its little-endian bytes (the Avro
+    spec's test vector for ``"string"`` is ``c70345637248018f``), so the bytes are its hex.
+    """
+    canonical = fastavro.schema.to_parsing_canonical_form(parsed_schema)
+    return bytes.fromhex(fastavro.schema.fingerprint(canonical, "CRC-64-AVRO"))
+
+
+def load_schema_dir(directory: Path) -> dict[str, Schema]:
+    """Parse every message type found in one schema directory (current or a released version)."""
+    schemas: dict[str, Schema] = {}
+    for name in MESSAGE_TYPES:
+        path = directory / f"{NAMESPACE}.{name}.avsc"
+        if path.exists():
+            schemas[name] = fastavro.schema.load_schema(str(path), _write_hint=False)
+    return schemas
+
+
+class SchemaRegistry:
+    """Current reader schemas plus every released writer schema, indexed by fingerprint."""
+
+    def __init__(self, schemas_dir: Path = DEFAULT_SCHEMAS_DIR) -> None:
+        self.schemas_dir = schemas_dir
+        self.current: dict[str, Schema] = load_schema_dir(schemas_dir)
+        missing = [name for name in MESSAGE_TYPES if name not in self.current]
+        if missing:
+            raise FileNotFoundError(f"schemas missing in {schemas_dir}: {missing}")
+        self.current_fingerprints = {
+            name: fingerprint_of(schema) for name, schema in self.current.items()
+        }
+        # fingerprint -> (message type, writer schema)
+        self.writers: dict[bytes, tuple[str, Schema]] = {}
+        released = schemas_dir / "released"
+        for version_dir in sorted(p for p in released.glob("*") if p.is_dir()):
+            for name, schema in load_schema_dir(version_dir).items():
+                self.writers.setdefault(fingerprint_of(schema), (name, schema))
+        for name, schema in self.current.items():
+            self.writers[self.current_fingerprints[name]] = (name, schema)
+
+    def released_versions(self) -> list[str]:
+        released = self.schemas_dir / "released"
+        return sorted(p.name for p in released.glob("*") if p.is_dir())
+
+
+class AvroCodec:
+    """Encode and decode Tether messages with single-object encoding."""
+
+    def __init__(self, registry: SchemaRegistry | None = None) -> None:
+        self.registry = registry or default_registry()
+
+    def encode(self, message_type: str, datum: Mapping[str, Any]) -> bytes:
+        """Encode ``datum`` with the current schema of ``message_type``.
+
+        Raises ``ValueError`` (a programming error, not bad input) when the datum does not fit.
+        """
+        schema = self.registry.current[message_type]
+        buffer = io.BytesIO()
+        buffer.write(MAGIC)
+        buffer.write(self.registry.current_fingerprints[message_type])
+        fastavro.schemaless_writer(buffer, schema, datum, strict_allow_default=True)
+        return buffer.getvalue()
+
+    def decode(self, data: bytes, message_type: str) -> dict[str, Any]:
+        """Decode bytes into a datum of the current ``message_type`` schema.
+
+        Raises :class:`DecodeError` for anything that is not a valid ``message_type`` payload.
+        """
+        if not isinstance(data, bytes | bytearray | memoryview):
+            raise DecodeError(f"{message_type}: payload is {type(data).__name__}, not bytes")
+        data = bytes(data)
+        if len(data) < HEADER_LENGTH or data[:2] != MAGIC:
+            raise DecodeError(f"{message_type}: not an Avro single-object payload (bad header)")
+        fingerprint = data[2:HEADER_LENGTH]
+        writer = self.registry.writers.get(fingerprint)
+        if writer is None:
+            raise DecodeError(f"{message_type}: unknown schema fingerprint {fingerprint.hex()}")
+        writer_type, writer_schema = writer
+        if writer_type != message_type:
+            raise DecodeError(f"expected a {message_type} payload, got a {writer_type}")
+        body = io.BytesIO(data[HEADER_LENGTH:])
+        try:
+            datum = fastavro.schemaless_reader(
+                body,
+                writer_schema,
+                self.registry.current[message_type],
+                return_record_name=True,
+                return_record_name_override=True,
+                return_named_type_override=False,
+            )
+        except Exception as exc:  # fastavro raises many types for corrupt bodies
+            raise DecodeError(f"{message_type}: corrupt body ({type(exc).__name__})") from exc
+        if body.tell() != len(data) - HEADER_LENGTH:
+            raise DecodeError(f"{message_type}: {len(data) - HEADER_LENGTH - body.tell()} "
+                              "trailing bytes after the body")
+        if not isinstance(datum, dict):
+            raise DecodeError(f"{message_type}: body is not a record")
+        return datum
+
+
+@cache
+def default_registry() -> SchemaRegistry:
+    return SchemaRegistry()

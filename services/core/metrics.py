@@ -1,0 +1,91 @@
+"""Prometheus metrics every service shares, registered on an injected registry.
+
+Labels are low-cardinality by rule: system, resource, operation, status class, stage, reason
+code — never a record id, link id or e-mail. Each service builds one ``CollectorRegistry``,
+passes it here and to its own service-specific metrics, and serves it on ``/metrics``.
+
+Imports: prometheus_client and the core budget module only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from services.core.budget import ApiBudget
+
+#: Latency buckets for API calls: from fast loopback answers up to a minute of 429 back-off.
+API_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+
+
+class CoreMetrics:
+    """Metrics of the shared machinery: Kafka I/O, dead letters, API calls, loop timing."""
+
+    def __init__(self, registry: CollectorRegistry, service: str) -> None:
+        self.service = service
+        self.consumed = Counter(
+            "tether_messages_consumed", "Messages consumed", ["topic"], registry=registry
+        )
+        self.produced = Counter(
+            "tether_messages_produced", "Messages produced", ["topic"], registry=registry
+        )
+        self.dead_letters = Counter(
+            "tether_dead_letters", "Inputs turned into dead letters", ["stage", "reason"],
+            registry=registry,
+        )
+        self.batch_seconds = Histogram(
+            "tether_batch_seconds", "Time to process one polled batch end to end",
+            registry=registry,
+        )
+        self.api_requests = Counter(
+            "tether_api_requests", "SaaS API requests", ["system", "operation", "status"],
+            registry=registry,
+        )
+        self.api_seconds = Histogram(
+            "tether_api_request_seconds", "SaaS API request latency", ["system", "operation"],
+            buckets=API_LATENCY_BUCKETS, registry=registry,
+        )
+        self.info = Gauge(
+            "tether_service_info", "Constant 1, labelled with the service name", ["service"],
+            registry=registry,
+        )
+        self.info.labels(service=service).set(1)
+
+    def observe_api(self, system: str, operation: str, status: int | str, seconds: float) -> None:
+        """Observer for the connectors' ``on_request`` hook."""
+        self.api_requests.labels(system, operation, str(status)).inc()
+        self.api_seconds.labels(system, operation).observe(seconds)
+
+
+class BudgetCollector(Collector):
+    """Exports how much of each API budget a service used, and how long it waited for it."""
+
+    def __init__(self, budgets: Iterable[ApiBudget]) -> None:
+        self.budgets = list(budgets)
+
+    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+        used = CounterMetricFamily(
+            "tether_api_budget_permits", "Permits taken from the client-side budget", labels=["budget"]
+        )
+        waited = CounterMetricFamily(
+            "tether_api_budget_wait_seconds", "Time spent waiting for budget", labels=["budget"]
+        )
+        throttled = CounterMetricFamily(
+            "tether_api_throttled", "429 answers received despite the budget", labels=["budget"]
+        )
+        limit = GaugeMetricFamily(
+            "tether_api_budget_rate", "Configured budget in requests per second (0 = lifted)",
+            labels=["budget"],
+        )
+        for budget in self.budgets:
+            used.add_metric([budget.name], budget.acquired)
+            waited.add_metric([budget.name], budget.waited_seconds)
+            throttled.add_metric([budget.name], budget.throttled_by_api)
+            limit.add_metric([budget.name], budget.rate_per_second if budget.limited else 0.0)
+        yield used
+        yield waited
+        yield throttled
+        yield limit

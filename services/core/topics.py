@@ -1,0 +1,141 @@
+"""Every Kafka topic Tether uses, named in exactly this one module, and their provisioning.
+
+Nothing else in the code base contains a topic string literal: services ask this module
+(``changes_topic("poweroffice", "employees")``), manifests get names from configuration that the
+tests cross-check against ``all_topics()``. Topics are created by :func:`provision` with explicit
+partitions, retention and cleanup policy — never by broker auto-creation (the local broker runs
+with ``auto.create.topics.enable=false``).
+
+Scheme (``<prefix>`` defaults to ``tether``):
+
+- ``<prefix>.changes.<system>.<resource>``   ChangeEvent, key = record identity
+- ``<prefix>.commands.<system>.<resource>``  Command, key = link id
+- ``<prefix>.outcomes``                      Outcome, key = link id
+- ``<prefix>.deadletters.<stage>``           DeadLetter, key = the original key
+- ``<prefix>.cursors``                       Cursor, compacted, key = tenant/system/resource/stream
+
+Imports: standard library only; :func:`provision` takes a kafka-python admin client as argument.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+#: The systems and resources of the first dataflow (spec/dataflows.md).
+RESOURCES: dict[str, tuple[str, ...]] = {
+    "poweroffice": ("employees", "customers", "contact_persons"),
+    "wix": ("contacts",),
+}
+STAGES = ("extractor", "mapper", "loader")
+
+DAY_MS = 24 * 60 * 60 * 1000
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    """A topic with the settings it must be created with."""
+
+    name: str
+    partitions: int
+    message_type: str  # the Avro message type carried (codec.MESSAGE_TYPES)
+    config: tuple[tuple[str, str], ...]
+
+    @property
+    def config_dict(self) -> dict[str, str]:
+        return dict(self.config)
+
+
+@dataclass(frozen=True)
+class TopicLayout:
+    """Topic names and settings for one deployment (prefix and partition counts are settings)."""
+
+    prefix: str = "tether"
+    partitions: int = 6
+    replication_factor: int = 1
+    retention_days: int = 14
+    deadletter_retention_days: int = 30
+
+    def changes(self, system: str, resource: str) -> str:
+        _check(system, resource)
+        return f"{self.prefix}.changes.{system}.{resource}"
+
+    def commands(self, system: str, resource: str) -> str:
+        _check(system, resource)
+        return f"{self.prefix}.commands.{system}.{resource}"
+
+    @property
+    def outcomes(self) -> str:
+        return f"{self.prefix}.outcomes"
+
+    def deadletters(self, stage: str) -> str:
+        if stage not in STAGES:
+            raise ValueError(f"unknown stage {stage!r}")
+        return f"{self.prefix}.deadletters.{stage}"
+
+    @property
+    def cursors(self) -> str:
+        return f"{self.prefix}.cursors"
+
+    def all_changes(self) -> list[str]:
+        return [self.changes(s, r) for s, rs in RESOURCES.items() for r in rs]
+
+    def all_commands(self) -> list[str]:
+        return [self.commands(s, r) for s, rs in RESOURCES.items() for r in rs]
+
+    def specs(self) -> list[TopicSpec]:
+        retention = (("cleanup.policy", "delete"),
+                     ("retention.ms", str(self.retention_days * DAY_MS)))
+        specs = [TopicSpec(t, self.partitions, "ChangeEvent", retention)
+                 for t in self.all_changes()]
+        specs += [TopicSpec(t, self.partitions, "Command", retention)
+                  for t in self.all_commands()]
+        specs.append(TopicSpec(self.outcomes, self.partitions, "Outcome", retention))
+        dead = (("cleanup.policy", "delete"),
+                ("retention.ms", str(self.deadletter_retention_days * DAY_MS)))
+        specs += [TopicSpec(self.deadletters(s), 1, "DeadLetter", dead) for s in STAGES]
+        specs.append(
+            TopicSpec(
+                self.cursors, 1, "Cursor",
+                (("cleanup.policy", "compact"), ("min.compaction.lag.ms", "60000"),
+                 ("segment.ms", str(DAY_MS))),
+            )
+        )
+        return specs
+
+    def all_topics(self) -> list[str]:
+        return [spec.name for spec in self.specs()]
+
+
+def _check(system: str, resource: str) -> None:
+    if resource not in RESOURCES.get(system, ()):
+        raise ValueError(f"unknown system/resource {system}/{resource}")
+
+
+class AdminClient(Protocol):
+    def list_topics(self) -> list[str]: ...
+    def create_topics(self, new_topics: list[Any], validate_only: bool = ...) -> Any: ...
+
+
+def provision(admin: AdminClient, layout: TopicLayout) -> list[str]:
+    """Create the topics of ``layout`` that do not exist yet; returns the names it created.
+
+    Idempotent: existing topics are left as they are (never silently altered); several replicas
+    may provision at once.
+    """
+    from kafka.admin import NewTopic  # local import: this module stays importable without kafka
+    from kafka.errors import TopicAlreadyExistsError
+
+    existing = set(admin.list_topics())
+    missing = [spec for spec in layout.specs() if spec.name not in existing]
+    created: list[str] = []
+    for spec in missing:
+        try:
+            admin.create_topics(
+                [NewTopic(spec.name, spec.partitions, layout.replication_factor,
+                          topic_configs=spec.config_dict)]
+            )
+            created.append(spec.name)
+        except TopicAlreadyExistsError:
+            pass  # another replica provisioned it between list and create
+    return created

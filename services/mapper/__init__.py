@@ -1,0 +1,1 @@
+"""The mapper service: link state in PostgreSQL, matching, two-way mapping, merge."""

@@ -1,0 +1,63 @@
+"""Session fixtures: the real Kafka and PostgreSQL that scripts/infra.py starts, once per session.
+
+`make test` starts the infrastructure and exports TETHER_KAFKA_BOOTSTRAP_SERVERS and
+TETHER_POSTGRES_DSN; a bare `pytest` starts it here instead (and leaves it running for the next
+run — `make infra-down` stops it). Tests isolate themselves with their own topic prefix and their
+own database instead of restarting anything.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg import sql
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def infra_env() -> dict[str, str]:
+    """Connection settings of the local infrastructure (started here if not yet running)."""
+    if "TETHER_KAFKA_BOOTSTRAP_SERVERS" not in os.environ:
+        out = subprocess.run(
+            [sys.executable, str(ROOT / "scripts" / "infra.py"), "up"],
+            check=True, capture_output=True, text=True,
+        ).stdout
+        for line in out.splitlines():
+            key, _, value = line.partition("=")
+            os.environ[key] = value
+    return {
+        "TETHER_KAFKA_BOOTSTRAP_SERVERS": os.environ["TETHER_KAFKA_BOOTSTRAP_SERVERS"],
+        "TETHER_POSTGRES_DSN": os.environ["TETHER_POSTGRES_DSN"],
+    }
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(infra_env: dict[str, str]) -> str:
+    return infra_env["TETHER_KAFKA_BOOTSTRAP_SERVERS"]
+
+
+@pytest.fixture
+def topic_prefix() -> str:
+    """A fresh topic prefix: every test gets its own topics on the shared broker."""
+    return f"t{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def pg_dsn(infra_env: dict[str, str]) -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for one test, dropped afterwards."""
+    admin_dsn = infra_env["TETHER_POSTGRES_DSN"]
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(admin_dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    base, _, _ = admin_dsn.rpartition("/")
+    yield f"{base}/{name}"
+    with psycopg.connect(admin_dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))

@@ -1,0 +1,48 @@
+"""BACKWARD_TRANSITIVE guard: every released version's golden payloads decode under the current
+schemas, and no released file was edited in place."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from services.core.codec import DEFAULT_SCHEMAS_DIR, MESSAGE_TYPES, AvroCodec
+from services.core.schema_release import checksums, sample_to_datum
+
+RELEASED = sorted(p for p in (DEFAULT_SCHEMAS_DIR / "released").glob("*") if p.is_dir())
+
+
+def test_at_least_one_version_is_released() -> None:
+    assert RELEASED, "schemas/released/ must hold the released versions"
+
+
+@pytest.mark.parametrize("version_dir", RELEASED, ids=lambda p: p.name)
+def test_released_files_are_unchanged(version_dir: Path) -> None:
+    recorded = (version_dir / "SHA256SUMS").read_text()
+    assert checksums(version_dir) == recorded, (
+        f"a file of released schema version {version_dir.name} was edited, added or removed; "
+        "released versions are frozen — release a new version instead"
+    )
+
+
+def _comparable(value: object) -> object:
+    if isinstance(value, datetime):
+        return int(value.timestamp() * 1_000_000)
+    if isinstance(value, tuple):
+        return [_comparable(v) for v in value]
+    return value
+
+
+@pytest.mark.parametrize("version_dir", RELEASED, ids=lambda p: p.name)
+@pytest.mark.parametrize("message_type", MESSAGE_TYPES)
+def test_golden_payloads_decode_under_current_schemas(version_dir: Path, message_type: str) -> None:
+    codec = AvroCodec()
+    golden = version_dir / "golden"
+    payload = (golden / f"{message_type}.bin").read_bytes()
+    expected = sample_to_datum(json.loads((golden / f"{message_type}.json").read_text()))
+    decoded = codec.decode(payload, message_type)
+    for key, value in expected.items():
+        assert _comparable(decoded[key]) == _comparable(value), key

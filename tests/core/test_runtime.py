@@ -1,0 +1,99 @@
+"""A service process on the shared runtime: metrics, health, readiness, graceful SIGTERM."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from services.core.kafka import make_admin
+from services.core.runtime import JsonFormatter, mask_personal_data
+from services.core.settings import TetherSettings
+from services.core.topics import TopicLayout, provision
+from tests.support.tcpproxy import TcpProxy
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _wait_port(proc: subprocess.Popen[str]) -> int:
+    assert proc.stderr is not None
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        line = proc.stderr.readline()
+        if not line:
+            time.sleep(0.05)
+            continue
+        entry = json.loads(line)
+        if "http_port" in entry:
+            return int(entry["http_port"])
+    raise AssertionError("service did not report its port")
+
+
+def _eventually(predicate, timeout: float = 15.0) -> bool:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def test_service_serves_health_and_metrics_tracks_kafka_and_stops_on_sigterm(
+    kafka_bootstrap: str, topic_prefix: str
+) -> None:
+    host, port = kafka_bootstrap.split(":")
+    proxy = TcpProxy(host, int(port)).start()
+    settings = TetherSettings(kafka_bootstrap_servers=kafka_bootstrap, topic_prefix=topic_prefix)
+    admin = make_admin(settings)
+    layout = TopicLayout(prefix=topic_prefix, partitions=1)
+    provision(admin, layout)
+    admin.close()
+    env = {
+        **os.environ,
+        "TETHER_KAFKA_BOOTSTRAP_SERVERS": proxy.address,
+        "TETHER_TOPIC_PREFIX": topic_prefix,
+        "PYTHONPATH": str(ROOT),
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.support.probe_service", layout.outcomes],
+        cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        base = f"http://127.0.0.1:{_wait_port(proc)}"
+        metrics = httpx.get(f"{base}/metrics").text
+        assert 'tether_service_info{service="probe"} 1.0' in metrics
+        assert httpx.get(f"{base}/healthz").status_code == 200
+        assert _eventually(lambda: httpx.get(f"{base}/readyz").status_code == 200)
+
+        proxy.stop()  # Kafka goes away
+        assert _eventually(lambda: httpx.get(f"{base}/readyz").status_code == 503)
+        body = httpx.get(f"{base}/readyz").json()
+        assert body == {"ready": False, "checks": {"kafka": False}}
+
+        started = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout=25)
+        assert code == 0
+        assert time.monotonic() - started < 20
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proxy.stop()
+
+
+def test_logs_are_json_and_mask_personal_data() -> None:
+    formatter = JsonFormatter("svc", mask=True)
+    record = logging.LogRecord("x", logging.INFO, __file__, 1,
+                               "matched %s and %s", ("Ola.Nordmann@Example.no", "+47 912 34 567"),
+                               None)
+    entry = json.loads(formatter.format(record))
+    assert entry["msg"] == "matched <email> and <phone>"
+    assert entry["service"] == "svc" and entry["level"] == "info"
+    assert mask_personal_data("id 12345 at 2026-11-27") == "id 12345 at 2026-11-27"
