@@ -1,0 +1,71 @@
+"""The ``tether`` command: one entry point, a subcommand per service and tool.
+
+    tether extractor | mapper | loader        run a service (settings from TETHER_* variables)
+    tether simulate poweroffice|wix [...]     run an API simulator as its own process
+    tether topics provision                   create the configured topics (idempotent)
+    tether schemas release VERSION            freeze the current schemas as a released version
+    tether demo [...]                         the whole pipeline on the embedded default
+    tether explain ...                        why is a record (not) synced? (mapper read model)
+    tether replay ...                         reprocess a stage from a time or offset
+
+Each subcommand imports its module lazily, so ``tether simulate wix`` does not load Kafka code.
+This module sits above the services and may import all of them; they never import it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from collections.abc import Callable, Sequence
+
+# subcommand -> "module:function" taking argv (list[str]) and returning an exit code.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "extractor": ("services.extractor.main:main", "run the extractor service"),
+    "mapper": ("services.mapper.main:main", "run the mapper service"),
+    "loader": ("services.loader.main:main", "run the loader service"),
+    "demo": ("services.demo.main:main", "run the whole pipeline on the embedded default"),
+    "explain": ("services.mapper.explain:main", "why is a record (not) synced?"),
+    "replay": ("services.replay.main:main", "reprocess a stage from a time or an offset"),
+    "topics": ("services.core.admin:topics_main", "topic provisioning"),
+    "schemas": ("services.core.admin:schemas_main", "schema registry maintenance"),
+}
+SIMULATORS = {
+    "poweroffice": "services.connectors.poweroffice.simulator:main",
+    "wix": "services.connectors.wix.simulator:main",
+}
+
+
+def _load(target: str) -> Callable[[list[str]], int | None]:
+    module_name, _, function = target.partition(":")
+    module = importlib.import_module(module_name)
+    entry: Callable[[list[str]], int | None] = getattr(module, function)
+    return entry
+
+
+def usage() -> str:
+    lines = ["usage: tether <command> [args]", "", "commands:"]
+    for name, (_, help_text) in COMMANDS.items():
+        lines.append(f"  {name:<12} {help_text}")
+    lines.append(f"  {'simulate':<12} run an API simulator: tether simulate poweroffice|wix [...]")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help", "help"):
+        print(usage())
+        return 0 if args else 2
+    command, rest = args[0], args[1:]
+    if command == "simulate":
+        if not rest or rest[0] not in SIMULATORS:
+            print("usage: tether simulate poweroffice|wix [options]", file=sys.stderr)
+            return 2
+        return _load(SIMULATORS[rest[0]])(rest[1:]) or 0
+    if command not in COMMANDS:
+        print(f"tether: unknown command {command!r}\n\n{usage()}", file=sys.stderr)
+        return 2
+    return _load(COMMANDS[command][0])(rest) or 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

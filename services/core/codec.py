@@ -60,7 +60,7 @@ def load_schema_dir(directory: Path) -> dict[str, Schema]:
     for name in MESSAGE_TYPES:
         path = directory / f"{NAMESPACE}.{name}.avsc"
         if path.exists():
-            schemas[name] = fastavro.schema.load_schema(str(path), _write_hint=False)
+            schemas[name] = fastavro.schema.load_schema(str(path))
     return schemas
 
 
@@ -138,8 +138,10 @@ class AvroCodec:
         except Exception as exc:  # fastavro raises many types for corrupt bodies
             raise DecodeError(f"{message_type}: corrupt body ({type(exc).__name__})") from exc
         if body.tell() != len(data) - HEADER_LENGTH:
-            raise DecodeError(f"{message_type}: {len(data) - HEADER_LENGTH - body.tell()} "
-                              "trailing bytes after the body")
+            raise DecodeError(
+                f"{message_type}: {len(data) - HEADER_LENGTH - body.tell()} "
+                "trailing bytes after the body"
+            )
         if not isinstance(datum, dict):
             raise DecodeError(f"{message_type}: body is not a record")
         return datum
@@ -148,3 +150,8 @@ class AvroCodec:
 @cache
 def default_registry() -> SchemaRegistry:
     return SchemaRegistry()
+
+
+def codec_for(schemas_dir: Path | None) -> AvroCodec:
+    """The codec of a service: its configured schema directory, or the repository's."""
+    return AvroCodec(SchemaRegistry(schemas_dir) if schemas_dir else default_registry())

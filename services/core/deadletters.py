@@ -85,12 +85,21 @@ class DeadLetterWriter:
             "last_seen": now,
             "attempts": attempts,
         }
-        future = self.producer.send(self.topic, value=self.codec.encode("DeadLetter", record),
-                                    key=key)
+        future = self.producer.send(
+            self.topic, value=self.codec.encode("DeadLetter", record), key=key
+        )
         self.metrics.dead_letters.labels(self.stage, reason).inc()
         log.warning(
-            "dead letter: %s", message,
-            extra={"fields": {"stage": self.stage, "reason": reason, "source_topic": source_topic,
-                              "partition": partition, "offset": offset}},
+            "dead letter: %s",
+            message,
+            extra={
+                "fields": {
+                    "stage": self.stage,
+                    "reason": reason,
+                    "source_topic": source_topic,
+                    "partition": partition,
+                    "offset": offset,
+                }
+            },
         )
         return future

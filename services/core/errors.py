@@ -5,7 +5,7 @@ retry only errors whose ``retriable`` flag is true and turn permanent ones into 
 
     TetherError (retriable=False)
     ├── ConfigurationError            settings missing or inconsistent
-    ├── DecodeError                   bytes that are not a valid event (corrupt, unknown fingerprint)
+    ├── DecodeError                   bytes that are not a valid event (corrupt, unknown schema)
     ├── ContractError                 a payload that decodes but violates the contract (e.g. no Id)
     ├── ApiError                      an HTTP API answered with an error
     │   ├── AuthenticationError       401 / token endpoint refused the credentials

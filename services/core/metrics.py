@@ -33,23 +33,33 @@ class CoreMetrics:
             "tether_messages_produced", "Messages produced", ["topic"], registry=registry
         )
         self.dead_letters = Counter(
-            "tether_dead_letters", "Inputs turned into dead letters", ["stage", "reason"],
+            "tether_dead_letters",
+            "Inputs turned into dead letters",
+            ["stage", "reason"],
             registry=registry,
         )
         self.batch_seconds = Histogram(
-            "tether_batch_seconds", "Time to process one polled batch end to end",
+            "tether_batch_seconds",
+            "Time to process one polled batch end to end",
             registry=registry,
         )
         self.api_requests = Counter(
-            "tether_api_requests", "SaaS API requests", ["system", "operation", "status"],
+            "tether_api_requests",
+            "SaaS API requests",
+            ["system", "operation", "status"],
             registry=registry,
         )
         self.api_seconds = Histogram(
-            "tether_api_request_seconds", "SaaS API request latency", ["system", "operation"],
-            buckets=API_LATENCY_BUCKETS, registry=registry,
+            "tether_api_request_seconds",
+            "SaaS API request latency",
+            ["system", "operation"],
+            buckets=API_LATENCY_BUCKETS,
+            registry=registry,
         )
         self.info = Gauge(
-            "tether_service_info", "Constant 1, labelled with the service name", ["service"],
+            "tether_service_info",
+            "Constant 1, labelled with the service name",
+            ["service"],
             registry=registry,
         )
         self.info.labels(service=service).set(1)
@@ -68,7 +78,9 @@ class BudgetCollector(Collector):
 
     def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
         used = CounterMetricFamily(
-            "tether_api_budget_permits", "Permits taken from the client-side budget", labels=["budget"]
+            "tether_api_budget_permits",
+            "Permits taken from the client-side budget",
+            labels=["budget"],
         )
         waited = CounterMetricFamily(
             "tether_api_budget_wait_seconds", "Time spent waiting for budget", labels=["budget"]
@@ -77,7 +89,8 @@ class BudgetCollector(Collector):
             "tether_api_throttled", "429 answers received despite the budget", labels=["budget"]
         )
         limit = GaugeMetricFamily(
-            "tether_api_budget_rate", "Configured budget in requests per second (0 = lifted)",
+            "tether_api_budget_rate",
+            "Configured budget in requests per second (0 = lifted)",
             labels=["budget"],
         )
         for budget in self.budgets:

@@ -95,8 +95,7 @@ class HttpServer:
         self.alive: Callable[[], bool] = lambda: True
         self._server = ThreadingHTTPServer((host, port), self._handler_class())
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True,
-                                        name="http")
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True, name="http")
 
     @property
     def port(self) -> int:
@@ -147,8 +146,9 @@ class HttpServer:
                     self._send(200, CONTENT_TYPE_LATEST, generate_latest(server.registry))
                 elif method == "GET" and path == "/healthz":
                     ok = server.alive()
-                    self._send(200 if ok else 503, "application/json",
-                               json.dumps({"alive": ok}).encode())
+                    self._send(
+                        200 if ok else 503, "application/json", json.dumps({"alive": ok}).encode()
+                    )
                 elif method == "GET" and path == "/readyz":
                     checks = server.readiness()
                     ok = all(checks.values())
@@ -167,10 +167,10 @@ class HttpServer:
                 else:
                     self._send(HTTPStatus.NOT_FOUND, "text/plain", b"not found")
 
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 self._dispatch("GET")
 
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 self._dispatch("POST")
 
         return Handler
@@ -253,7 +253,7 @@ class ServiceRuntime:
         os._exit(1)
 
     def run(self, loop: Callable[[ServiceRuntime], None]) -> int:
-        """Start the HTTP port, run ``loop(self)`` until it returns, then stop; returns exit code."""
+        """Start the HTTP port, run ``loop(self)`` until it returns, stop; returns the exit code."""
         self.http.start()
         log.info("%s started", self.name, extra={"fields": {"http_port": self.http.port}})
         try:

@@ -84,21 +84,30 @@ class TopicLayout:
         return [self.commands(s, r) for s, rs in RESOURCES.items() for r in rs]
 
     def specs(self) -> list[TopicSpec]:
-        retention = (("cleanup.policy", "delete"),
-                     ("retention.ms", str(self.retention_days * DAY_MS)))
-        specs = [TopicSpec(t, self.partitions, "ChangeEvent", retention)
-                 for t in self.all_changes()]
-        specs += [TopicSpec(t, self.partitions, "Command", retention)
-                  for t in self.all_commands()]
+        retention = (
+            ("cleanup.policy", "delete"),
+            ("retention.ms", str(self.retention_days * DAY_MS)),
+        )
+        specs = [
+            TopicSpec(t, self.partitions, "ChangeEvent", retention) for t in self.all_changes()
+        ]
+        specs += [TopicSpec(t, self.partitions, "Command", retention) for t in self.all_commands()]
         specs.append(TopicSpec(self.outcomes, self.partitions, "Outcome", retention))
-        dead = (("cleanup.policy", "delete"),
-                ("retention.ms", str(self.deadletter_retention_days * DAY_MS)))
+        dead = (
+            ("cleanup.policy", "delete"),
+            ("retention.ms", str(self.deadletter_retention_days * DAY_MS)),
+        )
         specs += [TopicSpec(self.deadletters(s), 1, "DeadLetter", dead) for s in STAGES]
         specs.append(
             TopicSpec(
-                self.cursors, 1, "Cursor",
-                (("cleanup.policy", "compact"), ("min.compaction.lag.ms", "60000"),
-                 ("segment.ms", str(DAY_MS))),
+                self.cursors,
+                1,
+                "Cursor",
+                (
+                    ("cleanup.policy", "compact"),
+                    ("min.compaction.lag.ms", "60000"),
+                    ("segment.ms", str(DAY_MS)),
+                ),
             )
         )
         return specs
@@ -132,10 +141,31 @@ def provision(admin: AdminClient, layout: TopicLayout) -> list[str]:
     for spec in missing:
         try:
             admin.create_topics(
-                [NewTopic(spec.name, spec.partitions, layout.replication_factor,
-                          topic_configs=spec.config_dict)]
+                [
+                    NewTopic(
+                        spec.name,
+                        spec.partitions,
+                        layout.replication_factor,
+                        topic_configs=spec.config_dict,
+                    )
+                ]
             )
             created.append(spec.name)
         except TopicAlreadyExistsError:
             pass  # another replica provisioned it between list and create
     return created
+
+
+def record_key(tenant: str, system: str, resource: str, record_id: str) -> bytes:
+    """Message key of a change: the record identity, so one record's changes stay in order."""
+    return f"{tenant}/{system}/{resource}/{record_id}".encode()
+
+
+def link_key(link_id: str) -> bytes:
+    """Message key of commands and outcomes: the link id, so writes to one target are ordered."""
+    return link_id.encode()
+
+
+def cursor_key(tenant: str, system: str, resource: str, stream: str) -> bytes:
+    """Message key on the compacted cursors topic: one live value per cursor."""
+    return f"{tenant}/{system}/{resource}/{stream}".encode()

@@ -8,14 +8,22 @@ import psycopg
 from kafka import TopicPartition
 
 from services.core.codec import AvroCodec
-from services.core.kafka import commit_offsets, make_admin, make_consumer, make_producer, next_offsets
+from services.core.kafka import (
+    commit_offsets,
+    make_admin,
+    make_consumer,
+    make_producer,
+    next_offsets,
+)
 from services.core.schema_release import DEFAULT_SCHEMAS_DIR, load_sample, sample_to_datum
 from services.core.settings import TetherSettings
 from services.core.topics import TopicLayout, provision
 
 
 def settings_for(bootstrap: str, prefix: str) -> TetherSettings:
-    return TetherSettings(kafka_bootstrap_servers=bootstrap, topic_prefix=prefix, topic_partitions=2)
+    return TetherSettings(
+        kafka_bootstrap_servers=bootstrap, topic_prefix=prefix, topic_partitions=2
+    )
 
 
 def test_provisioning_creates_every_topic_with_its_settings_and_is_idempotent(
@@ -59,8 +67,11 @@ def test_avro_events_round_trip_and_a_restarted_group_resumes_at_its_commit(
     producer = make_producer(settings, "test")
     for i in range(10):
         event = {**sample, "event_id": str(uuid.uuid4()), "record_id": str(i)}
-        producer.send(topic, key=f"default/poweroffice/employees/{i}".encode(),
-                      value=codec.encode("ChangeEvent", event))
+        producer.send(
+            topic,
+            key=f"default/poweroffice/employees/{i}".encode(),
+            value=codec.encode("ChangeEvent", event),
+        )
     producer.flush()
     producer.close()
 

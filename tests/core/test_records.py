@@ -32,9 +32,16 @@ def test_record_travels_through_a_change_event() -> None:
     codec = AvroCodec()
     employee = {"Id": 5, "FirstName": "Ola", "Gender": "Male", "ContactGroupIds": [1, 2]}
     event = {
-        "event_id": "e", "tenant": "t", "system": "poweroffice", "resource": "employees",
-        "record_id": "5", "operation": "UPSERT", "origin": "POLL", "source_timestamp": 0,
-        "source_version": None, "extracted_at": 0,
+        "event_id": "e",
+        "tenant": "t",
+        "system": "poweroffice",
+        "resource": "employees",
+        "record_id": "5",
+        "operation": "UPSERT",
+        "origin": "POLL",
+        "source_timestamp": 0,
+        "source_version": None,
+        "extracted_at": 0,
         "record": wrap_record("poweroffice", "employees", employee),
     }
     decoded = codec.decode(codec.encode("ChangeEvent", event), "ChangeEvent")

@@ -63,7 +63,10 @@ def test_service_serves_health_and_metrics_tracks_kafka_and_stops_on_sigterm(
     }
     proc = subprocess.Popen(
         [sys.executable, "-m", "tests.support.probe_service", layout.outcomes],
-        cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True,
+        cwd=ROOT,
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         base = f"http://127.0.0.1:{_wait_port(proc)}"
@@ -90,9 +93,15 @@ def test_service_serves_health_and_metrics_tracks_kafka_and_stops_on_sigterm(
 
 def test_logs_are_json_and_mask_personal_data() -> None:
     formatter = JsonFormatter("svc", mask=True)
-    record = logging.LogRecord("x", logging.INFO, __file__, 1,
-                               "matched %s and %s", ("Ola.Nordmann@Example.no", "+47 912 34 567"),
-                               None)
+    record = logging.LogRecord(
+        "x",
+        logging.INFO,
+        __file__,
+        1,
+        "matched %s and %s",
+        ("Ola.Nordmann@Example.no", "+47 912 34 567"),
+        None,
+    )
     entry = json.loads(formatter.format(record))
     assert entry["msg"] == "matched <email> and <phone>"
     assert entry["service"] == "svc" and entry["level"] == "info"

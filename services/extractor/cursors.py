@@ -1,0 +1,144 @@
+"""Durable extractor cursors on the compacted cursors topic (the extractor owns no database).
+
+At start-up :meth:`CursorStore.load` reads the cursors topic from the beginning to its end
+offsets and keeps the newest value per key. :meth:`CursorStore.save` produces a new value and
+**waits for the broker's acknowledgement** — callers save a cursor only after the change events
+it covers were acknowledged, so a crash between the two re-reads (de-duplicated downstream)
+instead of skipping.
+
+Imports: kafka-python and the core modules.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.errors import KafkaError
+
+from services.core.codec import AvroCodec
+from services.core.errors import DecodeError, TransportError
+from services.core.topics import cursor_key
+
+log = logging.getLogger("tether.extractor.cursors")
+
+
+@dataclass(frozen=True)
+class Cursor:
+    tenant: str
+    system: str
+    resource: str
+    stream: str
+    position: str
+    seen: tuple[str, ...] = ()
+    updated_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    @property
+    def key(self) -> bytes:
+        return cursor_key(self.tenant, self.system, self.resource, self.stream)
+
+    def to_datum(self) -> dict[str, Any]:
+        return {
+            "tenant": self.tenant,
+            "system": self.system,
+            "resource": self.resource,
+            "stream": self.stream,
+            "position": self.position,
+            "seen": list(self.seen),
+            "updated_at": self.updated_at,
+        }
+
+    @classmethod
+    def from_datum(cls, datum: dict[str, Any]) -> Cursor:
+        return cls(
+            tenant=datum["tenant"],
+            system=datum["system"],
+            resource=datum["resource"],
+            stream=datum["stream"],
+            position=datum["position"],
+            seen=tuple(datum.get("seen") or ()),
+            updated_at=datum["updated_at"],
+        )
+
+
+class CursorStore:
+    def __init__(
+        self,
+        topic: str,
+        codec: AvroCodec,
+        producer: KafkaProducer,
+        bootstrap_servers: str,
+        ack_timeout: float = 30.0,
+    ) -> None:
+        self.topic = topic
+        self.codec = codec
+        self.producer = producer
+        self.bootstrap_servers = bootstrap_servers
+        self.ack_timeout = ack_timeout
+        self._cursors: dict[bytes, Cursor] = {}
+
+    def load(self, timeout: float = 30.0) -> int:
+        """Read the whole cursors topic (newest value per key wins); returns how many cursors."""
+        consumer = KafkaConsumer(
+            bootstrap_servers=self.bootstrap_servers.split(","),
+            enable_auto_commit=False,
+            group_id=None,
+            isolation_level="read_committed",
+        )
+        try:
+            partitions = consumer.partitions_for_topic(self.topic) or set()
+            tps = [TopicPartition(self.topic, p) for p in sorted(partitions)]
+            consumer.assign(tps)
+            consumer.seek_to_beginning(*tps)
+            end = consumer.end_offsets(tps)
+            deadline = time.monotonic() + timeout
+            while any(consumer.position(tp) < end[tp] for tp in tps):
+                if time.monotonic() > deadline:
+                    raise TransportError("timed out reading the cursors topic")
+                for batch in consumer.poll(timeout_ms=500).values():
+                    for record in batch:
+                        self._apply(record.key, record.value)
+        except KafkaError as exc:
+            raise TransportError(f"cannot read cursors: {type(exc).__name__}") from exc
+        finally:
+            consumer.close()
+        return len(self._cursors)
+
+    def _apply(self, key: bytes | None, value: bytes | None) -> None:
+        if key is None:
+            return
+        if value is None:  # tombstone: cursor reset
+            self._cursors.pop(key, None)
+            return
+        try:
+            self._cursors[key] = Cursor.from_datum(self.codec.decode(value, "Cursor"))
+        except DecodeError:
+            # An unreadable cursor only costs a re-read from the start; never a crash.
+            log.warning("ignoring an undecodable cursor", extra={"fields": {"key": key.decode()}})
+
+    def get(self, tenant: str, system: str, resource: str, stream: str) -> Cursor | None:
+        return self._cursors.get(cursor_key(tenant, system, resource, stream))
+
+    def save(self, cursor: Cursor) -> None:
+        """Produce the cursor and wait until the broker acknowledged it."""
+        try:
+            future = self.producer.send(
+                self.topic, key=cursor.key, value=self.codec.encode("Cursor", cursor.to_datum())
+            )
+            future.get(timeout=self.ack_timeout)
+        except KafkaError as exc:
+            raise TransportError(f"cursor not saved: {type(exc).__name__}") from exc
+        self._cursors[cursor.key] = cursor
+
+    def reset(self, tenant: str, system: str, resource: str, stream: str) -> None:
+        """Forget a cursor (tombstone): the next poll starts with a full snapshot."""
+        key = cursor_key(tenant, system, resource, stream)
+        try:
+            self.producer.send(self.topic, key=key, value=None).get(timeout=self.ack_timeout)
+        except KafkaError as exc:
+            raise TransportError(f"cursor not reset: {type(exc).__name__}") from exc
+        self._cursors.pop(key, None)

@@ -1,0 +1,73 @@
+"""Record identities and the deterministic ids the mapper derives from them.
+
+A record's identity is ``(tenant, system, resource, id)``: PowerOffice ids are only unique per
+resource, so the resource is part of the identity. ``RecordRef`` also carries the parent id that
+PowerOffice contact persons need for their URL (``/ContactPersons/{ContactId}/{Id}``); the parent
+is context, not identity (``RecordRef.identity`` leaves it out).
+
+Every id the mapper hands out is a UUIDv5 over a canonical JSON rendering of its inputs, so the
+same input always yields the same id (replay safety, loader de-duplication).
+
+Pure module: it imports no I/O library.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any, Final
+
+from pydantic import BaseModel, ConfigDict
+
+POWEROFFICE: Final = "poweroffice"
+WIX: Final = "wix"
+
+EMPLOYEES: Final = "employees"
+CUSTOMERS: Final = "customers"
+CONTACT_PERSONS: Final = "contact_persons"
+CONTACTS: Final = "contacts"
+
+SYSTEM_RESOURCES: Final[dict[str, tuple[str, ...]]] = {
+    POWEROFFICE: (EMPLOYEES, CUSTOMERS, CONTACT_PERSONS),
+    WIX: (CONTACTS,),
+}
+
+NAMESPACE: Final = uuid.UUID("6f1d2c8e-3b1a-5d7e-9a40-7e7465746865")
+"""Root namespace of every id Tether's mapper derives (never change it: ids would change)."""
+
+
+class RecordRef(BaseModel):
+    """A record in one system. ``id`` is ``None`` while the engine is still creating the record."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    tenant: str
+    system: str
+    resource: str
+    id: str | None = None
+    parent_id: str | None = None
+
+    @property
+    def identity(self) -> tuple[str, str, str, str | None]:
+        """``(tenant, system, resource, id)`` — the record identity (parent id excluded)."""
+        return (self.tenant, self.system, self.resource, self.id)
+
+    @property
+    def key(self) -> str:
+        """A short, stable, tenant-local key: ``system:resource:id`` (``new`` while creating)."""
+        return f"{self.system}:{self.resource}:{self.id if self.id is not None else 'new'}"
+
+
+def canonical_json(value: Any) -> str:
+    """Deterministic JSON used as the input of derived ids (sorted keys, no whitespace)."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def derive_id(kind: str, *parts: Any) -> str:
+    """A UUIDv5 (as text) over ``kind`` and ``parts``."""
+    return str(uuid.uuid5(NAMESPACE, canonical_json([kind, *parts])))
+
+
+def link_id_for(first_member: RecordRef) -> str:
+    """The id of the link founded by ``first_member`` (tenant + its identity)."""
+    return derive_id("link", *first_member.identity)

@@ -1,0 +1,243 @@
+"""Link state: which records in which systems are the same person, and what the mapper knows.
+
+A ``Link`` groups one Wix contact (its *Wix member*) with one or more PowerOffice records
+(*PowerOffice members*, each with its flow). Per member it keeps:
+
+* ``observed`` — the mapped props as last observed from that side (source timestamp, Wix
+  revision, per-property change timestamps, and whether that state came from our own write);
+* ``pending`` — the write in flight to that member (at most one; later differences are *held*
+  and computed again when its outcome arrives). For a member whose record does not exist yet
+  (``ref.id is None``) the pending write is the create;
+* ``written`` — props as last written there by us (confirmed by the loader);
+* ``synced`` — properties for which the member has taken part in a sync (a member that just
+  joined is not yet ``synced``: its differing values compete with the link's, see ``merge``);
+* ``rejected`` — values the target refused, so that they are not re-sent on every event.
+
+At link level, ``base`` holds the last synced value per canonical property (the value every
+member agreed on, ``base_ts`` when it was set at its source) — the ancestor of the three-way merge.
+
+Persistence: a ``Link`` is a frozen pydantic model; ``link.model_dump(mode="json")`` (or
+``to_json``) is the JSON document to store, ``Link.model_validate``/``from_json`` reads it back.
+``version`` grows by one with every decision that changes the link (optimistic locking).
+
+Pure module: it imports no I/O library.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from services.mapper.domain.identity import POWEROFFICE, WIX, RecordRef
+from services.mapper.domain.mappings import FLOWS, PROPERTIES, JsonScalar, Props
+
+
+class CommandAction(StrEnum):
+    CREATE = "create"
+    UPDATE = "update"
+    DELETE = "delete"
+
+
+class Origin(StrEnum):
+    """Where an observed state came from."""
+
+    EVENT = "event"
+    """A change event (someone edited the record, or a reconciliation read it)."""
+    WRITE = "write"
+    """The loader's report of our own write (its first echo is expected)."""
+
+
+class MemberStatus(StrEnum):
+    ACTIVE = "active"
+    UNLINKED = "unlinked"
+
+
+class LinkStatus(StrEnum):
+    ACTIVE = "active"
+    """Synced."""
+    UNLINKED = "unlinked"
+    """No longer synced: the Wix contact was deleted/merged away, or no PowerOffice member is
+    left. Events for its members are recorded, never acted on (a PowerOffice record may join
+    again through matching while the contact still exists)."""
+    ERROR = "error"
+    """The create of the Wix contact (or PowerOffice customer) failed; the next change retries."""
+    MERGED = "merged"
+    """Its members moved to ``merged_into`` (the loader found the contact already linked)."""
+
+
+class Snapshot(BaseModel):
+    """The mapped props of one member as observed at one point in time."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    props: Props
+    raw: dict[str, JsonScalar] = Field(default_factory=dict)
+    source_ts: datetime | None = None
+    revision: int | None = None
+    changed_at: dict[str, datetime] = Field(default_factory=dict)
+    """Per property: source timestamp of the observation in which its value last changed."""
+    origin: Origin = Origin.EVENT
+    event_id: str | None = None
+    has_other_items: bool = False
+
+
+class PendingWrite(BaseModel):
+    """A write in flight to one member (a create when the member has no id yet)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    command_id: str
+    action: CommandAction
+    props: Props
+    """Canonical props being written, in the form the target will hold them."""
+    against_revision: int | None = None
+    issued_at: datetime
+
+
+class Written(BaseModel):
+    """Props as last written to a member by us (confirmed by an outcome)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    command_id: str
+    props: Props
+    at: datetime
+
+
+class ErrorInfo(BaseModel):
+    """Why the last write to a member did not apply."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    outcome: str
+    command_id: str
+    code: str | None = None
+    message: str | None = None
+    at: datetime
+
+
+class Member(BaseModel):
+    """One record of a link (a Wix contact or a PowerOffice record)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    ref: RecordRef
+    flow: str
+    """The PowerOffice resource's flow name, or ``"wix"``."""
+    status: MemberStatus = MemberStatus.ACTIVE
+    status_reason: str | None = None
+    observed: Snapshot | None = None
+    pending: PendingWrite | None = None
+    written: Written | None = None
+    synced: tuple[str, ...] = ()
+    rejected: dict[str, str | None] = Field(default_factory=dict)
+    """Property -> comparison form of a value the target rejected (not re-sent)."""
+    created_by_engine: bool = False
+    last_error: ErrorInfo | None = None
+    joined_at: datetime
+
+    @property
+    def key(self) -> str:
+        return self.ref.key
+
+    @property
+    def is_wix(self) -> bool:
+        return self.ref.system == WIX
+
+    @property
+    def active(self) -> bool:
+        return self.status is MemberStatus.ACTIVE
+
+    @property
+    def mapped(self) -> tuple[str, ...]:
+        """The canonical properties this member carries (Wix: all of them)."""
+        if self.is_wix:
+            return tuple(PROPERTIES)
+        if self.observed is not None:
+            return tuple(self.observed.props)
+        if self.pending is not None:
+            return tuple(self.pending.props)
+        flow = FLOWS.get(self.flow)
+        return flow.property_names if flow is not None else ()
+
+
+class Link(BaseModel):
+    """Link state of one Wix contact and its PowerOffice records."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    link_id: str
+    tenant: str
+    status: LinkStatus = LinkStatus.ACTIVE
+    status_reason: str | None = None
+    members: tuple[Member, ...]
+    base: Props = Field(default_factory=dict)
+    base_ts: dict[str, datetime] = Field(default_factory=dict)
+    merged_into: str | None = None
+    version: int = 0
+    created_at: datetime
+    updated_at: datetime
+
+    # --- derived views ------------------------------------------------------------------------
+
+    @property
+    def wix_member(self) -> Member | None:
+        for member in self.members:
+            if member.is_wix:
+                return member
+        return None
+
+    @property
+    def wix_contact_id(self) -> str | None:
+        """The Wix contact id; ``None`` while its create is in flight (or failed)."""
+        wix = self.wix_member
+        return wix.ref.id if wix is not None else None
+
+    @property
+    def poweroffice_members(self) -> tuple[Member, ...]:
+        return tuple(m for m in self.members if m.ref.system == POWEROFFICE)
+
+    @property
+    def pending_create(self) -> bool:
+        """Whether a create (of the Wix contact or of a PowerOffice record) is in flight."""
+        return any(
+            m.ref.id is None and m.pending is not None and m.pending.action is CommandAction.CREATE
+            for m in self.members
+        )
+
+    def member(self, key: str) -> Member | None:
+        for member in self.members:
+            if member.key == key:
+                return member
+        return None
+
+    def member_for(self, ref: RecordRef) -> Member | None:
+        """The member with ``ref``'s identity (system, resource, id)."""
+        return self.member(ref.key)
+
+    def member_refs(self) -> tuple[RecordRef, ...]:
+        """Identities to index to find a record's link: every member with an id, unlinked ones
+        included (their later events are recognised and ignored); none for a merged link (its
+        members live on in ``merged_into``)."""
+        if self.status is LinkStatus.MERGED:
+            return ()
+        return tuple(m.ref for m in self.members if m.ref.id is not None)
+
+    def to_json(self) -> str:
+        return self.model_dump_json()
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> Link:
+        return cls.model_validate_json(text)
+
+    # --- functional updates -------------------------------------------------------------------
+
+    def replace_member(self, key: str, member: Member) -> Link:
+        """A copy with the member keyed ``key`` replaced (its key may change: id assigned)."""
+        members = tuple(member if m.key == key else m for m in self.members)
+        return self.model_copy(update={"members": members})
+
+    def add_member(self, member: Member) -> Link:
+        return self.model_copy(update={"members": (*self.members, member)})

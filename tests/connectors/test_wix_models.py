@@ -1,0 +1,185 @@
+"""Wix contact models, primary-item rules and the client's pure request builders."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from services.connectors.wix.client import build_create_info, build_update_info
+from services.connectors.wix.models import (
+    parse_contact,
+    primary_email,
+    primary_email_item,
+    primary_phone,
+)
+from services.core.errors import ContractError
+
+
+def wire(**info: Any) -> dict[str, Any]:
+    return {
+        "id": "c-1",
+        "revision": 3,
+        "createdDate": "2024-01-01T10:00:00.123Z",
+        "updatedDate": "2024-01-02T10:00:00.456Z",
+        "source": {"sourceType": "IMPORT"},
+        "info": info,
+    }
+
+
+FULL = wire(
+    name={"first": "Kari", "last": "Nordmann"},
+    emails={
+        "items": [
+            {"id": "e-1", "tag": "WORK", "email": "work@example.com"},
+            {"id": "e-2", "tag": "HOME", "email": "home@example.com", "primary": True},
+        ]
+    },
+    phones={
+        "items": [
+            {
+                "id": "p-1",
+                "tag": "MOBILE",
+                "countryCode": "NO",
+                "phone": "41234567",
+                "e164Phone": "+4741234567",
+                "formattedPhone": "+47 41 23 45 67",
+                "primary": True,
+            },
+            {"id": "p-2", "tag": "FAX", "phone": "22 22 22 22", "futureField": 1},
+        ]
+    },
+    addresses={"items": [{"id": "a-1", "tag": "HOME", "address": {"city": "Oslo"}}]},
+    extendedFields={"items": {"custom.tether-link-id": "L-1", "contacts.displayByFirstName": "K"}},
+)
+
+
+def test_parse_keeps_unknown_fields_and_round_trips():
+    contact = parse_contact(FULL)
+    assert contact.id == "c-1" and contact.revision == 3
+    assert contact.updated_date is not None and contact.updated_date.microsecond == 456000
+    back = contact.to_wire()
+    assert back["source"] == FULL["source"]
+    assert back["info"]["addresses"] == FULL["info"]["addresses"]
+    assert back["info"]["phones"]["items"][1]["futureField"] == 1
+    assert back["info"]["emails"]["items"][0]["primary"] is False  # absent means false
+    assert contact.extended_fields["custom.tether-link-id"] == "L-1"
+
+
+def test_primary_rules():
+    contact = parse_contact(FULL)
+    assert primary_email(contact) == "home@example.com"
+    assert primary_phone(contact) == "41234567"
+    unflagged = parse_contact(
+        wire(emails={"items": [{"email": "a@example.com"}, {"email": "b@example.com"}]})
+    )
+    assert primary_email(unflagged) == "a@example.com"  # none flagged, no mirror: first item
+    mirrored = parse_contact(
+        {
+            **wire(emails={"items": [{"email": "a@example.com"}, {"email": "b@example.com"}]}),
+            "primaryInfo": {"email": "b@example.com"},
+        }
+    )
+    item = primary_email_item(mirrored)
+    assert item is not None and item.email == "b@example.com"
+    only_mirror = parse_contact({**wire(), "primaryInfo": {"phone": "123"}})
+    assert primary_phone(only_mirror) == "123" and primary_email(only_mirror) is None
+
+
+@pytest.mark.parametrize(
+    ("payload", "where"),
+    [
+        ({"revision": 1}, "id: missing"),
+        ({"id": "x", "revision": "one"}, "revision: int_parsing"),
+        (
+            {"id": "x", "revision": 1, "info": {"emails": {"items": [{"tag": "MAIN"}]}}},
+            "info.emails.items.0.email: missing",
+        ),
+        (["not", "a", "dict"], "expected a JSON object"),
+    ],
+)
+def test_malformed_contacts_raise_contract_error(payload: object, where: str):
+    with pytest.raises(ContractError) as caught:
+        parse_contact(payload)
+    assert where in str(caught.value)
+
+
+def test_contract_error_does_not_echo_personal_data():
+    bad = wire(emails={"items": [{"email": ["secret@example.com"]}]})
+    with pytest.raises(ContractError) as caught:
+        parse_contact(bad)
+    assert "secret" not in str(caught.value)
+
+
+def test_build_create_info():
+    assert build_create_info(
+        first_name="Kari",
+        email=" k@example.com ",
+        phone="412",
+        phone_country="NO",
+        extended_fields={"custom.l": "1"},
+    ) == {
+        "name": {"first": "Kari"},
+        "emails": {"items": [{"tag": "MAIN", "email": "k@example.com", "primary": True}]},
+        "phones": {
+            "items": [{"tag": "MAIN", "phone": "412", "primary": True, "countryCode": "NO"}]
+        },
+        "extendedFields": {"items": {"custom.l": "1"}},
+    }
+
+
+def test_update_info_touches_only_what_changed():
+    contact = parse_contact(FULL)
+    assert build_update_info(contact, last_name="Hansen") == {
+        "name": {"first": "Kari", "last": "Hansen"}
+    }
+    assert build_update_info(contact, first_name=None) == {"name": {"last": "Nordmann"}}
+    assert build_update_info(contact) == {}
+
+
+def test_update_info_replaces_only_the_primary_email():
+    contact = parse_contact(FULL)
+    info = build_update_info(contact, email="new@example.com")
+    assert info == {
+        "emails": {
+            "items": [
+                {"id": "e-1", "tag": "WORK", "email": "work@example.com", "primary": False},
+                {"id": "e-2", "tag": "HOME", "email": "new@example.com", "primary": True},
+            ]
+        }
+    }
+    # the new value already exists as another item: listed once, as the primary item
+    promoted = build_update_info(contact, email="WORK@example.com")["emails"]["items"]
+    assert promoted == [{"id": "e-2", "tag": "HOME", "email": "WORK@example.com", "primary": True}]
+    cleared = build_update_info(contact, email=None)["emails"]["items"]
+    assert cleared == [{"id": "e-1", "tag": "WORK", "email": "work@example.com", "primary": False}]
+    bare = parse_contact(wire(name={"first": "X"}))
+    assert build_update_info(bare, email="x@example.com") == {
+        "emails": {"items": [{"tag": "MAIN", "email": "x@example.com", "primary": True}]}
+    }
+
+
+def test_update_info_phone_drops_derived_values_and_keeps_other_items():
+    items = build_update_info(parse_contact(FULL), phone="+47 98765432")["phones"]["items"]
+    assert items == [
+        {
+            "id": "p-1",
+            "tag": "MOBILE",
+            "countryCode": "NO",
+            "phone": "+47 98765432",
+            "primary": True,
+        },
+        {"id": "p-2", "tag": "FAX", "phone": "22 22 22 22", "primary": False, "futureField": 1},
+    ]
+
+
+def test_update_info_extended_fields_keep_other_custom_keys():
+    contact = parse_contact(FULL)
+    info = build_update_info(contact, extended_fields={"custom.other": 5})
+    assert info == {
+        "extendedFields": {"items": {"custom.tether-link-id": "L-1", "custom.other": 5}}
+    }
+    removed = build_update_info(contact, extended_fields={"custom.tether-link-id": None})
+    assert removed == {"extendedFields": {"items": {}}}
+    with pytest.raises(ValueError):
+        build_update_info(contact, extended_fields={"contacts.displayByFirstName": "x"})

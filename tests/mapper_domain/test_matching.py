@@ -1,0 +1,98 @@
+"""Matching: exactly one candidate links, none creates, several go to review."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from services.mapper.domain import (
+    Candidate,
+    ContactIndexEntry,
+    MatchKey,
+    MatchKind,
+    Policy,
+    link_match_keys,
+    match,
+    on_poweroffice_change,
+)
+
+from .support import T0, TENANT, customer, po_change
+
+EMAIL = MatchKey("email", "kari@example.no")
+PHONE = MatchKey("phone", "+4791234567")
+
+
+def entry(contact_id: str, *keys: MatchKey, tenant: str = TENANT) -> ContactIndexEntry:
+    return ContactIndexEntry(tenant=tenant, contact_id=contact_id, keys=keys, props={})
+
+
+def test_none_creates() -> None:
+    assert match([EMAIL], [], TENANT).kind is MatchKind.CREATE
+
+
+def test_no_keys_creates_whatever_the_candidates() -> None:
+    assert match([], [Candidate(contact=entry("c1", EMAIL))], TENANT).kind is MatchKind.CREATE
+
+
+def test_exactly_one_links() -> None:
+    result = match([EMAIL], [Candidate(contact=entry("c1", EMAIL))], TENANT)
+    assert result.kind is MatchKind.LINK
+    assert result.candidate is not None and result.candidate.identity == "c1"
+
+
+def test_the_same_contact_found_twice_is_one_candidate() -> None:
+    candidates = [
+        Candidate(contact=entry("c1", EMAIL, PHONE)),
+        Candidate(contact=entry("c1", EMAIL)),
+    ]
+    assert match([EMAIL, PHONE], candidates, TENANT).kind is MatchKind.LINK
+
+
+def test_several_are_ambiguous() -> None:
+    candidates = [Candidate(contact=entry("c1", EMAIL)), Candidate(contact=entry("c2", EMAIL))]
+    result = match([EMAIL], candidates, TENANT)
+    assert result.kind is MatchKind.AMBIGUOUS
+    assert result.candidate is None
+    assert result.candidate_ids == ("c1", "c2")
+
+
+def test_candidates_must_really_share_a_key_and_the_tenant() -> None:
+    candidates = [
+        Candidate(contact=entry("c1", PHONE)),
+        Candidate(contact=entry("c2", EMAIL, tenant="other")),
+    ]
+    assert match([EMAIL], candidates, TENANT).kind is MatchKind.CREATE
+
+
+def test_a_link_still_creating_its_contact_is_a_candidate() -> None:
+    decision = on_poweroffice_change(None, po_change("customers", customer(), T0), [], Policy(), T0)
+    link = decision.link
+    assert link is not None and link.wix_contact_id is None
+    assert EMAIL in link_match_keys(link)
+    result = match([EMAIL], [Candidate(link=link)], TENANT)
+    assert result.kind is MatchKind.LINK
+    assert result.candidate_ids == (f"link:{link.link_id}",)
+
+
+ids = st.sampled_from(["c1", "c2", "c3", "c4"])
+keys = st.sampled_from([EMAIL, PHONE, MatchKey("email", "x@example.no")])
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    record_keys=st.lists(keys, max_size=2, unique=True),
+    found=st.lists(st.tuples(ids, st.lists(keys, min_size=1, max_size=3)), max_size=6),
+)
+def test_matching_never_links_one_record_to_two_contacts(
+    record_keys: list[MatchKey], found: list[tuple[str, list[MatchKey]]]
+) -> None:
+    candidates = [Candidate(contact=entry(cid, *ks)) for cid, ks in found]
+    result = match(record_keys, candidates, TENANT)
+    matching = {cid for cid, ks in found if set(ks) & set(record_keys)}
+    if result.kind is MatchKind.LINK:
+        assert result.candidate is not None
+        assert matching == {result.candidate.identity}
+    elif result.kind is MatchKind.CREATE:
+        assert matching == set()
+    else:
+        assert len(matching) > 1 and result.candidate is None
