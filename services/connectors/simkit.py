@@ -4,6 +4,8 @@
   — ``run_forever`` does the same in the foreground for a simulator started as its own process.
 - ``FaultInjector`` is ASGI middleware that injects latency, error statuses, timeouts, dropped
   connections and 429 bursts per endpoint; rules are set from tests or the admin API.
+  ``lose_response`` lets the app handle the request (its effect happens) and then replaces the
+  answer with ``status`` (0: drops the connection) — the "did my create go through?" case.
 - ``WindowRateLimiter`` counts requests per key in a sliding window, as the real gateways do.
 """
 
@@ -28,7 +30,7 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-FaultKind = Literal["latency", "status", "timeout", "drop", "rate_limit"]
+FaultKind = Literal["latency", "status", "timeout", "drop", "rate_limit", "lose_response"]
 
 
 @dataclass
@@ -110,6 +112,16 @@ class FaultInjector:
             # client sees as a protocol/transport error (the closest ASGI gets to a TCP reset).
             await send({"type": "http.response.start", "status": 200, "headers": []})
             raise ConnectionAbortedError("injected dropped connection")
+        elif rule.kind == "lose_response":
+
+            async def discard(message: Message) -> None:
+                return None
+
+            await self.app(scope, receive, discard)
+            if rule.status == 0:
+                await send({"type": "http.response.start", "status": 200, "headers": []})
+                raise ConnectionAbortedError("injected lost response")
+            await _respond(send, rule.status, rule.body)
         else:  # "status" or "rate_limit"
             status = 429 if rule.kind == "rate_limit" else rule.status
             await _respond(send, status, rule.body)
@@ -163,10 +175,12 @@ class WindowRateLimiter:
 
 
 class ServerThread:
-    """Serve an ASGI app on 127.0.0.1 in a daemon thread; ``url`` is ready when ``start`` returns."""
+    """Serve an ASGI app on loopback in a daemon thread; ``url`` is ready when ``start`` returns."""
 
     def __init__(self, app: ASGIApp, host: str = "127.0.0.1", port: int = 0) -> None:
-        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY only on sockets whose proto says TCP,
+        # and accepted sockets inherit it; with proto 0 every response waited ~40 ms (Nagle).
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._sock.bind((host, port))
         self.host, self.port = self._sock.getsockname()[:2]

@@ -1,0 +1,1038 @@
+"""Production client of the PowerOffice Go v2 API (Employees, Customers, ContactPersons).
+
+Follows ``shared/reference/poweroffice-go-v2.md`` and works unchanged against the real API: it
+uses no simulator-only endpoint. Decisions on the reference's open points are in
+``docs/poweroffice-decisions.md``. What it does:
+
+- **Auth**: client-credentials token (``Basic base64(appKey:clientKey)`` +
+  ``Ocp-Apim-Subscription-Key``), renewed *proactively* ``renew_margin_seconds`` before expiry,
+  plus one re-authentication when a call still gets 401.
+- **Budget**: every HTTP request (token calls and retries included) first takes one permit from
+  the injected ``ApiBudget`` and is then paced so that the gateway, which counts arrivals, sees
+  the same rate (``_Pacer``); a 429 that gets through anyway is counted on the budget and waited
+  out (``Retry-After`` header, else "Try again in N seconds" in the body, else 1 s) and retried —
+  for every method, because the gateway rejected the request before the API saw it.
+- **Retries** (tenacity, capped exponential backoff with full jitter): 5xx, timeouts and
+  transport errors only for idempotent calls — GET, DELETE and PATCH with ``test`` guards.
+- **Creates are never blindly retried**: each carries a reference (``ExternalImportReference``
+  for customers/employees, ``ExternalCode`` for contact persons) that the API keeps unique. The
+  client looks the reference up before POST and again after a 400 or an unknown outcome (5xx,
+  timeout, dropped connection); a found record is returned (``CreateResult.created`` says whether
+  this call made it). A repeated POST is only sent after such a lookup found nothing, and cannot
+  duplicate because the API rejects a second record with the same reference.
+- **Guarded patches**: ``update_*`` builds RFC 6902 operations from ``{property: new_value}``
+  with ``test`` operations first from ``{property: expected_current_value}``. A refused patch
+  (409, or a 400 for a guarded one) is checked by reading the record: already in the desired
+  state -> returned; a guard no longer holds -> ``ConflictError(error_code="test_failed")``.
+- **Paging**: ``PageNumber``/``PageSize`` until a short page or 204. Incremental reads
+  (``changed_since``) page by keyset on ``LastChangedDateTimeOffset`` so that records edited
+  during the scan cannot be skipped.
+- **Errors** become ``services.core.errors`` types (``raise ... from exc``) with
+  ``system="poweroffice"``. Messages and logs carry operation names, ids and statuses only —
+  never keys, tokens, e-mail addresses or phone numbers (problem details are scrubbed).
+- **Metrics hook**: ``on_request(system, operation, status, seconds)`` after every HTTP exchange
+  (``status`` 0 when no response arrived); operations are low-cardinality names such as
+  ``customers.list`` or ``token``.
+
+Imports: standard library, httpx, pydantic, tenacity, ``services.core`` and ``models``. Never the
+simulator, never prometheus.
+"""
+
+from __future__ import annotations
+
+import base64
+import collections
+import email.utils
+import json
+import logging
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, Final, Generic, Protocol
+
+import httpx
+from pydantic import SecretStr
+from tenacity import RetryCallState, Retrying, retry_if_exception, wait_random_exponential
+
+from services.connectors.poweroffice.models import (
+    REFERENCE_FIELD,
+    ContactPerson,
+    Customer,
+    Employee,
+    RecordT,
+    Resource,
+    format_timestamp,
+    parse_record,
+    parse_timestamp,
+)
+from services.core.budget import ApiBudget
+from services.core.errors import (
+    ApiError,
+    AuthenticationError,
+    ConflictError,
+    ContractError,
+    NotFoundError,
+    PermissionDeniedError,
+    RateLimitedError,
+    ServerError,
+    TetherError,
+    TransportError,
+    ValidationError,
+)
+
+SYSTEM: Final = "poweroffice"
+PRODUCTION_BASE_URL: Final = "https://goapi.poweroffice.net/v2"
+PRODUCTION_TOKEN_URL: Final = "https://goapi.poweroffice.net/OAuth/Token"
+DEMO_BASE_URL: Final = "https://goapi.poweroffice.net/Demo/v2"
+DEMO_TOKEN_URL: Final = "https://goapi.poweroffice.net/Demo/OAuth/Token"
+DEFAULT_PAGE_SIZE: Final = 5000
+MAX_PAGE_SIZE: Final = 20_000
+MAX_REFERENCE_LENGTH: Final = 50
+
+_PATH: Final[dict[Resource, str]] = {
+    "employees": "/Employees",
+    "customers": "/Customers",
+    "contactpersons": "/ContactPersons",
+}
+_REFERENCE_FILTER: Final[dict[Resource, str]] = {
+    "employees": "externalImportReference",
+    "customers": "externalImportReference",
+    "contactpersons": "externalCodes",
+}
+_CHANGED_ORDER: Final = "LastChangedDateTimeOffset asc, Id asc"
+_TICK: Final = timedelta(microseconds=1)
+
+log = logging.getLogger(__name__)
+
+
+class RequestObserver(Protocol):
+    """Called after every HTTP exchange; must not raise (exceptions are logged and dropped)."""
+
+    def __call__(self, system: str, operation: str, status: int, seconds: float) -> None: ...
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How hard the client retries. Waits are in seconds."""
+
+    max_attempts: int = 5
+    max_rate_limited_attempts: int = 10
+    initial_backoff: float = 0.5
+    max_backoff: float = 30.0
+    max_retry_after: float = 60.0
+    max_create_posts: int = 3
+
+
+@dataclass(frozen=True)
+class CreateResult(Generic[RecordT]):
+    """A record after ``create_*``; ``created`` is False when one with the reference existed."""
+
+    record: RecordT
+    created: bool
+
+
+@dataclass
+class _CallState:
+    attempts: int = 0
+    reauthenticated: bool = False
+
+
+class _Pacer:
+    """Keeps this client's request *arrivals* within the budget's window, as the gateway counts.
+
+    ``ApiBudget`` counts permits when they are taken; the gateway counts requests when they
+    arrive. Latency jitter (and the limiter's millisecond rounding) can put ``requests + 1``
+    arrivals inside one window although the permits were spaced correctly, and each such 429
+    costs a whole ``Retry-After``. The pacer waits, after ``acquire()``, until the request
+    ``requests`` sends ago has *completed* at least ``per_seconds`` ago: its arrival was no later
+    than its completion, so the gateway cannot see too many. It costs about one round trip per
+    window; with an unlimited budget it does nothing.
+    """
+
+    def __init__(self, budget: ApiBudget) -> None:
+        self._window = budget.per_seconds
+        self._done: collections.deque[float] = collections.deque(
+            maxlen=budget.requests if budget.limited else 0
+        )
+        self._lock = threading.Lock()
+
+    def wait(self) -> None:
+        if self._done.maxlen == 0:
+            return
+        while True:
+            with self._lock:
+                full = len(self._done) == self._done.maxlen
+                delay = self._done[0] + self._window - time.monotonic() if full else 0.0
+            if delay <= 0:
+                return
+            time.sleep(delay)
+
+    def done(self) -> None:
+        if self._done.maxlen:
+            with self._lock:
+                self._done.append(time.monotonic())
+
+
+@dataclass
+class _Token:
+    value: SecretStr
+    expires_at: float  # client clock
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return format_timestamp(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def _pointer(*parts: str) -> str:
+    return "".join("/" + p.replace("~", "~0").replace("/", "~1") for p in parts)
+
+
+def build_patch(
+    changes: Mapping[str, Any], expected: Mapping[str, Any] | None = None
+) -> list[dict[str, Any]]:
+    """RFC 6902 operations: ``test`` for each expected value first, then ``replace`` per change.
+
+    Keys are PascalCase property names. A mapping value (``MailAddress``) becomes one operation
+    per sub-property (``/MailAddress/City``), as the API recommends.
+    """
+    ops: list[dict[str, Any]] = []
+    for kind, values in (("test", expected or {}), ("replace", changes)):
+        for name, value in values.items():
+            if isinstance(value, Mapping):
+                for sub, item in value.items():
+                    ops.append(
+                        {"op": kind, "path": _pointer(name, str(sub)), "value": _jsonable(item)}
+                    )
+            else:
+                ops.append({"op": kind, "path": _pointer(name), "value": _jsonable(value)})
+    return ops
+
+
+def _holds(record: Mapping[str, Any], values: Mapping[str, Any]) -> list[str]:
+    """Names of properties in ``values`` that ``record`` does NOT currently have."""
+    wrong: list[str] = []
+    for name, value in values.items():
+        current = record.get(name)
+        if isinstance(value, Mapping):
+            current_map = current if isinstance(current, Mapping) else {}
+            wrong.extend(
+                f"{name}.{sub}"
+                for sub, item in value.items()
+                if current_map.get(str(sub)) != _jsonable(item)
+            )
+        elif current != _jsonable(value):
+            wrong.append(name)
+    return wrong
+
+
+_EMAIL_RE = re.compile(r"[^\s@'\"]+@[^\s@'\"]+")
+_QUOTED_RE = re.compile(r"'[^']*'|\"[^\"]*\"")
+_ID_RE = re.compile(r"(?i)\b(id\s*=\s*)(\d+)")
+_NUMBER_RE = re.compile(r"\+?\d[\d \-]{3,}\d")
+
+
+def scrub(text: str, limit: int = 300) -> str:
+    """Remove what may be personal data from an API message: quoted values, e-mail addresses,
+    phone-like digit runs (``Id = 123`` is kept)."""
+    text = _QUOTED_RE.sub("'<value>'", text)
+    text = _EMAIL_RE.sub("<email>", text)
+    kept: list[str] = []
+
+    def keep(match: re.Match[str]) -> str:
+        kept.append(match.group(2))
+        return f"{match.group(1)}\x00{len(kept) - 1}\x00"
+
+    text = _ID_RE.sub(keep, text)
+    text = _NUMBER_RE.sub("<number>", text)
+    text = re.sub(r"\x00(\d+)\x00", lambda m: kept[int(m.group(1))], text)
+    return text[:limit]
+
+
+def _problem(response: httpx.Response) -> tuple[str | None, str | None, str | None]:
+    """(title, scrubbed detail, machine code) from ProblemDetails in either casing, an OAuth
+    error body or a gateway ``{statusCode, message}`` body."""
+    try:
+        body = response.json()
+    except ValueError:
+        return None, None, None
+    if not isinstance(body, dict):
+        return None, None, None
+    lowered = {str(k).lower(): v for k, v in body.items()}
+
+    def text(key: str) -> str | None:
+        value = lowered.get(key)
+        return value if isinstance(value, str) and value else None
+
+    oauth = text("error")
+    title = text("title") or oauth
+    detail = text("detail") or text("error_description") or text("message")
+    return (
+        scrub(title, 120) if title else None,
+        scrub(detail) if detail else None,
+        oauth or title,
+    )
+
+
+def _retry_after(response: httpx.Response, cap: float) -> float:
+    header = response.headers.get("retry-after")
+    if header:
+        try:
+            return min(max(float(header), 0.0), cap)
+        except ValueError:
+            try:
+                when = email.utils.parsedate_to_datetime(header)
+                return min(max((when - datetime.now(UTC)).total_seconds(), 0.0), cap)
+            except (TypeError, ValueError):
+                pass
+    try:
+        message = str(response.json().get("message", ""))
+    except (ValueError, AttributeError):
+        message = ""
+    match = re.search(r"(\d+(?:\.\d+)?)\s*seconds?", message)
+    if match:
+        return min(float(match.group(1)), cap)
+    return min(1.0, cap)
+
+
+class PowerOfficeClient:
+    """Synchronous PowerOffice Go v2 client; thread-safe; use as a context manager or ``close()``.
+
+    ``transport`` (an ``httpx.BaseTransport``), ``clock`` (monotonic seconds) and ``sleep`` are
+    injectable for tests.
+    """
+
+    def __init__(
+        self,
+        *,
+        application_key: SecretStr,
+        client_key: SecretStr,
+        subscription_key: SecretStr,
+        budget: ApiBudget,
+        base_url: str = PRODUCTION_BASE_URL,
+        token_url: str = PRODUCTION_TOKEN_URL,
+        timeout: float | httpx.Timeout = 30.0,
+        renew_margin_seconds: float = 60.0,
+        retry: RetryPolicy | None = None,
+        on_request: RequestObserver | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+        transport: httpx.BaseTransport | None = None,
+        user_agent: str = "tether-poweroffice/0.1",
+    ) -> None:
+        self._application_key = application_key
+        self._client_key = client_key
+        self._subscription_key = subscription_key
+        self.budget = budget
+        self.base_url = base_url.rstrip("/")
+        self.token_url = token_url
+        self.renew_margin_seconds = renew_margin_seconds
+        self.retry = retry or RetryPolicy()
+        self._on_request = on_request
+        self._clock = clock
+        self._sleep = sleep
+        self._http = httpx.Client(
+            timeout=timeout,
+            transport=transport,
+            headers={"User-Agent": user_agent, "Accept": "application/json"},
+        )
+        self._pacer = _Pacer(budget)
+        self._token: _Token | None = None
+        self._token_lock = threading.Lock()
+        self.tokens_fetched = 0
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> PowerOfficeClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"PowerOfficeClient(base_url={self.base_url!r})"
+
+    # -- employees ------------------------------------------------------------------------------
+
+    def iter_employees(
+        self,
+        *,
+        changed_since: datetime | str | None = None,
+        fields: Sequence[str] | None = None,
+        order_by: str | None = None,
+        page_size: int = DEFAULT_PAGE_SIZE,
+        params: Mapping[str, Any] | None = None,
+    ) -> Iterator[Employee]:
+        """All employees (or those changed after ``changed_since``). Extra filters in
+        ``params``, e.g. ``{"employeeCreatedDateTimeOffsetGreaterThan": dt}``."""
+        for item in self.iter_records(
+            "employees",
+            changed_since=changed_since,
+            fields=fields,
+            order_by=order_by,
+            page_size=page_size,
+            params=params,
+        ):
+            yield parse_record(Employee, item)
+
+    def get_employee(self, employee_id: int) -> Employee:
+        return parse_record(Employee, self._get_one("employees", f"/Employees/{employee_id}"))
+
+    def find_employee(self, reference: str) -> Employee | None:
+        """The employee whose ``ExternalImportReference`` is ``reference``, if any."""
+        found = self._find_by_reference("employees", reference)
+        return parse_record(Employee, found) if found is not None else None
+
+    def create_employee(
+        self, values: Mapping[str, Any], *, reference: str
+    ) -> CreateResult[Employee]:
+        """Create (``FirstName``/``LastName`` required) or return the one with ``reference``."""
+        return self._create(Employee, "employees", "/Employees", values, reference, None)
+
+    def update_employee(
+        self,
+        employee_id: int,
+        changes: Mapping[str, Any],
+        *,
+        expected: Mapping[str, Any] | None = None,
+    ) -> Employee:
+        return self._update(Employee, "employees", f"/Employees/{employee_id}", changes, expected)
+
+    def delete_employee(self, employee_id: int) -> None:
+        self._delete("employees", f"/Employees/{employee_id}")
+
+    # -- customers ------------------------------------------------------------------------------
+
+    def iter_customers(
+        self,
+        *,
+        changed_since: datetime | str | None = None,
+        fields: Sequence[str] | None = None,
+        order_by: str | None = None,
+        page_size: int = DEFAULT_PAGE_SIZE,
+        params: Mapping[str, Any] | None = None,
+    ) -> Iterator[Customer]:
+        for item in self.iter_records(
+            "customers",
+            changed_since=changed_since,
+            fields=fields,
+            order_by=order_by,
+            page_size=page_size,
+            params=params,
+        ):
+            yield parse_record(Customer, item)
+
+    def get_customer(self, customer_id: int) -> Customer:
+        return parse_record(Customer, self._get_one("customers", f"/Customers/{customer_id}"))
+
+    def find_customer(self, reference: str) -> Customer | None:
+        found = self._find_by_reference("customers", reference)
+        return parse_record(Customer, found) if found is not None else None
+
+    def create_customer(
+        self, values: Mapping[str, Any], *, reference: str
+    ) -> CreateResult[Customer]:
+        """Create (``Name``, or ``IsPerson`` + ``FirstName``/``LastName``) or find by reference."""
+        return self._create(Customer, "customers", "/Customers", values, reference, None)
+
+    def update_customer(
+        self,
+        customer_id: int,
+        changes: Mapping[str, Any],
+        *,
+        expected: Mapping[str, Any] | None = None,
+    ) -> Customer:
+        return self._update(Customer, "customers", f"/Customers/{customer_id}", changes, expected)
+
+    def delete_customer(self, customer_id: int) -> None:
+        self._delete("customers", f"/Customers/{customer_id}")
+
+    # -- contact persons ------------------------------------------------------------------------
+
+    def iter_contact_persons(
+        self,
+        *,
+        changed_since: datetime | str | None = None,
+        contact_ids: Sequence[int] | None = None,
+        fields: Sequence[str] | None = None,
+        order_by: str | None = None,
+        page_size: int = DEFAULT_PAGE_SIZE,
+        params: Mapping[str, Any] | None = None,
+    ) -> Iterator[ContactPerson]:
+        """Contact persons of all customers and suppliers (or of ``contact_ids``)."""
+        merged = dict(params or {})
+        if contact_ids:
+            merged["contactIds"] = ",".join(str(i) for i in contact_ids)
+        for item in self.iter_records(
+            "contactpersons",
+            changed_since=changed_since,
+            fields=fields,
+            order_by=order_by,
+            page_size=page_size,
+            params=merged,
+        ):
+            yield parse_record(ContactPerson, item)
+
+    def get_contact_person(self, contact_id: int, person_id: int) -> ContactPerson:
+        path = f"/ContactPersons/{contact_id}/{person_id}"
+        return parse_record(ContactPerson, self._get_one("contactpersons", path))
+
+    def find_contact_person(self, contact_id: int, reference: str) -> ContactPerson | None:
+        """The contact person of ``contact_id`` whose ``ExternalCode`` is ``reference``."""
+        found = self._find_by_reference("contactpersons", reference, contact_id)
+        return parse_record(ContactPerson, found) if found is not None else None
+
+    def create_contact_person(
+        self, contact_id: int, values: Mapping[str, Any], *, reference: str
+    ) -> CreateResult[ContactPerson]:
+        path = f"/ContactPersons/{contact_id}"
+        return self._create(ContactPerson, "contactpersons", path, values, reference, contact_id)
+
+    def update_contact_person(
+        self,
+        contact_id: int,
+        person_id: int,
+        changes: Mapping[str, Any],
+        *,
+        expected: Mapping[str, Any] | None = None,
+    ) -> ContactPerson:
+        path = f"/ContactPersons/{contact_id}/{person_id}"
+        return self._update(ContactPerson, "contactpersons", path, changes, expected)
+
+    def delete_contact_person(self, contact_id: int, person_id: int) -> None:
+        self._delete("contactpersons", f"/ContactPersons/{contact_id}/{person_id}")
+
+    # -- generic reads --------------------------------------------------------------------------
+
+    def iter_records(
+        self,
+        resource: Resource,
+        *,
+        changed_since: datetime | str | None = None,
+        fields: Sequence[str] | None = None,
+        order_by: str | None = None,
+        page_size: int = DEFAULT_PAGE_SIZE,
+        params: Mapping[str, Any] | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        """Wire records of a resource. With ``changed_since`` (exclusive; a ``str`` is sent
+        verbatim, e.g. a raw ``LastChangedDateTimeOffset``) pages by keyset on
+        (``LastChangedDateTimeOffset``, ``Id``) and ignores ``order_by``; otherwise pages by
+        ``PageNumber`` in ``order_by`` order (default ``Id asc``). ``fields`` projects (``Id``,
+        and ``LastChangedDateTimeOffset`` when incremental, are always included)."""
+        if not 1 <= page_size <= MAX_PAGE_SIZE:
+            raise ValueError(f"page_size must be 1..{MAX_PAGE_SIZE}")
+        base = dict(params or {})
+        wanted = list(fields) if fields else None
+        if wanted is not None and "Id" not in wanted:
+            wanted.insert(0, "Id")
+        if changed_since is None:
+            if wanted is not None:
+                base["Fields"] = ",".join(wanted)
+            base["OrderBy"] = order_by or "Id asc"
+            yield from self._iter_numbered(resource, base, page_size)
+            return
+        if wanted is not None:
+            if "LastChangedDateTimeOffset" not in wanted:
+                wanted.append("LastChangedDateTimeOffset")
+            base["Fields"] = ",".join(wanted)
+        yield from self._iter_changed(resource, base, changed_since, page_size)
+
+    def _iter_numbered(
+        self, resource: Resource, params: dict[str, Any], page_size: int
+    ) -> Iterator[dict[str, Any]]:
+        page = 1
+        while True:
+            items = self._get_list(
+                resource, _PATH[resource], {**params, "PageNumber": page, "PageSize": page_size}
+            )
+            yield from items
+            if len(items) < page_size:
+                return
+            page += 1
+
+    def _iter_changed(
+        self,
+        resource: Resource,
+        params: dict[str, Any],
+        since: datetime | str,
+        page_size: int,
+    ) -> Iterator[dict[str, Any]]:
+        # Keyset paging: re-query from just below the last timestamp seen (so records sharing
+        # it are not skipped) and drop the ones already yielded; a page made entirely of one
+        # timestamp falls back to the next PageNumber under the same floor.
+        floor: datetime | str = since
+        page = 1
+        edge: datetime | None = None
+        seen_at_edge: set[int] = set()
+        while True:
+            query = {
+                **params,
+                "lastChangedDateTimeOffsetGreaterThan": floor,
+                "OrderBy": _CHANGED_ORDER,
+                "PageNumber": page,
+                "PageSize": page_size,
+            }
+            items = self._get_list(resource, _PATH[resource], query)
+            stamps = [self._stamp_of(resource, item) for item in items]
+            for item, stamp in zip(items, stamps, strict=True):
+                if stamp == edge and item.get("Id") in seen_at_edge:
+                    continue
+                yield item
+            if len(items) < page_size:
+                return
+            top = stamps[-1]
+            ids_at_top = {
+                item["Id"]
+                for item, stamp in zip(items, stamps, strict=True)
+                if stamp == top and isinstance(item.get("Id"), int)
+            }
+            if edge is not None and top <= edge:
+                # No progress past the edge (a page of one timestamp, or a server that ignored
+                # OrderBy): keep the floor and take the next page.
+                if top == edge:
+                    seen_at_edge |= ids_at_top
+                page += 1
+                continue
+            seen_at_edge = ids_at_top
+            edge = top
+            floor = top - _TICK
+            page = 1
+
+    @staticmethod
+    def _stamp_of(resource: Resource, item: Mapping[str, Any]) -> datetime:
+        raw = item.get("LastChangedDateTimeOffset")
+        try:
+            if not isinstance(raw, str):
+                raise ValueError("missing")
+            return parse_timestamp(raw)
+        except ValueError as exc:
+            record_id = item.get("Id")
+            shown = record_id if isinstance(record_id, int) else "?"
+            raise ContractError(
+                f"poweroffice {resource} Id={shown}: LastChangedDateTimeOffset missing or invalid"
+            ) from exc
+
+    def _get_list(
+        self, resource: Resource, path: str, params: Mapping[str, Any]
+    ) -> list[dict[str, Any]]:
+        response = self._call("GET", path, f"{resource}.list", idempotent=True, params=params)
+        if response.status_code == 204 or not response.content.strip():
+            return []
+        body = self._json(response, f"{resource}.list")
+        if not isinstance(body, list) or not all(isinstance(i, dict) for i in body):
+            raise ContractError(f"poweroffice {resource}.list: expected a JSON array of objects")
+        return body
+
+    def _get_one(self, resource: Resource, path: str) -> dict[str, Any]:
+        response = self._call("GET", path, f"{resource}.get", idempotent=True)
+        body = self._json(response, f"{resource}.get")
+        if not isinstance(body, dict):
+            raise ContractError(f"poweroffice {resource}.get: expected a JSON object")
+        return body
+
+    def _find_by_reference(
+        self, resource: Resource, reference: str, contact_id: int | None = None
+    ) -> dict[str, Any] | None:
+        _check_reference(reference)
+        params: dict[str, Any] = {_REFERENCE_FILTER[resource]: reference}
+        if contact_id is not None:
+            params["contactIds"] = str(contact_id)
+        field_name = REFERENCE_FIELD[resource]
+        wanted = reference.strip().casefold()
+        # Filter again on our side: a server that ignored the filter must not make us link
+        # a wrong record.
+        for item in self._get_list(resource, _PATH[resource], params):
+            value = item.get(field_name)
+            same_parent = contact_id is None or item.get("ContactId") == contact_id
+            if isinstance(value, str) and value.strip().casefold() == wanted and same_parent:
+                return item
+        return None
+
+    # -- writes ---------------------------------------------------------------------------------
+
+    def _create(
+        self,
+        model: type[RecordT],
+        resource: Resource,
+        path: str,
+        values: Mapping[str, Any],
+        reference: str,
+        contact_id: int | None,
+    ) -> CreateResult[RecordT]:
+        _check_reference(reference)
+        field_name = REFERENCE_FIELD[resource]
+        given = values.get(field_name)
+        if given is not None and given != reference:
+            raise ValueError(f"{field_name} in values differs from reference")
+        payload = _jsonable({**values, field_name: reference})
+        existing = self._find_by_reference(resource, reference, contact_id)
+        if existing is not None:
+            return CreateResult(parse_record(model, existing), created=False)
+        operation = f"{resource}.create"
+        for post in range(1, self.retry.max_create_posts + 1):
+            try:
+                response = self._call("POST", path, operation, idempotent=False, json_body=payload)
+            except ValidationError:
+                # Possibly "reference already in use" (an earlier attempt or a concurrent
+                # creator): whoever holds the reference is the record we wanted.
+                existing = self._find_by_reference(resource, reference, contact_id)
+                if existing is not None:
+                    return CreateResult(parse_record(model, existing), created=False)
+                raise
+            except (ServerError, TransportError) as exc:
+                # Outcome unknown: look before posting again.
+                existing = self._find_by_reference(resource, reference, contact_id)
+                if existing is not None:
+                    return CreateResult(parse_record(model, existing), created=True)
+                if post >= self.retry.max_create_posts:
+                    raise
+                wait = min(self.retry.max_backoff, self.retry.initial_backoff * 2 ** (post - 1))
+                log.warning(
+                    "poweroffice %s outcome unknown (%s), not found by reference; posting again",
+                    operation,
+                    type(exc).__name__,
+                )
+                self._sleep(wait)
+                continue
+            return CreateResult(parse_record(model, self._json(response, operation)), created=True)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _update(
+        self,
+        model: type[RecordT],
+        resource: Resource,
+        path: str,
+        changes: Mapping[str, Any],
+        expected: Mapping[str, Any] | None,
+    ) -> RecordT:
+        if not changes:
+            raise ValueError("changes must not be empty")
+        operation = f"{resource}.update"
+        ops = build_patch(changes, expected)
+        try:
+            response = self._call("PATCH", path, operation, idempotent=bool(expected), patch=ops)
+        except (ConflictError, ValidationError) as exc:
+            if isinstance(exc, ValidationError) and not expected:
+                raise
+            current = self._get_one(resource, path)
+            if not _holds(current, changes):
+                # Already in the desired state (an earlier attempt of ours, or the same edit).
+                return parse_record(model, current)
+            mismatched = _holds(current, expected or {})
+            if mismatched:
+                raise ConflictError(
+                    f"{operation}: record changed since it was read (test failed)",
+                    system=SYSTEM,
+                    status=exc.status,
+                    error_code="test_failed",
+                    data={"properties": mismatched},
+                ) from exc
+            raise
+        return parse_record(model, self._json(response, operation))
+
+    def _delete(self, resource: Resource, path: str) -> None:
+        self._call(
+            "DELETE", path, f"{resource}.delete", idempotent=True, not_found_ok_on_retry=True
+        )
+
+    # -- HTTP core ------------------------------------------------------------------------------
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        operation: str,
+        *,
+        idempotent: bool,
+        params: Mapping[str, Any] | None = None,
+        json_body: Any = None,
+        patch: list[dict[str, Any]] | None = None,
+        not_found_ok_on_retry: bool = False,
+    ) -> httpx.Response:
+        state = _CallState()
+        query = {k: _param(v) for k, v in (params or {}).items() if v is not None}
+        retrying = Retrying(
+            stop=self._stop,
+            wait=self._wait,
+            retry=retry_if_exception(lambda exc: _retriable(exc, idempotent)),
+            sleep=self._sleep,
+            before_sleep=lambda rs: _log_retry(operation, rs),
+            reraise=True,
+        )
+
+        def attempt() -> httpx.Response:
+            state.attempts += 1
+            response = self._exchange(method, path, operation, query, json_body, patch, state)
+            if response.status_code == 404 and not_found_ok_on_retry and state.attempts > 1:
+                return response
+            if response.status_code >= 400:
+                raise self._error(response, operation)
+            return response
+
+        return retrying(attempt)
+
+    def _exchange(
+        self,
+        method: str,
+        path: str,
+        operation: str,
+        query: Mapping[str, str],
+        json_body: Any,
+        patch: list[dict[str, Any]] | None,
+        state: _CallState,
+    ) -> httpx.Response:
+        """One request (plus one re-authenticated resend after a 401)."""
+        while True:
+            token = self._access_token()
+            headers = {
+                "Authorization": f"Bearer {token.get_secret_value()}",
+                "Ocp-Apim-Subscription-Key": self._subscription_key.get_secret_value(),
+            }
+            content: bytes | None = None
+            if patch is not None:
+                headers["Content-Type"] = "application/json-patch+json"
+                content = json.dumps(patch, separators=(",", ":")).encode()
+            response = self._send(
+                method,
+                self.base_url + path,
+                operation,
+                params=query,
+                headers=headers,
+                json=json_body,
+                content=content,
+            )
+            if response.status_code == 401 and not state.reauthenticated:
+                state.reauthenticated = True
+                self._invalidate_token(token)
+                log.info("poweroffice %s got 401; re-authenticating once", operation)
+                continue
+            return response
+
+    def _send(self, method: str, url: str, operation: str, **kwargs: Any) -> httpx.Response:
+        self.budget.acquire()
+        self._pacer.wait()
+        started = time.perf_counter()
+        try:
+            try:
+                response = self._http.request(method, url, **kwargs)
+            finally:
+                self._pacer.done()
+        except httpx.TimeoutException as exc:
+            self._observe(operation, 0, time.perf_counter() - started)
+            raise TransportError(f"poweroffice {operation}: timed out") from exc
+        except httpx.HTTPError as exc:
+            self._observe(operation, 0, time.perf_counter() - started)
+            raise TransportError(
+                f"poweroffice {operation}: transport error ({type(exc).__name__})"
+            ) from exc
+        seconds = time.perf_counter() - started
+        self._observe(operation, response.status_code, seconds)
+        log.debug(
+            "poweroffice %s %s -> %s in %.3fs",
+            method,
+            operation,
+            response.status_code,
+            seconds,
+        )
+        if response.status_code == 429:
+            self.budget.note_throttled()
+        return response
+
+    def _observe(self, operation: str, status: int, seconds: float) -> None:
+        if self._on_request is None:
+            return
+        try:
+            self._on_request(SYSTEM, operation, status, seconds)
+        except Exception:
+            log.exception("poweroffice on_request observer failed")
+
+    def _error(self, response: httpx.Response, operation: str) -> ApiError:
+        status = response.status_code
+        title, detail, code = _problem(response)
+        message = f"{operation} failed: {title or response.reason_phrase or 'HTTP error'}"
+        data: dict[str, Any] = {"operation": operation}
+        if detail:
+            data["detail"] = detail
+        kwargs: dict[str, Any] = {
+            "system": SYSTEM,
+            "status": status,
+            "error_code": code,
+            "data": data,
+        }
+        if status == 429:
+            wait = _retry_after(response, self.retry.max_retry_after)
+            return RateLimitedError(message, retry_after=wait, **kwargs)
+        if status in (400, 422):
+            return ValidationError(message, **kwargs)
+        if status == 401:
+            return AuthenticationError(message, **kwargs)
+        if status == 403:
+            return PermissionDeniedError(message, **kwargs)
+        if status == 404:
+            return NotFoundError(message, **kwargs)
+        if status == 409:
+            return ConflictError(message, **kwargs)
+        if status >= 500:
+            return ServerError(message, **kwargs)
+        return ApiError(message, **kwargs)
+
+    @staticmethod
+    def _json(response: httpx.Response, operation: str) -> Any:
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise ContractError(f"poweroffice {operation}: response body is not JSON") from exc
+
+    # -- retry policy ---------------------------------------------------------------------------
+
+    def _stop(self, state: RetryCallState) -> bool:
+        exc = state.outcome.exception() if state.outcome is not None else None
+        if isinstance(exc, RateLimitedError):
+            return state.attempt_number >= self.retry.max_rate_limited_attempts
+        return state.attempt_number >= self.retry.max_attempts
+
+    def _wait(self, state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome is not None else None
+        if isinstance(exc, RateLimitedError):
+            return exc.retry_after if exc.retry_after is not None else 1.0
+        backoff = wait_random_exponential(
+            multiplier=self.retry.initial_backoff, max=self.retry.max_backoff
+        )
+        return float(backoff(state))
+
+    # -- token ----------------------------------------------------------------------------------
+
+    def _access_token(self) -> SecretStr:
+        with self._token_lock:
+            token = self._token
+            if token is not None and self._clock() < token.expires_at - self.renew_margin_seconds:
+                return token.value
+            self._token = self._fetch_token()
+            return self._token.value
+
+    def _invalidate_token(self, used: SecretStr) -> None:
+        with self._token_lock:
+            if self._token is not None and self._token.value == used:
+                self._token = None
+
+    def _fetch_token(self) -> _Token:
+        basic = base64.b64encode(
+            f"{self._application_key.get_secret_value()}:"
+            f"{self._client_key.get_secret_value()}".encode()
+        ).decode()
+        headers = {
+            "Authorization": f"Basic {basic}",
+            "Ocp-Apim-Subscription-Key": self._subscription_key.get_secret_value(),
+        }
+        retrying = Retrying(
+            stop=self._stop,
+            wait=self._wait,
+            retry=retry_if_exception(lambda exc: _retriable(exc, True)),
+            sleep=self._sleep,
+            before_sleep=lambda rs: _log_retry("token", rs),
+            reraise=True,
+        )
+
+        def attempt() -> _Token:
+            requested_at = self._clock()
+            response = self._send(
+                "POST",
+                self.token_url,
+                "token",
+                headers=headers,
+                data={"grant_type": "client_credentials"},
+            )
+            if response.status_code in (400, 401):
+                title, _, code = _problem(response)
+                raise AuthenticationError(
+                    f"token request refused: {title or 'invalid credentials'}",
+                    system=SYSTEM,
+                    status=response.status_code,
+                    error_code=code,
+                )
+            if response.status_code >= 400:
+                raise self._error(response, "token")
+            body = self._json(response, "token")
+            value = body.get("access_token") if isinstance(body, dict) else None
+            lifetime = body.get("expires_in") if isinstance(body, dict) else None
+            if not isinstance(value, str) or not value:
+                raise ContractError("poweroffice token: response has no access_token")
+            if not isinstance(lifetime, int | float) or isinstance(lifetime, bool):
+                lifetime = 600  # the spec's example lifetime; the real one is 1200
+            self.tokens_fetched += 1
+            return _Token(SecretStr(value), requested_at + float(lifetime))
+
+        return retrying(attempt)
+
+
+def _param(value: Any) -> str:
+    if isinstance(value, datetime):
+        return format_timestamp(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list | tuple | set):
+        return ",".join(str(v) for v in value)
+    return str(value)
+
+
+def _retriable(exc: BaseException, idempotent: bool) -> bool:
+    if isinstance(exc, RateLimitedError):
+        return True  # the gateway refused it before the API saw it: safe for any method
+    if isinstance(exc, ServerError | TransportError):
+        return idempotent
+    return False
+
+
+def _log_retry(operation: str, state: RetryCallState) -> None:
+    exc = state.outcome.exception() if state.outcome is not None else None
+    status = exc.status if isinstance(exc, ApiError) else None
+    wait = state.next_action.sleep if state.next_action is not None else 0.0
+    log.warning(
+        "poweroffice %s attempt %d failed (%s%s); retrying in %.2fs",
+        operation,
+        state.attempt_number,
+        type(exc).__name__ if isinstance(exc, TetherError) else "error",
+        f" status={status}" if status is not None else "",
+        wait,
+    )
+
+
+def _check_reference(reference: str) -> None:
+    if not reference or not reference.strip():
+        raise ValueError("reference must not be empty")
+    if len(reference) > MAX_REFERENCE_LENGTH:
+        raise ValueError(f"reference must be at most {MAX_REFERENCE_LENGTH} characters")
+    if "," in reference:
+        raise ValueError("reference must not contain a comma (list filters split on commas)")
+
+
+__all__ = [
+    "DEFAULT_PAGE_SIZE",
+    "DEMO_BASE_URL",
+    "DEMO_TOKEN_URL",
+    "MAX_PAGE_SIZE",
+    "PRODUCTION_BASE_URL",
+    "PRODUCTION_TOKEN_URL",
+    "SYSTEM",
+    "CreateResult",
+    "PowerOfficeClient",
+    "RequestObserver",
+    "RetryPolicy",
+    "build_patch",
+    "scrub",
+]
