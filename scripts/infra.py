@@ -137,8 +137,12 @@ def kafka_libs() -> Path:
     shutil.rmtree(libs, ignore_errors=True)
     run(
         [
-            "mvn", "-q", "-B", f"-Dmaven.repo.local={CACHE_DIR / 'm2'}",
-            "dependency:copy-dependencies", "-DincludeScope=runtime",
+            "mvn",
+            "-q",
+            "-B",
+            f"-Dmaven.repo.local={CACHE_DIR / 'm2'}",
+            "dependency:copy-dependencies",
+            "-DincludeScope=runtime",
             f"-DoutputDirectory={libs}",
         ],
         cwd=home,
@@ -198,8 +202,14 @@ def kafka_up() -> str:
     )
     classpath = f"{libs}/*"
     java = [
-        "java", "-Xms256m", "-Xmx768m", "-XX:+UseG1GC", "-Djava.awt.headless=true",
-        f"-Dlog4j.configuration=file:{kdir / 'log4j.properties'}", "-cp", classpath,
+        "java",
+        "-Xms256m",
+        "-Xmx768m",
+        "-XX:+UseG1GC",
+        "-Djava.awt.headless=true",
+        f"-Dlog4j.configuration=file:{kdir / 'log4j.properties'}",
+        "-cp",
+        classpath,
     ]
     cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
     log("formatting KRaft storage")
@@ -211,7 +221,9 @@ def kafka_up() -> str:
     with open(log_file, "ab") as out:
         proc = subprocess.Popen(
             [*java, "kafka.Kafka", str(props)],
-            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
             start_new_session=True,
         )
     pid_file.write_text(str(proc.pid))
@@ -230,16 +242,22 @@ def apt_install(packages: list[str]) -> None:
     log(f"installing {' '.join(packages)} from Debian's packages")
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     run(["apt-get", "update", "-qq"], env=env, stdout=subprocess.DEVNULL)
-    run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", *packages], env=env,
-        stdout=subprocess.DEVNULL)
+    run(
+        ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *packages],
+        env=env,
+        stdout=subprocess.DEVNULL,
+    )
 
 
 def postgres_bindir() -> Path:
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(p.split("/")[4]))
+    found = sorted(
+        glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(p.split("/")[4])
+    )
     if not found:
         apt_install(["postgresql"])
-        found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"),
-                       key=lambda p: int(p.split("/")[4]))
+        found = sorted(
+            glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(p.split("/")[4])
+        )
     if not found:
         raise SystemExit("[infra] PostgreSQL server binaries not found after install")
     return Path(found[-1]).parent
@@ -271,8 +289,18 @@ def postgres_up() -> str:
     log(f"initdb in {data}")
     run(
         as_postgres_user(
-            [str(bindir / "initdb"), "-D", str(data), "-U", POSTGRES_USER, "--auth=trust",
-             "-E", "UTF8", "--locale=C.UTF-8", "--no-sync"]
+            [
+                str(bindir / "initdb"),
+                "-D",
+                str(data),
+                "-U",
+                POSTGRES_USER,
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--locale=C.UTF-8",
+                "--no-sync",
+            ]
         ),
         stdout=subprocess.DEVNULL,
     )
@@ -284,15 +312,34 @@ def postgres_up() -> str:
     )
     run(
         as_postgres_user(
-            [str(bindir / "pg_ctl"), "-D", str(data), "-l", str(log_file), "-o", options,
-             "-w", "-t", "60", "start"]
+            [
+                str(bindir / "pg_ctl"),
+                "-D",
+                str(data),
+                "-l",
+                str(log_file),
+                "-o",
+                options,
+                "-w",
+                "-t",
+                "60",
+                "start",
+            ]
         ),
         stdout=subprocess.DEVNULL,
     )
     run(
         as_postgres_user(
-            [str(bindir / "createdb"), "-h", "127.0.0.1", "-p", str(POSTGRES_PORT),
-             "-U", POSTGRES_USER, POSTGRES_DB]
+            [
+                str(bindir / "createdb"),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(POSTGRES_PORT),
+                "-U",
+                POSTGRES_USER,
+                POSTGRES_DB,
+            ]
         )
     )
     if not pid_file.exists():
@@ -310,7 +357,9 @@ def postgres_down() -> None:
         log("stopping PostgreSQL")
         subprocess.run(
             as_postgres_user([str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"]),
-            check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            check=False,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
 
 
@@ -355,7 +404,9 @@ def cmd_down() -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
     parser.add_argument("command", choices=["up", "env", "status", "down", "kafka-libs"])
     args = parser.parse_args()
     {

@@ -28,7 +28,9 @@ def infra_env() -> dict[str, str]:
     if "TETHER_KAFKA_BOOTSTRAP_SERVERS" not in os.environ:
         out = subprocess.run(
             [sys.executable, str(ROOT / "scripts" / "infra.py"), "up"],
-            check=True, capture_output=True, text=True,
+            check=True,
+            capture_output=True,
+            text=True,
         ).stdout
         for line in out.splitlines():
             key, _, value = line.partition("=")
@@ -60,4 +62,6 @@ def pg_dsn(infra_env: dict[str, str]) -> Iterator[str]:
     base, _, _ = admin_dsn.rpartition("/")
     yield f"{base}/{name}"
     with psycopg.connect(admin_dsn, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )

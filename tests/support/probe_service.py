@@ -21,8 +21,9 @@ def main() -> int:
     configure_logging("probe", settings.log_level)
     registry = CollectorRegistry()
     metrics = CoreMetrics(registry, "probe")
-    runtime = ServiceRuntime("probe", registry, "127.0.0.1", settings.http_port,
-                             settings.shutdown_timeout_seconds)
+    runtime = ServiceRuntime(
+        "probe", registry, "127.0.0.1", settings.http_port, settings.shutdown_timeout_seconds
+    )
     runtime.http.add_check(
         "kafka", CachedCheck(lambda: tcp_reachable(settings.kafka_bootstrap_servers), 0.5)
     )
@@ -34,11 +35,11 @@ def main() -> int:
         try:
             while not rt.stopping.is_set():
                 rt.heartbeat()
-                batches = consumer.poll(timeout_ms=200)              # 1. poll
+                batches = consumer.poll(timeout_ms=200)  # 1. poll
                 records = [r for batch in batches.values() for r in batch]
-                for record in records:                                # 2. handle
+                for record in records:  # 2. handle
                     metrics.consumed.labels(record.topic).inc()
-                commit_offsets(consumer, next_offsets(records))       # 3. commit
+                commit_offsets(consumer, next_offsets(records))  # 3. commit
         finally:
             consumer.close()
 
