@@ -90,12 +90,18 @@ class CursorStore:
             isolation_level="read_committed",
         )
         try:
+            deadline = time.monotonic() + timeout
+            # A topic provisioned a moment ago may not be in the broker's metadata yet.
             partitions = consumer.partitions_for_topic(self.topic) or set()
+            while not partitions:
+                if time.monotonic() > deadline:
+                    raise TransportError("the cursors topic has no partitions (not provisioned?)")
+                time.sleep(0.1)
+                partitions = consumer.partitions_for_topic(self.topic) or set()
             tps = [TopicPartition(self.topic, p) for p in sorted(partitions)]
             consumer.assign(tps)
             consumer.seek_to_beginning(*tps)
             end = consumer.end_offsets(tps)
-            deadline = time.monotonic() + timeout
             while any(consumer.position(tp) < end[tp] for tp in tps):
                 if time.monotonic() > deadline:
                     raise TransportError("timed out reading the cursors topic")

@@ -117,12 +117,12 @@ def test_get_retries_timeout(
 ) -> None:
     created = sim.seed("employees", [{"FirstName": "Ola", "LastName": "N"}])[0]
     policy = RetryPolicy(max_attempts=2)
-    with make_client(sim, running[1], sleeps, timeout=0.3, retry=policy) as po:
+    with make_client(sim, running[1], sleeps, timeout=1.0, retry=policy) as po:
         list(po.iter_employees())
-        sim.add_fault(FaultRule(kind="timeout", seconds=0.6, path="/v2/Employees/", times=1))
+        sim.add_fault(FaultRule(kind="timeout", seconds=2.5, path="/v2/Employees/", times=1))
         assert po.get_employee(created["Id"]).first_name == "Ola"
         assert sim.faults.injected["timeout"] == 1
-        sim.add_fault(FaultRule(kind="timeout", seconds=0.6, path="/v2/Employees/", times=2))
+        sim.add_fault(FaultRule(kind="timeout", seconds=2.5, path="/v2/Employees/", times=2))
         with pytest.raises(TransportError) as info:
             po.get_employee(created["Id"])
         assert info.value.retriable

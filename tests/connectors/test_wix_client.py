@@ -336,13 +336,14 @@ def test_idempotent_calls_retry_5xx_and_timeouts(
     sim: WixSimulator, server: ServerThread, admin: WixAdmin, calls: Calls
 ):
     budget = ApiBudget("wix-test", 0)
-    with make_client(sim, server, calls, budget=budget, timeout_seconds=0.3) as client:
+    # The client timeout leaves room for a loaded CI machine; the injected stall exceeds it 3x.
+    with make_client(sim, server, calls, budget=budget, timeout_seconds=1.0) as client:
         contact = new_contact(client)
         admin.add_fault(
             kind="status", status=503, path="/contacts/v4/contacts/", method="GET", times=2
         )
         assert client.get(contact.id).contact.id == contact.id
-        admin.add_fault(kind="timeout", seconds=1.0, path="/query", times=1)
+        admin.add_fault(kind="timeout", seconds=3.0, path="/query", times=1)
         assert client.query_page().total == 1
         admin.add_fault(kind="drop", path="/contacts/v4/contacts/", method="PATCH", times=1)
         assert client.update(contact, first_name="Retried").revision == 2
@@ -376,7 +377,7 @@ def test_retries_are_capped(sim: WixSimulator, server: ServerThread, admin: WixA
 def test_create_is_never_blindly_retried(
     sim: WixSimulator, server: ServerThread, admin: WixAdmin, calls: Calls
 ):
-    with make_client(sim, server, calls, timeout_seconds=0.3) as client:
+    with make_client(sim, server, calls, timeout_seconds=1.0) as client:
         admin.add_fault(
             kind="status", status=503, path="/contacts/v4/contacts$", method="POST", times=1
         )
@@ -389,14 +390,14 @@ def test_create_is_never_blindly_retried(
         assert admin.contacts() == []  # faults hit before the store: nothing was created
         created = new_contact(client)
     # a delete that timed out but took effect is done when the retry finds it gone
-    admin.add_fault(kind="latency", seconds=0.4, method="DELETE", times=1)
+    admin.add_fault(kind="latency", seconds=2.0, method="DELETE", times=1)
     with make_client(
         sim,
         server,
         calls,
-        timeout_seconds=0.2,
-        backoff_initial_seconds=0.6,
-        backoff_max_seconds=0.6,
+        timeout_seconds=1.0,
+        backoff_initial_seconds=2.2,
+        backoff_max_seconds=2.2,
     ) as client:
         client.delete(created.id)
     assert admin.contacts() == []

@@ -517,6 +517,20 @@ class PowerOfficeClient:
 
     # -- generic reads --------------------------------------------------------------------------
 
+    def get_record(
+        self, resource: Resource, record_id: int, *, contact_id: int | None = None
+    ) -> dict[str, Any]:
+        """One record as the API sent it: the unparsed wire dict (``NotFoundError`` if absent).
+
+        For callers that keep records verbatim (the extractor: a parsed timestamp would lose the
+        7th fractional digit). Contact persons need ``contact_id`` (their customer's ``Id``).
+        """
+        if resource == "contactpersons":
+            if contact_id is None:
+                raise ValueError("contact persons are read with their contact_id")
+            return self._get_one(resource, f"/ContactPersons/{contact_id}/{record_id}")
+        return self._get_one(resource, f"{_PATH[resource]}/{record_id}")
+
     def iter_records(
         self,
         resource: Resource,

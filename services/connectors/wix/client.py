@@ -77,6 +77,7 @@ __all__ = [
     "DuplicateContactError",
     "GetContactResult",
     "OnRequest",
+    "RawContactPage",
     "RequestNotSentError",
     "WixAuth",
     "WixClient",
@@ -161,6 +162,16 @@ class GetContactResult:
 @dataclass(frozen=True)
 class ContactPage:
     contacts: list[Contact]
+    count: int
+    offset: int
+    total: int | None
+
+
+@dataclass(frozen=True)
+class RawContactPage:
+    """A Query Contacts page as sent: ``contacts`` are unparsed wire objects (any JSON value)."""
+
+    contacts: list[Any]
     count: int
     offset: int
     total: int | None
@@ -364,6 +375,40 @@ class WixClient:
         search: str | None = None,
     ) -> ContactPage:
         """One page of Query Contacts (offset paging, ``limit`` 1..1000)."""
+        raw = self.query_page_raw(
+            query_filter,
+            sort_field=sort_field,
+            order=order,
+            limit=limit,
+            offset=offset,
+            fields=fields,
+            fieldsets=fieldsets,
+            search=search,
+        )
+        return ContactPage(
+            contacts=[parse_contact(c) for c in raw.contacts],
+            count=raw.count,
+            offset=raw.offset,
+            total=raw.total,
+        )
+
+    def query_page_raw(
+        self,
+        query_filter: Mapping[str, Any] | None = None,
+        *,
+        sort_field: str = "createdDate",
+        order: str = "ASC",
+        limit: int = MAX_PAGE,
+        offset: int = 0,
+        fields: Sequence[str] | None = None,
+        fieldsets: Sequence[str] | None = None,
+        search: str | None = None,
+    ) -> RawContactPage:
+        """``query_page`` without parsing: each contact is the wire object exactly as Wix sent it.
+
+        For callers that keep records verbatim and handle a malformed contact one by one (the
+        extractor dead-letters it and goes on with the rest of the page).
+        """
         if not 1 <= limit <= MAX_PAGE:
             raise ValueError(f"limit must be 1..{MAX_PAGE}")
         query: dict[str, Any] = {
@@ -383,13 +428,13 @@ class WixClient:
         raw = body.get("contacts")
         if not isinstance(raw, list):
             raise ContractError("wix query: response has no contacts list")
-        contacts = [parse_contact(c) for c in raw]
         meta = body.get("pagingMetadata") if isinstance(body.get("pagingMetadata"), dict) else {}
         assert isinstance(meta, dict)
         total = meta.get("total")
-        return ContactPage(
-            contacts=contacts,
-            count=int(meta.get("count", len(contacts))),
+        count = meta.get("count", len(raw))
+        return RawContactPage(
+            contacts=raw,
+            count=count if isinstance(count, int) else len(raw),
             offset=int(meta.get("offset", offset)),
             total=int(total) if isinstance(total, int) else None,
         )

@@ -1,0 +1,109 @@
+"""Read-only views of the mapper's PostgreSQL state for the demo's progress and report.
+
+The demo is an operator tool: it reads the mapper's tables (services/mapper/migrations) the way
+an operator's SQL would, and never writes them. Before the mapper has migrated its database the
+views answer "nothing yet" instead of failing.
+
+Imports: psycopg and the demo's own verify module.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from psycopg import errors
+
+from services.demo.verify import LinkView
+
+PENDING = """
+    SELECT count(*) FROM mapper_links l
+    WHERE l.status = 'active' AND EXISTS (
+        SELECT 1 FROM jsonb_array_elements(l.state -> 'members') m
+        WHERE jsonb_typeof(m -> 'pending') = 'object')
+"""
+LINKED = """
+    SELECT count(*) FROM mapper_link_members m JOIN mapper_links l USING (link_id)
+    WHERE m.system = 'poweroffice' AND l.status = 'active' AND l.wix_contact_id IS NOT NULL
+"""
+IN_REVIEW = """
+    SELECT count(DISTINCT (r.resource, r.record_id)) FROM mapper_review_items r
+    WHERE r.resolved_at IS NULL AND r.system = 'poweroffice' AND NOT EXISTS (
+        SELECT 1 FROM mapper_link_members m JOIN mapper_links l USING (link_id)
+        WHERE m.system = r.system AND m.resource = r.resource AND m.record_id = r.record_id
+          AND l.status = 'active' AND l.wix_contact_id IS NOT NULL)
+"""
+UNPRODUCED = "SELECT count(*) FROM mapper_outbox WHERE produced_at IS NULL"
+FAILED = """
+    SELECT count(*) FROM mapper_links l WHERE EXISTS (
+        SELECT 1 FROM jsonb_array_elements(l.state -> 'members') m
+        WHERE jsonb_typeof(m -> 'last_error') = 'object')
+"""
+
+
+@dataclass(frozen=True)
+class SyncState:
+    linked: int = 0
+    in_review: int = 0
+    pending_commands: int = 0
+    unproduced_outbox: int = 0
+    failed_commands: int = 0
+
+
+def _count(conn: psycopg.Connection[Any], query: str) -> int:
+    row = conn.execute(query).fetchone()
+    return int(row[0]) if row else 0
+
+
+def sync_state(dsn: str) -> SyncState:
+    try:
+        with psycopg.connect(dsn) as conn:
+            return SyncState(
+                linked=_count(conn, LINKED),
+                in_review=_count(conn, IN_REVIEW),
+                pending_commands=_count(conn, PENDING),
+                unproduced_outbox=_count(conn, UNPRODUCED),
+                failed_commands=_count(conn, FAILED),
+            )
+    except errors.UndefinedTable:
+        return SyncState()
+
+
+def links(dsn: str) -> list[LinkView]:
+    with psycopg.connect(dsn) as conn:
+        members: dict[str, list[tuple[str, str]]] = {}
+        for link_id, resource, record_id in conn.execute(
+            "SELECT link_id, resource, record_id FROM mapper_link_members "
+            "WHERE system = 'poweroffice' ORDER BY link_id, resource, record_id"
+        ):
+            members.setdefault(link_id, []).append((resource, record_id))
+        return [
+            LinkView(link_id, status, contact_id, tuple(members.get(link_id, ())))
+            for link_id, status, contact_id in conn.execute(
+                "SELECT link_id, status, wix_contact_id FROM mapper_links ORDER BY link_id"
+            )
+        ]
+
+
+def review_records(dsn: str) -> set[tuple[str, str]]:
+    with psycopg.connect(dsn) as conn:
+        return {
+            (resource, record_id)
+            for resource, record_id in conn.execute(
+                "SELECT resource, record_id FROM mapper_review_items "
+                "WHERE resolved_at IS NULL AND system = 'poweroffice'"
+            )
+        }
+
+
+def review_items(dsn: str) -> list[dict[str, Any]]:
+    with psycopg.connect(dsn) as conn:
+        return [
+            {"system": system, "resource": resource, "record_id": record_id, "reason": reason,
+             "detail": detail}
+            for system, resource, record_id, reason, detail in conn.execute(
+                "SELECT system, resource, record_id, reason, detail FROM mapper_review_items "
+                "WHERE resolved_at IS NULL ORDER BY first_seen"
+            )
+        ]

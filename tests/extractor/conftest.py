@@ -1,0 +1,26 @@
+"""Fixtures of the extractor tests: both simulators and a harness on the test's topic prefix."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from services.connectors.poweroffice.simulator import PowerOfficeSimulator, SimulatorLimits
+from services.connectors.wix.simulator import WixSimulator
+from services.connectors.wix.simwebhooks import WebhookSettings
+from tests.extractor.support import Harness, close_extractor
+
+
+@pytest.fixture
+def harness(kafka_bootstrap: str, topic_prefix: str) -> Iterator[Harness]:
+    po = PowerOfficeSimulator(limits=SimulatorLimits.lifted())
+    wix = WixSimulator(rate_limit=0, webhook_settings=WebhookSettings(retry_delays=[0.2, 0.5]))
+    with po.serve() as po_server, wix.server() as wix_server:
+        h = Harness(kafka_bootstrap, topic_prefix, po, po_server, wix, wix_server)
+        try:
+            yield h
+        finally:
+            for entry in h.contexts:
+                close_extractor(*entry)
+            wix.close()

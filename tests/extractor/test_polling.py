@@ -1,0 +1,142 @@
+"""Polling against the simulators over HTTP, events read back from the real Kafka."""
+
+from __future__ import annotations
+
+import collections
+from typing import Any
+
+from services.connectors.seed import generate
+from tests.extractor.support import Harness, record_of
+
+
+def seed_all(h: Harness, records: int = 40, seed: int = 3) -> dict[str, list[dict[str, Any]]]:
+    data = generate(records, seed)
+    employees = h.po.seed("employees", data.employees)
+    customers = h.po.seed("customers", data.customers)
+    persons = h.po.seed(
+        "contactpersons",
+        [dict(person, ContactId=customers[index]["Id"]) for index, person in data.contact_persons],
+    )
+    contacts = h.wix_admin.seed([{"info": info} for info in data.wix_contacts] or [])
+    return {
+        "employees": employees,
+        "customers": customers,
+        "contact_persons": persons,
+        "contacts": contacts,
+    }
+
+
+def identities(events: list[dict[str, Any]]) -> collections.Counter[tuple[str, str, str]]:
+    return collections.Counter(
+        (e["resource"], e["record_id"], e["source_version"] or "") for e in events
+    )
+
+
+def test_snapshot_then_each_edit_is_exactly_one_event(harness: Harness) -> None:
+    seeded = seed_all(harness)
+    extractor = harness.extractor()
+
+    extractor.poll_all()  # first run: full snapshot (pages of 7)
+    events = harness.events()
+    by_resource = collections.Counter(e["resource"] for e in events)
+    assert by_resource == {name: len(rows) for name, rows in seeded.items()}
+    assert all(e["operation"] == "UPSERT" and e["origin"] == "POLL" for e in events)
+    person = next(e for e in events if e["resource"] == "contact_persons")
+    assert person["parent_id"] == str(record_of(person)["ContactId"])  # type: ignore[index]
+
+    # Rounds of edits, each followed by two cycles: every edit is one event, nothing repeats.
+    edits: list[tuple[str, str]] = []
+    for round_number in range(3):
+        for row in seeded["customers"][round_number : round_number + 4]:
+            edited = harness.po.edit("customers", row["Id"], {"Name": f"Edit {round_number} AS"})
+            edits.append(("customers", str(edited["Id"])))
+        for row in seeded["employees"][:2]:
+            harness.po_admin.edit("employees", row["Id"], {"JobTitle": f"Title {round_number}"})
+            edits.append(("employees", str(row["Id"])))
+        contact = seeded["contacts"][round_number]
+        harness.wix_admin.edit(contact["id"], {"name": {"first": f"Round{round_number}"}})
+        edits.append(("contacts", contact["id"]))
+        extractor.poll_all()
+        extractor.poll_all()
+
+    events = harness.events()
+    counts = identities(events)
+    assert max(counts.values()) == 1, [k for k, n in counts.items() if n > 1]
+    per_record = collections.Counter((e["resource"], e["record_id"]) for e in events)
+    for resource, record_id in set(edits):
+        assert per_record[(resource, record_id)] == 1 + edits.count((resource, record_id))
+    # The newest event of an edited customer carries the edit, verbatim.
+    last = [e for e in events if e["record_id"] == str(seeded["customers"][2]["Id"])][-1]
+    assert record_of(last)["Name"] == "Edit 2 AS"  # type: ignore[index]
+    assert (
+        last["source_version"]
+        == harness.po.store.get("customers", int(last["record_id"]))["LastChangedDateTimeOffset"]
+    )
+    before = len(events)
+    extractor.poll_all()
+    assert len(harness.events()) == before
+
+
+def test_restart_rebuilds_the_known_set_and_resumes_from_the_cursors(harness: Harness) -> None:
+    seeded = seed_all(harness, records=20)
+    first = harness.extractor()
+    first.poll_all()
+    snapshot = len(harness.events())
+    harness.stop(first)
+
+    # While it is down: an edit (the cursor catches it) and a delete (only reconciliation can).
+    customer, gone = seeded["customers"][0], seeded["customers"][1]
+    harness.po.edit("customers", customer["Id"], {"Name": "While Down AS"})
+    harness.po_admin.delete("customers", gone["Id"])
+
+    second = harness.extractor()
+    assert len(second.known[("poweroffice", "customers")]) == len(seeded["customers"])
+    second.poll_all()
+    second.reconcile_all()
+    new = harness.events()[snapshot:]
+    assert sorted((e["record_id"], e["operation"], e["origin"]) for e in new) == sorted(
+        [(str(customer["Id"]), "UPSERT", "POLL"), (str(gone["Id"]), "DELETE", "RECONCILE")]
+        + [
+            (str(p["Id"]), "DELETE", "RECONCILE")
+            for p in seeded["contact_persons"]
+            if p["ContactId"] == gone["Id"]
+        ]
+    )
+
+
+def test_malformed_records_become_dead_letters_and_the_page_goes_on(harness: Harness) -> None:
+    good = harness.po.seed(
+        "employees", [{"FirstName": f"Ok{i}", "LastName": "X"} for i in range(9)]
+    )
+    stamp = good[3]["LastChangedDateTimeOffset"]
+    harness.po_admin.seed(
+        "employees",
+        [
+            {
+                "Id": 990001,
+                "FirstName": 123,
+                "LastName": "Typo",
+                "LastChangedDateTimeOffset": stamp,
+            },
+            {"Id": 990002, "FirstName": "No", "LastName": "Stamp"},
+        ],
+        validate=False,
+    )
+    contacts = harness.wix_admin.seed([{"info": {"name": {"first": f"W{i}"}}} for i in range(5)])
+    with harness.wix.store.lock:
+        harness.wix.store.contacts[contacts[2]["id"]]["info"]["name"]["first"] = 42
+
+    extractor = harness.extractor(poweroffice_page_size=20)
+    extractor.poll_all()
+    extractor.poll_all()
+
+    employees = {e["record_id"] for e in harness.events("poweroffice", "employees")}
+    assert employees == {str(r["Id"]) for r in good}
+    wix = {e["record_id"] for e in harness.events("wix", "contacts")}
+    assert wix == {c["id"] for i, c in enumerate(contacts) if i != 2}
+    dead = harness.dead_letters()
+    assert sorted(d["error_class"] for d in dead) == ["ContractError"] * 3
+    payloads = [d["payload"] for d in dead]
+    assert any(b'"Id":990001' in p and b'"FirstName":123' in p for p in payloads)
+    assert any(b'"Id":990002' in p for p in payloads)
+    assert any(contacts[2]["id"].encode() in p for p in payloads)
