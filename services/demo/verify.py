@@ -92,7 +92,11 @@ def reconcile(
         }
 
     linked_contacts = {str(link.contact_id) for link in active}
-    duplicates = duplicate_contacts(contacts)
+    # Only duplicates the sync made count: contacts that already shared a key before the sync
+    # (the seeded ambiguous cases) are the reason for review items, not an engine fault.
+    duplicates = [
+        ids for ids in duplicate_contacts(contacts) if any(c not in contacts_before for c in ids)
+    ]
     return {
         "flows": per_flow,
         "records": sum(f["records"] for f in per_flow.values()),
@@ -105,7 +109,11 @@ def reconcile(
         "wix_contacts_after": len(contacts),
         "contacts_created": len(set(by_contact) - contacts_before),
         "contacts_matched": len(linked_contacts & contacts_before),
-        "duplicate_contacts": sum(len(ids) - 1 for ids in duplicates),
+        "duplicate_contacts": sum(
+            sum(1 for c in ids if c not in contacts_before) - (0 if set(ids) & contacts_before
+                                                               else 1)
+            for ids in duplicates
+        ),
         "duplicate_groups": duplicates[:20],
         "value_mismatches": len(mismatches),
         "mismatch_examples": mismatches[:20],

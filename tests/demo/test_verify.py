@@ -58,6 +58,16 @@ def test_problems_are_reported() -> None:
     assert {m["property"] for m in summary["mismatch_examples"]} >= {"last_name"}
 
 
+def test_duplicates_that_existed_before_the_sync_are_not_the_engines() -> None:
+    contacts = [contact("x", "A", None, phone="+4791234567"),
+                contact("y", "B", None, phone="0047 91234567"),
+                contact("z", "C", None, phone="91234567")]
+    assert reconcile(RECORDS, contacts, {"x", "y", "z"}, [], set())["duplicate_contacts"] == 0
+    assert reconcile(RECORDS, contacts, {"x", "y"}, [], set())["duplicate_contacts"] == 1
+    assert reconcile(RECORDS, contacts, {"x"}, [], set())["duplicate_contacts"] == 2
+    assert reconcile(RECORDS, contacts, set(), [], set())["duplicate_contacts"] == 2
+
+
 def test_duplicates_by_phone_only_without_email() -> None:
     groups = duplicate_contacts([contact("x", "A", None, phone="+47 912 34 567"),
                                  contact("y", "B", None, phone="0047 91234567"),

@@ -1,0 +1,305 @@
+"""deploy/k8s: rendered without a kustomize binary, validated offline, cross-checked with the code.
+
+- every resource of both overlays validates strictly against the Kubernetes OpenAPI schemas
+  (``kubernetes-validate``) of a current and an older supported version; custom resources
+  (Strimzi, Prometheus Operator) against structural schemas (``crds.py``);
+- the renderer agrees with ``kubectl kustomize`` where kubectl is installed;
+- every workload is locked down (non-root, read-only root, no privilege escalation, no
+  capabilities, RuntimeDefault seccomp, requests and limits, no service links, no API token);
+- every TETHER_* variable a container gets is a field of the settings class of what it runs, no
+  secret field comes from a ConfigMap, every Secret key is a ``tether_<secret field>`` file in the
+  secrets directory the container is told about;
+- ports and probes are the service's: its settings' default port, the runtime's paths (served);
+- selectors select, named ports exist, the API budget shares of all replicas fit in one budget.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import urllib.request
+from collections import Counter
+from typing import Any
+
+import jsonschema
+import kubernetes_validate
+import pytest
+import yaml
+from kubernetes_validate.utils import latest_version
+from prometheus_client import CollectorRegistry
+
+from services.core.runtime import HttpServer
+from services.core.settings import DEFAULT_SECRETS_DIR, TetherSettings
+
+from .crds import SCHEMAS
+from .kustomize import Doc, ident
+from .manifests import (
+    ENV_PREFIX,
+    K8S,
+    NON_FIELD_VARIABLES,
+    OVERLAYS,
+    SERVICES,
+    containers,
+    env_fields,
+    environment,
+    find,
+    is_secret,
+    is_tether,
+    rendered,
+    secret_volume_names,
+    settings_class,
+    workloads,
+)
+
+#: The newest Kubernetes the validator knows, and an older one still in wide use.
+KUBERNETES_VERSIONS = (latest_version(), "1.31.0")
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_resource_validates_strictly(overlay: str) -> None:
+    docs = rendered(overlay)
+    checked: Counter[str] = Counter()
+    for doc in docs:
+        key = (doc["apiVersion"], doc["kind"])
+        if key in SCHEMAS:
+            jsonschema.validate(doc, SCHEMAS[key])
+            checked["custom"] += 1
+            continue
+        for version in KUBERNETES_VERSIONS:
+            kubernetes_validate.validate(doc, version, strict=True)
+        checked["kubernetes"] += 1
+    assert checked["kubernetes"] >= 10 and checked["custom"] >= 2
+
+
+def test_crd_schemas_catch_a_misplaced_field() -> None:
+    topic = next(d for d in rendered("demo") if d["kind"] == "KafkaTopic")
+    broken = json.loads(json.dumps(topic))
+    broken["spec"]["replication"] = broken["spec"].pop("replicas")
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(broken, SCHEMAS[(topic["apiVersion"], topic["kind"])])
+
+
+def _normalised(docs: list[Doc]) -> dict[tuple[str, str, str], Any]:
+    """Resources by identity, lists of named items sorted (kustomize reorders merged lists)."""
+
+    def norm(node: Any) -> Any:
+        if isinstance(node, dict):
+            return {k: norm(v) for k, v in node.items()}
+        if isinstance(node, list):
+            items = [norm(v) for v in node]
+            if items and all(isinstance(i, dict) and "name" in i for i in items):
+                return sorted(items, key=lambda i: str(i["name"]))
+            return items
+        return node
+
+    return {ident(doc): norm(doc) for doc in docs}
+
+
+@pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl (kustomize) not installed")
+@pytest.mark.parametrize("overlay", ("base", *OVERLAYS))
+def test_renderer_agrees_with_kubectl_kustomize(overlay: str) -> None:
+    path = K8S / "base" if overlay == "base" else K8S / "overlays" / overlay
+    out = subprocess.run(
+        ["kubectl", "kustomize", str(path)], capture_output=True, text=True, check=True
+    ).stdout
+    theirs = [d for d in yaml.safe_load_all(out) if d]
+    assert _normalised(rendered(overlay)) == _normalised(theirs)
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_workload_is_locked_down(overlay: str) -> None:
+    for doc, spec in workloads(rendered(overlay)):
+        where = f"{overlay}: {doc['kind']}/{doc['metadata']['name']}"
+        pod = spec["securityContext"]
+        assert pod["runAsNonRoot"] is True, where
+        assert pod["seccompProfile"]["type"] == "RuntimeDefault", where
+        assert spec["automountServiceAccountToken"] is False, where
+        assert spec["enableServiceLinks"] is False, where  # no TETHER_*_PORT from Services
+        for container in containers(spec):
+            sc = container["securityContext"]
+            assert sc["allowPrivilegeEscalation"] is False, where
+            assert sc["readOnlyRootFilesystem"] is True, where
+            assert sc["capabilities"]["drop"] == ["ALL"], where
+            assert "add" not in sc["capabilities"], where
+            for kind in ("requests", "limits"):
+                assert {"cpu", "memory"} <= set(container["resources"][kind]), where
+            if is_tether(container):
+                assert str(container["image"]).count(":") == 1, f"{where}: image has no tag"
+                assert pod.get("runAsUser", 10001) == 10001, where  # the image's user
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_tether_variable_is_a_settings_field_of_what_the_container_runs(
+    overlay: str,
+) -> None:
+    docs = rendered(overlay)
+    seen_classes = set()
+    for doc, spec in workloads(docs):
+        for container in containers(spec):
+            if not is_tether(container):
+                continue
+            cls = settings_class(container)
+            env = environment(docs, container)
+            tether_vars = {k for k in env if k.startswith(ENV_PREFIX)}
+            where = f"{overlay}: {doc['metadata']['name']}/{container['name']}"
+            if cls is None:  # a simulator: configured by its arguments only
+                assert not tether_vars, where
+                continue
+            seen_classes.add(cls)
+            fields = env_fields(cls)
+            unknown = tether_vars - set(fields) - NON_FIELD_VARIABLES
+            assert not unknown, f"{where}: not settings fields of {cls.__name__}: {unknown}"
+            secrets_in_plain = {
+                k for k in tether_vars - NON_FIELD_VARIABLES if is_secret(fields[k])
+            }
+            assert not secrets_in_plain, f"{where}: secrets set as variables: {secrets_in_plain}"
+            # The values parse: the settings class accepts them (secrets aside).
+            values = {
+                k[len(ENV_PREFIX) :].lower(): v
+                for k, v in env.items()
+                if k in fields and v is not None
+            }
+            cls(**values)
+    assert seen_classes == {*SERVICES.values(), TetherSettings}
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_secrets_are_files_named_after_secret_fields_in_the_secrets_directory(
+    overlay: str,
+) -> None:
+    docs = rendered(overlay)
+    defined = {d["metadata"]["name"]: d for d in docs if d["kind"] == "Secret"}
+    mounted = 0
+    for _doc, spec in workloads(docs):
+        volumes = secret_volume_names(spec)
+        for container in containers(spec):
+            cls = settings_class(container) if is_tether(container) else None
+            if cls is None:
+                continue
+            env = environment(docs, container)
+            secrets_dir = env.get("TETHER_SECRETS_DIR", DEFAULT_SECRETS_DIR)
+            for mount in container.get("volumeMounts", []):
+                if mount["name"] not in volumes:
+                    continue
+                mounted += 1
+                assert mount["mountPath"] == secrets_dir == DEFAULT_SECRETS_DIR
+                assert mount.get("readOnly") is True
+                secret = defined.get(volumes[mount["name"]])
+                if secret is None:
+                    assert overlay == "production", f"{volumes[mount['name']]} is not defined"
+                    continue  # created out of band in production (docs/operations.md)
+                fields = env_fields(cls)
+                for key in {**secret.get("stringData", {}), **secret.get("data", {})}:
+                    variable = key.upper()
+                    assert key == key.lower() and variable in fields, (cls.__name__, key)
+                    assert is_secret(fields[variable]), f"{key} is not a SecretStr field"
+    assert mounted >= 3
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_ports_and_probes_are_the_services_own(overlay: str) -> None:
+    docs = rendered(overlay)
+    served = set()
+    grace_needed = TetherSettings.model_fields["shutdown_timeout_seconds"].default
+    for doc, spec in workloads(docs):
+        for container in containers(spec):
+            cls = settings_class(container) if is_tether(container) else None
+            if cls not in SERVICES.values() or doc["kind"] != "Deployment":
+                continue
+            assert cls is not None
+            env = environment(docs, container)
+            port = int(env.get("TETHER_HTTP_PORT") or cls.model_fields["http_port"].default)
+            ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+            assert ports == {"http": port}, (container["name"], ports, port)
+            probes = {k: container[k]["httpGet"] for k in ("startupProbe", "livenessProbe")}
+            probes["readinessProbe"] = container["readinessProbe"]["httpGet"]
+            for name, probe in probes.items():
+                assert probe["port"] == "http"
+                expected = "/readyz" if name == "readinessProbe" else "/healthz"
+                assert probe["path"] == expected
+                served.add(probe["path"])
+            drain = float(env.get("TETHER_SHUTDOWN_TIMEOUT_SECONDS") or grace_needed)
+            pre_stop = container.get("lifecycle", {}).get("preStop", {}).get("exec", {})
+            sleep = float(pre_stop["command"][1]) if pre_stop else 0.0
+            assert spec["terminationGracePeriodSeconds"] >= drain + sleep + 5
+    # The runtime really serves those paths (an HttpServer with nothing registered).
+    server = HttpServer("127.0.0.1", 0, CollectorRegistry()).start()
+    try:
+        for path in sorted(served):
+            url = f"http://127.0.0.1:{server.port}{path}"
+            with urllib.request.urlopen(url, timeout=5) as answer:
+                assert answer.status == 200
+    finally:
+        server.stop()
+    assert served == {"/healthz", "/readyz"}
+
+
+def _selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
+    if any(labels.get(k) != v for k, v in selector.get("matchLabels", {}).items()):
+        return False
+    for expr in selector.get("matchExpressions", []):
+        value = labels.get(expr["key"])
+        if expr["operator"] == "In" and value not in expr["values"]:
+            return False
+        if expr["operator"] == "NotIn" and value in expr["values"]:
+            return False
+    return True
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_selectors_select_pods_and_named_ports_exist(overlay: str) -> None:
+    docs = rendered(overlay)
+    pods = [(doc["spec"]["template"]["metadata"]["labels"], spec) for doc, spec in workloads(docs)]
+    for doc in docs:
+        kind, spec = doc["kind"], doc.get("spec", {})
+        if kind == "Deployment":
+            assert _selects(spec["selector"], spec["template"]["metadata"]["labels"])
+        elif kind == "Service":
+            matched = [
+                s for labels, s in pods if _selects({"matchLabels": spec["selector"]}, labels)
+            ]
+            assert matched, doc["metadata"]["name"]
+            names = {p["name"] for s in matched for c in containers(s) for p in c.get("ports", [])}
+            assert {p["targetPort"] for p in spec["ports"]} <= names
+        elif kind in ("PodDisruptionBudget", "NetworkPolicy", "PodMonitor"):
+            selector = spec["podSelector" if kind == "NetworkPolicy" else "selector"]
+            matched = [s for labels, s in pods if _selects(selector, labels)]
+            assert matched, f"{kind}/{doc['metadata']['name']} selects no pod"
+            if kind == "PodMonitor":
+                for endpoint in spec["podMetricsEndpoints"]:
+                    for s in matched:
+                        named = {p["name"] for c in containers(s) for p in c.get("ports", [])}
+                        assert endpoint["port"] in named
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_api_budget_shares_of_all_replicas_fit_in_one_budget(overlay: str) -> None:
+    docs = rendered(overlay)
+    total = {"POWEROFFICE": 0.0, "WIX": 0.0}
+    for doc, spec in workloads(docs):
+        for container in containers(spec):
+            cls = settings_class(container) if is_tether(container) else None
+            if cls is None or doc["kind"] != "Deployment":
+                continue
+            env = environment(docs, container)
+            for api in total:
+                variable = f"TETHER_{api}_BUDGET_SHARE"
+                if variable in env_fields(cls):
+                    default = cls.model_fields[f"{api.lower()}_budget_share"].default
+                    share = float(env.get(variable) or default)
+                    total[api] += share * doc["spec"]["replicas"]
+    assert total["POWEROFFICE"] > 0 and total["WIX"] > 0
+    assert all(value <= 1.0 + 1e-9 for value in total.values()), total
+
+
+def test_the_extractor_is_a_singleton_and_the_services_name_their_components() -> None:
+    for overlay in OVERLAYS:
+        docs = rendered(overlay)
+        extractor = find(docs, "Deployment", "tether-extractor")
+        assert extractor["spec"]["replicas"] == 1
+        assert extractor["spec"]["strategy"]["type"] == "Recreate"
+        for name in SERVICES:
+            deployment = find(docs, "Deployment", f"tether-{name}")
+            labels = deployment["spec"]["template"]["metadata"]["labels"]
+            assert labels["app.kubernetes.io/component"] == name

@@ -1,0 +1,100 @@
+"""Prometheus rules, their unit tests, the compose scrape config and the Grafana dashboard,
+checked offline: promtool, and every metric name against what the services really export."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+
+from .metrics import (
+    COMPOSE_CONFIG,
+    RULE_TESTS,
+    RULES,
+    dashboard,
+    exported,
+    panel_queries,
+    recorded,
+    referenced,
+    rules,
+)
+
+
+def _promtool(promtool: str, *args: str) -> str:
+    done = subprocess.run([promtool, *args], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout + done.stderr
+
+
+def test_promtool_checks_the_rules_and_the_compose_config(promtool: str) -> None:
+    assert "SUCCESS" in _promtool(promtool, "check", "rules", str(RULES))
+    assert "SUCCESS" in _promtool(promtool, "check", "config", str(COMPOSE_CONFIG))
+
+
+def test_promtool_unit_tests_of_the_alerts_pass(promtool: str) -> None:
+    out = _promtool(promtool, "test", "rules", str(RULE_TESTS))
+    assert "SUCCESS" in out
+
+
+def test_every_alert_has_a_unit_test_and_a_runbook() -> None:
+    tests = RULE_TESTS.read_text()
+    operations = (RULES.parents[2] / "docs" / "operations.md").read_text().lower()
+    alerts = [rule for rule in rules() if "alert" in rule]
+    assert len(alerts) >= 6
+    for alert in alerts:
+        assert f"alertname: {alert['alert']}" in tests, alert["alert"]
+        anchor = alert["annotations"]["runbook"].split("#", 1)[1]
+        assert f"### {anchor}" in operations.replace("`", ""), anchor
+
+
+def test_rules_and_dashboard_use_only_exported_metrics_and_recorded_series() -> None:
+    names = exported()
+    records = recorded()
+    expressions = [("rule " + r.get("record", r.get("alert", "")), r["expr"]) for r in rules()]
+    expressions += panel_queries()
+    used: set[str] = set()
+    for where, expr in expressions:
+        metrics, recorded_names = referenced(expr)
+        assert metrics <= names, (where, metrics - names)
+        assert recorded_names <= records, (where, recorded_names - records)
+        used |= metrics
+    # The dashboard covers every stage's own metrics.
+    for prefix in ("tether_extractor_", "tether_mapper_", "tether_loader_", "tether_api_"):
+        assert any(name.startswith(prefix) for name in used), prefix
+
+
+@pytest.mark.parametrize(
+    "topic",
+    [
+        "throughput",
+        "freshness",
+        "lag",
+        "budget",
+        "429",
+        "dead letters",
+        "echo",
+        "links by state",
+        "review",
+        "drift",
+        "breaker",
+    ],
+)
+def test_the_dashboard_answers_the_operators_questions(topic: str) -> None:
+    titles = " | ".join(
+        f"{p['title']} {p.get('description', '')}".lower() for p in dashboard()["panels"]
+    )
+    assert topic in titles
+
+
+def test_the_dashboard_is_well_formed() -> None:
+    board = dashboard()
+    ids = [panel["id"] for panel in board["panels"]]
+    assert len(ids) == len(set(ids)) and board["uid"]
+    assert board["templating"]["list"][0]["type"] == "datasource"
+    for panel in board["panels"]:
+        if panel["type"] == "row":
+            continue
+        assert panel["datasource"]["uid"] == "${datasource}", panel["title"]
+        assert panel["targets"], panel["title"]
+        refs = [t["refId"] for t in panel["targets"]]
+        assert len(refs) == len(set(refs)), panel["title"]
