@@ -5,6 +5,7 @@
     tether topics provision                   create the configured topics (idempotent)
     tether schemas release VERSION            freeze the current schemas as a released version
     tether demo [...]                         the whole pipeline on the embedded default
+    tether edit poweroffice|wix ...           edit a record in a running simulator
     tether explain ...                        why is a record (not) synced? (mapper read model)
     tether replay ...                         reprocess a stage from a time or offset
 
@@ -24,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "mapper": ("services.mapper.main:main", "run the mapper service"),
     "loader": ("services.loader.main:main", "run the loader service"),
     "demo": ("services.demo.main:main", "run the whole pipeline on the embedded default"),
+    "edit": ("services.demo.edit:main", "edit a record in a running simulator, as in the UI"),
     "explain": ("services.mapper.explain:main", "why is a record (not) synced?"),
     "replay": ("services.replay.main:main", "reprocess a stage from a time or an offset"),
     "topics": ("services.core.admin:topics_main", "topic provisioning"),

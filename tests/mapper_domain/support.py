@@ -257,7 +257,7 @@ class Shell:
         found += [
             Candidate(link=link)
             for link in self.links.values()
-            if link.wix_contact_id is None and wanted & set(link_match_keys(link))
+            if wanted & set(link_match_keys(link))
         ]
         return found
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -16,7 +17,7 @@ from services.mapper.domain import (
     on_poweroffice_change,
 )
 
-from .support import T0, TENANT, customer, po_change
+from .support import T0, TENANT, World, customer, employee, po_change
 
 EMAIL = MatchKey("email", "kari@example.no")
 PHONE = MatchKey("phone", "+4791234567")
@@ -96,3 +97,31 @@ def test_matching_never_links_one_record_to_two_contacts(
         assert matching == set()
     else:
         assert len(matching) > 1 and result.candidate is None
+
+
+@pytest.mark.parametrize("order", ["employee_first", "customer_first", "after_create"])
+def test_records_sharing_an_unsynced_match_key_share_one_contact_in_any_order(order: str) -> None:
+    """An employee matches on its e-mail, which flow A never writes to Wix: a customer with the
+    same e-mail must still join the employee's link (before or after its contact exists), not
+    create a second contact."""
+    world = World()
+    emp = world.po_put("employees", employee(1, email="ola@example.no"))
+    cust = world.po_put("customers", customer(10, "Ola", "Nordmann", email="ola@example.no"))
+    if order == "employee_first":
+        world.deliver(emp)
+        world.deliver(cust)
+    elif order == "customer_first":
+        world.deliver(cust)
+        world.deliver(emp)
+    else:
+        world.deliver(emp)
+        world.pump()
+        world.deliver(cust)
+    world.pump()
+    assert len(world.wix) == 1
+    emp_link = world.shell.link_of("poweroffice", "employees", "1")
+    cust_link = world.shell.link_of("poweroffice", "customers", "10")
+    assert emp_link is not None and cust_link is not None
+    assert emp_link.link_id == cust_link.link_id
+    [contact] = world.wix.values()
+    assert contact["info"]["emails"]["items"][0]["email"] == "ola@example.no"

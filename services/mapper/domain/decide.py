@@ -44,6 +44,7 @@ from services.mapper.domain.identity import (
 from services.mapper.domain.mappings import (
     PROPERTIES,
     FlowSpec,
+    MatchKey,
     Reading,
     flow_for,
     match_keys,
@@ -159,17 +160,27 @@ def on_poweroffice_change(
         return _unlink_member(
             link, member, "filtered" if excluded else "archived", change, policy, now, False
         )
+    keys = tuple(match_keys(flow, record))
+    if member.match_keys != keys:
+        member = member.model_copy(update={"match_keys": keys})
+        link = link.replace_member(member.key, member)
     if not member.active:
         return _rejoin(link, member, reading, change, policy, now)
     return member_change(link, member, reading, change, None, policy, now)
 
 
 def _po_member(
-    ref: RecordRef, flow: FlowSpec, reading: Reading, change: Change, now: datetime
+    ref: RecordRef,
+    flow: FlowSpec,
+    reading: Reading,
+    change: Change,
+    now: datetime,
+    keys: Sequence[MatchKey] = (),
 ) -> Member:
     return Member(
         ref=ref,
         flow=flow.name,
+        match_keys=tuple(keys),
         observed=new_snapshot(
             reading,
             source_ts=change.source_ts,
@@ -193,7 +204,8 @@ def _new_poweroffice_record(
 ) -> Decision:
     cause = EventRef(kind="change", id=change.event_id)
     fx = Effects()
-    result = match(match_keys(flow, record), candidates, change.tenant)
+    keys = match_keys(flow, record)
+    result = match(keys, candidates, change.tenant)
     if result.kind is MatchKind.AMBIGUOUS:
         fx.add_review(
             review_item(
@@ -210,7 +222,7 @@ def _new_poweroffice_record(
             fx.add_review(item)
         return make_decision(DecisionKind.REVIEW, fx, reason=ReviewReason.AMBIGUOUS_MATCH.value)
 
-    member = _po_member(ref, flow, reading, change, now)
+    member = _po_member(ref, flow, reading, change, now, keys)
     if result.kind is MatchKind.CREATE:
         wix_ref = RecordRef(tenant=change.tenant, system=WIX, resource=CONTACTS)
         link = Link(

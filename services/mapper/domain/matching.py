@@ -43,7 +43,8 @@ class MatchResult:
 
 def link_match_keys(link: Link) -> list[MatchKey]:
     """Keys under which a link is a candidate: the props its Wix contact has or is being
-    created/updated with. Index these for links whose contact id is still unknown."""
+    created/updated with, and the match keys of its active PowerOffice members (an employee
+    matched on an e-mail that flow A never writes to Wix). Index these for every live link."""
     wix = link.wix_member
     if wix is None:
         return []
@@ -52,7 +53,14 @@ def link_match_keys(link: Link) -> list[MatchKey]:
         props.update(wix.observed.props)
     if wix.pending is not None:
         props.update(wix.pending.props)
-    return props_match_keys(props)
+    keys = props_match_keys(props)
+    for member in link.poweroffice_members:
+        if member.active:
+            for key in member.match_keys:
+                found = MatchKey(*key)
+                if found not in keys:
+                    keys.append(found)
+    return keys
 
 
 def candidate_keys(candidate: Candidate) -> set[MatchKey]:

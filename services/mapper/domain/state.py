@@ -31,7 +31,7 @@ from enum import StrEnum
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.mapper.domain.identity import POWEROFFICE, WIX, RecordRef
-from services.mapper.domain.mappings import FLOWS, PROPERTIES, JsonScalar, Props
+from services.mapper.domain.mappings import FLOWS, PROPERTIES, JsonScalar, MatchKey, Props
 
 
 class CommandAction(StrEnum):
@@ -137,6 +137,11 @@ class Member(BaseModel):
     created_by_engine: bool = False
     last_error: ErrorInfo | None = None
     joined_at: datetime
+    match_keys: tuple[MatchKey, ...] = ()
+    """PowerOffice members: the keys the record is matched on (``mappings.match_keys`` of its
+    raw record, e.g. an employee's e-mail, which flow A does not sync). ``link_match_keys``
+    includes them, so another record of the same person finds this link although its Wix
+    contact does not carry that key."""
 
     @property
     def key(self) -> str:

@@ -1,0 +1,217 @@
+"""Mapper benchmark (not a test): ChangeEvents/s through the mapper with PostgreSQL, and its ratio
+to a bare kafka-python consume -> produce -> commit loop over the same topics in the same run.
+
+    .venv/bin/python bench/mapper.py [--events 5000] [--seed 42] [--partitions 3]
+
+Needs the local Kafka and PostgreSQL (``python3 scripts/infra.py up``;
+TETHER_KAFKA_BOOTSTRAP_SERVERS and TETHER_POSTGRES_DSN, defaults as printed by infra.py). Uses its
+own topic prefix and a throw-away database.
+
+How: ``seed.generate`` data become ChangeEvents (the pre-existing Wix contacts plus PowerOffice
+employees, customers and contact persons). Both consumers join their groups first; then every
+event is produced, and each loop is timed from its first poll to its last commit:
+
+* baseline — poll, re-produce every message to another topic, flush, commit offsets;
+* mapper — ``Mapper.run_once`` (poll, decide + persist in one PostgreSQL transaction per batch,
+  produce the outbox, flush, mark, commit offsets) until every event is consumed and the outbox
+  is empty.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import psycopg
+from kafka import KafkaConsumer, KafkaProducer
+from prometheus_client import CollectorRegistry
+from psycopg import sql
+
+from services.connectors.seed import generate
+from services.core.codec import AvroCodec
+from services.core.kafka import commit_offsets, layout_from, next_offsets, provision_topics
+from services.core.metrics import CoreMetrics
+from services.core.records import wrap_record
+from services.core.runtime import ServiceRuntime
+from services.core.service import ServiceContext
+from services.core.topics import record_key
+from services.mapper.loop import Mapper
+from services.mapper.settings import MapperSettings
+
+TENANT = "default"
+T0 = datetime(2025, 1, 1, tzinfo=UTC)
+
+
+def events(count: int, seed: int) -> list[dict[str, Any]]:
+    """``count`` ChangeEvent datums from seed data (Wix contacts first, then PowerOffice)."""
+    data = generate(count, seed)
+    out: list[dict[str, Any]] = []
+
+    def add(system: str, resource: str, record_id: str, record: dict[str, Any], n: int) -> None:
+        at = T0 + timedelta(seconds=n)
+        out.append(
+            {
+                "event_id": f"bench-{system}-{resource}-{record_id}",
+                "tenant": TENANT,
+                "system": system,
+                "resource": resource,
+                "record_id": record_id,
+                "operation": "UPSERT",
+                "origin": "POLL",
+                "source_timestamp": at,
+                "source_version": "1" if system == "wix" else None,
+                "extracted_at": at,
+                "record": wrap_record(system, resource, record),
+                "merged_ids": [],
+                "parent_id": str(record["ContactId"]) if "ContactId" in record else None,
+            }
+        )
+
+    for i, info in enumerate(data.wix_contacts):
+        contact = {"id": f"w-{i}", "revision": 1, "info": info}
+        add("wix", "contacts", contact["id"], contact, i)
+    for i, emp in enumerate(data.employees):
+        add("poweroffice", "employees", str(1 + i), {**emp, "Id": 1 + i}, i)
+    for i, cust in enumerate(data.customers):
+        add("poweroffice", "customers", str(100_000 + i), {**cust, "Id": 100_000 + i}, i)
+    for i, (parent, person) in enumerate(data.contact_persons):
+        record = {**person, "Id": 500_000 + i, "ContactId": 100_000 + parent}
+        add("poweroffice", "contact_persons", str(500_000 + i), record, i)
+    return out[:count]
+
+
+def context(settings: MapperSettings) -> ServiceContext:
+    registry = CollectorRegistry()
+    return ServiceContext(
+        name="mapper",
+        settings=settings,
+        registry=registry,
+        metrics=CoreMetrics(registry, "mapper"),
+        codec=AvroCodec(),
+        layout=layout_from(settings),
+        runtime=ServiceRuntime("mapper", registry, "127.0.0.1", 0),
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--events", type=int, default=5000)
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--partitions", type=int, default=3)
+    args = parser.parse_args()
+
+    bootstrap = os.environ.get("TETHER_KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:19092")
+    admin_dsn = os.environ.get("TETHER_POSTGRES_DSN", "postgresql://tether@127.0.0.1:15432/tether")
+    prefix = f"bench{uuid.uuid4().hex[:8]}"
+    database = f"{prefix}_mapper"
+    with psycopg.connect(admin_dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
+    dsn = f"{admin_dsn.rpartition('/')[0]}/{database}"
+    settings = MapperSettings(
+        kafka_bootstrap_servers=bootstrap,
+        topic_prefix=prefix,
+        topic_partitions=args.partitions,
+        postgres_dsn=dsn,
+        poll_timeout_ms=100,
+        mapper_provision_topics=False,
+        mapper_maintenance_interval_seconds=3600,
+    )
+    sink = settings.model_copy(update={"topic_prefix": f"{prefix}sink"})
+    provision_topics(settings)
+    provision_topics(sink)
+    layout = layout_from(settings)
+    codec = AvroCodec()
+    mapper = Mapper(context(settings), settings)
+    try:
+        # Both consumers join (no data yet), then the backlog is produced.
+        mapper.start()
+        while not mapper.consumer or not mapper.consumer.assignment():
+            mapper.run_once()
+        baseline = KafkaConsumer(
+            bootstrap_servers=bootstrap,
+            group_id=f"{prefix}-baseline",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_poll_records=settings.max_poll_records,
+        )
+        baseline.subscribe(layout.all_changes())
+        while not baseline.assignment():
+            baseline.poll(timeout_ms=100)
+
+        data = events(args.events, args.seed)
+        producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+        started = time.perf_counter()
+        for datum in data:
+            producer.send(
+                layout.changes(datum["system"], datum["resource"]),
+                key=record_key(TENANT, datum["system"], datum["resource"], datum["record_id"]),
+                value=codec.encode("ChangeEvent", datum),
+            )
+        producer.flush()
+        produce_seconds = time.perf_counter() - started
+        out_topic = layout_from(sink).commands("wix", "contacts")
+
+        # Baseline: consume -> produce -> flush -> commit.
+        consumed = 0
+        first: float | None = None
+        while consumed < len(data):
+            began = time.perf_counter()
+            records = [r for b in baseline.poll(timeout_ms=100).values() for r in b]
+            if not records:
+                continue
+            first = first if first is not None else began
+            for record in records:
+                producer.send(out_topic, key=record.key, value=record.value)
+            producer.flush()
+            commit_offsets(baseline, next_offsets(records))
+            consumed += len(records)
+        baseline_seconds = time.perf_counter() - (first or 0.0)
+        baseline.close()
+
+        # The mapper: poll -> decide + persist -> produce outbox -> commit.
+        first = None
+        while mapper.consumed < len(data):
+            began = time.perf_counter()
+            if mapper.run_once() and first is None:
+                first = began
+        while mapper.run_once() or _backlog(dsn):
+            pass
+        mapper_seconds = time.perf_counter() - (first or 0.0)
+        decisions = _query(dsn, "SELECT decision, count(*) FROM mapper_history GROUP BY 1")
+        report = {
+            "events": len(data),
+            "partitions": args.partitions,
+            "produce_events_per_s": round(len(data) / produce_seconds),
+            "baseline_events_per_s": round(len(data) / baseline_seconds),
+            "mapper_events_per_s": round(len(data) / mapper_seconds),
+            "mapper_to_baseline": round(baseline_seconds / mapper_seconds, 3),
+            "mapper_seconds": round(mapper_seconds, 2),
+            "commands": _query(dsn, "SELECT count(*) FROM mapper_outbox")[0][0],
+            "decisions": dict(sorted((str(k), int(n)) for k, n in decisions)),
+        }
+        print(json.dumps(report, indent=2))
+        producer.close()
+    finally:
+        mapper.close()
+        with psycopg.connect(admin_dsn, autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database))
+            )
+
+
+def _query(dsn: str, text: str) -> list[tuple[Any, ...]]:
+    with psycopg.connect(dsn) as conn:
+        return conn.execute(text).fetchall()  # type: ignore[arg-type]
+
+
+def _backlog(dsn: str) -> int:
+    return int(_query(dsn, "SELECT count(*) FROM mapper_outbox WHERE produced_at IS NULL")[0][0])
+
+
+if __name__ == "__main__":
+    main()

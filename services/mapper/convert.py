@@ -1,0 +1,259 @@
+"""Translation between the Avro contracts and the domain's inputs/outputs (pure, no I/O).
+
+* ``changes_from_event`` — a decoded ``ChangeEvent`` -> domain ``Change`` objects: UPSERT and
+  DELETE give one; a Wix MERGE gives a delete per merged-away contact (``merged_into`` = the
+  survivor) followed by the survivor's upsert when the event carries its state;
+* ``outcome_from_datum`` — a decoded ``Outcome`` -> domain ``Outcome`` (status -> kind; the
+  outcome id is derived from its content, the Wix revision and the source timestamp are read from
+  the carried target record);
+* ``command_datum`` — a domain ``Command`` -> the Avro ``Command`` datum (see ``docs/mapper.md``
+  for the exact semantics the loader codes against).
+
+Anything that violates the contract raises ``ContractError`` (the loop turns it into a dead
+letter). Imports: the core records/errors/timestamps modules, pydantic and the domain only.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from services.core.errors import ContractError
+from services.core.records import record_type_for, unwrap_record, wrap_record
+from services.core.timestamps import parse_api_timestamp
+from services.core.topics import RESOURCES
+from services.mapper.domain import (
+    CONTACTS,
+    POWEROFFICE,
+    WIX,
+    Change,
+    Command,
+    CommandAction,
+    Operation,
+    Outcome,
+    OutcomeKind,
+    RecordRef,
+)
+from services.mapper.domain.identity import CONTACT_PERSONS, derive_id
+
+OUTCOME_KINDS: dict[str, OutcomeKind] = {
+    "CREATED": OutcomeKind.CREATED,
+    "APPLIED": OutcomeKind.APPLIED,
+    "NOOP": OutcomeKind.NOOP,
+    "LINKED_EXISTING": OutcomeKind.LINKED_EXISTING,
+    "CONFLICT": OutcomeKind.CONFLICT,
+    "REJECTED": OutcomeKind.REJECTED,
+    "FAILED": OutcomeKind.FAILED,
+}
+
+#: Prefix of the idempotency key of PowerOffice creates (ExternalImportReference/ExternalCode:
+#: at most 50 characters, no comma; "tether:" + a 36-character link id = 43).
+POWEROFFICE_REFERENCE_PREFIX = "tether:"
+
+
+def _check_resource(system: str, resource: str) -> None:
+    if resource not in RESOURCES.get(system, ()):
+        raise ContractError(f"unknown system/resource {system}/{resource}")
+
+
+def _record(branch: Any, system: str, resource: str) -> dict[str, Any] | None:
+    """The API record carried by a decoded union branch, checked against system/resource."""
+    unwrapped = unwrap_record(branch)
+    if unwrapped is None:
+        return None
+    type_name, record = unwrapped
+    if type_name != record_type_for(system, resource):
+        raise ContractError(f"{system}/{resource} event carries a {type_name}")
+    return record
+
+
+def _wix_revision(text: str | None) -> int | None:
+    if text is None:
+        return None
+    stripped = text.strip()
+    return int(stripped) if stripped.isdigit() else None
+
+
+def changes_from_event(datum: Mapping[str, Any]) -> list[Change]:
+    """Domain changes for one decoded ``ChangeEvent``."""
+    system = str(datum["system"])
+    resource = str(datum["resource"])
+    _check_resource(system, resource)
+    record = _record(datum.get("record"), system, resource)
+    operation = str(datum["operation"])
+    record_id = str(datum["record_id"])
+    if not record_id:
+        raise ContractError(f"{system}/{resource} event without a record id")
+    revision = _wix_revision(datum.get("source_version")) if system == WIX else None
+    base: dict[str, Any] = {
+        "event_id": str(datum["event_id"]),
+        "tenant": str(datum["tenant"]),
+        "system": system,
+        "resource": resource,
+        "record_id": record_id,
+        "source_ts": datum["source_timestamp"],
+        "parent_id": datum.get("parent_id"),
+    }
+    try:
+        if operation == "UPSERT":
+            if record is None:
+                raise ContractError(f"upsert of {system}/{resource} without a record")
+            return [Change(**base, revision=revision, record=record)]
+        if operation == "DELETE":
+            return [Change(**base, operation=Operation.DELETE)]
+        if operation == "MERGE":
+            if system != WIX:
+                raise ContractError(f"MERGE event for {system}/{resource}")
+            changes = [
+                Change(
+                    event_id=f"{base['event_id']}/merged/{merged}",
+                    tenant=base["tenant"],
+                    system=system,
+                    resource=resource,
+                    record_id=str(merged),
+                    operation=Operation.DELETE,
+                    source_ts=base["source_ts"],
+                    merged_into=record_id,
+                )
+                for merged in datum.get("merged_ids") or []
+                if str(merged) != record_id
+            ]
+            if record is not None:
+                changes.append(Change(**base, revision=revision, record=record))
+            return changes
+    except ValidationError as exc:
+        raise ContractError(
+            f"invalid {system}/{resource} change: {exc.error_count()} errors"
+        ) from exc
+    raise ContractError(f"unknown operation {operation!r}")
+
+
+def record_timestamp(system: str, record: Mapping[str, Any] | None) -> datetime | None:
+    """When the source system says ``record`` last changed (Wix ``updatedDate``, PowerOffice
+    ``LastChangedDateTimeOffset``), or ``None``."""
+    if record is None:
+        return None
+    value = record.get("updatedDate" if system == WIX else "LastChangedDateTimeOffset")
+    if not isinstance(value, str) or not value.strip():
+        return None
+    try:
+        return parse_api_timestamp(value)
+    except ValueError:
+        return None
+
+
+def outcome_from_datum(datum: Mapping[str, Any]) -> Outcome:
+    """The domain outcome for one decoded ``Outcome``."""
+    system = str(datum["target_system"])
+    resource = str(datum["target_resource"])
+    _check_resource(system, resource)
+    status = str(datum["status"])
+    kind = OUTCOME_KINDS.get(status)
+    if kind is None:
+        raise ContractError(f"unknown outcome status {status!r}")
+    record = _record(datum.get("target_record"), system, resource)
+    target_id = datum.get("target_id")
+    if target_id is None and record is not None:
+        raw_id = record.get("id" if system == WIX else "Id")
+        target_id = str(raw_id) if raw_id is not None else None
+    parent_id = None
+    if resource == CONTACT_PERSONS and record is not None and record.get("ContactId") is not None:
+        parent_id = str(record["ContactId"])
+    revision = _wix_revision(datum.get("target_revision")) if system == WIX else None
+    completed_at = datum["completed_at"]
+    outcome_id = derive_id(
+        "outcome",
+        datum["command_id"],
+        status,
+        target_id,
+        datum.get("target_revision"),
+        completed_at.isoformat() if isinstance(completed_at, datetime) else completed_at,
+    )
+    try:
+        return Outcome(
+            outcome_id=outcome_id,
+            command_id=str(datum["command_id"]),
+            tenant=str(datum["tenant"]),
+            link_id=str(datum["link_id"]),
+            kind=kind,
+            target=RecordRef(
+                tenant=str(datum["tenant"]),
+                system=system,
+                resource=resource,
+                id=str(target_id) if target_id is not None else None,
+                parent_id=parent_id,
+            ),
+            record=record,
+            revision=revision,
+            source_ts=record_timestamp(system, record),
+            error_code=datum.get("error_code"),
+            error_message=datum.get("error_message"),
+        )
+    except ValidationError as exc:
+        raise ContractError(f"invalid outcome: {exc.error_count()} errors") from exc
+
+
+def field_text(value: object) -> str | None:
+    """A command field value as carried by the Avro map (string or null): strings as they are,
+    booleans ``"true"``/``"false"``, numbers in JSON notation. The loader converts by the target
+    field's type."""
+    if value is None or isinstance(value, str):
+        return value
+    return json.dumps(value)
+
+
+def idempotency_key(command: Command) -> str | None:
+    """The key that finds a create again on retry: the link id for Wix creates (stored in the
+    ``tether-link-id`` extended field), ``tether:<link id>`` for PowerOffice creates (written to
+    ``ExternalImportReference``, or ``ExternalCode`` for contact persons)."""
+    if command.action is not CommandAction.CREATE:
+        return None
+    if command.target.system == WIX:
+        return command.link_id
+    return f"{POWEROFFICE_REFERENCE_PREFIX}{command.link_id}"
+
+
+def command_datum(
+    command: Command,
+    *,
+    target_record: Mapping[str, Any] | None,
+    caused_by: str,
+    created_at: datetime,
+) -> dict[str, Any]:
+    """The Avro ``Command`` datum of a domain command."""
+    target = command.target
+    branch = None
+    if target_record is not None and command.action is not CommandAction.CREATE:
+        try:
+            branch = wrap_record(target.system, target.resource, target_record)
+        except ContractError:
+            branch = None  # a stored record that no longer fits: the loader reads it fresh
+    return {
+        "command_id": command.command_id,
+        "tenant": command.tenant,
+        "link_id": command.link_id,
+        "target_system": target.system,
+        "target_resource": target.resource,
+        "target_id": target.id,
+        "target_parent_id": target.parent_id,
+        "action": command.action.value.upper(),
+        "fields": {name: field_text(value) for name, value in command.fields.items()},
+        "expected": {name: field_text(value) for name, value in command.expected.items()},
+        "expected_revision": command.expected_revision,
+        "target_record": branch,
+        "idempotency_key": idempotency_key(command),
+        "caused_by": caused_by,
+        "created_at": created_at,
+    }
+
+
+def is_wix_contact(system: str, resource: str) -> bool:
+    return system == WIX and resource == CONTACTS
+
+
+def is_poweroffice(system: str) -> bool:
+    return system == POWEROFFICE

@@ -1,0 +1,338 @@
+"""Explainability: "why is record X (not) synced?" — a read model over the mapper's PostgreSQL.
+
+``explain_record(conn, tenant, system, resource, record_id)`` answers with a JSON-ready dict:
+
+* ``status`` — ``unknown`` (never seen), ``linked``, ``syncing`` (a write in flight),
+  ``creating`` (its Wix contact / PowerOffice record is being created), ``in_review``, ``error``
+  (a failed create or write), ``unlinked``, ``not_linked`` (seen, but not synced: indexed Wix
+  contact, skipped/archived record...) — and a one-line ``summary``;
+* ``link`` — the link and every member: last observed and last written values, the write in
+  flight, refused values, last error;
+* ``pending_commands`` — the writes in flight (issued, no outcome yet; ``produced_at`` null:
+  still in the outbox); ``recent_commands`` — the link's latest outbox rows;
+* ``history`` — the last decisions, outcomes and dead letters for the record and its link;
+* ``review_items`` and ``conflicts``.
+
+The answer holds the personal data of the record the operator asked for (and of the records
+linked to it: the same person); nothing is logged. Connection strings are never printed.
+
+Served on the mapper's HTTP port (``GET /explain?system=&resource=&id=[&tenant=]``, see
+``services.mapper.http``) and as a CLI reading PostgreSQL directly::
+
+    tether explain --system poweroffice --resource employees --id 123 [--tenant default]
+
+Exit codes: 0 the record is known, 1 unknown record, 2 usage or database error.
+
+Imports: psycopg, the mapper's settings/store and the domain only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import psycopg
+
+from services.core.topics import RESOURCES
+from services.mapper.domain import (
+    CONTACTS,
+    WIX,
+    Link,
+    LinkStatus,
+    Member,
+    RecordRef,
+    read_poweroffice,
+    read_wix,
+)
+from services.mapper.settings import MapperSettings
+from services.mapper.store import MapperStore
+
+RECENT = 20
+
+EXPLAIN_HISTORY = """
+SELECT at, source, decision, reason, commands, event_id, command_id, error_code, error_message,
+       system, resource, record_id
+FROM mapper_history
+WHERE (tenant = %s AND system = %s AND resource = %s AND record_id = %s)
+   OR (link_id IS NOT NULL AND link_id = %s)
+ORDER BY id DESC LIMIT %s
+"""
+EXPLAIN_OUTBOX = """
+SELECT command_id, target_system, target_resource, target_id, action, caused_by, created_at,
+       produced_at
+FROM mapper_outbox WHERE link_id = %s ORDER BY seq DESC LIMIT %s
+"""
+EXPLAIN_COMMANDS_BY_ID = """
+SELECT command_id, created_at, produced_at FROM mapper_outbox WHERE command_id = ANY(%s)
+"""
+EXPLAIN_REVIEWS = """
+SELECT review_id, reason, detail, system, resource, record_id, link_id, property, candidates,
+       first_seen, last_seen, resolved_at, resolution
+FROM mapper_review_items
+WHERE (tenant = %s AND system = %s AND resource = %s AND record_id = %s)
+   OR (link_id IS NOT NULL AND link_id = %s)
+ORDER BY last_seen DESC LIMIT %s
+"""
+EXPLAIN_CONFLICTS = """
+SELECT conflict_id, property, kind, rule, winner, losers, cause, at
+FROM mapper_conflicts WHERE link_id = %s ORDER BY at DESC LIMIT %s
+"""
+EXPLAIN_CONTACT = """
+SELECT props, revision, source_ts, deleted FROM mapper_contacts
+WHERE tenant = %s AND contact_id = %s
+"""
+
+
+def _iso(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, datetime) else value
+
+
+def _member(member: Member) -> dict[str, Any]:
+    observed = member.observed
+    return {
+        "key": member.key,
+        "system": member.ref.system,
+        "resource": member.ref.resource,
+        "id": member.ref.id,
+        "parent_id": member.ref.parent_id,
+        "flow": member.flow,
+        "status": member.status.value,
+        "status_reason": member.status_reason,
+        "created_by_engine": member.created_by_engine,
+        "observed": None
+        if observed is None
+        else {
+            "props": observed.props,
+            "source_ts": _iso(observed.source_ts),
+            "revision": observed.revision,
+            "origin": observed.origin.value,
+        },
+        "written": None
+        if member.written is None
+        else {
+            "props": member.written.props,
+            "command_id": member.written.command_id,
+            "at": _iso(member.written.at),
+        },
+        "pending": None
+        if member.pending is None
+        else {
+            "command_id": member.pending.command_id,
+            "action": member.pending.action.value,
+            "props": member.pending.props,
+            "against_revision": member.pending.against_revision,
+            "issued_at": _iso(member.pending.issued_at),
+        },
+        "rejected": member.rejected,
+        "last_error": None
+        if member.last_error is None
+        else member.last_error.model_dump(mode="json"),
+    }
+
+
+def _link(link: Link) -> dict[str, Any]:
+    return {
+        "link_id": link.link_id,
+        "status": link.status.value,
+        "status_reason": link.status_reason,
+        "merged_into": link.merged_into,
+        "version": link.version,
+        "wix_contact_id": link.wix_contact_id,
+        "base": link.base,
+        "created_at": _iso(link.created_at),
+        "updated_at": _iso(link.updated_at),
+        "members": [_member(m) for m in link.members],
+    }
+
+
+def _rows(cursor: psycopg.Cursor[Any]) -> list[dict[str, Any]]:
+    names = [d.name for d in cursor.description or ()]
+    return [{n: _iso(v) for n, v in zip(names, row, strict=True)} for row in cursor.fetchall()]
+
+
+def _status(
+    ref: RecordRef, link: Link | None, reviews: list[dict[str, Any]], history: list[dict[str, Any]]
+) -> tuple[str, str]:
+    open_reviews = [
+        r
+        for r in reviews
+        if r["resolved_at"] is None
+        and (r["system"], r["resource"], r["record_id"]) == (ref.system, ref.resource, ref.id)
+    ]
+    if link is None:
+        if open_reviews:
+            reasons = sorted({r["reason"] for r in open_reviews})
+            return "in_review", f"not synced: waiting for an operator ({', '.join(reasons)})"
+        if history:
+            last = history[0]
+            why = last["reason"] or last["decision"]
+            return "not_linked", f"seen, not linked (last decision: {last['decision']}, {why})"
+        return "unknown", "the mapper has never seen this record"
+    member = link.member_for(ref)
+    if link.status is LinkStatus.MERGED:
+        return "unlinked", f"its link was merged into {link.merged_into}"
+    if member is None or not member.active:
+        reason = member.status_reason if member is not None else link.status_reason
+        return "unlinked", f"unlinked ({reason or link.status.value}): no longer synced"
+    if link.status is LinkStatus.UNLINKED:
+        return "unlinked", f"link unlinked ({link.status_reason}): no longer synced"
+    if link.status is LinkStatus.ERROR:
+        return "error", f"the create failed ({link.status_reason}); the next change retries it"
+    if link.pending_create:
+        return "creating", "linked; the other side's record is being created"
+    if any(m.pending is not None for m in link.members if m.active):
+        return "syncing", "linked; a write is in flight"
+    if member.last_error is not None:
+        return "error", f"linked; the last write {member.last_error.outcome}"
+    if open_reviews:
+        return "in_review", "linked, with open review items"
+    return "linked", "linked and in sync (no write in flight)"
+
+
+def explain_record(
+    conn: psycopg.Connection[Any],
+    tenant: str,
+    system: str,
+    resource: str,
+    record_id: str,
+    *,
+    recent: int = RECENT,
+) -> dict[str, Any]:
+    """The explain answer for one record (see the module docstring)."""
+    store = MapperStore(conn)
+    ref = RecordRef(tenant=tenant, system=system, resource=resource, id=record_id)
+    link_id = store.link_id_for_record(tenant, system, resource, record_id)
+    link = store.read_link(link_id) if link_id is not None else None
+    key = (tenant, system, resource, record_id, link_id, recent)
+    history = _rows(conn.execute(EXPLAIN_HISTORY, key))
+    reviews = _rows(conn.execute(EXPLAIN_REVIEWS, key))
+    conflicts: list[dict[str, Any]] = []
+    commands: list[dict[str, Any]] = []
+    if link_id is not None:
+        conflicts = _rows(conn.execute(EXPLAIN_CONFLICTS, (link_id, recent)))
+        commands = _rows(conn.execute(EXPLAIN_OUTBOX, (link_id, recent)))
+    status, summary = _status(ref, link, reviews, history)
+    answer: dict[str, Any] = {
+        "record": {"tenant": tenant, "system": system, "resource": resource, "id": record_id},
+        "status": status,
+        "summary": summary,
+        "observed": _observed(conn, store, ref),
+        "link": _link(link) if link is not None else None,
+        "pending_commands": _pending(conn, link),
+        "recent_commands": commands,
+        "last_outcome": next((h for h in history if h["source"] == "outcome"), None),
+        "last_error": next(
+            (h for h in history if h["error_code"] or h["decision"] == "dead_letter"), None
+        ),
+        "history": history,
+        "review_items": reviews,
+        "conflicts": conflicts,
+    }
+    return answer
+
+
+def _pending(conn: psycopg.Connection[Any], link: Link | None) -> list[dict[str, Any]]:
+    """The writes in flight (issued, no outcome yet); ``produced_at`` null = still in the
+    outbox, not yet on the command topic."""
+    if link is None:
+        return []
+    pending = [(m, m.pending) for m in link.members if m.pending is not None]
+    ids = [p.command_id for _, p in pending]
+    rows = {
+        str(r[0]): (r[1], r[2]) for r in conn.execute(EXPLAIN_COMMANDS_BY_ID, (ids,)).fetchall()
+    }
+    out = []
+    for member, write in pending:
+        produced = rows.get(write.command_id, (None, None))[1]
+        out.append(
+            {
+                "command_id": write.command_id,
+                "target": member.key,
+                "action": write.action.value,
+                "props": write.props,
+                "issued_at": _iso(write.issued_at),
+                "in_outbox": write.command_id in rows,
+                "produced_at": _iso(produced),
+            }
+        )
+    return out
+
+
+def _observed(
+    conn: psycopg.Connection[Any], store: MapperStore, ref: RecordRef
+) -> dict[str, Any] | None:
+    """What the mapper last saw of the record itself (mapped properties only)."""
+    assert ref.id is not None
+    if ref.system == WIX and ref.resource == CONTACTS:
+        row = conn.execute(EXPLAIN_CONTACT, (ref.tenant, ref.id)).fetchone()
+        if row is None:
+            return None
+        props, revision, source_ts, deleted = row
+        known = store.contact_record(ref.tenant, ref.id)
+        if known is not None and known.record is not None:
+            props = read_wix(known.record)
+        return {
+            "props": props,
+            "revision": revision,
+            "source_ts": _iso(source_ts),
+            "deleted": deleted,
+        }
+    record = store.record(ref.tenant, ref.system, ref.resource, ref.id)
+    if record is None:
+        return None
+    try:
+        props = read_poweroffice(ref.resource, record)
+    except Exception:  # a resource without a flow: show nothing rather than fail
+        props = {}
+    return {"props": props, "source_ts": record.get("LastChangedDateTimeOffset")}
+
+
+# ------------------------------------------------------------------------------------------------
+# CLI
+# ------------------------------------------------------------------------------------------------
+
+
+def _parser() -> argparse.ArgumentParser:
+    systems = sorted(RESOURCES)
+    resources = sorted({r for rs in RESOURCES.values() for r in rs})
+    parser = argparse.ArgumentParser(
+        prog="tether explain",
+        description="Why is a record (not) synced? Reads the mapper's PostgreSQL "
+        "(TETHER_POSTGRES_DSN) and prints JSON.",
+    )
+    parser.add_argument("--system", required=True, choices=systems)
+    parser.add_argument("--resource", required=True, choices=resources)
+    parser.add_argument("--id", required=True, dest="record_id")
+    parser.add_argument("--tenant", default=None, help="default: TETHER_TENANT")
+    parser.add_argument("--recent", type=int, default=RECENT, help="history rows to show")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(list(sys.argv[1:] if argv is None else argv))
+    if args.resource not in RESOURCES[args.system]:
+        sys.stderr.write(f"tether explain: {args.system} has no resource {args.resource!r}\n")
+        return 2
+    settings = MapperSettings.load()
+    tenant = args.tenant or settings.tenant
+    try:
+        with psycopg.connect(
+            settings.postgres_dsn.get_secret_value(), autocommit=True, connect_timeout=10
+        ) as conn:
+            answer = explain_record(
+                conn, tenant, args.system, args.resource, args.record_id, recent=args.recent
+            )
+    except psycopg.Error as exc:
+        # Never echo the DSN: the error class is enough to act on.
+        sys.stderr.write(f"tether explain: PostgreSQL error ({type(exc).__name__})\n")
+        return 2
+    sys.stdout.write(json.dumps(answer, indent=2, ensure_ascii=False, default=str) + "\n")
+    return 1 if answer["status"] == "unknown" else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

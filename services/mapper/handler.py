@@ -1,0 +1,539 @@
+"""One input, inside the loop's transaction: load state, call the domain, persist the decision.
+
+``Handler.change(datum, now)`` and ``Handler.outcome(datum, now)`` take a decoded ``ChangeEvent``
+/ ``Outcome``, and for each domain input they
+
+1. take the locks (advisory locks on match keys and contacts, then the link rows ``FOR UPDATE``),
+2. load the link holding the record (by member identity) and, for a record without one, the
+   candidates: contact index entries sharing a match key (with the link owning each) and links
+   indexed under one of its keys (``link_match_keys``: contacts still being created, and the
+   keys of the links' PowerOffice members),
+3. call the pure domain function,
+4. persist the ``Decision`` exactly as ``services.mapper.domain`` asks: links (optimistic version
+   check, member index, link match keys), contact index upserts (only when not older) and
+   deletes, review items and conflicts (upsert by id), the commands as encoded Avro ``Command``
+   rows in the outbox, and a history row for the explain read model.
+
+It never commits or produces: the loop does (tracking row, effects and outbox in one
+transaction). Returns ``Handled`` records for the metrics, applied after the commit.
+
+Besides the domain's own outputs the shell keeps the last-known full target records (Wix: on the
+contact index row; PowerOffice: ``mapper_records``) to send as ``target_record``, and
+
+* catches a completed create up with a newer state of the same contact that the index received
+  while the create's outcome was in flight (the domain would otherwise never see that edit);
+* holds back delete commands beyond ``mapper_max_deletes_per_hour`` (mass-delete breaker, only
+  relevant with the ``propagate_deletes`` policy) and raises a review row instead.
+
+Imports: the core codec/topics/records modules, the mapper's store/convert and the domain.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from services.core.codec import AvroCodec
+from services.core.topics import TopicLayout, link_key
+from services.mapper.convert import (
+    changes_from_event,
+    command_datum,
+    outcome_from_datum,
+    record_timestamp,
+)
+from services.mapper.domain import (
+    CONTACTS,
+    WIX,
+    Candidate,
+    Change,
+    Command,
+    CommandAction,
+    ContactIndexEntry,
+    Decision,
+    DecisionKind,
+    Link,
+    LinkStatus,
+    MatchKey,
+    Operation,
+    Outcome,
+    OutcomeKind,
+    Policy,
+    RecordRef,
+    ReviewReason,
+    flow_for,
+    match_keys,
+    observe_wix,
+    on_outcome,
+    on_poweroffice_change,
+    on_wix_change,
+    wix_match_keys,
+)
+from services.mapper.domain.identity import derive_id
+from services.mapper.store import MapperStore
+
+#: Decision kinds after which a record is linked: its matching reviews are resolved.
+LINKING_KINDS = frozenset({DecisionKind.CREATE, DecisionKind.LINKED, DecisionKind.CONFLICT})
+MATCH_REVIEWS = (
+    ReviewReason.AMBIGUOUS_MATCH.value,
+    ReviewReason.INSUFFICIENT_CONTACT_DATA.value,
+)
+MASS_DELETE_REASON = "mass_delete_breaker"
+
+
+@dataclass(frozen=True)
+class Handled:
+    """What one domain input did (for the metrics, after commit)."""
+
+    source: str
+    system: str
+    result: str
+    commands: tuple[tuple[str, str, str], ...] = ()
+    conflicts: tuple[tuple[str, str], ...] = ()
+    deletes_held: int = 0
+
+
+@dataclass(frozen=True)
+class Observed:
+    """A full record state an input carried: remembered as the last-known record (when
+    ``remember``) and used as ``target_record`` of commands to that same record."""
+
+    ref: RecordRef
+    record: Mapping[str, Any]
+    source_ts: datetime | None
+    revision: int | None = None
+    remember: bool = True
+
+
+class Handler:
+    def __init__(
+        self,
+        store: MapperStore,
+        codec: AvroCodec,
+        layout: TopicLayout,
+        policy: Policy,
+        *,
+        max_deletes_per_hour: int,
+    ) -> None:
+        self.store = store
+        self.codec = codec
+        self.layout = layout
+        self.policy = policy
+        self.max_deletes_per_hour = max_deletes_per_hour
+        self.wrote = False
+        """Set once the current input started writing (the loop resets it per input): a
+        failure after that point needs the transaction rolled back."""
+        self._batch_deletes = 0
+        self._by_record: dict[tuple[str, str, str, str], Link | None] = {}
+        self._by_id: dict[str, Link] = {}
+
+    # -- the batch's link cache ---------------------------------------------------------------
+
+    def prefetch(
+        self, records: Sequence[tuple[str, str, str, str]], link_ids: Sequence[str]
+    ) -> None:
+        """Load and lock, in two statements, the links of a batch's records and outcomes.
+
+        The rows stay locked until the batch commits, so a cached link cannot change under us;
+        the cache follows every link this batch saves. A record without a link is cached as
+        such only for PowerOffice (no other transaction can put it in a link); a Wix contact
+        without one is looked up again under its contact lock."""
+        found = self.store.links_for_records(records)
+        for identity in records:
+            link = found.get(identity)
+            if link is not None and link.status is LinkStatus.MERGED:
+                continue  # merged while we waited for its lock: resolve it when handled
+            if link is not None or identity[1] != WIX:
+                self._by_record[identity] = link
+            if link is not None:
+                self._by_id[link.link_id] = link
+        wanted = [i for i in link_ids if i not in self._by_id]
+        self._by_id.update(self.store.links_by_id(wanted))
+
+    def _record_link(self, tenant: str, system: str, resource: str, record_id: str) -> Link | None:
+        identity = (tenant, system, resource, record_id)
+        if identity in self._by_record:
+            return self._by_record[identity]
+        link = self.store.link_for_record(tenant, system, resource, record_id)
+        self._by_record[identity] = link
+        if link is not None:
+            self._by_id[link.link_id] = link
+        return link
+
+    def _link(self, link_id: str) -> Link | None:
+        if link_id not in self._by_id:
+            found = self.store.links_by_id([link_id]).get(link_id)
+            if found is None:
+                return None
+            self._by_id[link_id] = found
+        return self._by_id[link_id]
+
+    def _cache(self, link: Link) -> None:
+        self._by_id[link.link_id] = link
+        if link.status is LinkStatus.MERGED:
+            # Its moved members are cached under the surviving link; the others have none now.
+            for identity, cached in list(self._by_record.items()):
+                if cached is not None and cached.link_id == link.link_id:
+                    del self._by_record[identity]
+        for ref in link.member_refs():
+            assert ref.id is not None
+            self._by_record[(ref.tenant, ref.system, ref.resource, ref.id)] = link
+
+    # -- inputs -------------------------------------------------------------------------------
+
+    def change(self, datum: Mapping[str, Any], now: datetime) -> list[Handled]:
+        """A decoded ChangeEvent (one or more domain changes)."""
+        return [self._change(change, now) for change in changes_from_event(datum)]
+
+    def outcome(self, datum: Mapping[str, Any], now: datetime) -> list[Handled]:
+        """A decoded Outcome."""
+        outcome = outcome_from_datum(datum)
+        target = outcome.target
+        contact_id = target.id if target.system == WIX else None
+        completing = outcome.kind in (OutcomeKind.CREATED, OutcomeKind.LINKED_EXISTING)
+        if contact_id is not None and completing:
+            self.store.lock(outcome.tenant, contacts=[contact_id])
+        loaded: dict[str, Link] = {}
+        link = self._load(loaded, self._link(outcome.link_id))
+        contact_link = None
+        if outcome.kind is OutcomeKind.LINKED_EXISTING and contact_id is not None:
+            contact_link = self._load(
+                loaded, self._record_link(outcome.tenant, WIX, CONTACTS, contact_id)
+            )
+        decision = on_outcome(link, outcome, self.policy, now, contact_link)
+        observed = None
+        if outcome.record is not None and target.id is not None:
+            observed = Observed(target, outcome.record, outcome.source_ts, outcome.revision)
+        handled = [
+            self._persist(
+                decision,
+                loaded,
+                now=now,
+                source="outcome",
+                subject=target,
+                event_id=outcome.outcome_id,
+                command_id=outcome.command_id,
+                caused_by=outcome.command_id,
+                observed=observed,
+                source_ts=outcome.source_ts,
+                own_link=link,
+                error=(outcome.error_code, outcome.error_message),
+            )
+        ]
+        if completing and target.system == WIX:
+            caught_up = self._catch_up(decision, loaded, outcome, now)
+            if caught_up is not None:
+                handled.append(caught_up)
+        return handled
+
+    # -- changes ------------------------------------------------------------------------------
+
+    def _change(self, change: Change, now: datetime) -> Handled:
+        loaded: dict[str, Link] = {}
+        observed = None
+        if change.system == WIX:
+            keys = wix_match_keys(change.record) if change.record is not None else []
+            link = self._record_link(change.tenant, WIX, CONTACTS, change.record_id)
+            if link is None:
+                # Keys before contacts, one statement: a record linking to this contact holds
+                # them; then look again (it may have been linked while we waited).
+                self.store.lock(change.tenant, keys, [change.record_id])
+                link = self.store.link_for_record(change.tenant, WIX, CONTACTS, change.record_id)
+                if link is not None:
+                    self._cache(link)
+            self._load(loaded, link)
+            candidates: list[Candidate] = []
+            if (
+                link is None
+                and change.operation is Operation.UPSERT
+                and self.policy.create_wix_only_in_poweroffice
+            ):
+                candidates = self._candidates(
+                    change.tenant, keys, loaded, exclude=change.record_id, linked_only=True
+                )
+            decision = on_wix_change(link, change, self.policy, now, candidates)
+            if change.record is not None:
+                # The domain decides whether the index takes this state (never an older one).
+                observed = Observed(
+                    change.ref, change.record, change.source_ts, change.revision, remember=False
+                )
+        else:
+            link = self._load(
+                loaded,
+                self._record_link(change.tenant, change.system, change.resource, change.record_id),
+            )
+            candidates = []
+            if link is None and change.operation is Operation.UPSERT:
+                flow = flow_for(change.resource)
+                candidates = self._candidates(
+                    change.tenant, match_keys(flow, change.record or {}), loaded
+                )
+            decision = on_poweroffice_change(link, change, candidates, self.policy, now)
+            if change.record is not None:
+                observed = Observed(change.ref, change.record, change.source_ts)
+        return self._persist(
+            decision,
+            loaded,
+            now=now,
+            source="change",
+            subject=change.ref,
+            event_id=change.event_id,
+            command_id=None,
+            caused_by=change.event_id,
+            observed=observed,
+            source_ts=change.source_ts,
+            own_link=link,
+        )
+
+    def _load(self, loaded: dict[str, Link], link: Link | None) -> Link | None:
+        if link is not None:
+            loaded.setdefault(link.link_id, link)
+        return link
+
+    def _candidates(
+        self,
+        tenant: str,
+        keys: Sequence[MatchKey],
+        loaded: dict[str, Link],
+        *,
+        exclude: str | None = None,
+        linked_only: bool = False,
+    ) -> list[Candidate]:
+        """Index entries sharing a key (with the link holding each) and the links indexed under
+        one of the keys (contacts being created; other records' keys), their links locked."""
+        if not keys:
+            return []
+        self.store.lock(tenant, keys)
+        contact_ids, by_key = self.store.candidates_for_keys(tenant, keys)
+        contact_ids = [c for c in contact_ids if c != exclude]
+        entries: list[tuple[ContactIndexEntry, str | None]] = []
+        if contact_ids:
+            # Lock the contacts, then read which link holds each (fresh under the lock).
+            self.store.lock(tenant, contacts=contact_ids)
+            entries = self.store.contact_entries(tenant, contact_ids)
+        wanted = {link_id for _, link_id in entries if link_id is not None} | set(by_key)
+        missing = wanted - set(loaded) - set(self._by_id)
+        self._by_id.update(self.store.links_by_id(missing))
+        for link_id in wanted - set(loaded):
+            if link_id in self._by_id:
+                loaded[link_id] = self._by_id[link_id]
+        candidates: list[Candidate] = []
+        for entry, owner_id in entries:
+            owner = loaded.get(owner_id) if owner_id is not None else None
+            if linked_only and owner is None:
+                continue
+            candidates.append(Candidate(contact=entry, link=owner))
+        candidates += [Candidate(link=loaded[lid]) for lid in by_key if lid in loaded]
+        return candidates
+
+    # -- outcomes -----------------------------------------------------------------------------
+
+    def _catch_up(
+        self, decision: Decision, loaded: dict[str, Link], outcome: Outcome, now: datetime
+    ) -> Handled | None:
+        """After a Wix create/link completed: if the index already holds a newer state of that
+        contact (its change event was handled while the outcome was in flight, as an unlinked
+        contact), feed that state to the link now."""
+        contact_id = outcome.target.id
+        link = decision.link
+        if contact_id is None or link is None:
+            return None
+        link = loaded.get(link.link_id, link)
+        wix = link.wix_member
+        if wix is None or wix.ref.id != contact_id or not wix.active or wix.observed is None:
+            return None
+        known = self.store.contact_record(outcome.tenant, contact_id)
+        if known is None or known.record is None or known.revision is None:
+            return None
+        observed = wix.observed.revision
+        if observed is not None and known.revision <= observed:
+            return None
+        change = Change(
+            event_id=derive_id("catch-up", outcome.outcome_id, contact_id, known.revision),
+            tenant=outcome.tenant,
+            system=WIX,
+            resource=CONTACTS,
+            record_id=contact_id,
+            source_ts=known.source_ts or record_timestamp(WIX, known.record) or now,
+            revision=known.revision,
+            record=known.record,
+        )
+        follow_up = on_wix_change(link, change, self.policy, now)
+        return self._persist(
+            follow_up,
+            loaded,
+            now=now,
+            source="change",
+            subject=change.ref,
+            event_id=change.event_id,
+            command_id=None,
+            caused_by=change.event_id,
+            observed=Observed(change.ref, known.record, change.source_ts, known.revision, False),
+            source_ts=change.source_ts,
+            own_link=link,
+        )
+
+    # -- persisting a decision ----------------------------------------------------------------
+
+    def _persist(
+        self,
+        decision: Decision,
+        loaded: dict[str, Link],
+        *,
+        now: datetime,
+        source: str,
+        subject: RecordRef,
+        event_id: str,
+        command_id: str | None,
+        caused_by: str,
+        observed: Observed | None,
+        source_ts: datetime | None,
+        own_link: Link | None,
+        error: tuple[str | None, str | None] = (None, None),
+    ) -> Handled:
+        store = self.store
+        self.wrote = True
+        # Reads first (the writes below go in one pipeline, without waiting for results).
+        commands, held = self._breaker(decision.commands, subject, now)
+        targets = [self._target_record(command, observed) for command in commands]
+        checks = []
+        with store.conn.pipeline():
+            # 0. the full record the input carried (last known, never replaced by an older one)
+            if observed is not None and observed.remember:
+                self._remember(observed, now)
+            # 1. links (version-checked), member index, link match keys
+            for link in decision.links:
+                checks.append(store.save_link(link, loaded.get(link.link_id)))
+                loaded[link.link_id] = link
+                self._cache(link)
+            # 2. the contact index (only when not older) and its full records
+            for entry in decision.index_upserts:
+                record = None
+                if observed is not None and observed.ref.system == WIX:
+                    record = observed.record if observed.ref.id == entry.contact_id else None
+                store.upsert_contact(entry, record, now)
+            for contact_id in decision.index_deletes:
+                store.delete_contact(subject.tenant, contact_id, source_ts, now)
+            # 3. review items and conflicts (upsert by id)
+            for item in decision.review_items:
+                store.upsert_review(item)
+            if decision.kind in LINKING_KINDS and subject.id is not None:
+                store.resolve_reviews(subject, MATCH_REVIEWS, decision.kind.value, now)
+            for conflict in decision.conflicts:
+                store.insert_conflict(conflict)
+            # 4. commands -> outbox (encoded Avro, with the last-known target record)
+            for command, target_record in zip(commands, targets, strict=True):
+                datum = command_datum(
+                    command, target_record=target_record, caused_by=caused_by, created_at=now
+                )
+                store.insert_outbox(
+                    command,
+                    topic=self.layout.commands(command.target.system, command.target.resource),
+                    key=link_key(command.link_id),
+                    payload=self.codec.encode("Command", datum),
+                    caused_by=caused_by,
+                    now=now,
+                )
+            # 5. history (explain)
+            link_id = decision.link.link_id if decision.link is not None else None
+            if link_id is None and own_link is not None:
+                link_id = own_link.link_id
+            store.add_history(
+                tenant=subject.tenant,
+                link_id=link_id,
+                ref=(subject.system, subject.resource, subject.id),
+                source=source,
+                event_id=event_id,
+                command_id=command_id,
+                decision=decision.kind.value,
+                reason=decision.reason,
+                commands=len(commands),
+                error_code=error[0],
+                error_message=error[1],
+                at=now,
+            )
+        for check in checks:
+            check()
+        return Handled(
+            source=source,
+            system=subject.system,
+            result=decision.kind.value,
+            commands=tuple((c.target.system, c.target.resource, c.action.value) for c in commands),
+            conflicts=tuple((c.property, c.rule) for c in decision.conflicts),
+            deletes_held=held,
+        )
+
+    def _remember(self, observed: Observed, now: datetime) -> None:
+        ref = observed.ref
+        if ref.id is None:
+            return
+        if ref.system == WIX:
+            entry = wix_index_entry(
+                ref.tenant, ref.id, observed.record, observed.revision, observed.source_ts
+            )
+            self.store.upsert_contact(entry, observed.record, now)
+        else:
+            self.store.upsert_record(ref, observed.record, observed.source_ts, now)
+
+    def _target_record(
+        self, command: Command, observed: Observed | None
+    ) -> Mapping[str, Any] | None:
+        """The last known full target record (the state this input carried, if it is the
+        target; else the stored one)."""
+        target = command.target
+        if command.action is CommandAction.CREATE or target.id is None:
+            return None
+        if observed is not None and observed.ref.identity == target.identity:
+            return observed.record
+        if target.system == WIX:
+            known = self.store.contact_record(target.tenant, target.id)
+            return known.record if known is not None else None
+        return self.store.record(target.tenant, target.system, target.resource, target.id)
+
+    def _breaker(
+        self, commands: Sequence[Command], subject: RecordRef, now: datetime
+    ) -> tuple[list[Command], int]:
+        """Mass-delete breaker: deletes beyond the hourly allowance are held for review."""
+        deletes = [c for c in commands if c.action is CommandAction.DELETE]
+        if not deletes:
+            return list(commands), 0
+        recent = self.store.deletes_since(now - timedelta(hours=1)) + self._batch_deletes
+        held = deletes[max(self.max_deletes_per_hour - recent, 0) :]
+        self._batch_deletes += len(deletes) - len(held)  # the batch's outbox rows are deferred
+        for command in held:
+            self.store.add_review(
+                derive_id("review", MASS_DELETE_REASON, command.command_id),
+                command.tenant,
+                MASS_DELETE_REASON,
+                f"delete of {command.target.key} held: more than "
+                f"{self.max_deletes_per_hour} deletes within an hour",
+                command.target,
+                command.link_id,
+                now,
+            )
+        held_ids = {c.command_id for c in held}
+        return [c for c in commands if c.command_id not in held_ids], len(held)
+
+
+def wix_index_entry(
+    tenant: str,
+    contact_id: str,
+    contact: Mapping[str, Any],
+    revision: int | None,
+    source_ts: datetime | None,
+) -> ContactIndexEntry:
+    """The contact index entry of a Wix contact state (as the domain builds it)."""
+    reading = observe_wix(contact)
+    if revision is None:
+        raw = contact.get("revision")
+        revision = raw if isinstance(raw, int) and not isinstance(raw, bool) else None
+    return ContactIndexEntry(
+        tenant=tenant,
+        contact_id=contact_id,
+        keys=tuple(wix_match_keys(contact)),
+        props=reading.props,
+        revision=revision,
+        source_ts=source_ts,
+        has_other_items=reading.has_other_items,
+    )

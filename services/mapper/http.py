@@ -1,0 +1,87 @@
+"""The mapper's HTTP extras on the shared service port: ``/explain`` and the PostgreSQL check.
+
+* ``GET /explain?system=&resource=&id=[&tenant=]`` — the explain answer as JSON (200; 404 for a
+  record the mapper has never seen; 400 for missing/unknown parameters);
+* ``POST /explain`` with the same parameters as a JSON object (through the runtime's public
+  ``add_route``).
+
+The shared runtime hands routes only the body and the headers, not the query string; until it
+does, ``install`` wraps the runtime's request handler class so that ``GET /explain`` sees its
+query (everything else still goes through the runtime's dispatcher). Each request opens its own
+short-lived read-only connection: the loop's connection belongs to the loop's thread.
+
+Imports: standard library, psycopg, the core runtime and the mapper's explain/settings.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import psycopg
+
+from services.core.runtime import HttpServer
+from services.core.topics import RESOURCES
+from services.mapper.explain import explain_record
+
+EXPLAIN_PATH = "/explain"
+JSON = "application/json"
+
+Answer = tuple[int, str, bytes]
+
+
+def _reply(status: int, payload: Any) -> Answer:
+    return status, JSON, json.dumps(payload, ensure_ascii=False, default=str).encode()
+
+
+class ExplainEndpoint:
+    """Answers explain requests from a fresh PostgreSQL connection each."""
+
+    def __init__(self, dsn: Callable[[], str], default_tenant: str) -> None:
+        self._dsn = dsn
+        self.default_tenant = default_tenant
+
+    def answer(self, params: Mapping[str, str]) -> Answer:
+        system = params.get("system", "")
+        resource = params.get("resource", "")
+        record_id = params.get("id", "")
+        tenant = params.get("tenant") or self.default_tenant
+        if not record_id or resource not in RESOURCES.get(system, ()):
+            return _reply(400, {"error": "need system, resource and id of a known resource"})
+        try:
+            with psycopg.connect(self._dsn(), autocommit=True, connect_timeout=5) as conn:
+                conn.read_only = True
+                body = explain_record(conn, tenant, system, resource, record_id)
+        except psycopg.Error as exc:
+            return _reply(503, {"error": f"PostgreSQL unavailable ({type(exc).__name__})"})
+        return _reply(404 if body["status"] == "unknown" else 200, body)
+
+    def post(self, body: bytes, _headers: dict[str, str]) -> Answer:
+        try:
+            params = json.loads(body or b"{}")
+        except ValueError:
+            return _reply(400, {"error": "body must be a JSON object"})
+        if not isinstance(params, dict):
+            return _reply(400, {"error": "body must be a JSON object"})
+        return self.answer({str(k): str(v) for k, v in params.items() if v is not None})
+
+
+def install(http: HttpServer, endpoint: ExplainEndpoint) -> None:
+    """Serve ``/explain`` on the runtime's HTTP server (before it is started)."""
+    http.add_route("POST", EXPLAIN_PATH, endpoint.post)
+    server = http._server  # the runtime passes no query string to routes (see module docstring)
+    base: Any = server.RequestHandlerClass
+
+    class ExplainHandler(base):  # type: ignore[misc]
+        def do_GET(self) -> None:  # noqa: N802 - the http.server hook name
+            parts = urlsplit(self.path)
+            if parts.path != EXPLAIN_PATH:
+                super().do_GET()
+                return
+            params = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+            status, content_type, payload = endpoint.answer(params)
+            self._send(status, content_type, payload)
+
+    server.RequestHandlerClass = ExplainHandler

@@ -1,0 +1,456 @@
+"""The mapper's service loop: a thin shell around ``Handler`` (and through it the pure domain).
+
+One iteration, in this order (the numbers are repeated as comments where they run):
+
+1. **poll** a batch from every change topic and the outcomes topic (consumer group
+   ``<topic_prefix>-mapper``; auto-commit off);
+2. **handle + persist** the whole batch in ONE PostgreSQL transaction: lock the batch's tracking
+   rows ``(group, topic, partition) -> next offset``; skip every message below its row (a replay
+   is a no-op); decode it and let ``Handler`` decide and persist (link state, indexes, review
+   items, conflicts, history and the encoded commands in the outbox; one pipelined round trip
+   per decision). Bad input (``DecodeError``, ``ContractError``, any non-retriable error)
+   becomes a dead letter (``ctx.dead_letters.park``, flushed before the commit) while its
+   tracking row still advances: an input failing before it wrote is parked in place; one failing
+   after it wrote makes the batch roll back and run again with a savepoint per input. Advance the
+   tracking rows; **commit**;
+3. **produce** the outbox rows not yet produced (one replica at a time, in outbox order, key =
+   link id, topic = the target's command topic), **flush**, mark them produced;
+4. **commit the Kafka offsets** of the batch (last: they are only an optimisation, the tracking
+   rows are the truth).
+
+A crash between any two steps is safe: before 2's commit nothing happened; between 2 and 3 the
+rows wait in the outbox and are produced on restart (``start`` relays leftovers first); between
+3's flush and its mark, or between 3 and 4, rows are produced again (same ``command_id``: the
+loader de-duplicates) and the re-read input is skipped by the tracking rows.
+
+Retriable failures (PostgreSQL connection lost, deadlock, serialization failure; Kafka transport
+errors) roll the batch back and retry it with back-off; the process never skips input it could
+not persist. SIGTERM (``stop``) finishes the current batch, produces, commits and returns.
+
+Imports: the core kafka/service/codec modules, psycopg and the mapper's modules.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import psycopg
+from kafka import KafkaConsumer
+from kafka.errors import KafkaError
+
+from services.core.errors import DecodeError, TetherError, TransportError
+from services.core.kafka import commit_offsets, make_consumer, next_offsets, provision_topics
+from services.core.service import ServiceContext
+from services.mapper.domain import Policy, ReviewReason
+from services.mapper.handler import Handled, Handler
+from services.mapper.metrics import MapperMetrics
+from services.mapper.migrations import apply_migrations
+from services.mapper.settings import MapperSettings
+from services.mapper.store import MapperStore
+
+log = logging.getLogger("tether.mapper")
+
+CRASH_EXIT_CODE = 137
+MAX_BACKOFF_SECONDS = 5.0
+#: PostgreSQL failures worth retrying the whole batch for: connection lost, deadlock detected,
+#: serialization failure (all OperationalError), or a connection found closed (InterfaceError).
+RETRIABLE_DB = (psycopg.OperationalError, psycopg.InterfaceError)
+
+
+class _DirtyBatchError(Exception):
+    """An input failed after it had written: the batch's transaction must be redone."""
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _identities(
+    todo: Sequence[tuple[Any, str, dict[str, Any] | DecodeError]],
+) -> tuple[list[tuple[str, str, str, str]], list[str]]:
+    """The record identities and link ids a batch's decoded inputs name (for the prefetch)."""
+    records: list[tuple[str, str, str, str]] = []
+    links: list[str] = []
+    for _, source, datum in todo:
+        if isinstance(datum, DecodeError):
+            continue
+        try:
+            if source == "outcome":
+                links.append(str(datum["link_id"]))
+            else:
+                tenant, system, resource = datum["tenant"], datum["system"], datum["resource"]
+                records.append((str(tenant), str(system), str(resource), str(datum["record_id"])))
+                records += [
+                    (str(tenant), str(system), str(resource), str(m))
+                    for m in datum.get("merged_ids") or ()
+                ]
+        except (KeyError, TypeError):
+            continue  # the handler reports it
+    return records, links
+
+
+class Mapper:
+    """The mapper process' moving parts: consumer, PostgreSQL connection, handler, relay."""
+
+    def __init__(
+        self,
+        ctx: ServiceContext,
+        settings: MapperSettings,
+        policy: Policy | None = None,
+        metrics: MapperMetrics | None = None,
+    ) -> None:
+        self.ctx = ctx
+        self.settings = settings
+        self.policy = policy if policy is not None else settings.policy()
+        self.metrics = metrics if metrics is not None else MapperMetrics(ctx.registry)
+        self.group = settings.group_id
+        self.topics = [*ctx.layout.all_changes(), ctx.layout.outcomes]
+        self.conn: psycopg.Connection[Any] | None = None
+        self.consumer: KafkaConsumer | None = None
+        self.crash_point = settings.mapper_crash_point
+        self.consumed = 0
+        """Messages polled and handled or skipped (tests wait on it)."""
+        self.replayed = 0
+        self._next_maintenance = 0.0
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Migrate, subscribe, and produce what a previous run left in the outbox."""
+        if self.settings.mapper_provision_topics:
+            provision_topics(self.settings)
+        conn = self._connection()
+        apply_migrations(conn)
+        static = self.settings.mapper_group_instance_id
+        consumer = make_consumer(
+            self.settings, self.group, **({"group_instance_id": static} if static else {})
+        )
+        for topic in self.topics:
+            # Metadata before joining: a group leader that assigns before it knows the
+            # partitions hands out nothing, and kafka-python may not rebalance for a while.
+            consumer.partitions_for_topic(topic)
+        consumer.subscribe(self.topics)
+        self.consumer = consumer
+        self._relay_safely()  # what a previous run committed but did not produce
+        self._maintenance(force=True)
+
+    def close(self) -> None:
+        if self.consumer is not None:
+            self.consumer.close(autocommit=False)
+            self.consumer = None
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+
+    def run(self, stop: Callable[[], bool]) -> None:
+        """Run iterations until ``stop()``; then produce and commit what is left, and close.
+
+        Start-up waits (with back-off) for PostgreSQL and Kafka instead of crash-looping."""
+        delay = 0.5
+        while True:
+            try:
+                self.start()
+                break
+            except (*RETRIABLE_DB, TransportError) as exc:
+                if stop():
+                    self.close()
+                    return
+                log.warning("start-up failed (%s): retrying in %.1fs", type(exc).__name__, delay)
+                time.sleep(delay)
+                delay = min(delay * 2, MAX_BACKOFF_SECONDS)
+        try:
+            while not stop():
+                self.ctx.runtime.heartbeat()
+                self.run_once()
+        finally:
+            try:
+                self._relay_safely()
+            finally:
+                self.close()
+
+    # -- one iteration ------------------------------------------------------------------------
+
+    def run_once(self) -> int:
+        """One poll -> persist -> produce -> commit round; returns the messages polled."""
+        assert self.consumer is not None, "start() first"
+        # 1. poll
+        polled = self.consumer.poll(
+            timeout_ms=self.settings.poll_timeout_ms, max_records=self.settings.max_poll_records
+        )
+        records = [record for batch in polled.values() for record in batch]
+        started = time.monotonic()
+        if records:
+            for record in records:
+                self.ctx.metrics.consumed.labels(record.topic).inc()
+            # 2. handle + persist in one transaction (tracking rows, state, outbox) -> commit
+            handled, new = self._process(records)
+            self.consumed += len(records)
+            self.replayed += sum(1 for item in handled if item.result == "replayed")
+            self._apply_metrics(handled)
+            if new:
+                self._crash("after_db_commit")
+        # 3. produce the outbox, flush, mark produced
+        relayed = self._relay_safely()
+        if relayed > 0:
+            self._crash("after_mark")
+        # 4. commit Kafka offsets (last)
+        if records and relayed >= 0:
+            try:
+                commit_offsets(self.consumer, next_offsets(records))
+            except TransportError as exc:
+                # A rebalance took the partitions: the tracking rows keep the new owner exact.
+                log.warning("offset commit failed: %s", exc)
+            self.ctx.metrics.batch_seconds.observe(time.monotonic() - started)
+        self._maintenance()
+        return len(records)
+
+    # -- step 2 -------------------------------------------------------------------------------
+
+    def _process(self, records: Sequence[Any]) -> tuple[list[Handled], int]:
+        attempt = 0
+        careful = False
+        while True:
+            try:
+                return self._process_once(records, careful)
+            except _DirtyBatchError as dirty:
+                # An input failed after it wrote: redo the batch, each input in a savepoint.
+                log.info("batch redone input by input (%s)", type(dirty.__cause__).__name__)
+                careful = True
+            except (*RETRIABLE_DB, TransportError) as exc:
+                attempt += 1
+                delay = min(0.05 * 2**attempt, MAX_BACKOFF_SECONDS)
+                log.warning(
+                    "batch rolled back (%s), retry %d in %.2fs", type(exc).__name__, attempt, delay
+                )
+                time.sleep(delay)
+                if self.conn is not None and self.conn.closed:
+                    self.conn = None
+
+    def _process_once(self, records: Sequence[Any], careful: bool) -> tuple[list[Handled], int]:
+        """One transaction for the batch. Fast path: no savepoints — an input that fails before
+        writing anything becomes a dead letter in place; one that fails after writing raises
+        ``_DirtyBatchError`` and the batch is redone ``careful``: each input in a savepoint."""
+        conn = self._connection()
+        store = MapperStore(conn, defer=not careful)
+        handler = Handler(
+            store,
+            self.ctx.codec,
+            self.ctx.layout,
+            self.policy,
+            max_deletes_per_hour=self.settings.mapper_max_deletes_per_hour,
+        )
+        handled: list[Handled] = []
+        bad: list[tuple[Any, Exception]] = []
+        new = 0
+        with conn.transaction():
+            positions = store.lock_positions(self.group, {(r.topic, r.partition) for r in records})
+            start = dict(positions)
+            todo: list[tuple[Any, str, dict[str, Any] | DecodeError]] = []
+            for record in records:
+                source = "outcome" if record.topic == self.ctx.layout.outcomes else "change"
+                if record.offset < positions[(record.topic, record.partition)]:
+                    handled.append(Handled(source, "-", "replayed"))
+                    continue
+                todo.append((record, source, self._decode(record, source)))
+            handler.prefetch(*_identities(todo))
+            for record, source, datum in todo:
+                handled.extend(self._handle(record, source, datum, handler, store, careful, bad))
+                positions[(record.topic, record.partition)] = record.offset + 1
+                new += 1
+            store.flush()
+            store.save_positions(
+                self.group, {p: o for p, o in positions.items() if o != start[p]}, _now()
+            )
+            if bad:
+                # Dead letters are durable before the positions that skip them commit.
+                self._flush([self._park(record, exc) for record, exc in bad])
+        return handled, new
+
+    def _decode(self, record: Any, source: str) -> dict[str, Any] | DecodeError:
+        try:
+            return self.ctx.codec.decode(
+                record.value, "Outcome" if source == "outcome" else "ChangeEvent"
+            )
+        except DecodeError as exc:
+            return exc
+
+    def _handle(
+        self,
+        record: Any,
+        source: str,
+        datum: dict[str, Any] | DecodeError,
+        handler: Handler,
+        store: MapperStore,
+        careful: bool,
+        bad: list[tuple[Any, Exception]],
+    ) -> list[Handled]:
+        message_type = "Outcome" if source == "outcome" else "ChangeEvent"
+        if isinstance(datum, DecodeError):
+            bad.append((record, datum))
+            return [Handled(source, "-", "dead_letter")]
+        started = time.perf_counter()
+        handler.wrote = False
+        try:
+            if careful:
+                with store.conn.transaction():  # a savepoint: a failure rolls back only itself
+                    result = self._decide(handler, source, datum)
+            else:
+                result = self._decide(handler, source, datum)
+        except RETRIABLE_DB:
+            raise  # connection lost / deadlock / serialization: retry the batch
+        except Exception as exc:
+            if isinstance(exc, TetherError) and exc.retriable:
+                raise
+            if not careful and (handler.wrote or isinstance(exc, psycopg.Error)):
+                raise _DirtyBatchError() from exc
+            if not isinstance(exc, TetherError):
+                log.exception("unexpected error handling %s: dead letter", message_type)
+            bad.append((record, exc))
+            system = self._history_of_dead_letter(store, datum, source == "outcome", exc)
+            return [Handled(source, system, "dead_letter")]
+        self.metrics.processing.labels(source).observe(time.perf_counter() - started)
+        return result
+
+    def _decide(self, handler: Handler, source: str, datum: dict[str, Any]) -> list[Handled]:
+        now = _now()
+        return handler.outcome(datum, now) if source == "outcome" else handler.change(datum, now)
+
+    def _park(self, record: Any, exc: Exception) -> Any:
+        return self.ctx.dead_letters.park(
+            record.value if isinstance(record.value, bytes) else b"",
+            exc,
+            source_topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            key=record.key,
+        )
+
+    def _history_of_dead_letter(
+        self, store: MapperStore, datum: dict[str, Any], is_outcome: bool, exc: Exception
+    ) -> str:
+        """Record a dead-lettered input against its record/link, for ``explain``."""
+        if is_outcome:
+            system = str(datum.get("target_system", "-"))
+            ref = (system, str(datum.get("target_resource", "-")), datum.get("target_id"))
+            link_id = datum.get("link_id")
+        else:
+            system = str(datum.get("system", "-"))
+            ref = (system, str(datum.get("resource", "-")), datum.get("record_id"))
+            link_id = None
+        store.add_history(
+            tenant=str(datum.get("tenant", "")),
+            link_id=str(link_id) if link_id else None,
+            ref=ref,
+            source="outcome" if is_outcome else "change",
+            event_id=datum.get("event_id"),
+            command_id=datum.get("command_id"),
+            decision="dead_letter",
+            reason=type(exc).__name__,
+            commands=0,
+            error_code=exc.code if isinstance(exc, TetherError) else type(exc).__name__,
+            error_message=str(exc),
+            at=datetime.now(UTC),
+        )
+        return system
+
+    def _flush(self, futures: Iterable[Any]) -> None:
+        try:
+            self.ctx.producer.flush()
+        except KafkaError as exc:
+            raise TransportError(f"flush failed: {type(exc).__name__}") from exc
+        for future in futures:
+            if future.failed():
+                raise TransportError(f"produce failed: {type(future.exception).__name__}")
+
+    # -- step 3 -------------------------------------------------------------------------------
+
+    def _relay_safely(self) -> int:
+        """Produce the outbox; -1 when Kafka or PostgreSQL failed (rows stay for next time)."""
+        try:
+            return self._relay()
+        except (*RETRIABLE_DB, TransportError) as exc:
+            log.warning("outbox relay failed (%s): retrying next round", type(exc).__name__)
+            if self.conn is not None and self.conn.closed:
+                self.conn = None
+            return -1
+
+    def _relay(self) -> int:
+        """Produce unproduced outbox rows in outbox order, flush, mark them produced."""
+        conn = self._connection()
+        store = MapperStore(conn)
+        limit = self.settings.mapper_relay_batch
+        total = 0
+        while True:
+            with conn.transaction():
+                if not store.try_relay_lock():
+                    return total  # another replica is relaying; it will take these rows too
+                rows = store.unproduced(limit)
+                if not rows:
+                    return total
+                producer = self.ctx.producer
+                try:
+                    futures = [producer.send(r.topic, key=r.key, value=r.payload) for r in rows]
+                except KafkaError as exc:
+                    raise TransportError(f"produce failed: {type(exc).__name__}") from exc
+                self._flush(futures)
+                self._crash("after_produce")
+                store.mark_produced([r.seq for r in rows], datetime.now(UTC))
+            for row in rows:
+                self.ctx.metrics.produced.labels(row.topic).inc()
+            total += len(rows)
+            if len(rows) < limit:
+                return total
+
+    # -- helpers ------------------------------------------------------------------------------
+
+    def _connection(self) -> psycopg.Connection[Any]:
+        if self.conn is None or self.conn.closed:
+            dsn = self.settings.postgres_dsn.get_secret_value()
+            self.conn = psycopg.connect(dsn, autocommit=True, connect_timeout=10)
+        return self.conn
+
+    def _crash(self, point: str) -> None:
+        if self.crash_point == point:
+            log.error("fault injection: crashing at %s", point)
+            logging.shutdown()
+            os._exit(CRASH_EXIT_CODE)
+
+    def _apply_metrics(self, handled: Iterable[Handled]) -> None:
+        m = self.metrics
+        for item in handled:
+            m.events.labels(item.source, item.system, item.result).inc()
+            for system, resource, action in item.commands:
+                m.commands.labels(system, resource, action).inc()
+            for prop, rule in item.conflicts:
+                m.conflicts.labels(prop, rule).inc()
+            if item.deletes_held:
+                m.deletes_held.inc(item.deletes_held)
+
+    def _maintenance(self, force: bool = False) -> None:
+        """Refresh the gauges from PostgreSQL and trim old rows, every few seconds."""
+        now = time.monotonic()
+        if not force and now < self._next_maintenance:
+            return
+        self._next_maintenance = now + self.settings.mapper_maintenance_interval_seconds
+        try:
+            conn = self._connection()
+            store = MapperStore(conn)
+            with conn.transaction():
+                self.metrics.set_link_states(store.link_states())
+                self.metrics.outbox_backlog.set(store.outbox_backlog())
+                self.metrics.set_open_reviews(
+                    store.open_reviews(), tuple(r.value for r in ReviewReason)
+                )
+            with conn.transaction():
+                store.trim_history(self.settings.mapper_history_per_record)
+                retention = timedelta(days=self.settings.mapper_outbox_retention_days)
+                store.purge_outbox(datetime.now(UTC) - retention)
+        except RETRIABLE_DB as exc:
+            log.warning("maintenance skipped: %s", type(exc).__name__)
+            if self.conn is not None and self.conn.closed:
+                self.conn = None

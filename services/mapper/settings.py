@@ -1,0 +1,88 @@
+"""The mapper's settings: the shared groups plus policy, consumer group and operational knobs.
+
+Every field is read from ``TETHER_<NAME>`` (or a secret file) once, in ``main``; nothing else in
+the mapper reads the environment. The sync policy (``services.mapper.domain.Policy``) comes from
+``TETHER_MAPPER_POLICY`` (JSON text) or ``TETHER_MAPPER_POLICY_FILE`` (a JSON file); unknown keys
+are rejected at start-up so a typo never silently falls back to a default.
+
+``mapper_crash_point`` is a fault-injection switch for the crash tests only (off by default): at
+the named point of the loop the process ends with ``os._exit(137)`` (what ``kill -9`` looks like),
+once. Points: ``after_db_commit`` (link state and outbox committed, nothing produced),
+``after_produce`` (outbox rows produced and flushed, not yet marked produced, offsets not
+committed), ``after_mark`` (rows marked produced, Kafka offsets not committed).
+
+Imports: pydantic, the core settings and the mapper's domain policy only.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+
+from services.core.errors import ConfigurationError
+from services.core.settings import PostgresSettings, TetherSettings
+from services.mapper.domain import Policy
+
+CrashPoint = Literal["after_db_commit", "after_produce", "after_mark"]
+
+DEFAULT_HTTP_PORT = 9101
+
+
+class MapperSettings(TetherSettings, PostgresSettings):
+    """Settings of the mapper service (``tether mapper``)."""
+
+    http_port: int = Field(DEFAULT_HTTP_PORT, ge=0, le=65535)
+    mapper_group_id: str | None = Field(
+        None, description="Kafka consumer group; default '<topic_prefix>-mapper'."
+    )
+    mapper_group_instance_id: str | None = Field(
+        None,
+        description="Static group membership (KIP-345), e.g. the StatefulSet pod name: a "
+        "restarted replica gets its partitions back at once instead of after the session "
+        "timeout. Leave unset for Deployments.",
+    )
+    mapper_policy: str | None = Field(
+        None, description="Sync policy as JSON text (services.mapper.domain.Policy)."
+    )
+    mapper_policy_file: Path | None = Field(None, description="Sync policy as a JSON file.")
+    mapper_provision_topics: bool = Field(
+        True, description="Create missing topics at start-up (idempotent)."
+    )
+    mapper_max_deletes_per_hour: int = Field(
+        25,
+        ge=0,
+        description="Mass-delete breaker: delete commands allowed per rolling hour (only with "
+        "the propagate_deletes policy); further deletes are held for review.",
+    )
+    mapper_maintenance_interval_seconds: float = Field(
+        15.0, gt=0, description="How often gauges are refreshed and old rows trimmed."
+    )
+    mapper_history_per_record: int = Field(
+        20, ge=1, description="History rows (decisions, outcomes, errors) kept per link/record."
+    )
+    mapper_outbox_retention_days: int = Field(
+        7, ge=1, description="Produced outbox rows are deleted after this many days."
+    )
+    mapper_relay_batch: int = Field(1000, ge=1, description="Outbox rows produced per round.")
+    mapper_crash_point: CrashPoint | None = Field(
+        None, description="Fault injection for the crash tests: os._exit(137) at this point."
+    )
+
+    @property
+    def group_id(self) -> str:
+        return self.mapper_group_id or f"{self.topic_prefix}-mapper"
+
+    def policy(self) -> Policy:
+        """The configured policy (the spec's defaults when none is configured)."""
+        if self.mapper_policy and self.mapper_policy_file:
+            raise ConfigurationError("set TETHER_MAPPER_POLICY or TETHER_MAPPER_POLICY_FILE")
+        try:
+            if self.mapper_policy:
+                return Policy.from_json(self.mapper_policy)
+            if self.mapper_policy_file:
+                return Policy.from_json(self.mapper_policy_file.read_bytes())
+        except (OSError, ValueError) as exc:
+            raise ConfigurationError(f"invalid mapper policy: {exc}") from exc
+        return Policy()

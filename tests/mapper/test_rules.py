@@ -1,0 +1,311 @@
+"""The spec's rules through the running mapper service (real Kafka, real PostgreSQL).
+
+Each test sends ChangeEvents / Outcomes to its own topics, runs the real loop in-process until it
+consumed them, and reads the Commands back from the command topics.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import pytest
+
+from services.core.codec import HEADER_LENGTH, MAGIC
+
+from .support import (
+    Harness,
+    contact_person,
+    customer,
+    employee,
+    harness,
+    outcome_event,
+    po_delete,
+    po_event,
+    ts,
+    wix_contact,
+    wix_event,
+)
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def h(kafka_bootstrap: str, topic_prefix: str, pg_dsn: str) -> Any:
+    with harness(kafka_bootstrap, topic_prefix, pg_dsn) as instance:
+        instance.start()
+        yield instance
+
+
+def new_commands(h: Harness, before: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    seen = {c["command_id"] for c in before}
+    return [c for c in h.commands() if c["command_id"] not in seen]
+
+
+def link_row(h: Harness, system: str, resource: str, record_id: str) -> tuple[Any, ...] | None:
+    rows = h.query(
+        "SELECT l.link_id, l.status, l.wix_contact_id, l.version FROM mapper_link_members m "
+        "JOIN mapper_links l USING (link_id) "
+        "WHERE m.system = %s AND m.resource = %s AND m.record_id = %s",
+        (system, resource, record_id),
+    )
+    return rows[0] if rows else None
+
+
+def test_new_record_creates_one_contact_the_outcome_completes_the_link_and_echoes_are_dropped(
+    h: Harness,
+) -> None:
+    # A new PowerOffice employee, no candidate -> one CREATE to Wix.
+    h.send_change(po_event("employees", employee(1), ts(1)))
+    h.drain()
+    [create] = h.commands()
+    assert (create["target_system"], create["target_resource"]) == ("wix", "contacts")
+    assert create["action"] == "CREATE" and create["target_id"] is None
+    assert create["fields"] == {
+        "info.name.first": "Ola",
+        "info.name.last": "Nordmann",
+        "info.phones[primary].phone": "+4791234567",
+    }
+    assert create["idempotency_key"] == create["link_id"]
+    assert create["target_record"] is None and create["expected_revision"] is None
+    link_id, status, contact_id, _ = link_row(h, "poweroffice", "employees", "1") or ()
+    assert (link_id, status, contact_id) == (create["link_id"], "active", None)
+
+    # The loader created it: CREATED completes the link, no new command.
+    created = wix_contact("c-new", phone="+4791234567", revision=1, at=ts(2))
+    h.send_outcome(outcome_event(create, "CREATED", target_record=created, target_id="c-new"))
+    h.drain()
+    assert h.commands() == [create]
+    assert link_row(h, "poweroffice", "employees", "1")[2] == "c-new"  # type: ignore[index]
+    assert link_row(h, "wix", "contacts", "c-new")[0] == link_id  # type: ignore[index]
+
+    # The change we wrote comes back from Wix (echo), and the PowerOffice record replays: nothing.
+    h.send_change(wix_event(created, ts(2)))
+    h.send_change(po_event("employees", employee(1), ts(1)))
+    h.drain()
+    assert h.commands() == [create]
+    results = dict(h.query("SELECT decision, count(*) FROM mapper_history GROUP BY decision"))
+    assert results["echo"] == 1 and results["noop"] == 1
+
+    # A real edit in Wix flows back to the employee, with only flow A's fields.
+    edited = wix_contact("c-new", first="Ole", phone="+4791234567", revision=2, at=ts(3))
+    h.send_change(wix_event(edited, ts(3)))
+    h.drain()
+    [update] = new_commands(h, [create])
+    assert (update["target_system"], update["target_resource"], update["target_id"]) == (
+        "poweroffice",
+        "employees",
+        "1",
+    )
+    assert update["action"] == "UPDATE"
+    assert update["fields"] == {"FirstName": "Ole"}
+    assert update["expected"] == {"FirstName": "Ola"}
+    assert update["idempotency_key"] is None
+    record_type, record = update["target_record"]
+    assert record_type == "tether.poweroffice.Employee" and record["Id"] == 1
+
+
+def test_matching_contact_links_without_create_and_a_wix_edit_fans_out_per_flow(
+    h: Harness,
+) -> None:
+    contact = wix_contact(
+        "c-1", first="Kari", last="Hansen", email="kari@example.no", phone="+47 912 34 567"
+    )
+    h.send_change(wix_event(contact, ts(1)))
+    # A Wix-only contact that matches nothing: indexed, never created in PowerOffice.
+    h.send_change(wix_event(wix_contact("c-9", first="Solo", email="solo@example.no"), ts(1)))
+    h.drain()  # topics are not ordered among each other: the index first
+    h.send_change(
+        po_event(
+            "employees",
+            employee(5, first="Kari", last="Hansen", email="KARI@example.no ", phone="91234567"),
+            ts(2),
+        )
+    )
+    h.send_change(po_event("customers", customer(7, email="kari@example.no"), ts(2)))
+    h.send_change(
+        po_event(
+            "contact_persons", contact_person(70, 40, "Kari", "Hansen", "kari@example.no"), ts(2)
+        )
+    )
+    h.drain()
+    assert h.commands() == [], "a matching contact is linked, never created"
+    links = {
+        link_row(h, "poweroffice", r, i)[0]  # type: ignore[index]
+        for r, i in (("employees", "5"), ("customers", "7"), ("contact_persons", "70"))
+    }
+    assert links == {link_row(h, "wix", "contacts", "c-1")[0]}  # type: ignore[index]
+    assert link_row(h, "wix", "contacts", "c-9") is None
+
+    edited = wix_contact(
+        "c-1",
+        first="Karin",
+        last="Hansen",
+        email="kari@example.no",
+        phone="+47 987 65 432",
+        revision=2,
+        at=ts(3),
+    )
+    h.send_change(wix_event(edited, ts(3)))
+    h.drain()
+    by_target = {(c["target_resource"], c["target_id"]): c for c in h.commands()}
+    assert set(by_target) == {("employees", "5"), ("customers", "7"), ("contact_persons", "70")}
+    assert by_target[("employees", "5")]["fields"] == {
+        "FirstName": "Karin",
+        "PhoneNumber": "+4798765432",  # the merged value, in Wix's (E.164) form
+    }
+    assert by_target[("customers", "7")]["fields"] == {"FirstName": "Karin"}
+    assert by_target[("contact_persons", "70")]["fields"] == {"FirstName": "Karin"}
+    assert by_target[("contact_persons", "70")]["target_parent_id"] == "40"
+    assert all(c["caused_by"] == by_target[("employees", "5")]["caused_by"] for c in h.commands())
+
+
+def test_two_candidates_go_to_review_with_no_command(h: Harness) -> None:
+    h.send_change(wix_event(wix_contact("c-a", first="A", phone="+4798765432"), ts(1)))
+    h.send_change(wix_event(wix_contact("c-b", first="B", phone="98765432"), ts(1)))
+    h.drain()  # topics are not ordered among each other: the index first
+    h.send_change(po_event("employees", employee(9, phone="987 65 432"), ts(2)))
+    h.drain()
+    assert h.commands() == []
+    assert link_row(h, "poweroffice", "employees", "9") is None
+    [(reason, candidates, resolved)] = h.query(
+        "SELECT reason, candidates, resolved_at FROM mapper_review_items "
+        "WHERE system = 'poweroffice' AND record_id = '9'"
+    )
+    assert (reason, sorted(candidates), resolved) == ("ambiguous_match", ["c-a", "c-b"], None)
+
+
+def test_conflict_outcome_re_merges_against_the_fresh_contact(h: Harness) -> None:
+    contact = wix_contact("c-1", email="ola@example.no", phone="+4791234567", revision=1)
+    h.send_change(wix_event(contact, ts(1)))
+    h.drain()
+    h.send_change(po_event("employees", employee(1, email="ola@example.no"), ts(2)))
+    h.drain()
+    assert h.commands() == []
+    # PowerOffice edits the first name -> an update of the contact at revision 1.
+    h.send_change(
+        po_event("employees", employee(1, first="Ole", email="ola@example.no", at=ts(3)), ts(3))
+    )
+    h.drain()
+    [update] = h.commands()
+    assert update["fields"] == {"info.name.first": "Ole"} and update["expected_revision"] == 1
+    assert update["expected"] == {"info.name.first": "Ola"}
+    record_type, record = update["target_record"]
+    assert record_type == "tether.wix.Contact" and record["revision"] == 1
+    # Meanwhile someone changed the last name in Wix: the loader reports a conflict.
+    fresh = wix_contact(
+        "c-1",
+        last="Nordmann-Berg",
+        email="ola@example.no",
+        phone="+4791234567",
+        revision=3,
+        at=ts(4),
+    )
+    h.send_outcome(
+        outcome_event(update, "CONFLICT", target_record=fresh, error_code="CONTACT_ALREADY_CHANGED")
+    )
+    h.drain()
+    new = new_commands(h, [update])
+    by_system = {c["target_system"]: c for c in new}
+    assert set(by_system) == {"wix", "poweroffice"} and len(new) == 2
+    assert by_system["wix"]["fields"] == {"info.name.first": "Ole"}
+    assert by_system["wix"]["expected_revision"] == 3
+    assert by_system["poweroffice"]["fields"] == {"LastName": "Nordmann-Berg"}
+
+
+def test_a_delete_unlinks_by_default_and_sends_no_delete(h: Harness) -> None:
+    contact = wix_contact("c-1", email="ola@example.no", phone="+4791234567")
+    h.send_change(wix_event(contact, ts(1)))
+    h.drain()
+    h.send_change(po_event("employees", employee(1, email="ola@example.no"), ts(2)))
+    h.send_change(po_delete("employees", 1, ts(3)))
+    h.drain()
+    assert h.commands() == []
+    _link_id, status, contact_id, _ = link_row(h, "poweroffice", "employees", "1") or ()
+    assert (status, contact_id) == ("unlinked", "c-1")
+    [(decision,)] = h.query(
+        "SELECT decision FROM mapper_history WHERE record_id = '1' ORDER BY id DESC LIMIT 1"
+    )
+    assert decision == "unlinked"
+
+
+def test_poison_messages_become_dead_letters_and_the_pipeline_continues(h: Harness) -> None:
+    topic = h.layout.changes("poweroffice", "employees")
+    h.send_raw(topic, b"junk", os.urandom(64))
+    h.send_raw(topic, b"unknown", MAGIC + b"\x01" * (HEADER_LENGTH - 2) + b"\x00\x00")
+    not_a_change = po_event("employees", employee(2), ts(1))
+    not_a_change["operation"] = "UPSERT"
+    not_a_change["record"] = None  # an upsert without a record violates the contract
+    h.send_change(not_a_change)
+    h.send_change(po_event("employees", employee(3), ts(2)))
+    h.drain()
+    letters = h.dead_letters()
+    assert sorted(d["error_class"] for d in letters) == [
+        "ContractError",
+        "DecodeError",
+        "DecodeError",
+    ]
+    assert {d["source_topic"] for d in letters} == {topic}
+    [create] = h.commands()
+    assert create["action"] == "CREATE"
+    positions = {
+        (t, p): o
+        for t, p, o in h.query("SELECT topic, partition, next_offset FROM mapper_positions")
+    }
+    assert sum(o for (t, _), o in positions.items() if t == topic) == 4
+    [(decision, error_code)] = h.query(
+        "SELECT decision, error_code FROM mapper_history WHERE record_id = '2'"
+    )
+    assert (decision, error_code) == ("dead_letter", "ContractError")
+
+
+def test_an_edit_seen_before_the_created_outcome_is_caught_up(h: Harness) -> None:
+    """The contact we created is edited in Wix, and that change event is handled before the
+    loader's CREATED outcome (other topic): the edit still reaches PowerOffice."""
+    h.send_change(po_event("employees", employee(1), ts(1)))
+    h.drain()
+    [create] = h.commands()
+    created = wix_contact("c-new", phone="+4791234567", revision=1, at=ts(2))
+    edited = wix_contact("c-new", first="Ole", phone="+4791234567", revision=2, at=ts(3))
+    h.send_change(wix_event(edited, ts(3)))  # not linked yet: only indexed
+    h.drain()
+    assert h.commands() == [create]
+    h.send_outcome(outcome_event(create, "CREATED", target_record=created, target_id="c-new"))
+    h.drain()
+    [update] = new_commands(h, [create])
+    assert (update["target_resource"], update["target_id"]) == ("employees", "1")
+    assert update["fields"] == {"FirstName": "Ole"}
+
+
+def test_propagated_deletes_stop_at_the_mass_delete_breaker(
+    kafka_bootstrap: str, topic_prefix: str, pg_dsn: str
+) -> None:
+    """Opt-in delete propagation deletes only contacts the engine created, and no more than
+    the hourly allowance: the rest are held for review."""
+    with harness(
+        kafka_bootstrap,
+        topic_prefix,
+        pg_dsn,
+        mapper_policy='{"propagate_deletes": true}',
+        mapper_max_deletes_per_hour=1,
+    ) as h:
+        h.start()
+        for i in (1, 2):
+            h.send_change(po_event("employees", employee(i, phone=f"9000000{i}"), ts(1)))
+        h.drain()
+        for create in h.commands():
+            contact_id = f"c-{create['link_id'][:8]}"
+            created = wix_contact(contact_id, phone=create["fields"]["info.phones[primary].phone"])
+            h.send_outcome(
+                outcome_event(create, "CREATED", target_record=created, target_id=contact_id)
+            )
+        h.drain()
+        for i in (1, 2):
+            h.send_change(po_delete("employees", i, ts(5)))
+        h.drain()
+        deletes = [c for c in h.commands() if c["action"] == "DELETE"]
+        assert len(deletes) == 1 and deletes[0]["target_system"] == "wix"
+        [(reason, resolved)] = h.query(
+            "SELECT reason, resolved_at FROM mapper_review_items WHERE reason LIKE 'mass%%'"
+        )
+        assert (reason, resolved) == ("mass_delete_breaker", None)
