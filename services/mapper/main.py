@@ -12,6 +12,7 @@ Imports: the core service/runtime modules and the mapper's modules.
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 import threading
@@ -24,6 +25,7 @@ from services.core.runtime import CachedCheck, ServiceRuntime
 from services.core.service import ServiceContext
 from services.mapper import http
 from services.mapper.loop import Mapper
+from services.mapper.migrations import apply_migrations
 from services.mapper.settings import MapperSettings
 
 log = logging.getLogger("tether.mapper")
@@ -40,10 +42,20 @@ def postgres_reachable(dsn: str) -> bool:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    if argv:
-        sys.stderr.write("usage: tether mapper   (configured by TETHER_* variables)\n")
+    args = list(argv or [])
+    if args not in ([], ["--migrate-only"]):
+        sys.stderr.write(
+            "usage: tether mapper [--migrate-only]   (configured by TETHER_* variables)\n"
+        )
         return 2
     settings: MapperSettings = MapperSettings.load()
+    if args == ["--migrate-only"]:
+        # The Kubernetes migrate Job: apply the versioned migrations and exit (the service
+        # applies them at start-up too; both hold the same advisory lock).
+        with psycopg.connect(settings.postgres_dsn.get_secret_value(), autocommit=True) as conn:
+            applied = apply_migrations(conn)
+        print(json.dumps({"applied": applied}))
+        return 0
     try:
         policy = settings.policy()
     except ConfigurationError as exc:
