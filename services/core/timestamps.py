@@ -37,6 +37,8 @@ def parse_api_timestamp(value: str) -> datetime:
 
 
 def to_micros(moment: datetime) -> int:
-    return int(moment.timestamp() * 1_000_000) if moment.tzinfo else int(
-        moment.replace(tzinfo=UTC).timestamp() * 1_000_000
+    return (
+        int(moment.timestamp() * 1_000_000)
+        if moment.tzinfo
+        else int(moment.replace(tzinfo=UTC).timestamp() * 1_000_000)
     )

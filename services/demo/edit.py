@@ -15,13 +15,20 @@ import json
 from services.connectors.poweroffice.admin import PowerOfficeSimulatorAdmin
 from services.connectors.wix.admin import WixAdmin
 
-PO_RESOURCES = {"employees": "employees", "customers": "customers",
-                "contact_persons": "contactpersons", "contactpersons": "contactpersons"}
+PO_RESOURCES = {
+    "employees": "employees",
+    "customers": "customers",
+    "contact_persons": "contactpersons",
+    "contactpersons": "contactpersons",
+}
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="tether edit", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="tether edit",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = parser.add_subparsers(dest="system", required=True)
     po = sub.add_parser("poweroffice", help="edit an employee, customer or contact person")
     po.add_argument("resource", choices=sorted(PO_RESOURCES))
@@ -45,11 +52,17 @@ def main(argv: list[str]) -> int:
             if "first" in values or "last" in values:
                 info["name"] = {"first": values.get("first"), "last": values.get("last")}
             if "email" in values:
-                info["emails"] = {"items": [{"tag": "MAIN", "email": values["email"],
-                                             "primary": True}] if values["email"] else []}
+                info["emails"] = {
+                    "items": [{"tag": "MAIN", "email": values["email"], "primary": True}]
+                    if values["email"]
+                    else []
+                }
             if "phone" in values:
-                info["phones"] = {"items": [{"tag": "MOBILE", "phone": values["phone"],
-                                             "primary": True}] if values["phone"] else []}
+                info["phones"] = {
+                    "items": [{"tag": "MOBILE", "phone": values["phone"], "primary": True}]
+                    if values["phone"]
+                    else []
+                }
             result = admin_wix.edit(args.contact_id, info)
         finally:
             admin_wix.close()

@@ -14,6 +14,7 @@ Kafka and PostgreSQL come from the environment (``make demo`` starts them).
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import random
@@ -35,8 +36,11 @@ from services.demo.stack import Stack
 from services.demo.verify import reconcile
 from services.mapper.domain import read_poweroffice, read_wix
 
-PO_RESOURCE = {"employees": "employees", "customers": "customers",
-               "contact_persons": "contactpersons"}
+PO_RESOURCE = {
+    "employees": "employees",
+    "customers": "customers",
+    "contact_persons": "contactpersons",
+}
 
 
 def say(message: str) -> None:
@@ -49,24 +53,48 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         description="Run the whole Tether pipeline locally on seeded simulators.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument("--records", type=int, default=2000,
-                        help="PowerOffice records to seed (employees+customers+contact persons)")
+    parser.add_argument(
+        "--records",
+        type=int,
+        default=2000,
+        help="PowerOffice records to seed (employees+customers+contact persons)",
+    )
     parser.add_argument("--seed", type=int, default=42, help="data generator seed")
-    parser.add_argument("--edits", type=int, default=20,
-                        help="random edits after the initial sync, half on each side")
-    parser.add_argument("--exit-after-sync", action="store_true",
-                        help="stop after the initial sync (and the edits) instead of running on")
+    parser.add_argument(
+        "--edits",
+        type=int,
+        default=20,
+        help="random edits after the initial sync, half on each side",
+    )
+    parser.add_argument(
+        "--exit-after-sync",
+        action="store_true",
+        help="stop after the initial sync (and the edits) instead of running on",
+    )
     parser.add_argument("--report", type=Path, help="write the JSON report to this file")
     limits = parser.add_mutually_exclusive_group()
-    limits.add_argument("--real-limits", action="store_true",
-                        help="the APIs' real budgets: PowerOffice 10 req/s, Wix 200 req/min "
-                             "(an initial sync of N records then takes minutes per 100)")
-    limits.add_argument("--lifted-limits", action="store_true",
-                        help="no API rate limits, in the simulators and the clients (default)")
-    parser.add_argument("--no-webhooks", action="store_true",
-                        help="Wix changes by polling only (API key, no webhook app)")
-    parser.add_argument("--timeout", type=float, default=900.0,
-                        help="give up on the initial sync after this many seconds")
+    limits.add_argument(
+        "--real-limits",
+        action="store_true",
+        help="the APIs' real budgets: PowerOffice 10 req/s, Wix 200 req/min "
+        "(an initial sync of N records then takes minutes per 100)",
+    )
+    limits.add_argument(
+        "--lifted-limits",
+        action="store_true",
+        help="no API rate limits, in the simulators and the clients (default)",
+    )
+    parser.add_argument(
+        "--no-webhooks",
+        action="store_true",
+        help="Wix changes by polling only (API key, no webhook app)",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=900.0,
+        help="give up on the initial sync after this many seconds",
+    )
     parser.add_argument("--run-dir", type=Path, help="where logs go (default: a temp dir)")
     return parser.parse_args(argv)
 
@@ -111,48 +139,55 @@ def collect_records(po: PowerOfficeSimulatorAdmin) -> dict[str, list[dict[str, A
     }
 
 
-def make_edits(stack: Stack, count: int, rng: random.Random,
-               timeout: float = 60.0) -> dict[str, Any]:
-    """M random edits, alternating sides; returns how many arrived and how fast."""
-    links = [link for link in mapperdb.links(stack.database_dsn)
-             if link.status == "active" and link.contact_id]
+def make_edits(
+    stack: Stack, count: int, rng: random.Random, timeout: float = 60.0
+) -> dict[str, Any]:
+    """M random edits, alternating sides; returns how many arrived and how fast.
+
+    Even edits change a person's last name in PowerOffice (it must reach the Wix contact and the
+    link's other members), odd ones the first name in Wix (it must reach every member whose flow
+    maps it). ``writes_expected`` counts one write per target record whose value changes.
+    """
+    links = [
+        link
+        for link in mapperdb.links(stack.database_dsn)
+        if link.status == "active" and link.contact_id
+    ]
     po = PowerOfficeSimulatorAdmin(stack.poweroffice_url)
     wix = WixAdmin(stack.wix_url)
     seconds: list[float] = []
     lost: list[dict[str, Any]] = []
-    expected_writes = 0  # one per target record whose mapped value changes
+    expected_writes = 0
     try:
         for i in range(count):
             link = rng.choice(links)
-            marker = f"Edit{i:03d}"
-            if i % 2 == 0:  # PowerOffice -> Wix: a person's last name
-                persons = [m for m in link.members if _has_last_name(po, m)]
+            contact_id = str(link.contact_id)
+            value = f"Edit{i:03d}"
+            if i % 2 == 0:  # PowerOffice -> Wix (and the link's other PowerOffice members)
+                prop, direction = "last_name", "poweroffice->wix"
+                persons = [m for m in link.members if _po_value(po, m, prop) is not Ellipsis]
                 if not persons:
                     continue
-                resource, record_id = rng.choice(persons)
-                po.edit(PO_RESOURCE[resource], int(record_id), {"LastName": marker})
-                started = time.monotonic()
-                others = [m for m in persons if m != (resource, record_id)]
-                expected_writes += 1 + len(others)  # Wix, then the link's other members
-                arrived = _wait(lambda c=str(link.contact_id), o=others: read_wix(
-                    wix.contact(c)).get("last_name") == marker and all(
-                    read_poweroffice(r, po.record(PO_RESOURCE[r], int(x))["record"])
-                    .get("last_name") == marker for r, x in o), timeout)
-                side = "poweroffice->wix"
-            else:  # Wix -> every PowerOffice member whose flow maps the name
-                wix.edit(str(link.contact_id), {"name": {"first": marker,
-                         "last": read_wix(wix.contact(str(link.contact_id))).get("last_name")}})
-                started = time.monotonic()
-                targets = [m for m in link.members if _has_first_name(po, m)]
+                edited = rng.choice(persons)
+                po.edit(PO_RESOURCE[edited[0]], int(edited[1]), {"LastName": value})
+                targets = [m for m in persons if m != edited]
+                expected_writes += 1 + len(targets)
+                wix_target = True
+            else:  # Wix -> every PowerOffice member whose flow maps the first name
+                prop, direction = "first_name", "wix->poweroffice"
+                last = _wix_value(wix, contact_id, "last_name")
+                wix.edit(contact_id, {"name": {"first": value, "last": last}})
+                targets = [m for m in link.members if _po_value(po, m, prop) is not Ellipsis]
                 expected_writes += len(targets)
-                arrived = _wait(lambda ts=targets: all(
-                    read_poweroffice(r, po.record(PO_RESOURCE[r], int(x))["record"])
-                    .get("first_name") == marker for r, x in ts), timeout)
-                side = "wix->poweroffice"
-            if arrived:
+                wix_target = False
+            started = time.monotonic()
+            check = functools.partial(
+                _arrived, po, wix, contact_id if wix_target else None, targets, prop, value
+            )
+            if _wait(check, timeout):
                 seconds.append(time.monotonic() - started)
             else:
-                lost.append({"edit": i, "direction": side, "link": link.link_id})
+                lost.append({"edit": i, "direction": direction, "link": link.link_id})
     finally:
         po.close()
         wix.close()
@@ -166,16 +201,28 @@ def make_edits(stack: Stack, count: int, rng: random.Random,
     }
 
 
-def _has_last_name(po: PowerOfficeSimulatorAdmin, member: tuple[str, str]) -> bool:
+def _po_value(po: PowerOfficeSimulatorAdmin, member: tuple[str, str], prop: str) -> Any:
+    """The member's mapped value of ``prop``; ``Ellipsis`` when its flow does not map it."""
     resource, record_id = member
     record = po.record(PO_RESOURCE[resource], int(record_id))["record"]
-    return "last_name" in read_poweroffice(resource, record)
+    return read_poweroffice(resource, record).get(prop, Ellipsis)
 
 
-def _has_first_name(po: PowerOfficeSimulatorAdmin, member: tuple[str, str]) -> bool:
-    resource, record_id = member
-    record = po.record(PO_RESOURCE[resource], int(record_id))["record"]
-    return "first_name" in read_poweroffice(resource, record)
+def _wix_value(wix: WixAdmin, contact_id: str, prop: str) -> str | None:
+    return read_wix(wix.contact(contact_id)).get(prop)
+
+
+def _arrived(
+    po: PowerOfficeSimulatorAdmin,
+    wix: WixAdmin,
+    contact_id: str | None,
+    members: list[tuple[str, str]],
+    prop: str,
+    value: str,
+) -> bool:
+    if contact_id is not None and _wix_value(wix, contact_id, prop) != value:
+        return False
+    return all(_po_value(po, member, prop) == value for member in members)
 
 
 def _wait(predicate: Any, timeout: float) -> bool:
@@ -206,25 +253,35 @@ def main(argv: list[str]) -> int:
         print("tether demo needs Kafka and PostgreSQL: run it with `make demo`", file=sys.stderr)
         return 2
     run_dir = args.run_dir or Path(tempfile.mkdtemp(prefix="tether-demo-"))
-    stack = Stack(bootstrap, dsn, run_dir, lift_limits=not args.real_limits,
-                  webhooks=not args.no_webhooks)
+    stack = Stack(
+        bootstrap, dsn, run_dir, lift_limits=not args.real_limits, webhooks=not args.no_webhooks
+    )
     layout = TopicLayout(prefix=stack.topic_prefix, partitions=3)
-    report: dict[str, Any] = {"records_requested": args.records, "seed": args.seed,
-                              "rate_limits": "real" if args.real_limits else "lifted"}
-    say(f"Tether demo: {args.records} PowerOffice records, limits "
-        f"{report['rate_limits']}, logs in {run_dir}")
+    report: dict[str, Any] = {
+        "records_requested": args.records,
+        "seed": args.seed,
+        "rate_limits": "real" if args.real_limits else "lifted",
+    }
+    say(
+        f"Tether demo: {args.records} PowerOffice records, limits "
+        f"{report['rate_limits']}, logs in {run_dir}"
+    )
     try:
         stack.create_database()
         stack.start_simulators()
         data = generate(args.records, args.seed)
         seeded = seed_simulators(data, stack.poweroffice_url, stack.wix_url)
-        say(f"seeded {seeded.counts()} (expected: {data.expectations['matched_existing_records']}"
+        say(
+            f"seeded {seeded.counts()} (expected: {data.expectations['matched_existing_records']}"
             f" records match existing Wix contacts, {data.expectations['review_items']} are "
-            "ambiguous)")
+            "ambiguous)"
+        )
         stack.provision_topics()
         stack.start_services()
-        say(f"services ready: extractor {stack.service_url('extractor')}, mapper "
-            f"{stack.service_url('mapper')}, loader {stack.service_url('loader')}")
+        say(
+            f"services ready: extractor {stack.service_url('extractor')}, mapper "
+            f"{stack.service_url('mapper')}, loader {stack.service_url('loader')}"
+        )
         total = sum(seeded.counts()[r] for r in ("employees", "customers", "contact_persons"))
         sync_seconds = wait_for_sync(stack, layout, total, args.timeout)
         with PowerOfficeSimulatorAdmin(stack.poweroffice_url) as po:
@@ -232,12 +289,18 @@ def main(argv: list[str]) -> int:
         wix = WixAdmin(stack.wix_url)
         contacts = wix.contacts()
         wix.close()
-        summary = reconcile(records, contacts, {str(c["id"]) for c in seeded.wix_contacts},
-                            mapperdb.links(stack.database_dsn),
-                            mapperdb.review_records(stack.database_dsn))
-        report["initial_sync"] = {"seconds": round(sync_seconds, 1),
-                                  "records_per_second": round(total / sync_seconds, 1),
-                                  **summary}
+        summary = reconcile(
+            records,
+            contacts,
+            {str(c["id"]) for c in seeded.wix_contacts},
+            mapperdb.links(stack.database_dsn),
+            mapperdb.review_records(stack.database_dsn),
+        )
+        report["initial_sync"] = {
+            "seconds": round(sync_seconds, 1),
+            "records_per_second": round(total / sync_seconds, 1),
+            **summary,
+        }
         report["review_items"] = mapperdb.review_items(stack.database_dsn)
         report["api_calls_initial_sync"] = api_counts(stack)
         print_summary(summary, report["review_items"], data.expectations)
@@ -263,11 +326,13 @@ def main(argv: list[str]) -> int:
             args.report.write_text(json.dumps(report, indent=2, ensure_ascii=False))
             say(f"report written to {args.report}")
         if not args.exit_after_sync:
-            say("\nTether keeps running. Edit a record and watch it arrive on the other side:\n"
+            say(
+                "\nTether keeps running. Edit a record and watch it arrive on the other side:\n"
                 f"  tether edit poweroffice employees <Id> LastName=Nordmann "
                 f"--url {stack.poweroffice_url}\n"
                 f"  curl {stack.service_url('mapper')}/explain?system=poweroffice&resource="
-                "employees&id=<Id>\nCtrl-C stops everything.")
+                "employees&id=<Id>\nCtrl-C stops everything."
+            )
             while all(p.running for p in stack.processes.values()):
                 time.sleep(1)
         return 0 if summary["duplicate_contacts"] == 0 and not summary["unlinked_records"] else 1
@@ -279,19 +344,26 @@ def main(argv: list[str]) -> int:
         stack.drop_database()
 
 
-def print_summary(summary: dict[str, Any], review: list[dict[str, Any]],
-                  expectations: dict[str, Any]) -> None:
+def print_summary(
+    summary: dict[str, Any], review: list[dict[str, Any]], expectations: dict[str, Any]
+) -> None:
     say("\n=== Initial sync: reconciliation ===")
     for flow, counts in summary["flows"].items():
-        say(f"  {flow:<16} records {counts['records']:>6}  linked {counts['linked']:>6}  "
-            f"in review {counts['in_review']:>3}")
-    say(f"  Wix contacts: {summary['wix_contacts_before']} before, "
+        say(
+            f"  {flow:<16} records {counts['records']:>6}  linked {counts['linked']:>6}  "
+            f"in review {counts['in_review']:>3}"
+        )
+    say(
+        f"  Wix contacts: {summary['wix_contacts_before']} before, "
         f"{summary['wix_contacts_after']} after; created {summary['contacts_created']} "
         f"(expected {expectations['created_contacts']}), matched {summary['contacts_matched']} "
-        f"(expected {expectations['matched_existing_contacts']})")
-    say(f"  linked more than once: {summary['linked_more_than_once']}   duplicate contacts: "
+        f"(expected {expectations['matched_existing_contacts']})"
+    )
+    say(
+        f"  linked more than once: {summary['linked_more_than_once']}   duplicate contacts: "
         f"{summary['duplicate_contacts']}   unlinked: {len(summary['unlinked_records'])}   "
-        f"value mismatches: {summary['value_mismatches']}")
+        f"value mismatches: {summary['value_mismatches']}"
+    )
     say(f"  review items ({len(review)}):")
     for item in review[:20]:
         say(f"    {item['resource']} {item['record_id']}: {item['reason']}")

@@ -100,8 +100,13 @@ def review_records(dsn: str) -> set[tuple[str, str]]:
 def review_items(dsn: str) -> list[dict[str, Any]]:
     with psycopg.connect(dsn) as conn:
         return [
-            {"system": system, "resource": resource, "record_id": record_id, "reason": reason,
-             "detail": detail}
+            {
+                "system": system,
+                "resource": resource,
+                "record_id": record_id,
+                "reason": reason,
+                "detail": detail,
+            }
             for system, resource, record_id, reason, detail in conn.execute(
                 "SELECT system, resource, record_id, reason, detail FROM mapper_review_items "
                 "WHERE resolved_at IS NULL ORDER BY first_seen"

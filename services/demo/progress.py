@@ -64,9 +64,7 @@ def snapshot(layout: TopicLayout, scrape: Callable[[str], str]) -> Progress:
                 system = labels.get("system", "?")
                 progress.api_requests[system] = progress.api_requests.get(system, 0.0) + value
                 if labels.get("status") == "429":
-                    progress.api_throttled[system] = (
-                        progress.api_throttled.get(system, 0.0) + value
-                    )
+                    progress.api_throttled[system] = progress.api_throttled.get(system, 0.0) + value
     return progress
 
 

@@ -59,8 +59,12 @@ class Process:
     def start(self) -> None:
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
         self.popen = subprocess.Popen(
-            self.argv, env=self.env, stdout=self._log, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, start_new_session=True,
+            self.argv,
+            env=self.env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
         )
 
     @property
@@ -190,9 +194,16 @@ class Stack:
     def start_simulators(self) -> None:
         po_args = ["simulate", "poweroffice", "--port", str(self.ports["poweroffice"])]
         wix_args = [
-            "simulate", "wix", "--port", str(self.ports["wix"]),
-            "--api-key", WIX_API_KEY, "--site-id", WIX_SITE_ID,
-            "--public-key-out", str(self.wix_public_key),
+            "simulate",
+            "wix",
+            "--port",
+            str(self.ports["wix"]),
+            "--api-key",
+            WIX_API_KEY,
+            "--site-id",
+            WIX_SITE_ID,
+            "--public-key-out",
+            str(self.wix_public_key),
         ]
         if self.lift_limits:
             po_args.append("--lift-limits")
@@ -201,8 +212,9 @@ class Stack:
             wix_args += ["--webhook-url", f"{self.service_url('extractor')}/webhooks/wix"]
         env = {k: v for k, v in os.environ.items() if not k.startswith("TETHER_")}
         for name, args in (("poweroffice", po_args), ("wix", wix_args)):
-            process = Process(name, self._tether(*args), env, self.run_dir / f"{name}.log",
-                              self.ports[name])
+            process = Process(
+                name, self._tether(*args), env, self.run_dir / f"{name}.log", self.ports[name]
+            )
             self.processes[name] = process
             process.start()
         self.processes["poweroffice"].wait_http("/_admin/health")
@@ -210,13 +222,20 @@ class Stack:
 
     def provision_topics(self) -> None:
         subprocess.run(
-            self._tether("topics", "provision"), env=self.service_env("mapper"), check=True,
+            self._tether("topics", "provision"),
+            env=self.service_env("mapper"),
+            check=True,
             stdout=subprocess.DEVNULL,
         )
 
     def start_service(self, name: str) -> Process:
-        process = Process(name, self._tether(name), self.service_env(name),
-                          self.run_dir / f"{name}.log", self.ports[name])
+        process = Process(
+            name,
+            self._tether(name),
+            self.service_env(name),
+            self.run_dir / f"{name}.log",
+            self.ports[name],
+        )
         self.processes[name] = process
         process.start()
         return process

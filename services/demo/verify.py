@@ -73,14 +73,26 @@ def reconcile(
                 linked += 1
                 contact = by_contact.get(contact_of[identity])
                 if contact is None:
-                    mismatches.append({"resource": resource, "id": identity[1],
-                                       "property": "*", "reason": "linked contact missing"})
+                    mismatches.append(
+                        {
+                            "resource": resource,
+                            "id": identity[1],
+                            "property": "*",
+                            "reason": "linked contact missing",
+                        }
+                    )
                     continue
                 wix_props = read_wix(contact)
                 for name, value in read_poweroffice(resource, record).items():
                     if not same(kind_of(name), value, wix_props.get(name)):
-                        mismatches.append({"resource": resource, "id": identity[1],
-                                           "property": name, "reason": "values differ"})
+                        mismatches.append(
+                            {
+                                "resource": resource,
+                                "id": identity[1],
+                                "property": name,
+                                "reason": "values differ",
+                            }
+                        )
             elif identity in review:
                 in_review += 1
             else:
@@ -110,8 +122,8 @@ def reconcile(
         "contacts_created": len(set(by_contact) - contacts_before),
         "contacts_matched": len(linked_contacts & contacts_before),
         "duplicate_contacts": sum(
-            sum(1 for c in ids if c not in contacts_before) - (0 if set(ids) & contacts_before
-                                                               else 1)
+            sum(1 for c in ids if c not in contacts_before)
+            - (0 if set(ids) & contacts_before else 1)
             for ids in duplicates
         ),
         "duplicate_groups": duplicates[:20],
