@@ -179,7 +179,9 @@ class Extractor:
                 overlap_seconds=settings.poll_overlap_seconds,
                 seen_limit=settings.cursor_seen_limit,
             )
-            self.pollers.append(wix_poller)
+            # Wix first: the mapper matches PowerOffice records against the Wix contacts it has
+            # seen, so the first cycle puts the existing contacts on Kafka before the records.
+            self.pollers.insert(0, wix_poller)
             self.reconcilers.append(
                 Reconciler(
                     WixScanner(self.wix, wix_poller),

@@ -110,6 +110,7 @@ class Mapper:
         self.metrics = metrics if metrics is not None else MapperMetrics(ctx.registry)
         self.group = settings.group_id
         self.topics = [*ctx.layout.all_changes(), ctx.layout.outcomes]
+        self._wix_topics = {ctx.layout.changes("wix", resource) for resource in ("contacts",)}
         self.conn: psycopg.Connection[Any] | None = None
         self.consumer: KafkaConsumer | None = None
         self.crash_point = settings.mapper_crash_point
@@ -183,6 +184,10 @@ class Mapper:
             timeout_ms=self.settings.poll_timeout_ms, max_records=self.settings.max_poll_records
         )
         records = [record for batch in polled.values() for record in batch]
+        # Wix contact changes first (a stable sort keeps every partition's own order): a
+        # PowerOffice record in the same batch is then matched against the contacts it carries
+        # instead of creating a duplicate of one of them.
+        records.sort(key=self._priority)
         started = time.monotonic()
         if records:
             for record in records:
@@ -208,6 +213,9 @@ class Mapper:
             self.ctx.metrics.batch_seconds.observe(time.monotonic() - started)
         self._maintenance()
         return len(records)
+
+    def _priority(self, record: Any) -> int:
+        return 0 if record.topic in self._wix_topics else 1
 
     # -- step 2 -------------------------------------------------------------------------------
 

@@ -100,7 +100,7 @@ def test_get_gives_up_after_max_attempts(
     with pytest.raises(ServerError) as info:
         list(client.iter_customers())
     assert info.value.retriable and info.value.status == 502
-    assert sim.count(method="GET", resource="customers") == client.retry.max_attempts
+    assert sim.count(method="GET", resource="customers", status=502) == client.retry.max_attempts
 
 
 def test_get_retries_dropped_connection(
