@@ -161,11 +161,15 @@ def make_edits(
     try:
         for i in range(count):
             link = rng.choice(links)
-            contact_id = str(link.contact_id)
             value = f"Edit{i:03d}"
             if i % 2 == 0:  # PowerOffice -> Wix (and the link's other PowerOffice members)
                 prop, direction = "last_name", "poweroffice->wix"
-                persons = [m for m in link.members if _po_value(po, m, prop) is not Ellipsis]
+                persons: list[tuple[str, str]] = []
+                for _ in range(50):  # company customers map no name: find a person
+                    persons = [m for m in link.members if _po_value(po, m, prop) is not Ellipsis]
+                    if persons:
+                        break
+                    link = rng.choice(links)
                 if not persons:
                     continue
                 edited = rng.choice(persons)
@@ -173,8 +177,10 @@ def make_edits(
                 targets = [m for m in persons if m != edited]
                 expected_writes += 1 + len(targets)
                 wix_target = True
+                contact_id = str(link.contact_id)
             else:  # Wix -> every PowerOffice member whose flow maps the first name
                 prop, direction = "first_name", "wix->poweroffice"
+                contact_id = str(link.contact_id)
                 last = _wix_value(wix, contact_id, "last_name")
                 wix.edit(contact_id, {"name": {"first": value, "last": last}})
                 targets = [m for m in link.members if _po_value(po, m, prop) is not Ellipsis]

@@ -23,7 +23,7 @@ from services.core.topics import TopicLayout
 from services.demo import mapperdb
 from services.demo.main import PO_RESOURCE, collect_records, make_edits, wait_for_sync
 from services.demo.seeding import Seeded, seed_simulators
-from services.demo.stack import Stack
+from services.demo.stack import SERVICES, Stack
 from services.demo.verify import reconcile
 from services.mapper.domain import read_poweroffice, read_wix
 
@@ -80,7 +80,8 @@ def stop_stack(running: Running) -> None:
     running.close()
     codes = running.stack.stop()
     running.stack.drop_database()
-    assert all(code in (0, None) for code in codes.values()), codes
+    # The services drain and exit 0 on SIGTERM (the simulators just die of it).
+    assert {name: codes[name] for name in SERVICES} == dict.fromkeys(SERVICES, 0), codes
 
 
 @pytest.fixture(scope="module")
@@ -127,7 +128,7 @@ def test_wix_only_contacts_are_not_created_in_poweroffice_by_default(synced: Run
 def test_edits_on_both_sides_arrive_and_echoes_never_write(synced: Running) -> None:
     before = _writes(synced)
     result = make_edits(synced.stack, 12, random.Random(5), timeout=60)
-    assert result["edits_made"] >= 10
+    assert result["edits_made"] == 12
     assert result["edits_not_propagated"] == []
     synced.settle()
     time.sleep(2)  # echoes of our own writes come back by polling and webhooks
