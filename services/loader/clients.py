@@ -1,0 +1,96 @@
+"""Building the loader's API clients and budgets from its settings (the only place that does).
+
+Each client gets its own token bucket (``LoaderSettings.poweroffice_budget`` /
+``wix_budget``: the loader's share of the API's limit), the loader's ``ApiCalls`` observer as
+``on_request`` (metrics by system/operation/status + latency), a per-request timeout and a small
+number of in-client attempts for idempotent calls (the executor retries whole commands on top).
+
+Imports: the connectors' production clients, the core errors/budget modules, the loader's
+settings and metrics.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from services.connectors.poweroffice.client import PowerOfficeClient, RetryPolicy
+from services.connectors.wix.client import ApiKeyAuth, AppAuth, WixAuth, WixClient
+from services.core.budget import ApiBudget
+from services.core.errors import ConfigurationError
+from services.loader.metrics import ApiCalls
+from services.loader.settings import LoaderSettings
+
+
+@dataclass
+class Clients:
+    wix: WixClient
+    poweroffice: PowerOfficeClient
+    wix_budget: ApiBudget
+    poweroffice_budget: ApiBudget
+
+    @property
+    def budgets(self) -> list[ApiBudget]:
+        return [self.poweroffice_budget, self.wix_budget]
+
+    def close(self) -> None:
+        self.wix.close()
+        self.poweroffice.close()
+
+
+def wix_auth(settings: LoaderSettings) -> WixAuth:
+    if settings.wix_api_key.get_secret_value():
+        if not settings.wix_site_id:
+            raise ConfigurationError("TETHER_WIX_SITE_ID is required with TETHER_WIX_API_KEY")
+        return ApiKeyAuth(api_key=settings.wix_api_key, site_id=settings.wix_site_id)
+    if settings.wix_app_id and settings.wix_instance_id:
+        return AppAuth(
+            app_id=settings.wix_app_id,
+            app_secret=settings.wix_app_secret,
+            instance_id=settings.wix_instance_id,
+        )
+    raise ConfigurationError(
+        "Wix credentials missing: TETHER_WIX_API_KEY + TETHER_WIX_SITE_ID, or "
+        "TETHER_WIX_APP_ID + TETHER_WIX_APP_SECRET + TETHER_WIX_INSTANCE_ID"
+    )
+
+
+def build_clients(
+    settings: LoaderSettings,
+    calls: ApiCalls,
+    *,
+    wix_budget: ApiBudget | None = None,
+    poweroffice_budget: ApiBudget | None = None,
+) -> Clients:
+    """The two clients; budgets default to the configured shares (benchmarks pass scaled ones)."""
+    keys = (
+        settings.poweroffice_app_key,
+        settings.poweroffice_client_key,
+        settings.poweroffice_subscription_key,
+    )
+    if not all(k.get_secret_value() for k in keys):
+        raise ConfigurationError(
+            "PowerOffice credentials missing: TETHER_POWEROFFICE_APP_KEY, "
+            "TETHER_POWEROFFICE_CLIENT_KEY and TETHER_POWEROFFICE_SUBSCRIPTION_KEY"
+        )
+    wix_budget = wix_budget or settings.wix_budget()
+    poweroffice_budget = poweroffice_budget or settings.poweroffice_budget()
+    wix = WixClient(
+        wix_auth(settings),
+        wix_budget,
+        base_url=settings.wix_base_url,
+        timeout_seconds=settings.loader_client_timeout_seconds,
+        max_attempts=settings.loader_client_max_attempts,
+        on_request=calls,
+    )
+    poweroffice = PowerOfficeClient(
+        application_key=settings.poweroffice_app_key,
+        client_key=settings.poweroffice_client_key,
+        subscription_key=settings.poweroffice_subscription_key,
+        budget=poweroffice_budget,
+        base_url=settings.poweroffice_base_url,
+        token_url=settings.poweroffice_token_url,
+        timeout=settings.loader_client_timeout_seconds,
+        retry=RetryPolicy(max_attempts=settings.loader_client_max_attempts),
+        on_request=calls,
+    )
+    return Clients(wix, poweroffice, wix_budget, poweroffice_budget)

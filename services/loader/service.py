@@ -1,0 +1,418 @@
+"""The loader's service loop: commands in, one outcome per command out, offsets committed after.
+
+Loop shape (each step numbered where it runs)::
+
+    1. poll       the command topics (group ``<topic_prefix>-loader``); paused while
+                  ``loader_max_in_flight`` commands await their outcome
+    2. apply      decode; skip ids that already have an outcome; hand the command to the worker
+                  of its link (``KeyedWorkers``: links in parallel, one link in order) which runs
+                  it to a result (``CommandExecutor`` -> ``targets``)
+    3. produce    an Outcome per finished command (key = link id) and a dead letter per
+                  undecodable/rejected/failed one, then flush and check every send
+    4. commit     per partition, offsets below the lowest command without an outcome
+                  (``OffsetBook``) — never past a command that has none
+
+Start-up: the completed-commands index (``completed.OutcomeFollower``) is read from the
+outcomes topic before the first command is applied; ``/readyz`` reports it.
+
+SIGTERM: stop polling, let started commands finish (``loader_drain_seconds``), leave queued ones
+and ones waiting for a retry without an outcome (they are re-delivered), produce, flush, commit,
+close — inside the runtime's 20 s watchdog.
+
+Rebalances: the listener only forgets revoked partitions (Kafka's IO thread must not block);
+commands of those partitions still finishing get their outcome, but no longer move offsets.
+
+Imports: kafka-python, the core service machinery, the loader's modules. Never another service.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from kafka import KafkaConsumer, TopicPartition
+from kafka.consumer.subscription_state import ConsumerRebalanceListener
+
+from services.core.budget import ApiBudget
+from services.core.errors import ContractError, DecodeError, TetherError, TransportError
+from services.core.kafka import commit_offsets, make_consumer
+from services.core.metrics import BudgetCollector
+from services.core.runtime import ServiceRuntime
+from services.core.service import ServiceContext
+from services.core.topics import link_key
+from services.loader.clients import Clients, build_clients
+from services.loader.completed import (
+    CompletedCommands,
+    OutcomeFollower,
+    topic_partitions,
+)
+from services.loader.executor import CommandExecutor, Execution
+from services.loader.messages import decode_command, outcome_datum
+from services.loader.metrics import ApiCalls, LoaderMetrics
+from services.loader.offsets import OffsetBook, Ticket
+from services.loader.plan import LoaderCommand
+from services.loader.settings import LoaderSettings
+from services.loader.targets import PowerOfficeTarget, Target, WixTarget
+from services.loader.workers import KeyedWorkers
+
+log = logging.getLogger("tether.loader")
+
+SEND_TIMEOUT_SECONDS = 30.0
+#: Topic metadata refresh (kafka-python's default is 5 minutes): new partitions and topics are
+#: picked up within this time.
+METADATA_MAX_AGE_MS = 30_000
+
+
+@dataclass(frozen=True)
+class _Job:
+    ticket: Ticket[TopicPartition]
+    record: Any  # kafka ConsumerRecord: topic, partition, offset, key, value
+    command: LoaderCommand
+
+
+@dataclass(frozen=True)
+class _Finished:
+    job: _Job
+    execution: Execution | None
+    """None: a duplicate skipped by the worker; ``aborted``: no outcome (stopping)."""
+
+
+@dataclass(frozen=True)
+class _Parked:
+    record: Any
+    error: BaseException
+    ticket: Ticket[TopicPartition]
+
+
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, service: LoaderService) -> None:
+        self._service = service
+
+    def on_partitions_revoked(self, revoked: Any) -> None:
+        self._service.forget(revoked)
+
+    def on_partitions_assigned(self, assigned: Any) -> None:
+        log.info("partitions assigned", extra={"fields": {"partitions": len(assigned)}})
+
+
+class LoaderService:
+    """One loader process: ``run(runtime)`` is the loop ``ServiceRuntime.run`` drives."""
+
+    def __init__(
+        self,
+        ctx: ServiceContext,
+        settings: LoaderSettings,
+        targets: Mapping[str, Target],
+        *,
+        metrics: LoaderMetrics | None = None,
+        budgets: list[ApiBudget] | None = None,
+    ) -> None:
+        self.ctx = ctx
+        self.settings = settings
+        self.metrics = metrics or LoaderMetrics(ctx.registry)
+        self.budgets = list(budgets or [])
+        if self.budgets:
+            ctx.registry.register(BudgetCollector(self.budgets))
+        self.completed = CompletedCommands()
+        self.executor = CommandExecutor(
+            targets,
+            metrics=self.metrics,
+            max_attempts=settings.loader_retry_max_attempts,
+            initial_backoff=settings.loader_retry_initial_seconds,
+            max_backoff=settings.loader_retry_max_seconds,
+        )
+        self.follower = OutcomeFollower(
+            settings,
+            ctx.layout.outcomes,
+            ctx.codec,
+            self.completed,
+            on_progress=self.metrics.completed_index.set,
+        )
+        self.group_id = f"{settings.topic_prefix}-loader"
+        self._book: OffsetBook[TopicPartition] = OffsetBook()
+        self._lock = threading.Lock()
+        self._results: queue.Queue[_Finished] = queue.Queue()
+        self._parked: list[_Parked] = []
+        self._skipped: list[Ticket[TopicPartition]] = []
+        self._in_flight = 0
+        self._paused = False
+        self._draining = threading.Event()
+        self._workers: KeyedWorkers[_Job] | None = None
+        self._clients: Clients | None = None
+        ctx.runtime.http.add_check("completed_index", lambda: self.follower.caught_up)
+
+    @classmethod
+    def from_settings(
+        cls,
+        ctx: ServiceContext,
+        settings: LoaderSettings,
+        *,
+        wix_budget: ApiBudget | None = None,
+        poweroffice_budget: ApiBudget | None = None,
+    ) -> LoaderService:
+        """The production wiring: clients from the settings, the loader's share of each budget
+        (the benchmark passes budgets with a scaled-down window)."""
+        calls = ApiCalls(ctx.metrics)
+        clients = build_clients(
+            settings, calls, wix_budget=wix_budget, poweroffice_budget=poweroffice_budget
+        )
+        service = cls(
+            ctx,
+            settings,
+            {
+                "wix": WixTarget(clients.wix, settings.wix_link_field_name),
+                "poweroffice": PowerOfficeTarget(clients.poweroffice, calls),
+            },
+            budgets=clients.budgets,
+        )
+        service._clients = clients
+        return service
+
+    def close(self) -> None:
+        if self._clients is not None:
+            self._clients.close()
+
+    # -- the loop ----------------------------------------------------------------------------------
+
+    def run(self, runtime: ServiceRuntime) -> None:
+        self.follower.start()
+        try:
+            if not self._wait_for_index(runtime):
+                return
+            topics = self.ctx.layout.all_commands()
+            if not self._await_topics(topics, runtime):
+                return
+            consumer = make_consumer(
+                self.settings, self.group_id, metadata_max_age_ms=METADATA_MAX_AGE_MS
+            )
+            consumer.subscribe(topics, listener=_Rebalance(self))
+            self._workers = KeyedWorkers(
+                self.settings.loader_concurrency, self._handle, name="loader"
+            )
+            try:
+                while not runtime.stopping.is_set():
+                    runtime.heartbeat()
+                    self.step(consumer)
+                self._drain(consumer)
+            finally:
+                self.executor.abort.set()
+                self._draining.set()
+                self._workers.close(timeout=1.0)
+                consumer.close(autocommit=False)
+        finally:
+            self.follower.stop()
+
+    def _await_topics(self, topics: list[str], runtime: ServiceRuntime) -> bool:
+        """Wait until every command topic exists: a consumer subscribing to a missing topic only
+        notices it at its next metadata refresh."""
+        logged = 0.0
+        while not runtime.stopping.is_set():
+            runtime.heartbeat()
+            missing = sorted(set(topics) - set(topic_partitions(self.settings, topics)))
+            if not missing:
+                return True
+            if time.monotonic() - logged > 30:
+                log.warning("waiting for command topics", extra={"fields": {"missing": missing}})
+                logged = time.monotonic()
+            runtime.stopping.wait(0.5)
+        return False
+
+    def _wait_for_index(self, runtime: ServiceRuntime) -> bool:
+        deadline = time.monotonic() + self.settings.loader_startup_timeout_seconds
+        while time.monotonic() < deadline:
+            runtime.heartbeat()
+            if self.follower.wait_caught_up(1.0, runtime.stopping):
+                return True
+            if runtime.stopping.is_set():
+                return False
+            if self.follower.failed is not None:
+                raise TransportError("the completed-commands index failed to load") from (
+                    self.follower.failed
+                )
+        raise TransportError("the completed-commands index could not be read from Kafka")
+
+    def step(self, consumer: KafkaConsumer) -> None:
+        started = time.monotonic()
+        # 1. poll (paused while too many commands await their outcome)
+        self._backpressure(consumer)
+        busy = self._in_flight > 0
+        batches = consumer.poll(timeout_ms=0 if busy else self.settings.poll_timeout_ms)
+        records = [record for batch in batches.values() for record in batch]
+        # 2. apply: decode, de-duplicate, hand to the link's worker (results come back queued)
+        for record in records:
+            self._accept(record)
+        # 3. produce outcomes and dead letters, flush, check
+        self._collect(wait=0.05 if busy and not records else 0.0)
+        # 4. commit offsets below the lowest command without an outcome
+        self._commit(consumer)
+        if records:
+            self.ctx.metrics.batch_seconds.observe(time.monotonic() - started)
+
+    def _backpressure(self, consumer: KafkaConsumer) -> None:
+        limit = self.settings.loader_max_in_flight
+        if self._in_flight >= limit:
+            consumer.pause(*consumer.assignment())
+            self._paused = True
+        elif self._paused and self._in_flight <= limit // 2:
+            consumer.resume(*consumer.paused())
+            self._paused = False
+
+    def _accept(self, record: Any) -> None:
+        self.ctx.metrics.consumed.labels(record.topic).inc()
+        with self._lock:
+            ticket = self._book.add(TopicPartition(record.topic, record.partition), record.offset)
+        try:
+            command = decode_command(self.ctx.codec, record.value)
+        except (DecodeError, ContractError) as exc:
+            self._parked.append(_Parked(record, exc, ticket))
+            return
+        except Exception as exc:  # a payload that trips the decoder in an unexpected way
+            self._parked.append(
+                _Parked(record, DecodeError(f"Command: {type(exc).__name__}"), ticket)
+            )
+            return
+        if command.command_id in self.completed:
+            self.metrics.duplicates.inc()
+            self._skipped.append(ticket)
+            return
+        assert self._workers is not None
+        self._in_flight += 1
+        self.metrics.in_flight.set(self._in_flight)
+        self._workers.submit(command.link_id, _Job(ticket, record, command))
+
+    def _handle(self, job: _Job) -> None:
+        """Worker thread: run one command to its result (never raises)."""
+        command = job.command
+        try:
+            if self._draining.is_set():
+                finished = _Finished(job, Execution(None, 0))  # not started: re-delivered later
+            elif command.command_id in self.completed:
+                finished = _Finished(job, None)  # an earlier copy of it finished meanwhile
+            else:
+                execution = self.executor.execute(command)
+                if execution.result is not None:
+                    self.completed.add(command.command_id)
+                finished = _Finished(job, execution)
+        except BaseException as exc:  # pragma: no cover - execute() reports its own errors
+            log.exception("worker failed", extra={"fields": {"command_id": command.command_id}})
+            finished = _Finished(job, Execution(None, 0, exc))
+        self._results.put(finished)
+
+    def _collect(self, wait: float = 0.0) -> None:
+        finished: list[_Finished] = []
+        try:
+            finished.append(self._results.get(timeout=wait) if wait else self._results.get_nowait())
+            while True:
+                finished.append(self._results.get_nowait())
+        except queue.Empty:
+            pass
+        done: list[Ticket[TopicPartition]] = list(self._skipped)
+        self._skipped.clear()
+        futures: list[Any] = []
+        for parked in self._parked:
+            futures.append(self._park(parked.record, parked.error))
+            done.append(parked.ticket)
+        self._parked.clear()
+        for item in finished:
+            self._in_flight -= 1
+            execution = item.execution
+            if execution is None:
+                self.metrics.duplicates.inc()
+                done.append(item.job.ticket)
+            elif execution.result is None:
+                self.metrics.abandoned.inc()
+            else:
+                futures.extend(self._report(item.job, execution))
+                done.append(item.job.ticket)
+        self.metrics.in_flight.set(self._in_flight)
+        if futures:
+            self.ctx.producer.flush(timeout=SEND_TIMEOUT_SECONDS)
+            for future in futures:
+                future.get(timeout=SEND_TIMEOUT_SECONDS)  # raises if a send failed: no commit
+        with self._lock:
+            for ticket in done:
+                self._book.done(ticket)
+
+    def _report(self, job: _Job, execution: Execution) -> list[Any]:
+        command = job.command
+        result = execution.result
+        assert result is not None
+        datum = outcome_datum(command, result, attempts=execution.attempts)
+        futures = [
+            self.ctx.send(self.ctx.layout.outcomes, link_key(command.link_id), "Outcome", datum)
+        ]
+        self.metrics.outcomes.labels(
+            command.system, command.resource, command.action.value, result.status.value
+        ).inc()
+        if result.is_failure:
+            error = execution.error or TetherError(result.error_message or "failed")
+            futures.append(self._park(job.record, error, attempts=execution.attempts))
+        log.info(
+            "outcome %s",
+            result.status.value,
+            extra={
+                "fields": {
+                    "command_id": command.command_id,
+                    "system": command.system,
+                    "resource": command.resource,
+                    "action": command.action.value,
+                    "attempts": execution.attempts,
+                    "error_code": result.error_code,
+                }
+            },
+        )
+        return futures
+
+    def _park(self, record: Any, error: BaseException, attempts: int = 1) -> Any:
+        return self.ctx.dead_letters.park(
+            bytes(record.value or b""),
+            error,
+            source_topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            key=record.key,
+            attempts=attempts,
+        )
+
+    def _commit(self, consumer: KafkaConsumer) -> None:
+        assigned = consumer.assignment()  # never call the consumer under _lock: the rebalance
+        with self._lock:  # listener takes it on Kafka's IO thread
+            offsets = self._book.committable(assigned)
+        if not offsets:
+            return
+        try:
+            commit_offsets(consumer, offsets)
+        except TransportError as exc:  # e.g. a rebalance in progress: the next commit covers it
+            self.metrics.commit_failures.inc()
+            log.warning("offset commit failed: %s", exc)
+            return
+        with self._lock:
+            self._book.committed(offsets)
+
+    def _drain(self, consumer: KafkaConsumer) -> None:
+        """Stopping: finish started commands, report them, commit; leave the rest."""
+        self._draining.set()
+        self.executor.abort.set()  # commands waiting for a retry end without an outcome
+        deadline = time.monotonic() + self.settings.loader_drain_seconds
+        while self._in_flight > 0 and time.monotonic() < deadline:
+            self._collect(wait=0.1)
+            self._commit(consumer)
+        self._collect()
+        self._commit(consumer)
+        if self._in_flight:
+            log.warning(
+                "stopped with commands still running (re-delivered on restart)",
+                extra={"fields": {"in_flight": self._in_flight}},
+            )
+        log.info("loader drained")
+
+    def forget(self, partitions: Any) -> None:
+        """Rebalance listener: partitions revoked — their offsets are no longer ours to move."""
+        with self._lock:
+            self._book.drop(partitions)
+        log.info("partitions revoked", extra={"fields": {"partitions": len(partitions)}})

@@ -1,0 +1,89 @@
+"""The loader's settings: the shared groups plus concurrency, retries and budgets.
+
+``LoaderSettings`` combines ``TetherSettings`` (Kafka, topics, HTTP port — 9102 for the loader),
+``PowerOfficeSettings`` and ``WixSettings`` (credentials and API budgets) with the loader's own
+knobs, each read from ``TETHER_<NAME>`` (``TETHER_LOADER_CONCURRENCY`` …).
+
+Budgets: the loader's token bucket per API is its configured share of the API's limit, expressed
+in the API's own window so it never bursts past what the gateway counts:
+
+- PowerOffice: ``poweroffice_requests_per_second * poweroffice_budget_share`` permits per 1 s
+  (10 x 0.5 = 5 per second);
+- Wix: ``wix_requests_per_minute * wix_budget_share`` permits per 60 s (200 x 0.5 = 100 per
+  minute, i.e. ``wix_requests_per_minute / 60 * share`` per second on average).
+
+A share that is not a whole number of permits per window is rounded down (never above the share);
+``0`` requests lifts the limit (simulator and benchmarks only).
+
+Imports: pydantic, the core settings and budget modules only.
+"""
+
+from __future__ import annotations
+
+import math
+
+from pydantic import Field
+
+from services.core.budget import ApiBudget
+from services.core.settings import PowerOfficeSettings, TetherSettings, WixSettings
+
+#: The window each API counts requests in (the gateways' own windows).
+POWEROFFICE_WINDOW_SECONDS = 1.0
+WIX_WINDOW_SECONDS = 60.0
+
+
+class LoaderSettings(TetherSettings, PowerOfficeSettings, WixSettings):
+    """Everything the loader reads from its environment."""
+
+    http_port: int = Field(9102, ge=0, le=65535)
+    loader_concurrency: int = Field(
+        8, ge=1, le=256, description="Worker threads; commands of one link stay on one worker."
+    )
+    loader_max_in_flight: int = Field(
+        1000, ge=1, description="Commands polled but without an outcome before polling pauses."
+    )
+    loader_retry_max_attempts: int = Field(
+        8, ge=0, description="Attempts per command on transient errors (0: until stopped)."
+    )
+    loader_retry_initial_seconds: float = Field(0.5, ge=0)
+    loader_retry_max_seconds: float = Field(
+        30.0, ge=0, description="Cap of one back-off wait (jittered exponential)."
+    )
+    loader_client_timeout_seconds: float = Field(
+        10.0, gt=0, description="HTTP timeout of one API request."
+    )
+    loader_client_max_attempts: int = Field(
+        4, ge=1, description="Attempts inside the API clients (idempotent calls only)."
+    )
+    loader_drain_seconds: float = Field(
+        12.0, gt=0, description="On SIGTERM: how long in-flight commands may take to finish."
+    )
+    loader_startup_timeout_seconds: float = Field(
+        300.0, gt=0, description="Longest wait for the completed-commands index at start-up."
+    )
+    wix_link_field_name: str = Field(
+        "tether-link-id", description="Display name of the Wix extended field carrying link ids."
+    )
+
+    def poweroffice_budget(self) -> ApiBudget:
+        return budget_for(
+            "poweroffice",
+            self.poweroffice_requests_per_second * POWEROFFICE_WINDOW_SECONDS,
+            self.poweroffice_budget_share,
+            POWEROFFICE_WINDOW_SECONDS,
+        )
+
+    def wix_budget(self) -> ApiBudget:
+        return budget_for(
+            "wix",
+            self.wix_requests_per_minute * WIX_WINDOW_SECONDS / 60.0,
+            self.wix_budget_share,
+            WIX_WINDOW_SECONDS,
+        )
+
+
+def budget_for(name: str, per_window: float, share: float, window_seconds: float) -> ApiBudget:
+    """``share`` of ``per_window`` requests per ``window_seconds`` (at least 1; 0 lifts it)."""
+    if per_window <= 0:
+        return ApiBudget(name, 0)
+    return ApiBudget(name, max(1, math.floor(per_window * share + 1e-9)), window_seconds)

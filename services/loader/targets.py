@@ -1,0 +1,346 @@
+"""Applying one command to its target API: the I/O half of the loader's rules (``plan``).
+
+Each ``Target.apply(command) -> Result`` makes the calls, asks ``plan`` what the answers mean and
+raises ``TetherError``s it cannot turn into a result (the executor retries the retriable ones and
+reports the others). Every write is naturally idempotent, so re-applying a command whose earlier
+attempt (or an earlier process) already wrote never writes twice:
+
+Wix (``WixTarget``)
+  create  — ``allowDuplicates: false``; ``DUPLICATE_CONTACT_EXISTS`` -> GET that contact ->
+            LINKED_EXISTING. A contact with neither e-mail nor phone (nothing the duplicate rule
+            can find) carries the link id in the extended field ``tether-link-id`` and is looked
+            up by it before it is created (-> CREATED with the one found).
+  update  — computed against ``target_record`` at ``expected_revision`` (every other item kept,
+            only the name and the primary e-mail/phone item touched); without a usable record the
+            contact is read first and written only if it is still at that revision. 409
+            ``CONTACT_ALREADY_CHANGED`` -> GET -> NOOP when it already has the values, else
+            CONFLICT with the fresh contact. A contact merged into another is not written: FAILED
+            (``CONTACT_MERGED``; the mapper learns of the merge from the contact's events).
+  delete  — 404 -> NOOP.
+
+PowerOffice (``PowerOfficeTarget``)
+  create  — only when commanded, with ``idempotency_key`` as ``ExternalImportReference`` /
+            ``ExternalCode``: the client looks the reference up before posting and after an
+            unknown outcome -> CREATED (the record carrying our reference is ours).
+  update  — JSON Patch with ``test`` guards from ``expected`` for the properties it changes. A
+            refused guard: the client re-reads; desired values there -> NOOP, else CONFLICT with
+            the fresh record.
+  delete  — 404 -> NOOP.
+
+Imports: the connectors' production clients and models, the core errors, ``plan``; never a
+simulator, never Kafka.
+"""
+
+from __future__ import annotations
+
+import threading
+import types
+import typing
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+from services.connectors.poweroffice.client import PowerOfficeClient
+from services.connectors.poweroffice.models import (
+    ContactPerson,
+    Customer,
+    Employee,
+)
+from services.connectors.wix.client import (
+    UNSET,
+    DuplicateContactError,
+    WixClient,
+    build_create_info,
+)
+from services.connectors.wix.models import Contact, parse_contact
+from services.core.errors import ConflictError, ContractError, NotFoundError
+from services.loader.metrics import ApiCalls
+from services.loader.plan import (
+    Action,
+    FieldTypes,
+    LoaderCommand,
+    Result,
+    Status,
+    Step,
+    WixValues,
+    decide_after_conflict,
+    decide_wix_fresh,
+    po_create,
+    po_holds,
+    po_id,
+    po_patch,
+    wix_base,
+    wix_holds,
+    wix_values,
+)
+
+CONTACT_ALREADY_CHANGED = "CONTACT_ALREADY_CHANGED"
+CONTACT_MERGED = "CONTACT_MERGED"
+TEST_FAILED = "test_failed"
+
+
+class Target(Protocol):
+    """One target system."""
+
+    def apply(self, command: LoaderCommand) -> Result: ...
+
+
+# ------------------------------------------------------------------------------------------------
+# Wix
+# ------------------------------------------------------------------------------------------------
+
+
+def _wire(contact: Contact) -> dict[str, Any]:
+    return contact.to_wire()
+
+
+def _contact_result(status: Status, contact: Contact) -> Result:
+    return Result(status, contact.id, _wire(contact), str(contact.revision))
+
+
+class WixTarget:
+    """Applies commands for ``wix/contacts``."""
+
+    def __init__(self, client: WixClient, link_field_name: str = "tether-link-id") -> None:
+        self._client = client
+        self._link_field_name = link_field_name
+        self._link_field_key: str | None = None
+        self._lock = threading.Lock()
+
+    def apply(self, command: LoaderCommand) -> Result:
+        if command.resource != "contacts":
+            raise ContractError(f"no wix resource {command.resource!r}")
+        if command.action is Action.CREATE:
+            return self._create(command)
+        if command.action is Action.UPDATE:
+            return self._update(command)
+        return self._delete(command)
+
+    def link_field_key(self) -> str:
+        """The key of the ``tether-link-id`` extended field (found or created once)."""
+        with self._lock:
+            if self._link_field_key is None:
+                self._link_field_key = self._client.find_or_create_extended_field(
+                    self._link_field_name
+                )
+            return self._link_field_key
+
+    def _create(self, command: LoaderCommand) -> Result:
+        values = wix_values(command.fields)
+        extended: dict[str, str | int | float] | None = None
+        if not values.has_natural_key:
+            key = self.link_field_key()
+            link_value = command.idempotency_key or command.link_id
+            found = self._client.find_by_extended_field(key, link_value)
+            if found:
+                # An earlier attempt created it (its outcome was lost): ours, not a duplicate.
+                return _contact_result(Status.CREATED, found[0])
+            extended = {key: link_value}
+        info = build_create_info(
+            first_name=values.get("first_name"),
+            last_name=values.get("last_name"),
+            email=values.get("email"),
+            phone=values.get("phone"),
+            extended_fields=extended,
+        )
+        if not any(k in info for k in ("name", "emails", "phones")):
+            raise ContractError(f"create command {command.command_id} has no name, email or phone")
+        try:
+            contact = self._client.create(info, allow_duplicates=False)
+        except DuplicateContactError as exc:
+            return self._linked_existing(exc, values)
+        return _contact_result(Status.CREATED, contact)
+
+    def _linked_existing(self, error: DuplicateContactError, values: WixValues) -> Result:
+        contact_id = error.duplicate_contact_id
+        if contact_id is None:
+            email = values.get("email")
+            candidates = self._client.find_by_email(email) if email else []
+            if len(candidates) != 1:
+                raise error
+            contact_id = candidates[0].id
+        existing = self._client.get(contact_id).contact
+        return _contact_result(Status.LINKED_EXISTING, existing)
+
+    def _update(self, command: LoaderCommand) -> Result:
+        contact_id = command.require_target_id()
+        values = wix_values(command.fields)
+        base = wix_base(command)
+        if not values:
+            current = parse_contact(base) if base else self._fresh(contact_id)
+            return _contact_result(Status.NOOP, current)
+        if base is None:
+            fresh = self._fresh(contact_id)
+            step = decide_wix_fresh(command, values, _wire(fresh))
+            if step is Step.NOOP:
+                return _contact_result(Status.NOOP, fresh)
+            if step is Step.CONFLICT:
+                return _contact_result(Status.CONFLICT, fresh)
+            current = fresh
+        elif wix_holds(base, values):
+            return _contact_result(Status.NOOP, parse_contact(base))
+        else:
+            current = parse_contact(base)
+        try:
+            updated = self._client.update(
+                current,
+                first_name=values.values.get("first_name", UNSET),
+                last_name=values.values.get("last_name", UNSET),
+                email=values.values.get("email", UNSET),
+                phone=values.values.get("phone", UNSET),
+            )
+        except DuplicateContactError:
+            raise  # the new primary e-mail belongs to another contact: REJECTED
+        except ConflictError as exc:
+            if exc.error_code != CONTACT_ALREADY_CHANGED:
+                raise
+            fresh = self._fresh(contact_id)
+            return _contact_result(decide_after_conflict(values, _wire(fresh)), fresh)
+        return _contact_result(Status.APPLIED, updated)
+
+    def _fresh(self, contact_id: str) -> Contact:
+        """The contact as it is now; one merged into another is not the contact we write."""
+        found = self._client.get(contact_id)
+        if found.merged:
+            raise NotFoundError(
+                "contact was merged into another contact",
+                system="wix",
+                status=404,
+                error_code=CONTACT_MERGED,
+            )
+        return found.contact
+
+    def _delete(self, command: LoaderCommand) -> Result:
+        contact_id = command.require_target_id()
+        try:
+            self._client.delete(contact_id)
+        except NotFoundError:
+            return Result(Status.NOOP, contact_id)
+        return Result(Status.APPLIED, contact_id)
+
+
+# ------------------------------------------------------------------------------------------------
+# PowerOffice
+# ------------------------------------------------------------------------------------------------
+
+PoRecord = Employee | Customer | ContactPerson
+_MODELS: Mapping[str, type[PoRecord]] = {
+    "employees": Employee,
+    "customers": Customer,
+    "contact_persons": ContactPerson,
+}
+#: Tether resource -> the client's operation prefix (``customers.update`` ...).
+_OPERATIONS: Mapping[str, str] = {
+    "employees": "employees",
+    "customers": "customers",
+    "contact_persons": "contactpersons",
+}
+
+
+def scalar_types(model: type[PoRecord]) -> dict[str, type]:
+    """PascalCase property -> ``bool``/``int``/``float`` for the model's non-string scalars."""
+    hints = typing.get_type_hints(model)
+    out: dict[str, type] = {}
+    for name, info in model.model_fields.items():
+        annotation = hints.get(name, info.annotation)
+        args = set(typing.get_args(annotation)) if _is_union(annotation) else {annotation}
+        args.discard(type(None))
+        for kind in (bool, int, float):
+            if args == {kind}:
+                out[info.alias or name] = kind
+    return out
+
+
+def _is_union(annotation: Any) -> bool:
+    return typing.get_origin(annotation) in (typing.Union, types.UnionType)
+
+
+class PowerOfficeTarget:
+    """Applies commands for ``poweroffice/{employees,customers,contact_persons}``."""
+
+    def __init__(self, client: PowerOfficeClient, calls: ApiCalls) -> None:
+        self._client = client
+        self._calls = calls
+        self._types: dict[str, FieldTypes] = {r: scalar_types(m) for r, m in _MODELS.items()}
+
+    def apply(self, command: LoaderCommand) -> Result:
+        if command.resource not in _MODELS:
+            raise ContractError(f"no poweroffice resource {command.resource!r}")
+        if command.action is Action.CREATE:
+            return self._create(command)
+        if command.action is Action.UPDATE:
+            return self._update(command)
+        return self._delete(command)
+
+    # -- per resource ----------------------------------------------------------------------------
+
+    def _get(self, command: LoaderCommand, record_id: int) -> PoRecord:
+        if command.resource == "employees":
+            return self._client.get_employee(record_id)
+        if command.resource == "customers":
+            return self._client.get_customer(record_id)
+        return self._client.get_contact_person(self._parent(command), record_id)
+
+    def _parent(self, command: LoaderCommand) -> int:
+        return po_id(command.parent_id, "contact person parent (ContactId)")
+
+    def _create(self, command: LoaderCommand) -> Result:
+        values, reference = po_create(command, self._types[command.resource])
+        created: PoRecord
+        if command.resource == "employees":
+            created = self._client.create_employee(values, reference=reference).record
+        elif command.resource == "customers":
+            created = self._client.create_customer(values, reference=reference).record
+        else:
+            parent = self._parent(command)
+            created = self._client.create_contact_person(parent, values, reference=reference).record
+        # Found by our reference or just posted: either way the engine created it.
+        return Result(Status.CREATED, str(created.id), created.to_wire())
+
+    def _update(self, command: LoaderCommand) -> Result:
+        record_id = po_id(command.target_id, "target_id")
+        patch = po_patch(command, self._types[command.resource])
+        if not patch.changes:
+            current = self._get(command, record_id)
+            return Result(Status.NOOP, str(record_id), current.to_wire())
+        guards = patch.guards or None
+        refused = {(f"{_OPERATIONS[command.resource]}.update", s) for s in (400, 409)}
+        with self._calls.capture() as calls:
+            try:
+                updated = self._patch(command, record_id, patch.changes, guards)
+            except ConflictError as exc:
+                if exc.error_code != TEST_FAILED:
+                    raise
+                fresh = self._get(command, record_id).to_wire()
+                status = Status.NOOP if po_holds(fresh, patch.changes) else Status.CONFLICT
+                return Result(status, str(record_id), fresh)
+        # The client answers a refused patch by re-reading: desired values there -> returned.
+        status = Status.NOOP if refused & set(calls) else Status.APPLIED
+        return Result(status, str(record_id), updated.to_wire())
+
+    def _patch(
+        self,
+        command: LoaderCommand,
+        record_id: int,
+        changes: Mapping[str, Any],
+        guards: Mapping[str, Any] | None,
+    ) -> PoRecord:
+        if command.resource == "employees":
+            return self._client.update_employee(record_id, changes, expected=guards)
+        if command.resource == "customers":
+            return self._client.update_customer(record_id, changes, expected=guards)
+        return self._client.update_contact_person(
+            self._parent(command), record_id, changes, expected=guards
+        )
+
+    def _delete(self, command: LoaderCommand) -> Result:
+        record_id = po_id(command.target_id, "target_id")
+        try:
+            if command.resource == "employees":
+                self._client.delete_employee(record_id)
+            elif command.resource == "customers":
+                self._client.delete_customer(record_id)
+            else:
+                self._client.delete_contact_person(self._parent(command), record_id)
+        except NotFoundError:
+            return Result(Status.NOOP, str(record_id))
+        return Result(Status.APPLIED, str(record_id))

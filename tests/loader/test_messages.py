@@ -1,0 +1,96 @@
+"""The loader's Avro edges: commands decoded, outcomes encoded, command ids read fast."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from services.core.errors import ContractError, DecodeError
+from services.core.records import unwrap_record
+from services.loader.messages import (
+    command_datum,
+    command_from_datum,
+    decode_command,
+    outcome_command_id,
+    outcome_datum,
+)
+from services.loader.plan import Action, LoaderCommand, Result, Status
+from tests.loader.support import CODEC
+
+CONTACT = {
+    "id": "w1",
+    "revision": 4,
+    "info": {
+        "name": {"first": "Ola"},
+        "emails": {"items": [{"email": "ola@example.no", "primary": True, "tag": "MAIN"}]},
+    },
+    "lastActivity": {"activityType": "CONTACT_CREATED"},
+}
+
+
+def wix_command() -> LoaderCommand:
+    return LoaderCommand(
+        command_id="cmd-1",
+        tenant="default",
+        link_id="link-1",
+        system="wix",
+        resource="contacts",
+        action=Action.UPDATE,
+        target_id="w1",
+        fields={"info.name.first": "Ole", "info.phones[primary].phone": None},
+        expected={"info.name.first": "Ola"},
+        expected_revision=4,
+        target_record=CONTACT,
+        caused_by="event-1",
+    )
+
+
+def test_command_round_trip_keeps_the_target_record() -> None:
+    payload = CODEC.encode("Command", command_datum(wix_command()))
+    decoded = decode_command(CODEC, payload)
+    assert decoded.fields == {"info.name.first": "Ole", "info.phones[primary].phone": None}
+    assert decoded.expected_revision == 4 and decoded.action is Action.UPDATE
+    assert decoded.target_record is not None
+    assert decoded.target_record["info"]["emails"]["items"][0]["email"] == "ola@example.no"
+    assert decoded.target_record["lastActivity"] == {"activityType": "CONTACT_CREATED"}
+
+
+def test_undecodable_and_meaningless_commands_raise() -> None:
+    with pytest.raises(DecodeError):
+        decode_command(CODEC, b"\xc3\x01garbage!")
+    datum = command_datum(wix_command())
+    datum["target_resource"] = "employees"
+    with pytest.raises(ContractError):
+        command_from_datum(datum)
+
+
+def test_outcome_datum_encodes_and_reads_back() -> None:
+    result = Result(Status.CONFLICT, "w1", CONTACT, "4")
+    now = datetime(2025, 1, 1, tzinfo=UTC)
+    payload = CODEC.encode("Outcome", outcome_datum(wix_command(), result, attempts=2, now=now))
+    outcome = CODEC.decode(payload, "Outcome")
+    assert (outcome["status"], outcome["target_id"], outcome["target_revision"]) == (
+        "CONFLICT",
+        "w1",
+        "4",
+    )
+    assert outcome["attempts"] == 2 and outcome["completed_at"] == now
+    unwrapped = unwrap_record(outcome["target_record"])
+    assert unwrapped is not None and unwrapped[1]["revision"] == 4
+    assert outcome_command_id(CODEC, payload) == "cmd-1"
+
+
+def test_outcome_keeps_the_command_target_and_drops_a_record_that_does_not_fit() -> None:
+    result = Result(Status.APPLIED, record={"no": "id"})
+    datum = outcome_datum(wix_command(), result, attempts=1)
+    assert datum["target_id"] == "w1" and datum["target_record"] is None
+    CODEC.encode("Outcome", datum)
+
+
+def test_outcome_command_id_rejects_other_payloads() -> None:
+    command = CODEC.encode("Command", command_datum(wix_command()))
+    with pytest.raises(DecodeError):
+        outcome_command_id(CODEC, command)
+    with pytest.raises(DecodeError):
+        outcome_command_id(CODEC, b"nope")

@@ -1,0 +1,59 @@
+"""The loader's pure modules import no I/O library; every module documents itself."""
+
+from __future__ import annotations
+
+import ast
+import sys
+from pathlib import Path
+
+import services.loader as loader
+
+PURE = ("plan.py", "offsets.py")
+ALLOWED_THIRD_PARTY = {"phonenumbers"}
+ALLOWED_FIRST_PARTY = ("services.loader.plan", "services.core.errors")
+
+
+def imported_modules(path: Path) -> set[str]:
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+    return found
+
+
+def test_pure_modules_import_only_stdlib_phonenumbers_and_core_errors() -> None:
+    package = Path(loader.__file__).parent
+    offenders = []
+    for name in PURE:
+        for module in imported_modules(package / name):
+            top = module.split(".")[0]
+            if top in sys.stdlib_module_names or top in ALLOWED_THIRD_PARTY:
+                continue
+            if module.startswith(ALLOWED_FIRST_PARTY):
+                continue
+            offenders.append(f"{name}: {module}")
+    assert offenders == []
+
+
+def test_the_loader_never_imports_another_service() -> None:
+    package = Path(loader.__file__).parent
+    offenders = [
+        f"{path.name}: {module}"
+        for path in sorted(package.glob("*.py"))
+        for module in imported_modules(path)
+        if module.startswith(("services.mapper", "services.extractor", "services.demo"))
+    ]
+    assert offenders == []
+
+
+def test_every_module_documents_its_purpose_and_imports() -> None:
+    package = Path(loader.__file__).parent
+    for path in sorted(package.glob("*.py")):
+        docstring = ast.get_docstring(ast.parse(path.read_text())) or ""
+        assert docstring, path.name
+        if path.name in PURE:
+            assert "imports no I/O library" in docstring, path.name
+        elif path.name != "__init__.py":
+            assert "Imports:" in docstring, path.name
