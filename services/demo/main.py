@@ -140,7 +140,7 @@ def collect_records(po: PowerOfficeSimulatorAdmin) -> dict[str, list[dict[str, A
 
 
 def make_edits(
-    stack: Stack, count: int, rng: random.Random, timeout: float = 60.0
+    stack: Stack, count: int, rng: random.Random, timeout: float = 60.0, start: int = 0
 ) -> dict[str, Any]:
     """M random edits, alternating sides; returns how many arrived and how fast.
 
@@ -159,7 +159,7 @@ def make_edits(
     lost: list[dict[str, Any]] = []
     expected_writes = 0
     try:
-        for i in range(count):
+        for i in range(start, start + count):
             link = rng.choice(links)
             value = f"Edit{i:03d}"
             if i % 2 == 0:  # PowerOffice -> Wix (and the link's other PowerOffice members)

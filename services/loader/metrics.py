@@ -68,6 +68,11 @@ class LoaderMetrics:
             "Offset commits that failed (retried with the next commit)",
             registry=registry,
         )
+        self.consumer_restarts = Counter(
+            "tether_loader_consumer_restarts",
+            "Group consumers replaced after holding no partition for too long",
+            registry=registry,
+        )
         self.abandoned = Counter(
             "tether_loader_abandoned_commands",
             "Commands left without an outcome at shutdown (re-delivered on restart)",

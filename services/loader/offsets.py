@@ -98,6 +98,10 @@ class OffsetBook(Generic[P]):
         for partition in partitions:
             self._partitions.pop(partition, None)
 
+    def clear(self) -> None:
+        """Forget every partition (generations keep counting: older tickets stay ignored)."""
+        self._partitions.clear()
+
     def outstanding(self) -> int:
         """Offsets consumed and not yet done, over all partitions."""
         return sum(len(s.pending) - len(s.finished) for s in self._partitions.values())

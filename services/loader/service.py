@@ -141,6 +141,7 @@ class LoaderService:
         self._skipped: list[Ticket[TopicPartition]] = []
         self._in_flight = 0
         self._paused = False
+        self._unassigned_since = time.monotonic()
         self._draining = threading.Event()
         self._workers: KeyedWorkers[_Job] | None = None
         self._clients: Clients | None = None
@@ -187,10 +188,7 @@ class LoaderService:
             topics = self.ctx.layout.all_commands()
             if not self._await_topics(topics, runtime):
                 return
-            consumer = make_consumer(
-                self.settings, self.group_id, metadata_max_age_ms=METADATA_MAX_AGE_MS
-            )
-            consumer.subscribe(topics, listener=_Rebalance(self))
+            consumer = self._subscribe(topics)
             self._workers = KeyedWorkers(
                 self.settings.loader_concurrency, self._handle, name="loader"
             )
@@ -198,6 +196,8 @@ class LoaderService:
                 while not runtime.stopping.is_set():
                     runtime.heartbeat()
                     self.step(consumer)
+                    if self._stuck(consumer):
+                        consumer = self._resubscribe(consumer, topics)
                 self._drain(consumer)
             finally:
                 self.executor.abort.set()
@@ -206,6 +206,35 @@ class LoaderService:
                 consumer.close(autocommit=False)
         finally:
             self.follower.stop()
+
+    def _subscribe(self, topics: list[str]) -> KafkaConsumer:
+        consumer = make_consumer(
+            self.settings, self.group_id, metadata_max_age_ms=METADATA_MAX_AGE_MS
+        )
+        consumer.subscribe(topics, listener=_Rebalance(self))
+        self._unassigned_since = time.monotonic()
+        self._paused = False
+        return consumer
+
+    def _stuck(self, consumer: KafkaConsumer) -> bool:
+        """No partition for ``loader_unassigned_restart_seconds``: kafka-python (3.0.x) can be
+        left outside the group after a rebalance on a starved CPU, polling forever."""
+        if consumer.assignment():
+            self._unassigned_since = time.monotonic()
+            return False
+        limit = self.settings.loader_unassigned_restart_seconds
+        return limit > 0 and time.monotonic() - self._unassigned_since > limit
+
+    def _resubscribe(self, consumer: KafkaConsumer, topics: list[str]) -> KafkaConsumer:
+        log.warning("no partitions assigned for a while: rejoining the group with a new consumer")
+        self.metrics.consumer_restarts.inc()
+        with self._lock:
+            self._book.clear()  # nothing is assigned: no offset of ours may move
+        try:
+            consumer.close(autocommit=False)
+        except Exception as exc:  # a broken consumer must not keep us from replacing it
+            log.warning("closing the stuck consumer failed: %s", type(exc).__name__)
+        return self._subscribe(topics)
 
     def _await_topics(self, topics: list[str], runtime: ServiceRuntime) -> bool:
         """Wait until every command topic exists: a consumer subscribing to a missing topic only

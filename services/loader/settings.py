@@ -61,6 +61,11 @@ class LoaderSettings(TetherSettings, PowerOfficeSettings, WixSettings):
     loader_startup_timeout_seconds: float = Field(
         300.0, gt=0, description="Longest wait for the completed-commands index at start-up."
     )
+    loader_unassigned_restart_seconds: float = Field(
+        60.0,
+        ge=0,
+        description="Rejoin with a new consumer after this long without any partition (0: off).",
+    )
     wix_link_field_name: str = Field(
         "tether-link-id", description="Display name of the Wix extended field carrying link ids."
     )

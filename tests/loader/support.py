@@ -90,6 +90,7 @@ class Stack:
             "loader_client_timeout_seconds": 2.0,
             "loader_client_max_attempts": 2,
             "loader_concurrency": 4,
+            "loader_unassigned_restart_seconds": 5.0,
         }
         values.update(overrides)
         return LoaderSettings(**values)

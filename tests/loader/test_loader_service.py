@@ -14,6 +14,8 @@ import httpx
 from prometheus_client import generate_latest
 
 from services.connectors.simkit import FaultRule
+from services.core.service import ServiceContext
+from services.loader.service import LoaderService
 from tests.loader.support import LoaderHarness, Stack, wix_create, wix_update
 
 CONTACT_PATH = r"^/contacts/v4/contacts/[^/]+$"
@@ -186,3 +188,22 @@ def test_tether_loader_process_serves_health_and_stops_on_sigterm(
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+class FakeConsumer:
+    def __init__(self, assigned: set[str]) -> None:
+        self.assigned = assigned
+
+    def assignment(self) -> set[str]:
+        return self.assigned
+
+
+def test_a_consumer_left_without_partitions_is_replaced(sims: Stack, topic_prefix: str) -> None:
+    settings = sims.settings("127.0.0.1:1", topic_prefix, loader_unassigned_restart_seconds=0.2)
+    ctx = ServiceContext.create("loader", settings, install_signals=False)
+    service = LoaderService(ctx, settings, {})
+    assert not service._stuck(FakeConsumer({"p"}))  # type: ignore[arg-type]
+    assert not service._stuck(FakeConsumer(set()))  # type: ignore[arg-type]
+    time.sleep(0.3)
+    assert service._stuck(FakeConsumer(set()))  # type: ignore[arg-type]
+    assert not service._stuck(FakeConsumer({"p"}))  # type: ignore[arg-type]

@@ -45,6 +45,18 @@ def test_dropped_partitions_ignore_late_tickets() -> None:
     assert book.committable() == {"p": 6}
 
 
+def test_clear_forgets_everything_and_old_tickets_stay_ignored() -> None:
+    book: OffsetBook[str] = OffsetBook()
+    old = book.add("p", 3)
+    book.clear()
+    assert book.committable() == {} and book.outstanding() == 0
+    fresh = book.add("p", 3)
+    book.done(old)
+    assert book.committable() == {"p": 3}
+    book.done(fresh)
+    assert book.committable() == {"p": 4}
+
+
 def test_a_seek_backwards_starts_the_partition_afresh() -> None:
     book: OffsetBook[str] = OffsetBook()
     first = book.add("p", 20)

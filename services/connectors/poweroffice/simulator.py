@@ -187,8 +187,9 @@ class _Counting:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = int(message["status"])
-            elif message["type"] == "http.response.body" and not message.get("more_body"):
-                count()  # before the client can see the end of the response
+                # Count before the client sees anything: a 204 is complete for the client at
+                # its headers, before the app's (empty) body message is even sent.
+                count()
             await send(message)
 
         try:
