@@ -12,8 +12,9 @@ in the API's own window so it never bursts past what the gateway counts:
 - Wix: ``wix_requests_per_minute * wix_budget_share`` permits per 60 s (200 x 0.5 = 100 per
   minute, i.e. ``wix_requests_per_minute / 60 * share`` per second on average).
 
-A share that is not a whole number of permits per window is rounded down (never above the share);
-``0`` requests lifts the limit (simulator and benchmarks only).
+A share that is not a whole number of permits per window keeps its average rate with a shorter
+window (``budget_for``: 10 x 0.25 = 2.5 per second -> 2 per 0.8 s); ``0`` requests lifts the limit
+(simulator and benchmarks only).
 
 Imports: pydantic, the core settings and budget modules only.
 """
@@ -88,7 +89,17 @@ class LoaderSettings(TetherSettings, PowerOfficeSettings, WixSettings):
 
 
 def budget_for(name: str, per_window: float, share: float, window_seconds: float) -> ApiBudget:
-    """``share`` of ``per_window`` requests per ``window_seconds`` (at least 1; 0 lifts it)."""
-    if per_window <= 0:
+    """``share`` of ``per_window`` requests per ``window_seconds``; ``0`` lifts it.
+
+    ``ApiBudget`` counts whole permits; a fractional share keeps its average rate by shortening
+    the window (2.5 per second -> 2 per 0.8 s; 0.5 per second -> 1 per 2 s), as the extractor's
+    budgets do — so the loader can use all of its share (a 429 from the short bursts this allows
+    is honoured by the clients).
+    """
+    rate = per_window * share
+    if rate <= 0:
         return ApiBudget(name, 0)
-    return ApiBudget(name, max(1, math.floor(per_window * share + 1e-9)), window_seconds)
+    whole = math.floor(rate + 1e-9)
+    if whole >= 1:
+        return ApiBudget(name, whole, window_seconds * whole / rate)
+    return ApiBudget(name, 1, window_seconds / rate)
