@@ -34,11 +34,3 @@ def parse_api_timestamp(value: str) -> datetime:
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
     return parsed.astimezone(UTC)
-
-
-def to_micros(moment: datetime) -> int:
-    return (
-        int(moment.timestamp() * 1_000_000)
-        if moment.tzinfo
-        else int(moment.replace(tzinfo=UTC).timestamp() * 1_000_000)
-    )
