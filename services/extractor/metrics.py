@@ -114,6 +114,11 @@ class ExtractorMetrics:
             ["system", "resource", "reason"],
             registry=registry,
         )
+        self.waiting_for_wix = Gauge(
+            "tether_extractor_waiting_for_wix_snapshot",
+            "1 while PowerOffice extraction waits for the first full Wix snapshot",
+            registry=registry,
+        )
         self.known = Gauge(
             "tether_extractor_known_records",
             "Live records in the known set",

@@ -104,6 +104,7 @@ class Extractor:
         self.tenant = settings.tenant
         self.metrics = ExtractorMetrics(ctx.registry)
         self.ready = False
+        self._told_waiting = False
         self.known: dict[tuple[str, str], KnownSet] = {}
         if settings.poweroffice_enabled:
             for resource in PO_RESOURCES:
@@ -165,6 +166,7 @@ class Extractor:
                     )
                 )
         self.receiver: WixWebhookReceiver | None = None
+        self.wix_poller: WixPoller | None = None
         if settings.wix_enabled:
             self.wix = wix_client or self._wix_client()
             known = self.known[("wix", "contacts")]
@@ -180,8 +182,9 @@ class Extractor:
                 seen_limit=settings.cursor_seen_limit,
             )
             # Wix first: the mapper matches PowerOffice records against the Wix contacts it has
-            # seen, so the first cycle puts the existing contacts on Kafka before the records.
+            # seen, so the existing contacts go on Kafka before the records (``_waits``).
             self.pollers.insert(0, wix_poller)
+            self.wix_poller = wix_poller
             self.reconcilers.append(
                 Reconciler(
                     WixScanner(self.wix, wix_poller),
@@ -282,6 +285,8 @@ class Extractor:
         for poller in self.pollers:
             if should_stop():
                 break
+            if self._waits(poller.system):
+                continue
             name = f"{poller.system}/{poller.resource}"
             try:
                 emitted[name] = self._poll(poller, should_stop, lambda: None)
@@ -293,12 +298,33 @@ class Extractor:
 
     def reconcile_all(self, *, raise_errors: bool = True) -> None:
         for reconciler in self.reconcilers:
+            if self._waits(reconciler.labels[0]):
+                continue
             try:
                 reconciler.run()
             except Exception as exc:
                 self._failed("reconcile", reconciler.labels, exc)
                 if raise_errors:
                     raise
+
+    def _waits(self, system: str) -> bool:
+        """Whether ``system``'s records must wait for the first full Wix snapshot.
+
+        A PowerOffice record put on Kafka before the Wix contact it matches would make the mapper
+        create a second contact (Wix's duplicate rule catches e-mails, nothing catches phones).
+        The Wix poller runs first, but a failing Wix cycle (429s, an outage, a crash mid-cycle)
+        must not let PowerOffice go ahead: it waits until a Wix cycle has read everything once
+        (``since`` is set in the saved cursor, so this holds across restarts too)."""
+        if system != "poweroffice" or self.wix_poller is None:
+            return False
+        if not self.settings.wix_snapshot_first or self.wix_poller.state().since_ns is not None:
+            self.metrics.waiting_for_wix.set(0)
+            return False
+        if not self._told_waiting:
+            log.info("PowerOffice extraction waits for the first full Wix snapshot")
+            self._told_waiting = True
+        self.metrics.waiting_for_wix.set(1)
+        return True
 
     def _poll(
         self, poller: Poller, should_stop: Callable[[], bool], heartbeat: Callable[[], None]
@@ -363,6 +389,9 @@ class Extractor:
                 if runtime.stopping.is_set():
                     break
                 if time.monotonic() < task.due:
+                    continue
+                if self._waits(task.labels[0]):
+                    task.due = time.monotonic() + 1.0  # the Wix snapshot is not complete yet
                     continue
                 try:
                     task.action()

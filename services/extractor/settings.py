@@ -35,6 +35,11 @@ class ExtractorSettings(TetherSettings, PowerOfficeSettings, WixSettings):
 
     poweroffice_enabled: bool = Field(True, description="Extract PowerOffice Go records.")
     wix_enabled: bool = Field(True, description="Extract Wix contacts.")
+    wix_snapshot_first: bool = Field(
+        True,
+        description="Extract no PowerOffice record before one full Wix snapshot is on Kafka "
+        "(the mapper matches records against the contacts it has seen).",
+    )
     poweroffice_poll_interval_seconds: float = Field(30.0, gt=0)
     wix_poll_interval_seconds: float = Field(
         60.0, gt=0, description="With webhooks, polling is the safety net; without, the feed."

@@ -3,7 +3,8 @@
 One iteration, in this order (the numbers are repeated as comments where they run):
 
 1. **poll** a batch from every change topic and the outcomes topic (consumer group
-   ``<topic_prefix>-mapper``; auto-commit off);
+   ``<topic_prefix>-mapper``; auto-commit off); **gate** it (``gate.WixFirstGate``): PowerOffice
+   changes whose older Wix changes are not handled yet are rewound and paused, not handled;
 2. **handle + persist** the whole batch in ONE PostgreSQL transaction: lock the batch's tracking
    rows ``(group, topic, partition) -> next offset``; skip every message below its row (a replay
    is a no-op); decode it and let ``Handler`` decide and persist (link state, indexes, review
@@ -47,6 +48,7 @@ from services.core.errors import DecodeError, TetherError, TransportError
 from services.core.kafka import commit_offsets, make_consumer, next_offsets, provision_topics
 from services.core.service import ServiceContext
 from services.mapper.domain import Policy, ReviewReason
+from services.mapper.gate import WixFirstGate
 from services.mapper.handler import Handled, Handler
 from services.mapper.metrics import MapperMetrics
 from services.mapper.migrations import apply_migrations
@@ -113,6 +115,7 @@ class Mapper:
         self._wix_topics = {ctx.layout.changes("wix", resource) for resource in ("contacts",)}
         self.conn: psycopg.Connection[Any] | None = None
         self.consumer: KafkaConsumer | None = None
+        self.gate: WixFirstGate | None = None
         self.crash_point = settings.mapper_crash_point
         self.consumed = 0
         """Messages polled and handled or skipped (tests wait on it)."""
@@ -137,6 +140,15 @@ class Mapper:
             consumer.partitions_for_topic(topic)
         consumer.subscribe(self.topics)
         self.consumer = consumer
+        if self.settings.mapper_wix_first:
+            self.gate = WixFirstGate(
+                consumer,
+                self._wix_topics,
+                [t for t in self.ctx.layout.all_changes() if t not in self._wix_topics],
+                self._tracked,
+                on_hold=self._held,
+                on_release=lambda: self.metrics.holding.set(0),
+            )
         self._relay_safely()  # what a previous run committed but did not produce
         self._maintenance(force=True)
 
@@ -144,6 +156,7 @@ class Mapper:
         if self.consumer is not None:
             self.consumer.close(autocommit=False)
             self.consumer = None
+            self.gate = None
         if self.conn is not None:
             self.conn.close()
             self.conn = None
@@ -179,11 +192,15 @@ class Mapper:
     def run_once(self) -> int:
         """One poll -> persist -> produce -> commit round; returns the messages polled."""
         assert self.consumer is not None, "start() first"
-        # 1. poll
+        if self.gate is not None:
+            self.gate.release_if_caught_up()
+        # 1. poll, then gate (what is held is neither handled nor committed)
         polled = self.consumer.poll(
             timeout_ms=self.settings.poll_timeout_ms, max_records=self.settings.max_poll_records
         )
         records = [record for batch in polled.values() for record in batch]
+        if self.gate is not None:
+            records = self.gate.admit(records)
         # Wix contact changes first (a stable sort keeps every partition's own order): a
         # PowerOffice record in the same batch is then matched against the contacts it carries
         # instead of creating a duplicate of one of them.
@@ -213,6 +230,23 @@ class Mapper:
             self.ctx.metrics.batch_seconds.observe(time.monotonic() - started)
         self._maintenance()
         return len(records)
+
+    def _tracked(self) -> dict[tuple[str, int], int]:
+        """The group's tracking rows (what every replica has handled), read in a short
+        transaction of its own."""
+        conn = self._connection()
+        try:
+            with conn.transaction():
+                return MapperStore(conn).positions(self.group)
+        except RETRIABLE_DB as exc:
+            if conn.closed:
+                self.conn = None
+            raise TransportError(f"tracking rows unreadable: {type(exc).__name__}") from exc
+
+    def _held(self, count: int) -> None:
+        self.metrics.holds.inc()
+        self.metrics.held.inc(count)
+        self.metrics.holding.set(1)
 
     def _priority(self, record: Any) -> int:
         return 0 if record.topic in self._wix_topics else 1

@@ -42,6 +42,21 @@ class MapperMetrics:
             "Delete commands held back by the mass-delete breaker",
             registry=registry,
         )
+        self.holds = Counter(
+            "tether_mapper_wix_first_holds",
+            "Times PowerOffice changes were held until older Wix changes were handled",
+            registry=registry,
+        )
+        self.held = Counter(
+            "tether_mapper_wix_first_held_messages",
+            "PowerOffice changes held back (and read again later) by the wix-first gate",
+            registry=registry,
+        )
+        self.holding = Gauge(
+            "tether_mapper_wix_first_holding",
+            "1 while PowerOffice change partitions are paused for older Wix changes",
+            registry=registry,
+        )
         self.processing = Histogram(
             "tether_mapper_processing_seconds",
             "Time to decide and persist one input (inside the batch transaction)",

@@ -65,6 +65,11 @@ class MapperSettings(TetherSettings, PostgresSettings):
     mapper_outbox_retention_days: int = Field(
         7, ge=1, description="Produced outbox rows are deleted after this many days."
     )
+    mapper_wix_first: bool = Field(
+        True,
+        description="Handle a PowerOffice change only after the Wix changes extracted before it "
+        "(matching before creating; see services/mapper/gate.py).",
+    )
     mapper_relay_batch: int = Field(1000, ge=1, description="Outbox rows produced per round.")
     mapper_crash_point: CrashPoint | None = Field(
         None, description="Fault injection for the crash tests: os._exit(137) at this point."

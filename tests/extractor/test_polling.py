@@ -6,6 +6,7 @@ import collections
 from typing import Any
 
 from services.connectors.seed import generate
+from services.connectors.simkit import FaultRule
 from tests.extractor.support import Harness, record_of
 
 
@@ -140,3 +141,25 @@ def test_malformed_records_become_dead_letters_and_the_page_goes_on(harness: Har
     assert any(b'"Id":990001' in p and b'"FirstName":123' in p for p in payloads)
     assert any(b'"Id":990002' in p for p in payloads)
     assert any(contacts[2]["id"].encode() in p for p in payloads)
+
+
+def test_poweroffice_waits_until_one_wix_snapshot_is_complete(harness: Harness) -> None:
+    seeded = seed_all(harness, records=20)
+    extractor = harness.extractor()
+    waiting = "tether_extractor_waiting_for_wix_snapshot"
+    # Wix is down: its cycle fails, and no PowerOffice record goes ahead of the contacts.
+    harness.wix.faults.add(FaultRule(kind="status", status=503, path=r"/contacts/v4/"))
+    extractor.poll_all(raise_errors=False)
+    extractor.reconcile_all(raise_errors=False)
+    assert harness.events() == []
+    assert harness.metric(extractor, waiting, {}) == 1
+
+    harness.wix.faults.clear()
+    extractor.poll_all()
+    events = harness.events()
+    assert collections.Counter(e["resource"] for e in events) == {
+        name: len(rows) for name, rows in seeded.items()
+    }
+    first_po = min(e["extracted_at"] for e in events if e["system"] == "poweroffice")
+    assert max(e["extracted_at"] for e in events if e["system"] == "wix") <= first_po
+    assert harness.metric(extractor, waiting, {}) == 0
