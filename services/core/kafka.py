@@ -6,17 +6,20 @@
   durable (the loop shape in each service numbers the steps).
 - Errors from kafka-python are translated at this boundary into ``TransportError`` (retriable).
 
-Imports: kafka-python and the core settings/errors/topics modules.
+Imports: kafka-python, prometheus_client (the lag gauge) and the core settings/errors/topics
+modules.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
+from prometheus_client import Gauge
 
 from services.core.errors import TransportError
 from services.core.settings import TetherSettings
@@ -116,3 +119,47 @@ def commit_offsets(consumer: KafkaConsumer, offsets: dict[TopicPartition, int]) 
         )
     except KafkaError as exc:
         raise TransportError(f"offset commit failed: {type(exc).__name__}") from exc
+
+
+def partition_lag(consumer: KafkaConsumer) -> dict[tuple[str, int], int]:
+    """Per owned partition: high watermark (from the last fetch) minus the consumer's position.
+
+    Local state only, no request; a partition without a fetch yet (or without a known position)
+    is left out. Call it from the thread that polls (the consumer is not thread-safe)."""
+    lag: dict[tuple[str, int], int] = {}
+    for tp in consumer.assignment():
+        high = consumer.highwater(tp)
+        if high is None:
+            continue
+        try:
+            position = consumer.position(tp, timeout_ms=0)
+        except KafkaError:
+            continue
+        if position is not None:
+            lag[(tp.topic, tp.partition)] = max(0, high - position)
+    return lag
+
+
+class ConsumerLagExporter:
+    """Keeps ``tether_consumer_lag_messages{group,topic,partition}`` current for one consumer:
+    ``update(consumer)`` after a poll (at most every ``interval`` seconds); partitions the
+    consumer no longer owns (a rebalance) are removed, so another replica's series takes over."""
+
+    def __init__(self, gauge: Gauge, group: str, interval: float = 1.0) -> None:
+        self._gauge = gauge
+        self._group = group
+        self._interval = interval
+        self._next = 0.0
+        self._exported: set[tuple[str, int]] = set()
+
+    def update(self, consumer: KafkaConsumer) -> None:
+        now = time.monotonic()
+        if now < self._next:
+            return
+        self._next = now + self._interval
+        lag = partition_lag(consumer)
+        for topic, partition in self._exported - set(lag):
+            self._gauge.remove(self._group, topic, str(partition))
+        for (topic, partition), messages in lag.items():
+            self._gauge.labels(self._group, topic, str(partition)).set(messages)
+        self._exported = set(lag)

@@ -56,6 +56,13 @@ class CoreMetrics:
             buckets=API_LATENCY_BUCKETS,
             registry=registry,
         )
+        self.consumer_lag = Gauge(
+            "tether_consumer_lag_messages",
+            "Messages between this consumer's position and the partition's end (high watermark "
+            "as of its last fetch), per consumer group and owned partition",
+            ["group", "topic", "partition"],
+            registry=registry,
+        )
         self.info = Gauge(
             "tether_service_info",
             "Constant 1, labelled with the service name",

@@ -23,11 +23,12 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from tenacity import RetryCallState, Retrying, retry_if_exception, wait_random_exponential
 
 from services.core.errors import RateLimitedError, TetherError
-from services.loader.metrics import LoaderMetrics
+from services.loader.metrics import REFLECTED, LoaderMetrics
 from services.loader.plan import LoaderCommand, Result, failure
 from services.loader.targets import Target
 
@@ -112,6 +113,11 @@ class CommandExecutor:
             self._metrics.command_seconds.labels(command.system, command.action.value).observe(
                 time.monotonic() - started
             )
+            reflected = execution.result is not None and execution.result.status in REFLECTED
+            if command.cause_changed_at is not None and reflected:
+                self._metrics.freshness.labels(command.system).observe(
+                    max(0.0, (datetime.now(UTC) - command.cause_changed_at).total_seconds())
+                )
         return execution
 
     def _stop(self, state: RetryCallState) -> bool:

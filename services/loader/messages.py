@@ -58,6 +58,7 @@ def command_from_datum(datum: dict[str, Any]) -> LoaderCommand:
         target_record=unwrapped[1] if unwrapped is not None else None,
         idempotency_key=datum.get("idempotency_key"),
         caused_by=datum.get("caused_by") or "",
+        cause_changed_at=datum.get("cause_changed_at"),
     )
 
 
@@ -83,6 +84,7 @@ def command_datum(command: LoaderCommand, created_at: datetime | None = None) ->
         "idempotency_key": command.idempotency_key,
         "caused_by": command.caused_by or command.command_id,
         "created_at": created_at or datetime.now(UTC),
+        "cause_changed_at": command.cause_changed_at,
     }
 
 

@@ -25,6 +25,11 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from services.core.metrics import API_LATENCY_BUCKETS, CoreMetrics
 
 COMMAND_BUCKETS = (*API_LATENCY_BUCKETS, 120, 300)
+#: Change-to-target freshness: from a webhook's second to an hour-long outage.
+FRESHNESS_BUCKETS = (0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
+#: Outcome statuses after which the target holds the change (written now, already there, or
+#: found as the existing contact).
+REFLECTED = frozenset({"CREATED", "APPLIED", "NOOP", "LINKED_EXISTING"})
 
 
 class LoaderMetrics:
@@ -58,6 +63,16 @@ class LoaderMetrics:
             buckets=COMMAND_BUCKETS,
             registry=registry,
         )
+        self.freshness = Histogram(
+            "tether_loader_change_to_target_seconds",
+            "From a live change at its source (the command's cause_changed_at) to the moment "
+            "the target holds it; snapshot records and outcome-driven writes are not counted",
+            ["system"],
+            buckets=FRESHNESS_BUCKETS,
+            registry=registry,
+        )
+        for system in ("poweroffice", "wix"):
+            self.freshness.labels(system)  # both series exist before the first change
         self.completed_index = Gauge(
             "tether_loader_completed_commands",
             "Command ids known to have an outcome (the de-duplication index)",

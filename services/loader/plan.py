@@ -27,6 +27,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
@@ -99,6 +100,8 @@ class LoaderCommand:
     target_record: Mapping[str, Any] | None = None
     idempotency_key: str | None = None
     caused_by: str = ""
+    cause_changed_at: datetime | None = None
+    """When the live change that caused it was made at its source (None: not a live change)."""
 
     def require_target_id(self) -> str:
         if not self.target_id:

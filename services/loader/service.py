@@ -40,7 +40,7 @@ from kafka.consumer.subscription_state import ConsumerRebalanceListener
 
 from services.core.budget import ApiBudget
 from services.core.errors import ContractError, DecodeError, TetherError, TransportError
-from services.core.kafka import commit_offsets, make_consumer
+from services.core.kafka import ConsumerLagExporter, commit_offsets, make_consumer
 from services.core.metrics import BudgetCollector
 from services.core.runtime import ServiceRuntime
 from services.core.service import ServiceContext
@@ -134,6 +134,7 @@ class LoaderService:
             on_progress=self.metrics.completed_index.set,
         )
         self.group_id = f"{settings.topic_prefix}-loader"
+        self._lag = ConsumerLagExporter(ctx.metrics.consumer_lag, self.group_id)
         self._book: OffsetBook[TopicPartition] = OffsetBook()
         self._lock = threading.Lock()
         self._results: queue.Queue[_Finished] = queue.Queue()
@@ -272,6 +273,7 @@ class LoaderService:
         busy = self._in_flight > 0
         batches = consumer.poll(timeout_ms=0 if busy else self.settings.poll_timeout_ms)
         records = [record for batch in batches.values() for record in batch]
+        self._lag.update(consumer)
         # 2. apply: decode, de-duplicate, hand to the link's worker (results come back queued)
         for record in records:
             self._accept(record)

@@ -223,8 +223,10 @@ def command_datum(
     target_record: Mapping[str, Any] | None,
     caused_by: str,
     created_at: datetime,
+    cause_changed_at: datetime | None = None,
 ) -> dict[str, Any]:
-    """The Avro ``Command`` datum of a domain command."""
+    """The Avro ``Command`` datum of a domain command (``cause_changed_at``: the source time
+    of the live change that caused it, for freshness; None otherwise)."""
     target = command.target
     branch = None
     if target_record is not None and command.action is not CommandAction.CREATE:
@@ -248,6 +250,7 @@ def command_datum(
         "idempotency_key": idempotency_key(command),
         "caused_by": caused_by,
         "created_at": created_at,
+        "cause_changed_at": cause_changed_at,
     }
 
 

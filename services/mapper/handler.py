@@ -115,8 +115,12 @@ class Handler:
         policy: Policy,
         *,
         max_deletes_per_hour: int,
+        stream_starts: dict[tuple[str, str, str], datetime] | None = None,
     ) -> None:
         self.store = store
+        self.stream_starts = stream_starts if stream_starts is not None else {}
+        """(tenant, system, resource) -> when the mapper first saw that stream (committed
+        values only; the loop keeps this dict across batches)."""
         self.codec = codec
         self.layout = layout
         self.policy = policy
@@ -184,7 +188,25 @@ class Handler:
 
     def change(self, datum: Mapping[str, Any], now: datetime) -> list[Handled]:
         """A decoded ChangeEvent (one or more domain changes)."""
-        return [self._change(change, now) for change in changes_from_event(datum)]
+        changes = changes_from_event(datum)
+        extracted_at = datum.get("extracted_at")
+        return [
+            self._change(change, now, self._live_since(change, extracted_at)) for change in changes
+        ]
+
+    def _live_since(self, change: Change, extracted_at: datetime | None) -> datetime | None:
+        """The change's source time when it is a live change (made after the mapper first saw
+        its stream), else None: a snapshot record changed long ago says nothing about how
+        fresh the sync is."""
+        key = (change.tenant, change.system, change.resource)
+        start = self.stream_starts.get(key)
+        if start is None:
+            if extracted_at is None:
+                return None
+            start, stored = self.store.stream_start(*key, extracted_at)
+            if stored:
+                self.stream_starts[key] = start
+        return change.source_ts if change.source_ts >= start else None
 
     def outcome(self, datum: Mapping[str, Any], now: datetime) -> list[Handled]:
         """A decoded Outcome."""
@@ -229,7 +251,7 @@ class Handler:
 
     # -- changes ------------------------------------------------------------------------------
 
-    def _change(self, change: Change, now: datetime) -> Handled:
+    def _change(self, change: Change, now: datetime, changed_at: datetime | None) -> Handled:
         loaded: dict[str, Link] = {}
         observed = None
         if change.system == WIX:
@@ -284,6 +306,7 @@ class Handler:
             observed=observed,
             source_ts=change.source_ts,
             own_link=link,
+            cause_changed_at=changed_at,
         )
 
     def _load(self, loaded: dict[str, Link], link: Link | None) -> Link | None:
@@ -391,6 +414,7 @@ class Handler:
         source_ts: datetime | None,
         own_link: Link | None,
         error: tuple[str | None, str | None] = (None, None),
+        cause_changed_at: datetime | None = None,
     ) -> Handled:
         store = self.store
         self.wrote = True
@@ -425,7 +449,11 @@ class Handler:
             # 4. commands -> outbox (encoded Avro, with the last-known target record)
             for command, target_record in zip(commands, targets, strict=True):
                 datum = command_datum(
-                    command, target_record=target_record, caused_by=caused_by, created_at=now
+                    command,
+                    target_record=target_record,
+                    caused_by=caused_by,
+                    created_at=now,
+                    cause_changed_at=cause_changed_at,
                 )
                 store.insert_outbox(
                     command,

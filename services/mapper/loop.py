@@ -45,7 +45,13 @@ from kafka import KafkaConsumer
 from kafka.errors import KafkaError
 
 from services.core.errors import DecodeError, TetherError, TransportError
-from services.core.kafka import commit_offsets, make_consumer, next_offsets, provision_topics
+from services.core.kafka import (
+    ConsumerLagExporter,
+    commit_offsets,
+    make_consumer,
+    next_offsets,
+    provision_topics,
+)
 from services.core.service import ServiceContext
 from services.mapper.domain import Policy, ReviewReason
 from services.mapper.gate import WixFirstGate
@@ -116,6 +122,8 @@ class Mapper:
         self.conn: psycopg.Connection[Any] | None = None
         self.consumer: KafkaConsumer | None = None
         self.gate: WixFirstGate | None = None
+        self._lag = ConsumerLagExporter(ctx.metrics.consumer_lag, self.group)
+        self._stream_starts: dict[tuple[str, str, str], datetime] = {}
         self.crash_point = settings.mapper_crash_point
         self.consumed = 0
         """Messages polled and handled or skipped (tests wait on it)."""
@@ -201,6 +209,7 @@ class Mapper:
         records = [record for batch in polled.values() for record in batch]
         if self.gate is not None:
             records = self.gate.admit(records)
+        self._lag.update(self.consumer)
         # Wix contact changes first (a stable sort keeps every partition's own order): a
         # PowerOffice record in the same batch is then matched against the contacts it carries
         # instead of creating a duplicate of one of them.
@@ -285,6 +294,7 @@ class Mapper:
             self.ctx.layout,
             self.policy,
             max_deletes_per_hour=self.settings.mapper_max_deletes_per_hour,
+            stream_starts=self._stream_starts,
         )
         handled: list[Handled] = []
         bad: list[tuple[Any, Exception]] = []

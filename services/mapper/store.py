@@ -77,6 +77,15 @@ WHERE group_id = %s AND topic = %s AND partition = %s
 """
 SELECT_POSITIONS = "SELECT topic, partition, next_offset FROM mapper_positions WHERE group_id = %s"
 
+SELECT_STREAM_START = """
+SELECT first_extracted_at FROM mapper_stream_starts
+WHERE tenant = %s AND system = %s AND resource = %s
+"""
+INSERT_STREAM_START = """
+INSERT INTO mapper_stream_starts (tenant, system, resource, first_extracted_at)
+VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING
+"""
+
 ADVISORY_LOCKS = """
 SELECT pg_advisory_xact_lock(c, h) FROM (
     SELECT DISTINCT c, hashtext(v) AS h FROM unnest(%s::int[], %s::text[]) AS x(c, v)
@@ -357,6 +366,17 @@ class MapperStore:
     def save_positions(self, group: str, positions: Mapping[Position, int], now: datetime) -> None:
         for (topic, partition), offset in sorted(positions.items()):
             self.conn.execute(SAVE_POSITION, (offset, now, group, topic, partition))
+
+    def stream_start(
+        self, tenant: str, system: str, resource: str, seen_at: datetime
+    ) -> tuple[datetime, bool]:
+        """When the mapper first saw this change stream; records ``seen_at`` for a new one.
+        Returns (start, stored before this transaction)."""
+        row = self.conn.execute(SELECT_STREAM_START, (tenant, system, resource)).fetchone()
+        if row is not None:
+            return row[0], True
+        self.conn.execute(INSERT_STREAM_START, (tenant, system, resource, seen_at))
+        return seen_at, False
 
     def positions(self, group: str) -> dict[Position, int]:
         rows = self.conn.execute(SELECT_POSITIONS, (group,)).fetchall()

@@ -8,15 +8,18 @@ from typing import Any
 
 import psycopg
 from kafka import TopicPartition
+from prometheus_client import CollectorRegistry
 
 from services.core.codec import AvroCodec
 from services.core.kafka import (
+    ConsumerLagExporter,
     commit_offsets,
     make_admin,
     make_consumer,
     make_producer,
     next_offsets,
 )
+from services.core.metrics import CoreMetrics
 from services.core.schema_release import DEFAULT_SCHEMAS_DIR, load_sample, sample_to_datum
 from services.core.settings import TetherSettings
 from services.core.topics import TopicLayout, provision
@@ -112,3 +115,53 @@ def test_postgres_round_trip(pg_dsn: str) -> None:
         conn.commit()
         row = conn.execute("SELECT name FROM t WHERE id = %s", (1,)).fetchone()
     assert row == ("Åse Sæther",)
+
+
+def test_consumer_lag_is_exported_per_group_and_owned_partition(
+    kafka_bootstrap: str, topic_prefix: str
+) -> None:
+    settings = settings_for(kafka_bootstrap, topic_prefix)
+    layout = TopicLayout(prefix=topic_prefix, partitions=2)
+    admin = make_admin(settings)
+    provision(admin, layout)
+    admin.close()
+    topic = layout.outcomes
+    producer = make_producer(settings, "test")
+    for _ in range(10):
+        producer.send(topic, key=None, value=b"x", partition=0)
+    producer.flush()
+    producer.close()
+
+    registry = CollectorRegistry()
+    gauge = CoreMetrics(registry, "test").consumer_lag
+    group = f"{topic_prefix}-lag"
+    exporter = ConsumerLagExporter(gauge, group, interval=0)
+    consumer = make_consumer(settings, group)
+    consumer.assign([TopicPartition(topic, 0), TopicPartition(topic, 1)])
+
+    def lag(partition: int) -> float | None:
+        return registry.get_sample_value(
+            "tether_consumer_lag_messages",
+            {"group": group, "topic": topic, "partition": str(partition)},
+        )
+
+    try:
+        read = 0
+        while read < 4:
+            for batch in consumer.poll(timeout_ms=1000, max_records=4 - read).values():
+                read += len(batch)
+        exporter.update(consumer)
+        assert lag(0) == 6
+        # Partition 1 is empty: lag 0 once fetched (or not exported before its first fetch).
+        assert lag(1) in (0, None)
+        while read < 10:
+            for batch in consumer.poll(timeout_ms=1000).values():
+                read += len(batch)
+        exporter.update(consumer)
+        assert lag(0) == 0
+        # A partition the consumer no longer owns disappears (another replica reports it).
+        consumer.assign([TopicPartition(topic, 1)])
+        exporter.update(consumer)
+        assert lag(0) is None
+    finally:
+        consumer.close()

@@ -15,6 +15,7 @@ probe paths of the manifests are checked on the running services too.
 from __future__ import annotations
 
 import json
+import random
 import socket
 import subprocess
 import time
@@ -30,7 +31,7 @@ from kafka import KafkaProducer
 
 from services.connectors.seed import generate
 from services.core.topics import TopicLayout, record_key
-from services.demo.main import wait_for_sync
+from services.demo.main import make_edits, wait_for_sync
 from services.demo.seeding import seed_simulators
 from services.demo.stack import SERVICES, Stack
 
@@ -76,6 +77,9 @@ def stack(infra_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -
         total = counts["employees"] + counts["customers"] + counts["contact_persons"]
         layout = TopicLayout(prefix=the_stack.topic_prefix, partitions=PARTITIONS)
         wait_for_sync(the_stack, layout, total, timeout=120)
+        # Live edits on both sides after the snapshot: change-to-target freshness gets data.
+        edits = make_edits(the_stack, 4, random.Random(3), timeout=60)
+        assert edits["edits_not_propagated"] == [], edits
         yield the_stack
     finally:
         the_stack.stop()
@@ -182,6 +186,9 @@ def test_every_dashboard_query_and_rule_expression_returns_data(
                 del missing[where]
         time.sleep(1)
     assert not missing, sorted(missing)
+    # The edits were measured end to end (snapshot records are not: they are not live changes).
+    measured = _query(prometheus, "sum(tether_loader_change_to_target_seconds_count)")
+    assert float(measured[0]["value"][1]) >= 4, measured
     # The dead letter was seen, and nothing is alerting on a healthy pipeline but it.
     assert _query(prometheus, 'tether_dead_letters_total{stage="mapper"}')
     firing = [

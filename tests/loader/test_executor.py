@@ -5,9 +5,14 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+from prometheus_client import CollectorRegistry
 
 from services.core.errors import RateLimitedError, ServerError, TetherError, ValidationError
 from services.loader.executor import CommandExecutor
+from services.loader.metrics import LoaderMetrics
 from services.loader.plan import Action, LoaderCommand, Result, Status
 from services.loader.workers import KeyedWorkers
 
@@ -108,3 +113,29 @@ def test_keyed_workers_keep_one_key_in_order() -> None:
     workers.close()
     assert {k: v == sorted(v) for k, v in seen.items()} == {f"link-{i}": True for i in range(5)}
     assert sum(len(v) for v in seen.values()) == 60
+
+
+def test_change_to_target_freshness_counts_live_changes_the_target_now_holds() -> None:
+    registry = CollectorRegistry()
+    metrics = LoaderMetrics(registry)
+    changed = datetime.now(UTC) - timedelta(seconds=42)
+    live = replace(COMMAND, cause_changed_at=changed)
+
+    def observed() -> tuple[float | None, float | None]:
+        labels = {"system": "wix"}
+        return (
+            registry.get_sample_value("tether_loader_change_to_target_seconds_count", labels),
+            registry.get_sample_value("tether_loader_change_to_target_seconds_sum", labels),
+        )
+
+    assert observed() == (0.0, 0.0)  # the series exists before the first change
+    executor(Scripted(Result(Status.APPLIED, "w")), metrics=metrics).execute(live)
+    count, total = observed()
+    assert count == 1 and total is not None and 42 <= total < 60
+    # Not counted: a refused write, a command without a live cause.
+    failing = Scripted(ValidationError("x", system="wix", status=400))
+    executor(failing, metrics=metrics).execute(live)
+    executor(Scripted(Result(Status.NOOP, "w")), metrics=metrics).execute(COMMAND)
+    assert observed()[0] == 1
+    executor(Scripted(Result(Status.NOOP, "w")), metrics=metrics).execute(live)
+    assert observed()[0] == 2  # the target already held it: fresh as of now

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
@@ -54,6 +55,14 @@ def test_command_round_trip_keeps_the_target_record() -> None:
     assert decoded.target_record is not None
     assert decoded.target_record["info"]["emails"]["items"][0]["email"] == "ola@example.no"
     assert decoded.target_record["lastActivity"] == {"activityType": "CONTACT_CREATED"}
+    assert decoded.cause_changed_at is None
+
+
+def test_command_round_trip_keeps_the_cause_time() -> None:
+    changed = datetime(2026, 11, 27, 9, 0, 1, 250000, tzinfo=UTC)
+    command = replace(wix_command(), cause_changed_at=changed)
+    decoded = decode_command(CODEC, CODEC.encode("Command", command_datum(command)))
+    assert decoded.cause_changed_at == changed
 
 
 def test_undecodable_and_meaningless_commands_raise() -> None:

@@ -7,6 +7,7 @@ consumed them, and reads the Commands back from the command topics.
 from __future__ import annotations
 
 import os
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -309,3 +310,21 @@ def test_propagated_deletes_stop_at_the_mass_delete_breaker(
             "SELECT reason, resolved_at FROM mapper_review_items WHERE reason LIKE 'mass%%'"
         )
         assert (reason, resolved) == ("mass_delete_breaker", None)
+
+
+def test_commands_carry_the_source_time_of_live_changes_only(h: Harness) -> None:
+    # The stream's first event: a record last changed long ago, extracted now (a snapshot).
+    now = datetime.now(UTC)
+    snapshot = po_event("employees", employee(21, at=ts(1)), ts(1))
+    h.send_change({**snapshot, "extracted_at": now})
+    h.drain()
+    [create] = h.commands()
+    assert create["action"] == "CREATE" and create["cause_changed_at"] is None
+    # A record changed after Tether started watching: its command says when, for freshness.
+    changed = now + timedelta(seconds=1)
+    live = po_event("employees", employee(22, first="Kari", at=changed), changed)
+    h.send_change({**live, "extracted_at": changed + timedelta(seconds=2)})
+    h.drain()
+    [live_create] = new_commands(h, [create])
+    assert live_create["cause_changed_at"] == changed
+    assert h.query("SELECT first_extracted_at FROM mapper_stream_starts") == [(now,)]

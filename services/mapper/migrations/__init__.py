@@ -19,7 +19,7 @@ from typing import Any
 
 import psycopg
 
-from services.mapper.migrations import v001_initial
+from services.mapper.migrations import v001_initial, v002_stream_starts
 
 log = logging.getLogger("tether.mapper.migrations")
 
@@ -53,6 +53,7 @@ class Migration:
 
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(v001_initial.VERSION, v001_initial.NAME, v001_initial.SQL),
+    Migration(v002_stream_starts.VERSION, v002_stream_starts.NAME, v002_stream_starts.SQL),
 )
 
 
