@@ -31,6 +31,18 @@ def settings_for(bootstrap: str, prefix: str) -> TetherSettings:
     )
 
 
+def provisioned(bootstrap: str, prefix: str) -> tuple[TetherSettings, TopicLayout]:
+    """Settings and layout for the test's own topics, provisioned."""
+    settings = settings_for(bootstrap, prefix)
+    layout = TopicLayout(prefix=prefix, partitions=2)
+    admin = make_admin(settings)
+    try:
+        provision(admin, layout)
+    finally:
+        admin.close()
+    return settings, layout
+
+
 def test_provisioning_creates_every_topic_with_its_settings_and_is_idempotent(
     kafka_bootstrap: str, topic_prefix: str
 ) -> None:
@@ -65,11 +77,7 @@ def _cleanup_policy(admin: Any, topic: str) -> str:
 def test_avro_events_round_trip_and_a_restarted_group_resumes_at_its_commit(
     kafka_bootstrap: str, topic_prefix: str
 ) -> None:
-    settings = settings_for(kafka_bootstrap, topic_prefix)
-    layout = TopicLayout(prefix=topic_prefix, partitions=2)
-    admin = make_admin(settings)
-    provision(admin, layout)
-    admin.close()
+    settings, layout = provisioned(kafka_bootstrap, topic_prefix)
     topic = layout.changes("poweroffice", "employees")
     codec = AvroCodec()
     sample = sample_to_datum(load_sample(DEFAULT_SCHEMAS_DIR / "samples", "ChangeEvent"))
@@ -120,11 +128,7 @@ def test_postgres_round_trip(pg_dsn: str) -> None:
 def test_consumer_lag_is_exported_per_group_and_owned_partition(
     kafka_bootstrap: str, topic_prefix: str
 ) -> None:
-    settings = settings_for(kafka_bootstrap, topic_prefix)
-    layout = TopicLayout(prefix=topic_prefix, partitions=2)
-    admin = make_admin(settings)
-    provision(admin, layout)
-    admin.close()
+    settings, layout = provisioned(kafka_bootstrap, topic_prefix)
     topic = layout.outcomes
     producer = make_producer(settings, "test")
     for _ in range(10):
