@@ -68,6 +68,7 @@ class Change:
     record: tuple[str, Any] | None = None  # the Avro union branch (records.wrap_record)
     merged_ids: tuple[str, ...] = ()
     parent_id: str | None = None
+    parent_kind: str | None = None  # contact persons: "customer" or "supplier" (parents.py)
 
     def event_id(self, tenant: str) -> str:
         return event_id(
@@ -98,6 +99,7 @@ class Change:
             "record": self.record,
             "merged_ids": list(self.merged_ids),
             "parent_id": self.parent_id,
+            "parent_kind": self.parent_kind,
         }
 
 
@@ -188,7 +190,13 @@ def po_observe(resource: str, raw: Any) -> PoObservation:
     return PoObservation(record_id, stamp, stamp_ns, po_parent_id(resource, raw))
 
 
-def po_upsert(resource: str, raw: Mapping[str, Any], obs: PoObservation, origin: Origin) -> Change:
+def po_upsert(
+    resource: str,
+    raw: Mapping[str, Any],
+    obs: PoObservation,
+    origin: Origin,
+    parent_kind: str | None = None,
+) -> Change:
     return Change(
         system="poweroffice",
         resource=resource,
@@ -200,6 +208,7 @@ def po_upsert(resource: str, raw: Mapping[str, Any], obs: PoObservation, origin:
         version_key=obs.stamp_ns,
         record=wrap_record("poweroffice", resource, raw),
         parent_id=obs.parent_id,
+        parent_kind=parent_kind,
     )
 
 

@@ -44,6 +44,7 @@ from services.extractor.cursors import Cursor, CursorStore
 from services.extractor.emitter import Emitter
 from services.extractor.known import KnownRecord, KnownSet
 from services.extractor.metrics import ExtractorMetrics
+from services.extractor.parents import ParentKinds
 from services.extractor.positions import (
     PO_TICK_NS,
     KeysetPager,
@@ -86,8 +87,10 @@ class PowerOfficePoller:
         overlap_seconds: float,
         seen_limit: int,
         ack_timeout: float = 30.0,
+        parents: ParentKinds | None = None,
     ) -> None:
         self.client = client
+        self.parents = parents
         self.resource = resource
         self.api_resource = API_RESOURCE[resource]
         self.cursors = cursors
@@ -100,6 +103,10 @@ class PowerOfficePoller:
         self.seen_limit = seen_limit
         self.ack_timeout = ack_timeout
         self.system = SYSTEM
+
+    def parent_kind(self, parent_id: str | None) -> str | None:
+        """Contact persons: whose they are (``parents``); None for the other resources."""
+        return self.parents.kind(parent_id) if self.parents is not None else None
 
     def state(self) -> PoCursorState:
         cursor = self.cursors.get(self.tenant, SYSTEM, self.resource, STREAM)
@@ -161,7 +168,9 @@ class PowerOfficePoller:
                         skipped += 1
                         continue
                     try:
-                        change = po_upsert(self.resource, raw, obs, Origin.POLL)
+                        change = po_upsert(
+                            self.resource, raw, obs, Origin.POLL, self.parent_kind(obs.parent_id)
+                        )
                     except ContractError as exc:
                         batch.park(raw_payload(raw), exc, self._key_of(raw))
                         continue
@@ -270,7 +279,10 @@ class PowerOfficeScanner:
         return found
 
     def to_change(self, raw: Any) -> Change:
-        return po_upsert(self.resource, raw, po_observe(self.resource, raw), Origin.RECONCILE)
+        obs = po_observe(self.resource, raw)
+        return po_upsert(
+            self.resource, raw, obs, Origin.RECONCILE, self.poller.parent_kind(obs.parent_id)
+        )
 
     def verify(self, record_id: str, known: KnownRecord) -> Verdict:
         if not record_id.isdigit():

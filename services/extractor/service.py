@@ -38,6 +38,7 @@ from services.extractor.dedup import EventDeduplicator
 from services.extractor.emitter import Emitter
 from services.extractor.known import KnownSet
 from services.extractor.metrics import ExtractorMetrics
+from services.extractor.parents import ParentKinds
 from services.extractor.poweroffice import RESOURCES as PO_RESOURCES
 from services.extractor.poweroffice import PowerOfficePoller, PowerOfficeScanner
 from services.extractor.reconciler import Reconciler
@@ -137,6 +138,11 @@ class Extractor:
         self.wix: WixClient | None = None
         if settings.poweroffice_enabled:
             self.poweroffice = poweroffice_client or self._poweroffice_client()
+            parents = ParentKinds(
+                self.known[("poweroffice", "customers")],
+                self.poweroffice.get_customer,
+                ttl=settings.parent_kind_ttl_seconds,
+            )
             for resource in PO_RESOURCES:
                 known = self.known[("poweroffice", resource)]
                 po_poller = PowerOfficePoller(
@@ -150,6 +156,7 @@ class Extractor:
                     tenant=self.tenant,
                     overlap_seconds=settings.poll_overlap_seconds,
                     seen_limit=settings.cursor_seen_limit,
+                    parents=parents if resource == "contact_persons" else None,
                 )
                 self.pollers.append(po_poller)
                 scanner = PowerOfficeScanner(

@@ -52,6 +52,12 @@ class ExtractorSettings(TetherSettings, PowerOfficeSettings, WixSettings):
         description="Each poll re-reads this far behind its cursor (clock skew, late commits, "
         "equal timestamps); what it re-reads is de-duplicated.",
     )
+    parent_kind_ttl_seconds: float = Field(
+        3600.0,
+        gt=0,
+        description="How long a contact person's parent found not to be a known customer "
+        "keeps its looked-up role (customer/supplier) before it is asked again.",
+    )
     cursor_seen_limit: int = Field(
         20_000, ge=100, description="Most identities a cursor keeps for overlap de-duplication."
     )

@@ -97,6 +97,7 @@ def changes_from_event(datum: Mapping[str, Any]) -> list[Change]:
         "record_id": record_id,
         "source_ts": datum["source_timestamp"],
         "parent_id": datum.get("parent_id"),
+        "parent_kind": datum.get("parent_kind"),
     }
     try:
         if operation == "UPSERT":

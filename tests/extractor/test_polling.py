@@ -163,3 +163,24 @@ def test_poweroffice_waits_until_one_wix_snapshot_is_complete(harness: Harness) 
     first_po = min(e["extracted_at"] for e in events if e["system"] == "poweroffice")
     assert max(e["extracted_at"] for e in events if e["system"] == "wix") <= first_po
     assert harness.metric(extractor, waiting, {}) == 0
+
+
+def test_contact_persons_say_whether_they_are_a_customers_or_a_suppliers(
+    harness: Harness,
+) -> None:
+    [company] = harness.po.seed("customers", [{"Name": "Fjordkraft AS"}])
+    persons = harness.po.seed(
+        "contactpersons",
+        [
+            {"ContactId": company["Id"], "FirstName": "Kari", "LastName": "Kunde"},
+            {"ContactId": 990001, "FirstName": "Per", "LastName": "Leverandør"},
+        ],
+    )
+    extractor = harness.extractor()
+    extractor.poll_all()
+    kinds = {e["record_id"]: e["parent_kind"] for e in harness.events("poweroffice")}
+    assert kinds == {
+        str(company["Id"]): None,
+        str(persons[0]["Id"]): "customer",
+        str(persons[1]["Id"]): "supplier",  # 990001 has no customer role
+    }

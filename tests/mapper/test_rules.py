@@ -328,3 +328,21 @@ def test_commands_carry_the_source_time_of_live_changes_only(h: Harness) -> None
     [live_create] = new_commands(h, [create])
     assert live_create["cause_changed_at"] == changed
     assert h.query("SELECT first_extracted_at FROM mapper_stream_starts") == [(now,)]
+
+
+def test_supplier_contact_persons_are_synced_unless_the_policy_excludes_them(
+    kafka_bootstrap: str, topic_prefix: str, pg_dsn: str
+) -> None:
+    policy = '{"contact_persons": {"include_suppliers": false}}'
+    with harness(kafka_bootstrap, topic_prefix, pg_dsn, mapper_policy=policy) as h:
+        h.start()
+        for person_id, kind in ((31, "customer"), (32, "supplier"), (33, None)):
+            event = po_event(
+                "contact_persons", contact_person(person_id, 40, email=f"p{person_id}@x.no"), ts(1)
+            )
+            h.send_change({**event, "parent_kind": kind})
+        h.drain()
+        created = sorted(c["fields"]["info.emails[primary].email"] for c in h.commands())
+        # The supplier's is filtered; one whose kind is unknown is synced (the safe default).
+        assert created == ["p31@x.no", "p33@x.no"]
+        assert link_row(h, "poweroffice", "contact_persons", "32") is None
