@@ -34,6 +34,8 @@ from typing import Any
 import phonenumbers
 
 from services.core.errors import ApiError, ContractError, TetherError
+from services.core.wix_items import clean_text as _clean
+from services.core.wix_items import primary_item
 
 __all__ = [
     "PO_REFERENCE_FIELDS",
@@ -143,13 +145,6 @@ _PHONE_CHARS = re.compile(r"[^0-9+]")
 DEFAULT_REGION = "NO"
 
 
-def _clean(value: object) -> str | None:
-    if value is None:
-        return None
-    text = (value if isinstance(value, str) else str(value)).strip()
-    return text or None
-
-
 def _name_key(value: object) -> str | None:
     text = _clean(value)
     return _WHITESPACE.sub(" ", text) if text is not None else None
@@ -238,43 +233,13 @@ def strip_nulls(value: Any) -> Any:
     return value
 
 
-def _items(contact: Mapping[str, Any], collection: str) -> list[Mapping[str, Any]]:
-    info = contact.get("info")
-    wrapper = info.get(collection) if isinstance(info, Mapping) else None
-    items = wrapper.get("items") if isinstance(wrapper, Mapping) else None
-    if not isinstance(items, list):
-        return []
-    return [item for item in items if isinstance(item, Mapping)]
-
-
-def _primary(
-    contact: Mapping[str, Any], collection: str, value_field: str
-) -> Mapping[str, Any] | None:
-    """The primary item: flagged ``primary``; else the one equal to ``primaryInfo``; else (no
-    ``primaryInfo`` at all) the first item — the rule of ``docs/mapping-rules.md``."""
-    items = _items(contact, collection)
-    for item in items:
-        if item.get("primary") is True:
-            return item
-    primary_info = contact.get("primaryInfo")
-    if isinstance(primary_info, Mapping):
-        mirrored = _clean(primary_info.get(value_field))
-        if mirrored is None:
-            return None
-        for item in items:
-            if _clean(item.get(value_field)) == mirrored:
-                return item
-        return {value_field: mirrored}
-    return items[0] if items else None
-
-
 def read_wix(contact: Mapping[str, Any]) -> dict[str, str | None]:
     """``first_name``, ``last_name``, ``email``, ``phone`` of a contact (primary items)."""
     info = contact.get("info")
     name = info.get("name") if isinstance(info, Mapping) else None
     name = name if isinstance(name, Mapping) else {}
-    email = _primary(contact, "emails", "email")
-    phone = _primary(contact, "phones", "phone")
+    email = primary_item(contact, "emails", "email")
+    phone = primary_item(contact, "phones", "phone")
     phone_value: str | None = None
     if phone is not None:
         phone_value = _clean(phone.get("e164Phone")) or _clean(phone.get("phone"))
@@ -287,7 +252,7 @@ def read_wix(contact: Mapping[str, Any]) -> dict[str, str | None]:
 
 
 def _phone_region(contact: Mapping[str, Any]) -> str | None:
-    item = _primary(contact, "phones", "phone")
+    item = primary_item(contact, "phones", "phone")
     region = item.get("countryCode") if item is not None else None
     return region if isinstance(region, str) and region else None
 

@@ -10,7 +10,7 @@ import services.loader as loader
 
 PURE = ("plan.py", "offsets.py")
 ALLOWED_THIRD_PARTY = {"phonenumbers"}
-ALLOWED_FIRST_PARTY = ("services.loader.plan", "services.core.errors")
+ALLOWED_FIRST_PARTY = ("services.loader.plan", "services.core.errors", "services.core.wix_items")
 
 
 def imported_modules(path: Path) -> set[str]:
@@ -57,3 +57,11 @@ def test_every_module_documents_its_purpose_and_imports() -> None:
             assert "imports no I/O library" in docstring, path.name
         elif path.name != "__init__.py":
             assert "Imports:" in docstring, path.name
+
+
+def test_the_shared_core_modules_are_pure() -> None:
+    # What the pure core may borrow from services.core imports only the standard library.
+    import services.core.wix_items as wix_items
+
+    modules = imported_modules(Path(wix_items.__file__))
+    assert all(m.split(".")[0] in sys.stdlib_module_names for m in modules), modules

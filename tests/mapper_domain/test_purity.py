@@ -9,7 +9,7 @@ from pathlib import Path
 import services.mapper.domain as domain
 
 ALLOWED_THIRD_PARTY = {"pydantic", "phonenumbers"}
-ALLOWED_FIRST_PARTY = ("services.mapper.domain", "services.core.errors")
+ALLOWED_FIRST_PARTY = ("services.mapper.domain", "services.core.errors", "services.core.wix_items")
 
 
 def imported_modules(path: Path) -> set[str]:
@@ -43,3 +43,11 @@ def test_every_domain_module_documents_its_purpose_and_purity() -> None:
         assert docstring, path.name
         if path.name != "__init__.py":
             assert "imports no I/O library" in docstring, path.name
+
+
+def test_the_shared_core_modules_are_pure() -> None:
+    # What the pure core may borrow from services.core imports only the standard library.
+    import services.core.wix_items as wix_items
+
+    modules = imported_modules(Path(wix_items.__file__))
+    assert all(m.split(".")[0] in sys.stdlib_module_names for m in modules), modules

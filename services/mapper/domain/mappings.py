@@ -25,12 +25,14 @@ Pure module: it imports no I/O library.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, NamedTuple, TypeAlias
 
 from services.core.errors import ContractError
+from services.core.wix_items import contact_items
+from services.core.wix_items import primary_item as wix_primary_item
 from services.mapper.domain.identity import CONTACT_PERSONS, CUSTOMERS, EMPLOYEES
 from services.mapper.domain.normalize import (
     IssueCode,
@@ -85,35 +87,12 @@ def unwrap_contact(contact: Record) -> Record:
 
 
 def _items(contact: Record, collection: str) -> list[Record]:
-    info = contact.get("info")
-    if not isinstance(info, Mapping):
-        return []
-    wrapper = info.get(collection)
-    if not isinstance(wrapper, Mapping):
-        return []
-    items = wrapper.get("items")
-    if not isinstance(items, Sequence) or isinstance(items, str):
-        return []
-    return [item for item in items if isinstance(item, Mapping)]
+    return contact_items(contact, collection)
 
 
 def primary_item(contact: Record, collection: str, value_field: str) -> Record | None:
     """The primary item of ``info.<collection>.items`` (see the module docstring for the rule)."""
-    contact = unwrap_contact(contact)
-    items = _items(contact, collection)
-    for item in items:
-        if item.get("primary") is True:
-            return item
-    primary_info = contact.get("primaryInfo")
-    if isinstance(primary_info, Mapping):
-        mirrored = clean(primary_info.get(value_field))
-        if mirrored is None:
-            return None
-        for item in items:
-            if clean(item.get(value_field)) == mirrored:
-                return item
-        return {value_field: mirrored}
-    return items[0] if items else None
+    return wix_primary_item(unwrap_contact(contact), collection, value_field)
 
 
 def _wix_phone_value(item: Record | None) -> str | None:
