@@ -30,6 +30,7 @@ from datetime import UTC, datetime
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
@@ -83,6 +84,9 @@ def configure_logging(service: str, level: str = "INFO", personal_data: bool = F
 
 ReadinessCheck = Callable[[], bool]
 Route = Callable[[bytes, dict[str, str]], tuple[int, str, bytes]]
+"""A POST route: (body, lower-cased headers) -> (status, content type, body)."""
+QueryRoute = Callable[[dict[str, str]], tuple[int, str, bytes]]
+"""A GET route: the query parameters (last value of each) -> (status, content type, body)."""
 
 
 class HttpServer:
@@ -92,6 +96,7 @@ class HttpServer:
         self.registry = registry
         self.checks: dict[str, ReadinessCheck] = {}
         self.routes: dict[tuple[str, str], Route] = {}
+        self.get_routes: dict[str, QueryRoute] = {}
         self.alive: Callable[[], bool] = lambda: True
         self._server = ThreadingHTTPServer((host, port), self._handler_class())
         self._server.daemon_threads = True
@@ -106,6 +111,10 @@ class HttpServer:
 
     def add_route(self, method: str, path: str, route: Route) -> None:
         self.routes[(method.upper(), path)] = route
+
+    def add_get(self, path: str, route: QueryRoute) -> None:
+        """Serve ``GET path?...``: ``route`` gets the query parameters."""
+        self.get_routes[path] = route
 
     def readiness(self) -> dict[str, bool]:
         results = {}
@@ -141,7 +150,8 @@ class HttpServer:
                 self.wfile.write(body)
 
             def _dispatch(self, method: str) -> None:
-                path = self.path.split("?", 1)[0]
+                parts = urlsplit(self.path)
+                path = parts.path
                 if method == "GET" and path == "/metrics":
                     self._send(200, CONTENT_TYPE_LATEST, generate_latest(server.registry))
                 elif method == "GET" and path == "/healthz":
@@ -154,18 +164,26 @@ class HttpServer:
                     ok = all(checks.values())
                     body = json.dumps({"ready": ok, "checks": checks}).encode()
                     self._send(200 if ok else 503, "application/json", body)
+                elif method == "GET" and path in server.get_routes:
+                    params = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+                    self._answer(method, path, lambda: server.get_routes[path](params))
                 elif (method, path) in server.routes:
                     length = int(self.headers.get("Content-Length") or 0)
                     body = self.rfile.read(length) if length else b""
                     headers = {k.lower(): v for k, v in self.headers.items()}
-                    try:
-                        status, content_type, payload = server.routes[(method, path)](body, headers)
-                    except Exception:
-                        log.exception("route %s %s failed", method, path)
-                        status, content_type, payload = 500, "text/plain", b"internal error"
-                    self._send(status, content_type, payload)
+                    self._answer(method, path, lambda: server.routes[(method, path)](body, headers))
                 else:
                     self._send(HTTPStatus.NOT_FOUND, "text/plain", b"not found")
+
+            def _answer(
+                self, method: str, path: str, route: Callable[[], tuple[int, str, bytes]]
+            ) -> None:
+                try:
+                    status, content_type, payload = route()
+                except Exception:
+                    log.exception("route %s %s failed", method, path)
+                    status, content_type, payload = 500, "text/plain", b"internal error"
+                self._send(status, content_type, payload)
 
             def do_GET(self) -> None:
                 self._dispatch("GET")

@@ -2,13 +2,10 @@
 
 * ``GET /explain?system=&resource=&id=[&tenant=]`` — the explain answer as JSON (200; 404 for a
   record the mapper has never seen; 400 for missing/unknown parameters);
-* ``POST /explain`` with the same parameters as a JSON object (through the runtime's public
-  ``add_route``).
+* ``POST /explain`` with the same parameters as a JSON object.
 
-The shared runtime hands routes only the body and the headers, not the query string; until it
-does, ``install`` wraps the runtime's request handler class so that ``GET /explain`` sees its
-query (everything else still goes through the runtime's dispatcher). Each request opens its own
-short-lived read-only connection: the loop's connection belongs to the loop's thread.
+Both are routes of the runtime's one HTTP port (``add_get`` / ``add_route``). Each request opens
+its own short-lived read-only connection: the loop's connection belongs to the loop's thread.
 
 Imports: standard library, psycopg, the core runtime and the mapper's explain/settings.
 """
@@ -18,7 +15,6 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import psycopg
 
@@ -70,18 +66,5 @@ class ExplainEndpoint:
 
 def install(http: HttpServer, endpoint: ExplainEndpoint) -> None:
     """Serve ``/explain`` on the runtime's HTTP server (before it is started)."""
+    http.add_get(EXPLAIN_PATH, endpoint.answer)
     http.add_route("POST", EXPLAIN_PATH, endpoint.post)
-    server = http._server  # the runtime passes no query string to routes (see module docstring)
-    base: Any = server.RequestHandlerClass
-
-    class ExplainHandler(base):  # type: ignore[misc]
-        def do_GET(self) -> None:  # noqa: N802 - the http.server hook name
-            parts = urlsplit(self.path)
-            if parts.path != EXPLAIN_PATH:
-                super().do_GET()
-                return
-            params = {k: v[-1] for k, v in parse_qs(parts.query).items()}
-            status, content_type, payload = endpoint.answer(params)
-            self._send(status, content_type, payload)
-
-    server.RequestHandlerClass = ExplainHandler

@@ -12,9 +12,10 @@ import time
 from pathlib import Path
 
 import httpx
+from prometheus_client import CollectorRegistry
 
 from services.core.kafka import make_admin
-from services.core.runtime import JsonFormatter, mask_personal_data
+from services.core.runtime import HttpServer, JsonFormatter, mask_personal_data
 from services.core.settings import TetherSettings
 from services.core.topics import TopicLayout, provision
 from tests.support.tcpproxy import TcpProxy
@@ -106,3 +107,29 @@ def test_logs_are_json_and_mask_personal_data() -> None:
     assert entry["msg"] == "matched <email> and <phone>"
     assert entry["service"] == "svc" and entry["level"] == "info"
     assert mask_personal_data("id 12345 at 2026-11-27") == "id 12345 at 2026-11-27"
+
+
+def test_routes_get_their_query_or_body_and_a_failing_route_answers_500() -> None:
+    http = HttpServer("127.0.0.1", 0, CollectorRegistry())
+
+    def echo(params: dict[str, str]) -> tuple[int, str, bytes]:
+        return 200, "application/json", json.dumps(params, sort_keys=True).encode()
+
+    def broken(_params: dict[str, str]) -> tuple[int, str, bytes]:
+        raise RuntimeError("bug")
+
+    http.add_get("/echo", echo)
+    http.add_get("/broken", broken)
+    http.add_route("POST", "/echo", lambda body, headers: (201, "text/plain", body))
+    http.start()
+    base = f"http://127.0.0.1:{http.port}"
+    try:
+        got = httpx.get(f"{base}/echo?system=wix&id=1&id=2")
+        assert got.status_code == 200 and got.json() == {"id": "2", "system": "wix"}
+        assert httpx.get(f"{base}/broken").status_code == 500
+        posted = httpx.post(f"{base}/echo", content=b"hello")
+        assert (posted.status_code, posted.content) == (201, b"hello")
+        assert httpx.get(f"{base}/nothing?x=1").status_code == 404
+        assert httpx.get(f"{base}/healthz?probe=1").status_code == 200
+    finally:
+        http.stop()
