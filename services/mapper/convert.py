@@ -53,6 +53,22 @@ OUTCOME_KINDS: dict[str, OutcomeKind] = {
 #: Prefix of the idempotency key of PowerOffice creates (ExternalImportReference/ExternalCode:
 #: at most 50 characters, no comma; "tether:" + a 36-character link id = 43).
 POWEROFFICE_REFERENCE_PREFIX = "tether:"
+#: Where a PowerOffice resource keeps that reference.
+POWEROFFICE_REFERENCE_FIELDS = {
+    "employees": "ExternalImportReference",
+    "customers": "ExternalImportReference",
+    "contact_persons": "ExternalCode",
+}
+
+
+def referenced_link_id(resource: str, record: Mapping[str, Any] | None) -> str | None:
+    """The link id a PowerOffice record's ``tether:<link id>`` reference names (a record the
+    engine created), else None."""
+    field = POWEROFFICE_REFERENCE_FIELDS.get(resource)
+    value = record.get(field) if field is not None and record is not None else None
+    if isinstance(value, str) and value.startswith(POWEROFFICE_REFERENCE_PREFIX):
+        return value.removeprefix(POWEROFFICE_REFERENCE_PREFIX) or None
+    return None
 
 
 def _check_resource(system: str, resource: str) -> None:

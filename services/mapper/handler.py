@@ -42,6 +42,7 @@ from services.mapper.convert import (
     command_datum,
     outcome_from_datum,
     record_timestamp,
+    referenced_link_id,
 )
 from services.mapper.domain import (
     CONTACTS,
@@ -62,6 +63,7 @@ from services.mapper.domain import (
     Policy,
     RecordRef,
     ReviewReason,
+    adopt_own_create,
     flow_for,
     match_keys,
     observe_wix,
@@ -285,6 +287,8 @@ class Handler:
                 loaded,
                 self._record_link(change.tenant, change.system, change.resource, change.record_id),
             )
+            if link is None and change.operation is Operation.UPSERT:
+                link = self._own_create(change, loaded)
             candidates = []
             if link is None and change.operation is Operation.UPSERT:
                 flow = flow_for(change.resource)
@@ -308,6 +312,18 @@ class Handler:
             own_link=link,
             cause_changed_at=changed_at,
         )
+
+    def _own_create(self, change: Change, loaded: dict[str, Link]) -> Link | None:
+        """The link whose pending create this record is (its reference names the link), with
+        the record adopted (``adopt_own_create``); None for any other record."""
+        link_id = referenced_link_id(change.resource, change.record)
+        link = self._link(link_id) if link_id is not None else None
+        if link is None or link.tenant != change.tenant:
+            return None
+        adopted = adopt_own_create(link, change)
+        if adopted is not None:
+            self._load(loaded, link)  # the version check compares against the stored link
+        return adopted
 
     def _load(self, loaded: dict[str, Link], link: Link | None) -> Link | None:
         if link is not None:

@@ -7,6 +7,8 @@ consumed them, and reads the Commands back from the command topics.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -36,6 +38,21 @@ def h(kafka_bootstrap: str, topic_prefix: str, pg_dsn: str) -> Any:
     with harness(kafka_bootstrap, topic_prefix, pg_dsn) as instance:
         instance.start()
         yield instance
+
+
+@pytest.fixture
+def started_with(
+    kafka_bootstrap: str, topic_prefix: str, pg_dsn: str
+) -> Callable[[str], AbstractContextManager[Harness]]:
+    """A started harness on the test's own topics with ``policy`` (JSON) as the mapper policy."""
+
+    @contextmanager
+    def start(policy: str) -> Iterator[Harness]:
+        with harness(kafka_bootstrap, topic_prefix, pg_dsn, mapper_policy=policy) as instance:
+            instance.start()
+            yield instance
+
+    return start
 
 
 def new_commands(h: Harness, before: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -331,11 +348,9 @@ def test_commands_carry_the_source_time_of_live_changes_only(h: Harness) -> None
 
 
 def test_supplier_contact_persons_are_synced_unless_the_policy_excludes_them(
-    kafka_bootstrap: str, topic_prefix: str, pg_dsn: str
+    started_with: Callable[[str], AbstractContextManager[Harness]],
 ) -> None:
-    policy = '{"contact_persons": {"include_suppliers": false}}'
-    with harness(kafka_bootstrap, topic_prefix, pg_dsn, mapper_policy=policy) as h:
-        h.start()
+    with started_with('{"contact_persons": {"include_suppliers": false}}') as h:
         for person_id, kind in ((31, "customer"), (32, "supplier"), (33, None)):
             event = po_event(
                 "contact_persons", contact_person(person_id, 40, email=f"p{person_id}@x.no"), ts(1)
@@ -346,3 +361,36 @@ def test_supplier_contact_persons_are_synced_unless_the_policy_excludes_them(
         # The supplier's is filtered; one whose kind is unknown is synced (the safe default).
         assert created == ["p31@x.no", "p33@x.no"]
         assert link_row(h, "poweroffice", "contact_persons", "32") is None
+
+
+def test_a_customer_we_create_seen_before_its_outcome_joins_its_own_link_once(
+    started_with: Callable[[str], AbstractContextManager[Harness]],
+) -> None:
+    with started_with('{"create_wix_only_in_poweroffice": true}') as h:
+        h.send_change(wix_event(wix_contact("c-9", "Siri", "Dahl", "siri@example.no"), ts(1)))
+        h.drain()
+        [create] = h.commands()
+        assert (create["target_resource"], create["action"]) == ("customers", "CREATE")
+        # The loader created it; the poller sees the new customer before the outcome arrives.
+        record = customer(
+            77,
+            "Siri",
+            "Dahl",
+            "siri@example.no",
+            at=ts(2),
+            PhoneNumber=None,
+            ExternalImportReference=create["idempotency_key"],
+        )
+        h.send_change(po_event("customers", record, ts(2)))
+        h.drain()
+        assert new_commands(h, [create]) == [], "neither matched again nor created in Wix"
+        h.send_outcome(outcome_event(create, "CREATED", target_record=record, target_id="77"))
+        h.drain()
+        assert new_commands(h, [create]) == []
+        members = h.query(
+            "SELECT link_id, record_id FROM mapper_link_members WHERE system = 'poweroffice'"
+        )
+        assert members == [(create["link_id"], "77")]
+        [(state,)] = h.query("SELECT state FROM mapper_links WHERE link_id = %s", (members[0][0],))
+        refs = [m["ref"] for m in state["members"] if m["ref"]["system"] == "poweroffice"]
+        assert [(r["resource"], r["id"]) for r in refs] == [("customers", "77")], "one member"

@@ -3,13 +3,19 @@ member by flow, clears, deletes and merges."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from services.mapper.domain import (
     CommandAction,
     DecisionKind,
     LinkStatus,
     Operation,
+    OutcomeKind,
     Policy,
     ReviewReason,
+    adopt_own_create,
+    on_outcome,
+    on_poweroffice_change,
     on_wix_change,
 )
 
@@ -18,6 +24,8 @@ from .support import (
     contact_person,
     customer,
     employee,
+    outcome_for,
+    po_change,
     po_values,
     ts,
     wix_change,
@@ -215,3 +223,54 @@ def test_wix_merge_unlinks_and_asks_for_review() -> None:
     assert decision.kind is DecisionKind.UNLINKED and decision.reason == "wix_contact_merged"
     assert decision.review_items[0].reason is ReviewReason.WIX_CONTACT_MERGED
     assert decision.review_items[0].candidates == ("c-7",)
+
+
+def _opted_in_create() -> tuple[Policy, Any, Any]:
+    """A Wix-only contact being created as a customer: (policy, link, the create command)."""
+    policy = Policy(create_wix_only_in_poweroffice=True)
+    contact = wix_contact("c-9", "Siri", "Dahl", email="siri@example.no")
+    decision = on_wix_change(None, wix_change(contact, ts(1)), policy, ts(1))
+    [link] = decision.links
+    [command] = decision.commands
+    return policy, link, command
+
+
+def test_our_created_customer_seen_before_the_outcome_joins_its_pending_member() -> None:
+    policy, link, command = _opted_in_create()
+    record = customer(77, "Siri", "Dahl", "siri@example.no", PhoneNumber=None)
+    change = po_change("customers", record, ts(2))
+    adopted = adopt_own_create(link, change)
+    assert adopted is not None
+    [member] = adopted.poweroffice_members
+    assert member.ref.id == "77" and member.pending is not None  # the outcome completes it
+    seen = on_poweroffice_change(adopted, change, [], policy, ts(2))
+    assert seen.commands == ()  # exactly what we created: nothing to write anywhere
+    done = on_outcome(
+        seen.links[0],
+        outcome_for(command, OutcomeKind.CREATED, record=record, target_id="77"),
+        policy,
+        ts(3),
+    )
+    assert done.kind is DecisionKind.COMPLETED and done.commands == ()
+    assert [m.ref.id for m in done.links[0].poweroffice_members] == ["77"]
+    # A link with no create in flight for that resource adopts nothing.
+    assert adopt_own_create(done.links[0], change) is None
+    assert adopt_own_create(link, po_change("employees", employee(5), ts(2))) is None
+
+
+def test_an_edit_of_our_created_customer_made_before_the_outcome_is_kept_and_synced() -> None:
+    policy, link, command = _opted_in_create()
+    created = customer(77, "Siri", "Dahl", "siri@example.no")
+    edited = {**created, "LastName": "Dahl-Berg"}
+    change = po_change("customers", edited, ts(5))
+    adopted = adopt_own_create(link, change)
+    assert adopted is not None
+    seen = on_poweroffice_change(adopted, change, [], policy, ts(5))
+    assert [(c.target.key, c.props) for c in seen.commands] == [
+        ("wix:contacts:c-9", {"last_name": "Dahl-Berg"})
+    ]
+    outcome = outcome_for(command, OutcomeKind.CREATED, record=created, target_id="77", at=ts(3))
+    done = on_outcome(seen.links[0], outcome, policy, ts(6))
+    [member] = done.links[0].poweroffice_members
+    assert member.observed is not None and member.observed.props["last_name"] == "Dahl-Berg"
+    assert done.commands == (), "the older created state must not be written back"

@@ -11,6 +11,7 @@ refs, derived ids), ``policy``, ``state`` (links), ``messages`` (inputs/outputs)
 """
 
 from services.mapper.domain.decide import (
+    adopt_own_create,
     on_change,
     on_delete,
     on_outcome,
@@ -125,6 +126,7 @@ __all__ = [
     "ReviewReason",
     "Snapshot",
     "Written",
+    "adopt_own_create",
     "flow_for",
     "link_id_for",
     "link_match_keys",

@@ -55,6 +55,7 @@ from services.mapper.domain.matching import MatchKind, match
 from services.mapper.domain.messages import (
     Candidate,
     Change,
+    CommandAction,
     ContactIndexEntry,
     Decision,
     DecisionKind,
@@ -167,6 +168,30 @@ def on_poweroffice_change(
     if not member.active:
         return _rejoin(link, member, reading, change, policy, now)
     return member_change(link, member, reading, change, None, policy, now)
+
+
+def adopt_own_create(link: Link, change: Change) -> Link | None:
+    """``link`` with its pending PowerOffice create given the record of ``change``.
+
+    The shell calls this for a PowerOffice record it has no link for whose idempotency
+    reference (``ExternalImportReference`` / ``ExternalCode``) names ``link``: the record the
+    engine is creating, seen before the create's outcome (the opt-in creation of Wix-only
+    contacts). Matching it instead would add it to the link a second time, or create a second
+    Wix contact for it. The pending member takes its id now; the change is then an ordinary
+    change of that member (``on_poweroffice_change``), and the outcome completes it later. None
+    when ``link`` creates no such record (then the change is matched as usual)."""
+    for member in link.members:
+        pending = member.pending
+        if (
+            member.ref.system == POWEROFFICE
+            and member.ref.resource == change.resource
+            and member.ref.id is None
+            and pending is not None
+            and pending.action is CommandAction.CREATE
+        ):
+            ref = _poweroffice_ref(change, flow_for(change.resource), record_of(change))
+            return link.replace_member(member.key, member.model_copy(update={"ref": ref}))
+    return None
 
 
 def _po_member(

@@ -310,6 +310,10 @@ def _completed_create(
         origin=Origin.WRITE if created else Origin.EVENT,
         event_id=None,
     )
+    if member.observed is not None and is_stale(member.observed, revision, outcome.source_ts):
+        # The created record's own change event came first (``adopt_own_create``) and is
+        # newer than the state the outcome carries (edited meanwhile): keep it.
+        observed = member.observed
     completed = member.model_copy(
         update={
             "ref": ref,
