@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import ast
-import sys
 from pathlib import Path
 
 import pytest
 
 import services.extractor as extractor_package
 from services.extractor.settings import ExtractorSettings, budget_shape
+from tests.support.imports import disallowed_imports
 
 PURE = ("positions.py", "changes.py", "known.py", "reconciliation.py", "dedup.py")
 ALLOWED_FIRST_PARTY = (
@@ -24,25 +24,11 @@ ALLOWED_FIRST_PARTY = (
 )
 
 
-def imported_modules(path: Path) -> set[str]:
-    found: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.Import):
-            found.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            found.add(node.module)
-    return found
-
-
 def test_pure_modules_import_only_the_standard_library_and_pure_modules() -> None:
     package = Path(extractor_package.__file__).parent
-    offenders = [
-        f"{name}: {module}"
-        for name in PURE
-        for module in imported_modules(package / name)
-        if module.split(".")[0] not in sys.stdlib_module_names
-        and not module.startswith(ALLOWED_FIRST_PARTY)
-    ]
+    offenders = disallowed_imports(
+        [package / name for name in PURE], first_party=ALLOWED_FIRST_PARTY
+    )
     assert offenders == []
     for name in PURE:
         docstring = ast.get_docstring(ast.parse((package / name).read_text())) or ""

@@ -3,37 +3,23 @@
 from __future__ import annotations
 
 import ast
-import sys
 from pathlib import Path
 
 import services.loader as loader
+from tests.support.imports import disallowed_imports, imported_modules
 
 PURE = ("plan.py", "offsets.py")
 ALLOWED_THIRD_PARTY = {"phonenumbers"}
 ALLOWED_FIRST_PARTY = ("services.loader.plan", "services.core.errors", "services.core.wix_items")
 
 
-def imported_modules(path: Path) -> set[str]:
-    found: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.Import):
-            found.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            found.add(node.module)
-    return found
-
-
 def test_pure_modules_import_only_stdlib_phonenumbers_and_core_errors() -> None:
     package = Path(loader.__file__).parent
-    offenders = []
-    for name in PURE:
-        for module in imported_modules(package / name):
-            top = module.split(".")[0]
-            if top in sys.stdlib_module_names or top in ALLOWED_THIRD_PARTY:
-                continue
-            if module.startswith(ALLOWED_FIRST_PARTY):
-                continue
-            offenders.append(f"{name}: {module}")
+    offenders = disallowed_imports(
+        [package / name for name in PURE],
+        third_party=ALLOWED_THIRD_PARTY,
+        first_party=ALLOWED_FIRST_PARTY,
+    )
     assert offenders == []
 
 
@@ -57,11 +43,3 @@ def test_every_module_documents_its_purpose_and_imports() -> None:
             assert "imports no I/O library" in docstring, path.name
         elif path.name != "__init__.py":
             assert "Imports:" in docstring, path.name
-
-
-def test_the_shared_core_modules_are_pure() -> None:
-    # What the pure core may borrow from services.core imports only the standard library.
-    import services.core.wix_items as wix_items
-
-    modules = imported_modules(Path(wix_items.__file__))
-    assert all(m.split(".")[0] in sys.stdlib_module_names for m in modules), modules

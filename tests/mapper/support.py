@@ -34,6 +34,7 @@ from services.core.service import ServiceContext
 from services.core.topics import TopicLayout, link_key, record_key
 from services.mapper.loop import Mapper
 from services.mapper.settings import MapperSettings
+from tests.mapper_domain import support as domain_records
 
 ROOT = Path(__file__).resolve().parents[2]
 TENANT = "default"
@@ -69,16 +70,9 @@ def employee(
     at: datetime = T0,
     **extra: Any,
 ) -> dict[str, Any]:
-    return {
-        "Id": record_id,
-        "FirstName": first,
-        "LastName": last,
-        "PhoneNumber": phone,
-        "EmailAddress": email,
-        "IsArchived": False,
-        "LastChangedDateTimeOffset": po_stamp(at),
-        **extra,
-    }
+    """The domain tests' employee, as the API returns it (with its change stamp)."""
+    stamp = {"LastChangedDateTimeOffset": po_stamp(at)}
+    return domain_records.employee(record_id, first, last, phone, email, **stamp, **extra)
 
 
 def customer(
@@ -89,17 +83,8 @@ def customer(
     at: datetime = T0,
     **extra: Any,
 ) -> dict[str, Any]:
-    return {
-        "Id": record_id,
-        "IsPerson": True,
-        "FirstName": first,
-        "LastName": last,
-        "EmailAddress": email,
-        "PhoneNumber": "22 22 55 55",
-        "IsArchived": False,
-        "LastChangedDateTimeOffset": po_stamp(at),
-        **extra,
-    }
+    stamp = {"LastChangedDateTimeOffset": po_stamp(at)}
+    return domain_records.customer(record_id, first, last, email, **stamp, **extra)
 
 
 def contact_person(
@@ -110,16 +95,8 @@ def contact_person(
     email: str | None = "per@example.no",
     at: datetime = T0,
 ) -> dict[str, Any]:
-    return {
-        "Id": record_id,
-        "ContactId": contact_id,
-        "FirstName": first,
-        "LastName": last,
-        "EmailAddress": email,
-        "PhoneNumber": None,
-        "IsActive": True,
-        "LastChangedDateTimeOffset": po_stamp(at),
-    }
+    stamp = {"LastChangedDateTimeOffset": po_stamp(at)}
+    return domain_records.contact_person(record_id, contact_id, first, last, email, **stamp)
 
 
 def wix_contact(
