@@ -19,6 +19,8 @@ to everything (tests, demo, services). ``up`` reuses servers that are already ru
     python3 scripts/infra.py env     # print the env of the running infrastructure
     python3 scripts/infra.py status  # say what runs
     python3 scripts/infra.py down    # stop both and delete their data
+    python3 scripts/infra.py kafka-stop|kafka-start|postgres-stop|postgres-start
+                                     # outage tests: stop/start one, keeping its data
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -45,6 +48,7 @@ INFRA_DIR = Path(os.environ.get("TETHER_INFRA_DIR", "/tmp/tether-infra"))
 KAFKA_PORT = int(os.environ.get("TETHER_KAFKA_PORT", "19092"))
 KAFKA_CONTROLLER_PORT = int(os.environ.get("TETHER_KAFKA_CONTROLLER_PORT", "19093"))
 POSTGRES_PORT = int(os.environ.get("TETHER_POSTGRES_PORT", "15432"))
+POSTGRES_DURABLE = os.environ.get("TETHER_POSTGRES_DURABLE", "") not in ("", "0")
 POSTGRES_DB = "tether"
 POSTGRES_USER = "tether"
 
@@ -101,7 +105,34 @@ def stop_pid(pid_file: Path, name: str, timeout: float = 30.0) -> None:
 
 
 def run(cmd: list[str], **kwargs) -> subprocess.CompletedProcess[str]:  # type: ignore[no-untyped-def]
+    """Run a tool; what it prints goes to standard error, never to our standard output.
+
+    Standard output of ``up``/``env`` carries only ``KEY=value`` lines for ``with-infra.sh``; Maven,
+    for one, writes ANSI reset codes to standard output even with ``-q -B``."""
+    kwargs.setdefault("stdout", sys.stderr)
     return subprocess.run(cmd, check=True, text=True, **kwargs)
+
+
+class stdout_to_stderr:  # noqa: N801 - used as a statement-like context manager
+    """Point file descriptor 1 at standard error while the block runs (children inherit it).
+
+    ``run`` already sends each tool's output to standard error; this also covers anything a tool
+    started some other way, or a future ``subprocess`` call, might print. ``emit`` writes to the
+    real standard output."""
+
+    def __enter__(self) -> stdout_to_stderr:
+        sys.stdout.flush()
+        self._saved = os.dup(1)
+        os.dup2(2, 1)
+        return self
+
+    def emit(self, text: str) -> None:
+        os.write(self._saved, text.encode())
+
+    def __exit__(self, *exc: object) -> None:
+        sys.stdout.flush()
+        os.dup2(self._saved, 1)
+        os.close(self._saved)
 
 
 # --------------------------------------------------------------------------------------------
@@ -270,11 +301,77 @@ def as_postgres_user(cmd: list[str]) -> list[str]:
     return cmd
 
 
+def postgres_options(pdir: Path) -> str:
+    """The server options: durable (``fsync``, ``synchronous_commit``, full page writes on) when
+    ``TETHER_POSTGRES_DURABLE=1`` (the chaos suite kills it with -9 and must lose nothing it
+    acknowledged); otherwise fsync off, for a test/demo database in a temporary directory — never
+    use those flags in production."""
+    durability = (
+        " -c fsync=on -c synchronous_commit=on -c full_page_writes=on"
+        if POSTGRES_DURABLE
+        else " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+    )
+    return (
+        f"-c listen_addresses=127.0.0.1 -c port={POSTGRES_PORT} -c unix_socket_directories={pdir}"
+        f"{durability} -c max_connections=200"
+    )
+
+
+def postgres_dir() -> Path:
+    """Where PostgreSQL's data directory, socket and log live (see ``place_postgres_dir``)."""
+    pointer = INFRA_DIR / "postgres.location"
+    if pointer.exists():
+        return Path(pointer.read_text().strip())
+    return INFRA_DIR / "postgres"
+
+
+def reachable_by_postgres(path: Path) -> bool:
+    """Can the ``postgres`` user write ``path`` (so every parent directory lets it through)?"""
+    probe = subprocess.run(
+        as_postgres_user(["test", "-w", str(path)]), stdout=sys.stderr, check=False
+    )
+    return probe.returncode == 0
+
+
+def place_postgres_dir() -> Path:
+    """A fresh directory for PostgreSQL that the ``postgres`` user can use.
+
+    As root, ``initdb`` runs as ``postgres``, which must be able to enter every parent of its data
+    directory. ``$TETHER_INFRA_DIR`` may lie under a private directory (``mktemp -d`` makes them
+    mode 700), and changing the permissions of someone else's parent directory is not ours to do;
+    so PostgreSQL's part then goes to a fresh directory in the system temporary directory, and
+    ``$TETHER_INFRA_DIR/postgres.location`` remembers where (``down`` removes it)."""
+    pointer = INFRA_DIR / "postgres.location"
+    pointer.unlink(missing_ok=True)
+    pdir = INFRA_DIR / "postgres"
+    pdir.mkdir(parents=True)
+    if os.geteuid() != 0:
+        return pdir
+    shutil.chown(pdir, "postgres", "postgres")
+    if reachable_by_postgres(pdir):
+        return pdir
+    pdir.rmdir()
+    for base in dict.fromkeys([tempfile.gettempdir(), "/tmp", "/var/tmp"]):
+        candidate = Path(tempfile.mkdtemp(prefix="tether-postgres-", dir=base))
+        shutil.chown(candidate, "postgres", "postgres")
+        if reachable_by_postgres(candidate):
+            pointer.write_text(f"{candidate}\n")
+            log(
+                f"the postgres user cannot enter {INFRA_DIR} (a parent directory is private);"
+                f" PostgreSQL's data goes to {candidate}"
+            )
+            return candidate
+        candidate.rmdir()
+    raise SystemExit(
+        f"[infra] the postgres user can enter neither {INFRA_DIR} nor a temporary directory:"
+        " set TETHER_INFRA_DIR to a directory whose parents are world-searchable (e.g. /tmp/tether)"
+    )
+
+
 def postgres_up() -> str:
     dsn = f"postgresql://{POSTGRES_USER}@127.0.0.1:{POSTGRES_PORT}/{POSTGRES_DB}"
-    pdir = INFRA_DIR / "postgres"
+    pdir = postgres_dir()
     data = pdir / "data"
-    pid_file = data / "postmaster.pid"
     if data.exists() and port_open(POSTGRES_PORT):
         log(f"PostgreSQL already running on port {POSTGRES_PORT}")
         return dsn
@@ -282,10 +379,9 @@ def postgres_up() -> str:
         raise SystemExit(f"[infra] port {POSTGRES_PORT} is taken by something that is not ours")
     bindir = postgres_bindir()
     shutil.rmtree(pdir, ignore_errors=True)
-    pdir.mkdir(parents=True)
-    if os.geteuid() == 0:
-        shutil.chown(pdir, "postgres", "postgres")
-        os.chmod(INFRA_DIR, 0o755)
+    pdir = place_postgres_dir()
+    data = pdir / "data"
+    pid_file = data / "postmaster.pid"
     log(f"initdb in {data}")
     run(
         as_postgres_user(
@@ -305,11 +401,7 @@ def postgres_up() -> str:
         stdout=subprocess.DEVNULL,
     )
     log_file = pdir / "postgres.log"
-    # fsync off: a test/demo database in a temporary directory; never use these flags in production.
-    options = (
-        f"-c listen_addresses=127.0.0.1 -c port={POSTGRES_PORT} -c unix_socket_directories={pdir}"
-        " -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
-    )
+    options = postgres_options(pdir)
     run(
         as_postgres_user(
             [
@@ -349,7 +441,7 @@ def postgres_up() -> str:
 
 
 def postgres_down() -> None:
-    data = INFRA_DIR / "postgres" / "data"
+    data = postgres_dir() / "data"
     if not data.exists():
         return
     bindir = postgres_bindir()
@@ -364,6 +456,87 @@ def postgres_down() -> None:
 
 
 # --------------------------------------------------------------------------------------------
+# Stop / start keeping the data (fault tests: a broker or database outage and its recovery)
+#
+# ``kafka-stop``/``postgres-stop`` stop the server of ``$TETHER_INFRA_DIR`` and keep its data;
+# ``kafka-start``/``postgres-start`` start it again on the same port and data directory (after
+# ``up`` created them). Never point them at an infrastructure other people's tests use.
+
+
+def _kafka_java(kdir: Path) -> list[str]:
+    return [
+        "java",
+        "-Xms256m",
+        "-Xmx768m",
+        "-XX:+UseG1GC",
+        "-Djava.awt.headless=true",
+        f"-Dlog4j.configuration=file:{kdir / 'log4j.properties'}",
+        "-cp",
+        f"{kafka_libs()}/*",
+    ]
+
+
+def cmd_kafka_stop() -> None:
+    stop_pid(INFRA_DIR / "kafka" / "kafka.pid", "Kafka")
+    wait_for(lambda: not port_open(KAFKA_PORT), "Kafka's port closing", 30)
+
+
+def cmd_kafka_start() -> None:
+    kdir = INFRA_DIR / "kafka"
+    props = kdir / "server.properties"
+    if not props.exists():
+        raise SystemExit("[infra] no Kafka here to start: run 'up' first")
+    if pid_alive(kdir / "kafka.pid") and port_open(KAFKA_PORT):
+        log("Kafka already running")
+        return
+    log_file = kdir / "kafka.log"
+    with open(log_file, "ab") as out:
+        proc = subprocess.Popen(
+            [*_kafka_java(kdir), "kafka.Kafka", str(props)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    (kdir / "kafka.pid").write_text(str(proc.pid))
+    log(f"starting Kafka again (pid {proc.pid}) with its data in {kdir / 'data'}")
+    wait_for(lambda: port_open(KAFKA_PORT), "Kafka", 90, log_file)
+
+
+def _pg_ctl(*args: str) -> list[str]:
+    data = postgres_dir() / "data"
+    if not data.exists():
+        raise SystemExit("[infra] no PostgreSQL here: run 'up' first")
+    return as_postgres_user([str(postgres_bindir() / "pg_ctl"), "-D", str(data), *args])
+
+
+def cmd_postgres_stop() -> None:
+    # -m fast: clients are disconnected at once, as in a crash or failover of the server.
+    run(_pg_ctl("-m", "fast", "-w", "stop"), stdout=subprocess.DEVNULL)
+
+
+def cmd_postgres_start() -> None:
+    if port_open(POSTGRES_PORT):
+        log("PostgreSQL already running")
+        return
+    pdir = postgres_dir()
+    options = postgres_options(pdir)  # the options of postgres_up
+    run(
+        _pg_ctl("-l", str(pdir / "postgres.log"), "-o", options, "-w", "-t", "60", "start"),
+        stdout=subprocess.DEVNULL,
+    )
+    log(f"PostgreSQL running again on port {POSTGRES_PORT}")
+
+
+# --------------------------------------------------------------------------------------------
+
+
+STOP_START = {
+    "kafka-stop": cmd_kafka_stop,
+    "kafka-start": cmd_kafka_start,
+    "postgres-stop": cmd_postgres_stop,
+    "postgres-start": cmd_postgres_start,
+}
 
 
 def env_lines(bootstrap: str, dsn: str) -> list[str]:
@@ -374,12 +547,15 @@ def env_lines(bootstrap: str, dsn: str) -> list[str]:
 
 
 def cmd_up() -> None:
-    INFRA_DIR.mkdir(parents=True, exist_ok=True)
-    bootstrap = kafka_up()
-    dsn = postgres_up()
-    lines = env_lines(bootstrap, dsn)
-    (INFRA_DIR / "env").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    # Standard output carries the environment and nothing else: every tool started below (mvn,
+    # apt-get, initdb, kafka-storage, pg_ctl) writes to standard error, even if it ignores -q.
+    with stdout_to_stderr() as out:
+        INFRA_DIR.mkdir(parents=True, exist_ok=True)
+        bootstrap = kafka_up()
+        dsn = postgres_up()
+        lines = env_lines(bootstrap, dsn)
+        (INFRA_DIR / "env").write_text("\n".join(lines) + "\n")
+        out.emit("\n".join(lines) + "\n")
 
 
 def cmd_env() -> None:
@@ -392,13 +568,14 @@ def cmd_env() -> None:
 def cmd_status() -> None:
     kafka = pid_alive(INFRA_DIR / "kafka" / "kafka.pid")
     print(f"kafka: {'running pid ' + str(kafka) if kafka else 'stopped'} (port {KAFKA_PORT})")
-    pg = port_open(POSTGRES_PORT) and (INFRA_DIR / "postgres" / "data").exists()
+    pg = port_open(POSTGRES_PORT) and (postgres_dir() / "data").exists()
     print(f"postgres: {'running' if pg else 'stopped'} (port {POSTGRES_PORT})")
 
 
 def cmd_down() -> None:
     stop_pid(INFRA_DIR / "kafka" / "kafka.pid", "Kafka")
     postgres_down()
+    shutil.rmtree(postgres_dir(), ignore_errors=True)
     shutil.rmtree(INFRA_DIR, ignore_errors=True)
     log("infrastructure stopped and its data removed")
 
@@ -407,7 +584,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
-    parser.add_argument("command", choices=["up", "env", "status", "down", "kafka-libs"])
+    parser.add_argument(
+        "command",
+        choices=["up", "env", "status", "down", "kafka-libs", *STOP_START],
+    )
     args = parser.parse_args()
     {
         "up": cmd_up,
@@ -415,6 +595,7 @@ def main() -> None:
         "status": cmd_status,
         "down": cmd_down,
         "kafka-libs": lambda: print(kafka_libs()),
+        **STOP_START,
     }[args.command]()
 
 

@@ -310,6 +310,12 @@ def main(argv: list[str]) -> int:
         report["review_items"] = mapperdb.review_items(stack.database_dsn)
         report["api_calls_initial_sync"] = api_counts(stack)
         print_summary(summary, report["review_items"], data.expectations)
+        misses = expectation_misses(summary, report["review_items"], data.expectations)
+        report["expected_counts_met"] = not misses
+        report["expectation_misses"] = misses
+        say("  exact expected counts: " + ("yes" if not misses else "NO"))
+        for miss in misses:
+            say(f"  NOT AS EXPECTED: {miss}")
 
         if args.edits:
             before = api_counts(stack)
@@ -341,13 +347,36 @@ def main(argv: list[str]) -> int:
             )
             while all(p.running for p in stack.processes.values()):
                 time.sleep(1)
-        return 0 if summary["duplicate_contacts"] == 0 and not summary["unlinked_records"] else 1
+        return 0 if not misses else 1
     except KeyboardInterrupt:
         return 0
     finally:
         codes = stack.stop()
         say(f"stopped: {codes}")
         stack.drop_database()
+
+
+def expectation_misses(
+    summary: dict[str, Any], review: list[dict[str, Any]], expectations: dict[str, Any]
+) -> list[str]:
+    """What differs from the seed's exact expected result (empty: the sync is exactly right)."""
+    checks = {
+        "contacts created": (summary["contacts_created"], expectations["created_contacts"]),
+        "contacts matched": (
+            summary["contacts_matched"],
+            expectations["matched_existing_contacts"],
+        ),
+        "review items": (len(review), expectations["review_items"]),
+        "duplicate contacts": (summary["duplicate_contacts"], 0),
+        "linked more than once": (summary["linked_more_than_once"], 0),
+        "unlinked records": (len(summary["unlinked_records"]), 0),
+        "value mismatches": (summary["value_mismatches"], 0),
+    }
+    return [
+        f"{what}: {actual} (expected {expected})"
+        for what, (actual, expected) in checks.items()
+        if actual != expected
+    ]
 
 
 def print_summary(
