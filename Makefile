@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 INFRA  := $(PYTHON) scripts/infra.py
 DEMO_ARGS ?=
 
-.PHONY: demo test venv infra-up infra-down infra-status lint typecheck bench clean
+.PHONY: demo test venv infra-up infra-down infra-status lint typecheck bench clean lock
 
 venv: $(VENV)/.installed
 
@@ -41,6 +41,14 @@ lint: venv
 
 typecheck: venv
 	$(BIN)/mypy
+
+## requirements.lock (the image's dependencies, with hashes) from pyproject.toml's dependencies.
+lock: venv
+	$(BIN)/pip install -q --disable-pip-version-check uv==0.13.9
+	$(BIN)/uv pip compile pyproject.toml --generate-hashes --python-version 3.11 \
+	  --python-platform x86_64-manylinux_2_28 --no-header --quiet -o requirements.lock.new
+	{ sed -n '1,3p' requirements.lock; cat requirements.lock.new; } > requirements.lock.tmp
+	mv requirements.lock.tmp requirements.lock && rm -f requirements.lock.new
 
 clean:
 	$(INFRA) down

@@ -44,7 +44,8 @@ print(f"[fresh-machine] demo: {sync['contacts_created']} contacts created, "
       f"{sync['contacts_matched']} matched, {len(report['review_items'])} in review, "
       f"{sync['duplicate_contacts']} duplicates; exact expected counts: {report['expected_counts_met']}")
 sys.exit(0 if report["expected_counts_met"] else 1)
-PYecho "[fresh-machine] make demo from nothing took $((t1 - t0)) s"
+PY
+echo "[fresh-machine] make demo from nothing took $((t1 - t0)) s"
 
 if [ "$run_tests" = 1 ]; then
   echo "[fresh-machine] make test"

@@ -8,6 +8,11 @@
     tether edit poweroffice|wix ...           edit a record in a running simulator
     tether explain ...                        why is a record (not) synced? (mapper read model)
     tether replay ...                         reprocess a stage from a time or offset
+    tether config [SERVICE]                   the effective configuration, secrets masked
+    tether --version                          the installed version
+
+Every run warns (standard error) about ``TETHER_*`` variables that no setting reads, naming the
+closest known one (``config_command.unknown_variable_warnings``).
 
 Each subcommand imports its module lazily, so ``tether simulate wix`` does not load Kafka code.
 This module sits above the services and may import all of them; they never import it.
@@ -16,6 +21,8 @@ This module sits above the services and may import all of them; they never impor
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
+import os
 import sys
 from collections.abc import Callable, Sequence
 
@@ -30,6 +37,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "replay": ("services.replay.main:main", "reprocess a stage from a time or an offset"),
     "topics": ("services.core.admin:topics_main", "topic provisioning"),
     "schemas": ("services.core.admin:schemas_main", "schema registry maintenance"),
+    "config": ("services.config_command:main", "print the effective configuration, secrets masked"),
 }
 SIMULATORS = {
     "poweroffice": "services.connectors.poweroffice.simulator:main",
@@ -45,11 +53,29 @@ def _load(target: str) -> Callable[[list[str]], int | None]:
 
 
 def usage() -> str:
-    lines = ["usage: tether <command> [args]", "", "commands:"]
+    lines = [
+        "usage: tether <command> [args]   (tether --version; tether <command> --help)",
+        "",
+        "commands:",
+    ]
     for name, (_, help_text) in COMMANDS.items():
         lines.append(f"  {name:<12} {help_text}")
     lines.append(f"  {'simulate':<12} run an API simulator: tether simulate poweroffice|wix [...]")
     return "\n".join(lines)
+
+
+def version() -> str:
+    try:
+        return importlib.metadata.version("tether")
+    except importlib.metadata.PackageNotFoundError:  # run from a source tree, not installed
+        return "unknown"
+
+
+def warn_about_unknown_variables() -> None:
+    from services.config_command import unknown_variable_warnings
+
+    for line in unknown_variable_warnings(os.environ):
+        print(line, file=sys.stderr)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -57,6 +83,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args or args[0] in ("-h", "--help", "help"):
         print(usage())
         return 0 if args else 2
+    if args[0] in ("--version", "-V", "version"):
+        print(f"tether {version()}")
+        return 0
+    warn_about_unknown_variables()
     command, rest = args[0], args[1:]
     if command == "simulate":
         if not rest or rest[0] not in SIMULATORS:

@@ -16,11 +16,16 @@ from services.core.settings import TetherSettings
 def topics_main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="tether topics")
     sub = parser.add_subparsers(dest="action", required=True)
-    sub.add_parser("provision", help="create every missing topic (idempotent)")
+    provision = sub.add_parser("provision", help="create every missing topic (idempotent)")
+    provision.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the topics the layout needs, with their settings, and create nothing",
+    )
     sub.add_parser("list", help="print the topics of the configured layout with their settings")
     args = parser.parse_args(argv)
     settings = TetherSettings.load()
-    if args.action == "list":
+    if args.action == "list" or args.dry_run:
         for spec in layout_from(settings).specs():
             print(
                 json.dumps(

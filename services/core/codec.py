@@ -22,6 +22,7 @@ Imports: standard library and fastavro only (no network I/O).
 
 from __future__ import annotations
 
+import importlib.resources
 import io
 from collections.abc import Mapping
 from functools import cache
@@ -38,8 +39,11 @@ HEADER_LENGTH = 10
 NAMESPACE = "tether"
 MESSAGE_TYPES = ("ChangeEvent", "Command", "Outcome", "DeadLetter", "Cursor")
 
-#: The repository's ``schemas/`` directory (next to ``services/``).
-DEFAULT_SCHEMAS_DIR = Path(__file__).resolve().parents[2] / "schemas"
+#: The schemas that ship with the code: ``services/core/schemas`` is a link to the repository's
+#: ``schemas/`` directory, and the wheel carries its files as package data, so an installed
+#: ``tether`` finds them wherever it is installed. The code and its schemas are one release: there
+#: is deliberately no setting that points the codec or the record types elsewhere.
+DEFAULT_SCHEMAS_DIR = Path(str(importlib.resources.files("services.core") / "schemas")).resolve()
 
 Schema = Any  # fastavro's parsed schema (a dict)
 
@@ -152,6 +156,6 @@ def default_registry() -> SchemaRegistry:
     return SchemaRegistry()
 
 
-def codec_for(schemas_dir: Path | None) -> AvroCodec:
-    """The codec of a service: its configured schema directory, or the repository's."""
-    return AvroCodec(SchemaRegistry(schemas_dir) if schemas_dir else default_registry())
+def default_codec() -> AvroCodec:
+    """The codec of a service: the schemas that ship with the code."""
+    return AvroCodec(default_registry())

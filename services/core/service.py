@@ -21,7 +21,7 @@ from typing import Any
 from kafka import KafkaProducer
 from prometheus_client import CollectorRegistry
 
-from services.core.codec import AvroCodec, codec_for
+from services.core.codec import AvroCodec, default_codec
 from services.core.deadletters import DeadLetterWriter
 from services.core.kafka import layout_from, make_producer
 from services.core.metrics import CoreMetrics
@@ -65,7 +65,7 @@ class ServiceContext:
             settings=settings,
             registry=registry,
             metrics=CoreMetrics(registry, name),
-            codec=codec_for(settings.schemas_dir),
+            codec=default_codec(),
             layout=layout_from(settings),
             runtime=runtime,
         )

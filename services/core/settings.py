@@ -50,9 +50,6 @@ class TetherSettings(BaseSettings):
     log_personal_data: bool = Field(
         False, description="Log e-mails and phone numbers in clear (off: they are masked)."
     )
-    schemas_dir: Path | None = Field(
-        None, description="The schema registry directory; default: the repository's schemas/."
-    )
     shutdown_timeout_seconds: float = Field(20.0, gt=0)
     poll_timeout_ms: int = Field(500, ge=10)
     max_poll_records: int = Field(500, ge=1)

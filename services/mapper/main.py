@@ -43,10 +43,12 @@ def postgres_reachable(dsn: str) -> bool:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(argv or [])
+    usage = "usage: tether mapper [--migrate-only]   (configured by TETHER_* variables)\n"
+    if args in (["-h"], ["--help"]):
+        sys.stdout.write(usage)
+        return 0
     if args not in ([], ["--migrate-only"]):
-        sys.stderr.write(
-            "usage: tether mapper [--migrate-only]   (configured by TETHER_* variables)\n"
-        )
+        sys.stderr.write(usage)
         return 2
     settings: MapperSettings = MapperSettings.load()
     if args == ["--migrate-only"]:

@@ -146,7 +146,7 @@ def test_tether_loader_process_serves_health_and_stops_on_sigterm(
     settings = sims.settings(kafka_bootstrap, topic_prefix)
     env = dict(os.environ)
     for name, value in settings.model_dump().items():
-        if value is None or name == "schemas_dir":
+        if value is None:
             continue
         secret = getattr(value, "get_secret_value", None)
         env[f"TETHER_{name.upper()}"] = str(secret() if secret else value)
