@@ -26,7 +26,8 @@ COPY --from=build /opt/tether /opt/tether
 ENV PATH=/opt/tether/bin:$PATH PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1
 WORKDIR /tmp
 USER 10001:10001
-# extractor 9100, mapper 9101, loader 9102 (each service's default http_port); simulators 8081/8082.
-EXPOSE 9100 9101 9102 8081 8082
+# extractor 9100, mapper 9101, loader 9102, verify 9103 (each default http_port: metrics, probes);
+# public ports (public_port): extractor 9180 (Wix webhook), mapper 9181 (/explain); simulators 8081/8082.
+EXPOSE 9100 9101 9102 9103 9180 9181 8081 8082
 ENTRYPOINT ["tether"]
 CMD ["--help"]

@@ -6,8 +6,13 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 INFRA  := $(PYTHON) scripts/infra.py
 DEMO_ARGS ?=
+CHAOS_ARGS ?=
+# The chaos suite kills its Kafka and PostgreSQL: its own instance (own directory and ports, never
+# the shared one), PostgreSQL durable (fsync and synchronous_commit on).
+CHAOS_INFRA := TETHER_INFRA_DIR=/tmp/tether-chaos-infra TETHER_KAFKA_PORT=37092 \
+	TETHER_KAFKA_CONTROLLER_PORT=37093 TETHER_POSTGRES_PORT=37432 TETHER_POSTGRES_DURABLE=1
 
-.PHONY: demo test venv infra-up infra-down infra-status lint typecheck bench clean lock
+.PHONY: demo chaos test venv infra-up infra-down infra-status lint typecheck bench clean lock
 
 venv: $(VENV)/.installed
 
@@ -20,6 +25,10 @@ $(VENV)/.installed: pyproject.toml
 ## The main job: local Kafka + PostgreSQL + both simulators seeded, the three services, a sync.
 demo: venv
 	bash scripts/with-infra.sh $(BIN)/tether demo $(DEMO_ARGS)
+
+## The pipeline under faults (≤ 20 min): exact counts, no duplicates, no lost edits, nothing stranded.
+chaos: venv
+	$(CHAOS_INFRA) bash scripts/with-infra.sh $(BIN)/tether chaos $(CHAOS_ARGS)
 
 ## Lint, type check, import contracts and the whole test suite on real Kafka and PostgreSQL.
 test: venv

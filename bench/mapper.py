@@ -2,6 +2,7 @@
 to a bare kafka-python consume -> produce -> commit loop over the same topics in the same run.
 
     .venv/bin/python bench/mapper.py [--events 5000] [--seed 42] [--partitions 3]
+                                     [--timeout 600] [--stall-seconds 60]
 
 Needs the local Kafka and PostgreSQL (``python3 scripts/infra.py up``;
 TETHER_KAFKA_BOOTSTRAP_SERVERS and TETHER_POSTGRES_DSN, defaults as printed by infra.py). Uses its
@@ -15,6 +16,10 @@ event is produced, and each loop is timed from its first poll to its last commit
 * mapper — ``Mapper.run_once`` (poll, decide + persist in one PostgreSQL transaction per batch,
   produce the outbox, flush, mark, commit offsets) until every event is consumed and the outbox
   is empty.
+
+It never hangs: when a loop makes no progress for ``--stall-seconds`` (or the run exceeds
+``--timeout``) it stops with exit status 1 and says where it stood (messages consumed, the
+mapper's Wix-first hold, paused partitions, per-partition positions and end offsets).
 """
 
 from __future__ import annotations
@@ -22,8 +27,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -103,7 +110,17 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=5000)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--partitions", type=int, default=3)
+    parser.add_argument(
+        "--timeout", type=float, default=600.0, help="give up (exit 1) after this many seconds"
+    )
+    parser.add_argument(
+        "--stall-seconds",
+        type=float,
+        default=60.0,
+        help="give up (exit 1) when a loop consumed nothing new for this long",
+    )
     args = parser.parse_args()
+    watch = Watchdog(args.timeout, args.stall_seconds)
 
     bootstrap = os.environ.get("TETHER_KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:19092")
     admin_dsn = os.environ.get("TETHER_POSTGRES_DSN", "postgresql://tether@127.0.0.1:15432/tether")
@@ -131,6 +148,7 @@ def main() -> None:
         # Both consumers join (no data yet), then the backlog is produced.
         mapper.start()
         while not mapper.consumer or not mapper.consumer.assignment():
+            watch.check("mapper joining its group", 0, lambda: _mapper_state(mapper))
             mapper.run_once()
         baseline = KafkaConsumer(
             bootstrap_servers=bootstrap,
@@ -141,6 +159,7 @@ def main() -> None:
         )
         baseline.subscribe(layout.all_changes())
         while not baseline.assignment():
+            watch.check("baseline joining its group", 0, lambda: "")
             baseline.poll(timeout_ms=100)
 
         data = events(args.events, args.seed)
@@ -160,6 +179,7 @@ def main() -> None:
         consumed = 0
         first: float | None = None
         while consumed < len(data):
+            watch.check("baseline", consumed, f"{consumed} of {len(data)} consumed".strip)
             began = time.perf_counter()
             records = [r for b in baseline.poll(timeout_ms=100).values() for r in b]
             if not records:
@@ -176,11 +196,12 @@ def main() -> None:
         # The mapper: poll -> decide + persist -> produce outbox -> commit.
         first = None
         while mapper.consumed < len(data):
+            watch.check("mapper", mapper.consumed, lambda: _mapper_state(mapper, len(data)))
             began = time.perf_counter()
             if mapper.run_once() and first is None:
                 first = began
-        while mapper.run_once() or _backlog(dsn):
-            pass
+        while mapper.run_once() or (backlog := _backlog(dsn)):
+            watch.check("mapper relay", -backlog, lambda: f"{backlog} outbox rows unproduced")
         mapper_seconds = time.perf_counter() - (first or 0.0)
         decisions = _query(dsn, "SELECT decision, count(*) FROM mapper_history GROUP BY 1")
         report = {
@@ -202,6 +223,51 @@ def main() -> None:
             conn.execute(
                 sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database))
             )
+
+
+class Watchdog:
+    """Ends the benchmark (exit status 1, a clear message) instead of letting it hang: when the
+    whole run exceeds ``timeout`` or a phase's progress figure has not changed for ``stall``
+    seconds."""
+
+    def __init__(self, timeout: float, stall: float) -> None:
+        self.deadline = time.monotonic() + timeout
+        self.timeout = timeout
+        self.stall = stall
+        self._phase = ""
+        self._progress = 0
+        self._since = time.monotonic()
+
+    def check(self, phase: str, progress: int, state: Callable[[], str]) -> None:
+        now = time.monotonic()
+        if phase != self._phase or progress != self._progress:
+            self._phase, self._progress, self._since = phase, progress, now
+        if now > self.deadline:
+            sys.exit(f"bench/mapper.py: TIMEOUT after {self.timeout:.0f}s in {phase}: {state()}")
+        if now - self._since > self.stall:
+            sys.exit(
+                f"bench/mapper.py: STALLED — {phase} made no progress for {self.stall:g}s: "
+                f"{state()}"
+            )
+
+
+def _mapper_state(mapper: Mapper, total: int | None = None) -> str:
+    """Where the mapper stands, for the watchdog's message."""
+    consumer = mapper.consumer
+    parts = [f"{mapper.consumed} of {total} consumed" if total is not None else ""]
+    if mapper.gate is not None:
+        parts.append(f"wix-first holding={mapper.gate.holding}")
+    if consumer is not None:
+        parts.append(f"paused={sorted(f'{tp.topic}-{tp.partition}' for tp in consumer.paused())}")
+    if mapper.lag.progress is not None:
+        lagging = {
+            f"{topic}-{partition}": f"{state.position}/{state.end}"
+            + (" STALLED" if state.stalled else "")
+            for (topic, partition), state in sorted(mapper.lag.progress.snapshot().items())
+            if state.lag
+        }
+        parts.append(f"lagging partitions (position/end)={lagging}")
+    return "; ".join(p for p in parts if p)
 
 
 def _query(dsn: str, text: str) -> list[tuple[Any, ...]]:

@@ -2,7 +2,7 @@
 
 Topic names, partitions and configuration live in exactly one place, ``services/core/topics.py``;
 the KafkaTopic YAML in ``deploy/k8s`` is generated from it and committed, and
-``tests/deploy/test_topics_generated.py`` fails when the committed files differ from what this
+``tests/deploy/test_generated.py`` fails when the committed files differ from what this
 script generates now.
 
     python scripts/generate_k8s_topics.py            # rewrite the committed files
@@ -43,12 +43,19 @@ class Target:
     cluster: str
 
 
-#: The committed KafkaTopic files: the demo overlay runs a Strimzi cluster named ``tether``.
+#: The committed KafkaTopic files: the demo overlay runs a Strimzi cluster named ``tether``;
+#: production's is ``tether-kafka`` in its own namespace (the overlay's platform.yaml), whose
+#: topics these are (nothing else creates them there: auto.create.topics.enable=false).
 TARGETS = (
     Target(
         ROOT / "deploy/k8s/overlays/demo/kafkatopics.yaml",
         TopicLayout(prefix="tether", partitions=3, replication_factor=1),
         "tether",
+    ),
+    Target(
+        ROOT / "deploy/k8s/overlays/production/kafkatopics.yaml",
+        TopicLayout(prefix="tether", partitions=6, replication_factor=3),
+        "tether-kafka",
     ),
 )
 

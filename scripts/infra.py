@@ -21,14 +21,28 @@ to everything (tests, demo, services). ``up`` reuses servers that are already ru
     python3 scripts/infra.py down    # stop both and delete their data
     python3 scripts/infra.py kafka-stop|kafka-start|postgres-stop|postgres-start
                                      # outage tests: stop/start one, keeping its data
+    python3 scripts/infra.py kafka-kill|postgres-kill   # kill -9, keeping the data (chaos)
+    TETHER_POSTGRES_DURABLE=1 python3 scripts/infra.py up  # PostgreSQL with fsync on (chaos)
+    TETHER_INFRA_TLS=1 python3 scripts/infra.py up  # + TLS: see "TLS" below
+
+**TLS** (``TETHER_INFRA_TLS=1``, for the security tests): a throwaway CA and server/client
+certificates made with ``openssl`` in ``$TETHER_INFRA_DIR/tls``; Kafka gets a second listener,
+``SASL_SSL`` on ``$TETHER_KAFKA_SECURE_PORT`` (default: Kafka's port + 2) with SCRAM-SHA-512 and
+PLAIN for the user ``tether`` (its random password in ``tls/kafka-password``; SCRAM credentials
+created by ``kafka-storage format --add-scram``), client certificates requested (mTLS optional);
+PostgreSQL gets ``ssl=on`` with the server certificate (SAN ``127.0.0.1``/``localhost``), so
+``sslmode=verify-full`` with ``sslrootcert=tls/ca.pem`` works. ``up`` then also prints
+``TETHER_INFRA_KAFKA_SASL_SSL=host:port`` and ``TETHER_INFRA_TLS_DIR``.
 """
 
 from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import glob
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -51,6 +65,9 @@ POSTGRES_PORT = int(os.environ.get("TETHER_POSTGRES_PORT", "15432"))
 POSTGRES_DURABLE = os.environ.get("TETHER_POSTGRES_DURABLE", "") not in ("", "0")
 POSTGRES_DB = "tether"
 POSTGRES_USER = "tether"
+TLS = os.environ.get("TETHER_INFRA_TLS", "") not in ("", "0")
+KAFKA_SECURE_PORT = int(os.environ.get("TETHER_KAFKA_SECURE_PORT", str(KAFKA_PORT + 2)))
+KAFKA_SASL_USER = "tether"
 
 
 def log(message: str) -> None:
@@ -184,6 +201,60 @@ def kafka_libs() -> Path:
     return libs
 
 
+def kafka_properties(kdir: Path) -> list[str]:
+    """The broker's server.properties: PLAINTEXT on loopback (+ SASL_SSL with ``TLS``)."""
+    listeners = [f"PLAINTEXT://127.0.0.1:{KAFKA_PORT}"]
+    protocols = ["PLAINTEXT:PLAINTEXT", "CONTROLLER:PLAINTEXT"]
+    secure: list[str] = []
+    if TLS:
+        tls = make_tls_material()
+        password = (tls / "kafka-password").read_text().strip()
+        listeners.append(f"SASL_SSL://127.0.0.1:{KAFKA_SECURE_PORT}")
+        protocols.append("SASL_SSL:SASL_SSL")
+        secure = [
+            "sasl.enabled.mechanisms=SCRAM-SHA-512,PLAIN",
+            "listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config="
+            "org.apache.kafka.common.security.scram.ScramLoginModule required;",
+            "listener.name.sasl_ssl.plain.sasl.jaas.config="
+            "org.apache.kafka.common.security.plain.PlainLoginModule required "
+            f'user_{KAFKA_SASL_USER}="{password}";',
+            "ssl.keystore.type=PEM",
+            f"ssl.keystore.location={tls / 'kafka-keystore.pem'}",
+            "ssl.truststore.type=PEM",
+            f"ssl.truststore.location={tls / 'ca.pem'}",
+            "ssl.client.auth=requested",
+        ]
+    return [
+        "process.roles=broker,controller",
+        "node.id=1",
+        f"controller.quorum.voters=1@127.0.0.1:{KAFKA_CONTROLLER_PORT}",
+        f"listeners={','.join(listeners)},CONTROLLER://127.0.0.1:{KAFKA_CONTROLLER_PORT}",
+        f"advertised.listeners={','.join(listeners)}",
+        "controller.listener.names=CONTROLLER",
+        "inter.broker.listener.name=PLAINTEXT",
+        f"listener.security.protocol.map={','.join(protocols)}",
+        *secure,
+        f"log.dirs={kdir / 'data'}",
+        # Topics are provisioned by Tether itself with explicit settings (DESIGN.md).
+        "auto.create.topics.enable=false",
+        "num.partitions=1",
+        "offsets.topic.replication.factor=1",
+        "offsets.topic.num.partitions=10",
+        "transaction.state.log.replication.factor=1",
+        "transaction.state.log.min.isr=1",
+        "group.initial.rebalance.delay.ms=0",
+        "log.flush.interval.messages=9223372036854775807",
+    ]
+
+
+def kafka_scram_arguments() -> list[str]:
+    """``kafka-storage format`` arguments creating the SCRAM user (KRaft keeps it in metadata)."""
+    if not TLS:
+        return []
+    password = (tls_dir() / "kafka-password").read_text().strip()
+    return ["--add-scram", f"SCRAM-SHA-512=[name={KAFKA_SASL_USER},password={password}]"]
+
+
 def kafka_up() -> str:
     bootstrap = f"127.0.0.1:{KAFKA_PORT}"
     kdir = INFRA_DIR / "kafka"
@@ -193,36 +264,11 @@ def kafka_up() -> str:
         return bootstrap
     if port_open(KAFKA_PORT):
         raise SystemExit(f"[infra] port {KAFKA_PORT} is taken by something that is not our Kafka")
-    libs = kafka_libs()
+    kafka_libs()  # resolved (and cached) before anything is deleted
     shutil.rmtree(kdir, ignore_errors=True)
     (kdir / "data").mkdir(parents=True)
     props = kdir / "server.properties"
-    props.write_text(
-        "\n".join(
-            [
-                "process.roles=broker,controller",
-                "node.id=1",
-                f"controller.quorum.voters=1@127.0.0.1:{KAFKA_CONTROLLER_PORT}",
-                f"listeners=PLAINTEXT://127.0.0.1:{KAFKA_PORT},"
-                f"CONTROLLER://127.0.0.1:{KAFKA_CONTROLLER_PORT}",
-                f"advertised.listeners=PLAINTEXT://127.0.0.1:{KAFKA_PORT}",
-                "controller.listener.names=CONTROLLER",
-                "inter.broker.listener.name=PLAINTEXT",
-                "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
-                f"log.dirs={kdir / 'data'}",
-                # Topics are provisioned by Tether itself with explicit settings (DESIGN.md).
-                "auto.create.topics.enable=false",
-                "num.partitions=1",
-                "offsets.topic.replication.factor=1",
-                "offsets.topic.num.partitions=10",
-                "transaction.state.log.replication.factor=1",
-                "transaction.state.log.min.isr=1",
-                "group.initial.rebalance.delay.ms=0",
-                "log.flush.interval.messages=9223372036854775807",
-                "",
-            ]
-        )
-    )
+    props.write_text("\n".join([*kafka_properties(kdir), ""]))
     (kdir / "log4j.properties").write_text(
         "log4j.rootLogger=WARN, stdout\n"
         "log4j.appender.stdout=org.apache.log4j.ConsoleAppender\n"
@@ -231,21 +277,20 @@ def kafka_up() -> str:
         "log4j.logger.kafka.server.KafkaServer=INFO\n"
         "log4j.logger.kafka.server.BrokerServer=INFO\n"
     )
-    classpath = f"{libs}/*"
-    java = [
-        "java",
-        "-Xms256m",
-        "-Xmx768m",
-        "-XX:+UseG1GC",
-        "-Djava.awt.headless=true",
-        f"-Dlog4j.configuration=file:{kdir / 'log4j.properties'}",
-        "-cp",
-        classpath,
-    ]
+    java = _kafka_java(kdir)
     cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
     log("formatting KRaft storage")
     run(
-        [*java, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(props)],
+        [
+            *java,
+            "kafka.tools.StorageTool",
+            "format",
+            "-t",
+            cluster_id,
+            "-c",
+            str(props),
+            *kafka_scram_arguments(),
+        ],
         stdout=subprocess.DEVNULL,
     )
     log_file = kdir / "kafka.log"
@@ -261,6 +306,82 @@ def kafka_up() -> str:
     log(f"starting Kafka {KAFKA_VERSION} (pid {proc.pid}) on {bootstrap}")
     wait_for(lambda: port_open(KAFKA_PORT), "Kafka", 90, log_file)
     return bootstrap
+
+
+# --------------------------------------------------------------------------------------------
+# TLS material (TETHER_INFRA_TLS=1): a throwaway CA, a server and a client certificate
+
+
+def tls_dir() -> Path:
+    return INFRA_DIR / "tls"
+
+
+def make_tls_material() -> Path:
+    """CA, server (SAN 127.0.0.1, localhost) and client certificates, valid for two days."""
+    tls = tls_dir()
+    if (tls / "kafka-keystore.pem").exists():
+        return tls
+    if shutil.which("openssl") is None:
+        apt_install(["openssl"])
+    tls.mkdir(parents=True, exist_ok=True)
+    log(f"making a throwaway CA and certificates in {tls}")
+    run(
+        [
+            "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+            "-keyout", str(tls / "ca.key"), "-out", str(tls / "ca.pem"),
+            "-subj", "/CN=Tether local test CA",
+            "-addext", "basicConstraints=critical,CA:TRUE",
+            "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+        ],
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    extensions = {
+        "server": "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n",
+        "client": "extendedKeyUsage=clientAuth\n",
+    }
+    for name, extension in extensions.items():
+        (tls / f"{name}.ext").write_text(extension)
+        run(
+            [
+                "openssl", "req", "-newkey", "rsa:2048", "-nodes",
+                "-keyout", str(tls / f"{name}.key"), "-out", str(tls / f"{name}.csr"),
+                "-subj", f"/CN=tether-{name}",
+            ],
+            stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        run(
+            [
+                "openssl", "x509", "-req", "-days", "2", "-in", str(tls / f"{name}.csr"),
+                "-CA", str(tls / "ca.pem"), "-CAkey", str(tls / "ca.key"), "-CAcreateserial",
+                "-out", str(tls / f"{name}.pem"), "-extfile", str(tls / f"{name}.ext"),
+            ],
+            stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+    # Kafka's PEM key store: the unencrypted PKCS#8 key, then the certificate.
+    pkcs8 = subprocess.run(
+        ["openssl", "pkcs8", "-topk8", "-nocrypt", "-in", str(tls / "server.key")],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    (tls / "kafka-keystore.pem").write_text(pkcs8 + (tls / "server.pem").read_text())
+    (tls / "kafka-password").write_text(secrets.token_urlsafe(18) + "\n")
+    return tls
+
+
+def postgres_tls_options(pdir: Path) -> str:
+    """``ssl=on`` with a copy of the server certificate PostgreSQL may read (mode 600, its own)."""
+    if not TLS:
+        return ""
+    tls = make_tls_material()
+    for name in ("server.pem", "server.key"):
+        shutil.copy(tls / name, pdir / name)
+        os.chmod(pdir / name, 0o600)
+        if os.geteuid() == 0:
+            shutil.chown(pdir / name, "postgres", "postgres")
+    return (
+        f" -c ssl=on -c ssl_cert_file={pdir / 'server.pem'} -c ssl_key_file={pdir / 'server.key'}"
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -313,7 +434,7 @@ def postgres_options(pdir: Path) -> str:
     )
     return (
         f"-c listen_addresses=127.0.0.1 -c port={POSTGRES_PORT} -c unix_socket_directories={pdir}"
-        f"{durability} -c max_connections=200"
+        f"{durability} -c max_connections=200{postgres_tls_options(pdir)}"
     )
 
 
@@ -539,11 +660,64 @@ STOP_START = {
 }
 
 
+# --------------------------------------------------------------------------------------------
+# kill -9 keeping the data (the chaos suite: a crash, not a shutdown — no flush, no checkpoint).
+# ``kafka-start``/``postgres-start`` bring them back; PostgreSQL then runs crash recovery.
+
+
+def _children(pid: int) -> list[int]:
+    out = subprocess.run(
+        ["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True, check=False
+    ).stdout
+    return [int(token) for token in out.split()]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def cmd_kafka_kill() -> None:
+    pid = pid_alive(INFRA_DIR / "kafka" / "kafka.pid")
+    if pid is not None:
+        log(f"kill -9 Kafka (pid {pid})")
+        os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: not port_open(KAFKA_PORT), "Kafka's port closing", 30)
+
+
+def cmd_postgres_kill() -> None:
+    pid_file = postgres_dir() / "data" / "postmaster.pid"
+    try:
+        pid = int(pid_file.read_text().splitlines()[0])
+    except (FileNotFoundError, ValueError, IndexError):
+        log("PostgreSQL is not running")
+        return
+    # The postmaster and every backend at once, as a machine crash would: nothing shuts down.
+    victims = [pid, *_children(pid)]
+    log(f"kill -9 PostgreSQL (postmaster {pid} and {len(victims) - 1} children)")
+    for victim in victims:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(victim, signal.SIGKILL)
+    wait_for(lambda: not any(_alive(v) for v in victims), "PostgreSQL's processes ending", 30)
+
+
+KILL = {"kafka-kill": cmd_kafka_kill, "postgres-kill": cmd_postgres_kill}
+
+
 def env_lines(bootstrap: str, dsn: str) -> list[str]:
-    return [
+    lines = [
         f"TETHER_KAFKA_BOOTSTRAP_SERVERS={bootstrap}",
         f"TETHER_POSTGRES_DSN={dsn}",
     ]
+    if TLS:
+        lines += [
+            f"TETHER_INFRA_KAFKA_SASL_SSL=127.0.0.1:{KAFKA_SECURE_PORT}",
+            f"TETHER_INFRA_TLS_DIR={tls_dir()}",
+        ]
+    return lines
 
 
 def cmd_up() -> None:
@@ -586,7 +760,7 @@ def main() -> None:
     )
     parser.add_argument(
         "command",
-        choices=["up", "env", "status", "down", "kafka-libs", *STOP_START],
+        choices=["up", "env", "status", "down", "kafka-libs", *STOP_START, *KILL],
     )
     args = parser.parse_args()
     {
@@ -596,6 +770,7 @@ def main() -> None:
         "down": cmd_down,
         "kafka-libs": lambda: print(kafka_libs()),
         **STOP_START,
+        **KILL,
     }[args.command]()
 
 

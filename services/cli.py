@@ -6,9 +6,15 @@
     tether schemas release VERSION            freeze the current schemas as a released version
     tether demo [...]                         the whole pipeline on the embedded default
     tether edit poweroffice|wix ...           edit a record in a running simulator
+    tether chaos [...]                        the pipeline under faults (``make chaos``)
     tether explain ...                        why is a record (not) synced? (mapper read model)
+    tether verify [--loop] [--no-repair]      compare both systems per link, repair divergence
     tether replay ...                         reprocess a stage from a time or offset
+    tether tail TOPIC [--key K --since 2h]    a topic's messages as JSON lines (any schema version)
+    tether decode [FILE]                      one Avro payload as JSON
     tether config [SERVICE]                   the effective configuration, secrets masked
+    tether doctor [--json]                    credentials, permissions, webhooks, clock, budgets
+    tether preview [--json]                   what the first sync would do, read-only
     tether --version                          the installed version
 
 Every run warns (standard error) about ``TETHER_*`` variables that no setting reads, naming the
@@ -26,6 +32,8 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
+from services.core.errors import ConfigurationError
+
 # subcommand -> "module:function" taking argv (list[str]) and returning an exit code.
 COMMANDS: dict[str, tuple[str, str]] = {
     "extractor": ("services.extractor.main:main", "run the extractor service"),
@@ -33,11 +41,20 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "loader": ("services.loader.main:main", "run the loader service"),
     "demo": ("services.demo.main:main", "run the whole pipeline on the embedded default"),
     "edit": ("services.demo.edit:main", "edit a record in a running simulator, as in the UI"),
+    "chaos": ("services.demo.chaos:main", "the pipeline under faults: assert exact convergence"),
     "explain": ("services.mapper.explain:main", "why is a record (not) synced?"),
+    "verify": ("services.verify.main:main", "compare both systems per link, repair what differs"),
     "replay": ("services.replay.main:main", "reprocess a stage from a time or an offset"),
     "topics": ("services.core.admin:topics_main", "topic provisioning"),
     "schemas": ("services.core.admin:schemas_main", "schema registry maintenance"),
+    "tail": ("services.core.topic_reader:tail_main", "print a topic's messages as JSON lines"),
+    "decode": ("services.core.topic_reader:decode_main", "decode one Avro payload to JSON"),
     "config": ("services.config_command:main", "print the effective configuration, secrets masked"),
+    "doctor": (
+        "services.onboarding.doctor:main",
+        "check credentials, permissions, webhooks, clock",
+    ),
+    "preview": ("services.onboarding.preview:main", "what the first sync would do (read-only)"),
 }
 SIMULATORS = {
     "poweroffice": "services.connectors.poweroffice.simulator:main",
@@ -96,7 +113,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if command not in COMMANDS:
         print(f"tether: unknown command {command!r}\n\n{usage()}", file=sys.stderr)
         return 2
-    return _load(COMMANDS[command][0])(rest) or 0
+    try:
+        return _load(COMMANDS[command][0])(rest) or 0
+    except ConfigurationError as exc:  # a setting to fix: say which, no traceback
+        print(f"tether {command}: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

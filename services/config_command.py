@@ -27,11 +27,13 @@ from services.core.settings import TetherSettings
 from services.extractor.settings import ExtractorSettings
 from services.loader.settings import LoaderSettings
 from services.mapper.settings import MapperSettings
+from services.verify.settings import VerifySettings
 
 SERVICE_SETTINGS: dict[str, type[TetherSettings]] = {
     "extractor": ExtractorSettings,
     "mapper": MapperSettings,
     "loader": LoaderSettings,
+    "verify": VerifySettings,
 }
 
 #: Variables read outside the settings classes: the secrets directory (read before settings are
@@ -46,6 +48,10 @@ OTHER_VARIABLES = frozenset(
         "TETHER_POSTGRES_PORT",
         "TETHER_POSTGRES_DURABLE",
         "TETHER_KEEP_INFRA",
+        "TETHER_INFRA_TLS",
+        "TETHER_KAFKA_SECURE_PORT",
+        "TETHER_INFRA_KAFKA_SASL_SSL",
+        "TETHER_INFRA_TLS_DIR",
     }
 )
 PREFIX = "TETHER_"

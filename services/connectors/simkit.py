@@ -6,7 +6,9 @@
   connections and 429 bursts per endpoint; rules are set from tests or the admin API.
   ``lose_response`` lets the app handle the request (its effect happens) and then replaces the
   answer with ``status`` (0: drops the connection) — the "did my create go through?" case.
-- ``WindowRateLimiter`` counts requests per key in a sliding window, as the real gateways do.
+- ``WindowRateLimiter`` counts requests per key in a sliding window, as the real gateways do;
+  ``count_rejected`` (off by default) makes a refused request use a slot too, as gateways that
+  count every arrival do — then clients that retry on a fixed timer keep the window full.
 """
 
 from __future__ import annotations
@@ -142,12 +144,14 @@ class WindowRateLimiter:
     """Sliding-window request counter per key: ``allow(key)`` is False past ``limit`` per window.
 
     ``limit <= 0`` lifts the limit (benchmarks). ``retry_after(key)`` says how many whole seconds
-    until the oldest request in the window expires.
+    until the oldest request in the window expires. ``count_rejected``: a refused request counts
+    against the window as well (realism option, off by default).
     """
 
-    def __init__(self, limit: int, window_seconds: float) -> None:
+    def __init__(self, limit: int, window_seconds: float, count_rejected: bool = False) -> None:
         self.limit = limit
         self.window = window_seconds
+        self.count_rejected = count_rejected
         self._hits: dict[str, collections.deque[float]] = collections.defaultdict(collections.deque)
         self._lock = threading.Lock()
         self.rejected = 0
@@ -162,6 +166,8 @@ class WindowRateLimiter:
                 hits.popleft()
             if len(hits) >= self.limit:
                 self.rejected += 1
+                if self.count_rejected:
+                    hits.append(now)
                 return False
             hits.append(now)
             return True

@@ -13,11 +13,19 @@ schema (BACKWARD_TRANSITIVE evolution). Corrupt bytes, an unknown fingerprint or
 wrong message type raise one typed error, :class:`services.core.errors.DecodeError`, which the
 service loops turn into dead letters.
 
+**Confluent wire format (an option for ecosystem interop).** With ``schema_ids`` (a
+:class:`SchemaIds`, e.g. ``schema_registry.RegistrySchemaIds`` over a Confluent-compatible
+registry) the codec *writes* ``00`` + the 4-byte big-endian schema id + the Avro binary body,
+which Kafka Connect, ksqlDB and the registry-aware consumers read. It *reads* both framings, told
+apart by the first byte (``C3`` single-object, ``00`` Confluent), so a deployment can switch
+format without a replay; a Confluent payload read without a registry is a ``DecodeError``.
+
 Records from the APIs travel in typed Avro records (``records.py`` converts API dicts).
 Union branches of records are written and read as ``(full_name, datum)`` tuples, because all
 fields of the API record types are optional and fastavro could not otherwise tell them apart.
 
-Imports: standard library and fastavro only (no network I/O).
+Imports: standard library and fastavro only (no network I/O: the registry sits behind
+:class:`SchemaIds`).
 """
 
 from __future__ import annotations
@@ -27,7 +35,7 @@ import io
 from collections.abc import Mapping
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import fastavro
 import fastavro.schema
@@ -36,6 +44,8 @@ from services.core.errors import DecodeError
 
 MAGIC = b"\xc3\x01"
 HEADER_LENGTH = 10
+CONFLUENT_MAGIC = 0
+CONFLUENT_HEADER_LENGTH = 5
 NAMESPACE = "tether"
 MESSAGE_TYPES = ("ChangeEvent", "Command", "Outcome", "DeadLetter", "Cursor")
 
@@ -94,11 +104,28 @@ class SchemaRegistry:
         return sorted(p.name for p in released.glob("*") if p.is_dir())
 
 
-class AvroCodec:
-    """Encode and decode Tether messages with single-object encoding."""
+class SchemaIds(Protocol):
+    """Schema ids of a Confluent-compatible registry (``schema_registry.RegistrySchemaIds``)."""
 
-    def __init__(self, registry: SchemaRegistry | None = None) -> None:
+    def id_for(self, message_type: str, schema: Schema) -> int:
+        """The id of ``schema`` (registered under the message type's subject if new)."""
+
+    def schema_for(self, schema_id: int) -> Schema:
+        """The parsed writer schema with this id (raises ``DecodeError`` if there is none)."""
+
+
+class AvroCodec:
+    """Encode and decode Tether messages: single-object encoding, or Confluent framing."""
+
+    def __init__(
+        self, registry: SchemaRegistry | None = None, schema_ids: SchemaIds | None = None
+    ) -> None:
         self.registry = registry or default_registry()
+        self.schema_ids = schema_ids
+
+    @property
+    def wire_format(self) -> str:
+        return "confluent" if self.schema_ids is not None else "single-object"
 
     def encode(self, message_type: str, datum: Mapping[str, Any]) -> bytes:
         """Encode ``datum`` with the current schema of ``message_type``.
@@ -107,10 +134,43 @@ class AvroCodec:
         """
         schema = self.registry.current[message_type]
         buffer = io.BytesIO()
-        buffer.write(MAGIC)
-        buffer.write(self.registry.current_fingerprints[message_type])
+        if self.schema_ids is not None:
+            buffer.write(bytes([CONFLUENT_MAGIC]))
+            buffer.write(self.schema_ids.id_for(message_type, schema).to_bytes(4, "big"))
+        else:
+            buffer.write(MAGIC)
+            buffer.write(self.registry.current_fingerprints[message_type])
         fastavro.schemaless_writer(buffer, schema, datum, strict_allow_default=True)
         return buffer.getvalue()
+
+    def _writer(self, data: bytes) -> tuple[str, Schema, int]:
+        """(message type, writer schema, header length) of a payload, from either framing."""
+        if len(data) >= HEADER_LENGTH and data[:2] == MAGIC:
+            writer = self.registry.writers.get(data[2:HEADER_LENGTH])
+            if writer is None:
+                raise DecodeError(f"unknown schema fingerprint {data[2:HEADER_LENGTH].hex()}")
+            return writer[0], writer[1], HEADER_LENGTH
+        if len(data) >= CONFLUENT_HEADER_LENGTH and data[0] == CONFLUENT_MAGIC:
+            schema_id = int.from_bytes(data[1:CONFLUENT_HEADER_LENGTH], "big")
+            if self.schema_ids is None:
+                raise DecodeError(
+                    f"Confluent-framed payload (schema id {schema_id}) but no schema registry "
+                    "is configured (TETHER_WIRE_FORMAT=confluent, TETHER_SCHEMA_REGISTRY_URL)"
+                )
+            writer_schema = self.schema_ids.schema_for(schema_id)
+            name = str(writer_schema.get("name", "")) if isinstance(writer_schema, dict) else ""
+            message_type = name.removeprefix(f"{NAMESPACE}.")
+            if message_type not in MESSAGE_TYPES:
+                raise DecodeError(f"schema id {schema_id} is {name!r}, not a Tether message")
+            return message_type, writer_schema, CONFLUENT_HEADER_LENGTH
+        raise DecodeError("not an Avro single-object or Confluent payload (bad header)")
+
+    def message_type_of(self, data: bytes) -> str:
+        """Which message type a payload is, from its fingerprint or schema id.
+
+        Raises :class:`DecodeError` for a payload in neither framing, or whose writer schema is
+        unknown."""
+        return self._writer(bytes(data))[0]
 
     def decode(self, data: bytes, message_type: str) -> dict[str, Any]:
         """Decode bytes into a datum of the current ``message_type`` schema.
@@ -120,16 +180,13 @@ class AvroCodec:
         if not isinstance(data, bytes | bytearray | memoryview):
             raise DecodeError(f"{message_type}: payload is {type(data).__name__}, not bytes")
         data = bytes(data)
-        if len(data) < HEADER_LENGTH or data[:2] != MAGIC:
-            raise DecodeError(f"{message_type}: not an Avro single-object payload (bad header)")
-        fingerprint = data[2:HEADER_LENGTH]
-        writer = self.registry.writers.get(fingerprint)
-        if writer is None:
-            raise DecodeError(f"{message_type}: unknown schema fingerprint {fingerprint.hex()}")
-        writer_type, writer_schema = writer
+        try:
+            writer_type, writer_schema, header = self._writer(data)
+        except DecodeError as exc:
+            raise DecodeError(f"{message_type}: {exc}") from None
         if writer_type != message_type:
             raise DecodeError(f"expected a {message_type} payload, got a {writer_type}")
-        body = io.BytesIO(data[HEADER_LENGTH:])
+        body = io.BytesIO(data[header:])
         try:
             datum = fastavro.schemaless_reader(
                 body,
@@ -141,10 +198,9 @@ class AvroCodec:
             )
         except Exception as exc:  # fastavro raises many types for corrupt bodies
             raise DecodeError(f"{message_type}: corrupt body ({type(exc).__name__})") from exc
-        if body.tell() != len(data) - HEADER_LENGTH:
+        if body.tell() != len(data) - header:
             raise DecodeError(
-                f"{message_type}: {len(data) - HEADER_LENGTH - body.tell()} "
-                "trailing bytes after the body"
+                f"{message_type}: {len(data) - header - body.tell()} trailing bytes after the body"
             )
         if not isinstance(datum, dict):
             raise DecodeError(f"{message_type}: body is not a record")

@@ -58,8 +58,23 @@ class CoreMetrics:
         )
         self.consumer_lag = Gauge(
             "tether_consumer_lag_messages",
-            "Messages between this consumer's position and the partition's end (high watermark "
-            "as of its last fetch), per consumer group and owned partition",
+            "Messages between this consumer's position and the partition's end (the broker's "
+            "log end offset where the service detects stalls, else the high watermark of its "
+            "last fetch), per consumer group and owned partition",
+            ["group", "topic", "partition"],
+            registry=registry,
+        )
+        self.partition_stalled = Gauge(
+            "tether_consumer_partition_stalled",
+            "1 while an owned partition has lag and its position has not advanced for "
+            "stall_after_seconds (services/core/progress.py), else 0",
+            ["group", "topic", "partition"],
+            registry=registry,
+        )
+        self.partition_seconds_since_advance = Gauge(
+            "tether_consumer_partition_seconds_since_advance",
+            "Seconds since an owned partition's position last advanced while it had lag "
+            "(0 without lag)",
             ["group", "topic", "partition"],
             registry=registry,
         )
@@ -100,12 +115,27 @@ class BudgetCollector(Collector):
             "Configured budget in requests per second (0 = lifted)",
             labels=["budget"],
         )
+        effective = GaugeMetricFamily(
+            "tether_api_budget_effective_rate",
+            "Requests per second the budget allows now: the configured rate, lower after 429s "
+            "(0 = lifted)",
+            labels=["budget"],
+        )
+        cuts = CounterMetricFamily(
+            "tether_api_budget_cuts", "Times a 429 lowered the budget's rate", labels=["budget"]
+        )
         for budget in self.budgets:
             used.add_metric([budget.name], budget.acquired)
             waited.add_metric([budget.name], budget.waited_seconds)
             throttled.add_metric([budget.name], budget.throttled_by_api)
             limit.add_metric([budget.name], budget.rate_per_second if budget.limited else 0.0)
+            effective.add_metric(
+                [budget.name], budget.effective_rate_per_second if budget.limited else 0.0
+            )
+            cuts.add_metric([budget.name], budget.cuts)
         yield used
         yield waited
         yield throttled
         yield limit
+        yield effective
+        yield cuts

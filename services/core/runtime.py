@@ -1,17 +1,22 @@
 """What every Tether service process shares: JSON logs, the HTTP port, readiness, SIGTERM.
 
 - :func:`configure_logging` writes one JSON object per line to stderr. A filter masks e-mail
-  addresses and phone numbers in every message unless ``log_personal_data`` is on.
-- :class:`HttpServer` serves ``/metrics`` (Prometheus text format from the service's own
-  registry), ``/healthz`` (the process loop is alive), ``/readyz`` (every readiness check passes,
-  e.g. Kafka and PostgreSQL reachable) and any extra routes a service adds (the extractor's Wix
-  webhook receiver), on one port, from daemon threads.
+  addresses and phone numbers in every message unless ``log_personal_data`` is on; another
+  (:class:`KafkaNoiseFilter`) drops a precise list of harmless kafka-python start-up lines.
+- :class:`HttpServer` is the operations port (``http_port``): ``/metrics`` (Prometheus text format
+  from the service's own registry), ``/healthz`` (the process loop is alive) and ``/readyz``
+  (every readiness check passes, e.g. Kafka and PostgreSQL reachable), from daemon threads. Only
+  Prometheus and the kubelet reach it.
+- Public routes (the extractor's Wix webhook, the mapper's ``/explain``) are served by
+  :class:`~services.core.public_http.PublicServer` (uvicorn + starlette, body cap, timeouts) on
+  its own port (``public_port``); ``ServiceRuntime.public`` holds it when the service has one.
 - :class:`ServiceRuntime` ties it together: it installs SIGTERM/SIGINT handlers that set
   ``stopping``; the service loop checks it between batches, finishes the batch, flushes, commits
-  and returns; ``run`` then stops the HTTP server. A watchdog exits the process hard if the drain
+  and returns; ``run`` then stops the public server (in-flight requests finish) and the HTTP
+  server. A watchdog exits the process hard if the drain
   takes longer than ``shutdown_timeout_seconds`` (Kubernetes' grace period is longer).
 
-Imports: standard library and prometheus_client only.
+Imports: standard library, prometheus_client and ``services.core.public_http``.
 """
 
 from __future__ import annotations
@@ -26,13 +31,16 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import urlsplit
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+from services.core.public_http import PublicServer
 
 log = logging.getLogger("tether.runtime")
 
@@ -71,9 +79,73 @@ class JsonFormatter(logging.Formatter):
         return mask_personal_data(line) if self.mask else line
 
 
+@dataclass(frozen=True)
+class _Harmless:
+    logger: str  # the record's logger or a parent of it
+    message: re.Pattern[str]
+    startup_only: bool
+
+
+# kafka-python lines that alarm operators at every start-up and mean nothing (kafka-python 3.0.x).
+# A precise list: each pattern matches one message of one logger, anchored. Anything else from
+# kafka-python passes — connection failures, coordinator errors, a topic missing after start-up.
+KAFKA_HARMLESS = (
+    # The client's own event-loop timing diagnostic (its threshold is 0.1 s; a busy host trips it).
+    _Harmless(
+        "kafka.net.selector",
+        re.compile(
+            r"Task .* ran for [\d.]+s \(>[\d.]+s threshold\)\. It is blocking the event loop"
+        ),
+        startup_only=False,
+    ),
+    # Group-less reads (the extractor's known-set rebuild, the verifier) commit nothing by design.
+    _Harmless(
+        "kafka.coordinator.consumer",
+        re.compile(r"group_id is None: disabling auto-commit\.$"),
+        startup_only=False,
+    ),
+    # Topics being created or propagated while the service starts.
+    _Harmless(
+        "kafka.coordinator.assignors",
+        re.compile(r"No partition metadata for topic \S+$"),
+        startup_only=True,
+    ),
+    _Harmless(
+        "kafka.cluster",
+        re.compile(r"Topic \S+ not found in cluster metadata$"),
+        startup_only=True,
+    ),
+)
+
+
+class KafkaNoiseFilter(logging.Filter):
+    """Drops the ``KAFKA_HARMLESS`` lines (the start-up-only ones for ``startup_seconds``)."""
+
+    def __init__(
+        self, startup_seconds: float = 60.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        super().__init__()
+        self._clock = clock
+        self._until = clock() + startup_seconds
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not record.name.startswith("kafka"):
+            return True
+        for rule in KAFKA_HARMLESS:
+            if record.name != rule.logger and not record.name.startswith(rule.logger + "."):
+                continue
+            if rule.startup_only and self._clock() >= self._until:
+                continue
+            if rule.message.match(record.getMessage()):
+                return False
+        return True
+
+
 def configure_logging(service: str, level: str = "INFO", personal_data: bool = False) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter(service, mask=not personal_data))
+    # On the handler: a logger's filters do not see its children's records.
+    handler.addFilter(KafkaNoiseFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
@@ -83,20 +155,19 @@ def configure_logging(service: str, level: str = "INFO", personal_data: bool = F
 
 
 ReadinessCheck = Callable[[], bool]
-Route = Callable[[bytes, dict[str, str]], tuple[int, str, bytes]]
-"""A POST route: (body, lower-cased headers) -> (status, content type, body)."""
-QueryRoute = Callable[[dict[str, str]], tuple[int, str, bytes]]
-"""A GET route: the query parameters (last value of each) -> (status, content type, body)."""
 
 
 class HttpServer:
-    """The service's one HTTP port: metrics, health, readiness and extra routes."""
+    """The service's operations port: ``/metrics``, ``/healthz`` and ``/readyz`` only.
+
+    Public routes (the Wix webhook, ``/explain``) are on :class:`~services.core.public_http.
+    PublicServer`'s own port, so Prometheus and the kubelet reach this one and the ingress the
+    other (deploy/k8s/base/networkpolicies.yaml). Requests carry no body: none is read.
+    """
 
     def __init__(self, host: str, port: int, registry: CollectorRegistry) -> None:
         self.registry = registry
         self.checks: dict[str, ReadinessCheck] = {}
-        self.routes: dict[tuple[str, str], Route] = {}
-        self.get_routes: dict[str, QueryRoute] = {}
         self.alive: Callable[[], bool] = lambda: True
         self._server = ThreadingHTTPServer((host, port), self._handler_class())
         self._server.daemon_threads = True
@@ -108,13 +179,6 @@ class HttpServer:
 
     def add_check(self, name: str, check: ReadinessCheck) -> None:
         self.checks[name] = check
-
-    def add_route(self, method: str, path: str, route: Route) -> None:
-        self.routes[(method.upper(), path)] = route
-
-    def add_get(self, path: str, route: QueryRoute) -> None:
-        """Serve ``GET path?...``: ``route`` gets the query parameters."""
-        self.get_routes[path] = route
 
     def readiness(self) -> dict[str, bool]:
         results = {}
@@ -138,6 +202,9 @@ class HttpServer:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # Head and body are separate writes: with Nagle on, the body waits for the client's
+            # delayed ACK (~40 ms a request on a kept-alive connection).
+            disable_nagle_algorithm = True
 
             def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
                 pass  # access logs would flood; metrics count requests instead
@@ -149,47 +216,22 @@ class HttpServer:
                 self.end_headers()
                 self.wfile.write(body)
 
-            def _dispatch(self, method: str) -> None:
-                parts = urlsplit(self.path)
-                path = parts.path
-                if method == "GET" and path == "/metrics":
+            def do_GET(self) -> None:
+                path = urlsplit(self.path).path
+                if path == "/metrics":
                     self._send(200, CONTENT_TYPE_LATEST, generate_latest(server.registry))
-                elif method == "GET" and path == "/healthz":
+                elif path == "/healthz":
                     ok = server.alive()
                     self._send(
                         200 if ok else 503, "application/json", json.dumps({"alive": ok}).encode()
                     )
-                elif method == "GET" and path == "/readyz":
+                elif path == "/readyz":
                     checks = server.readiness()
                     ok = all(checks.values())
                     body = json.dumps({"ready": ok, "checks": checks}).encode()
                     self._send(200 if ok else 503, "application/json", body)
-                elif method == "GET" and path in server.get_routes:
-                    params = {k: v[-1] for k, v in parse_qs(parts.query).items()}
-                    self._answer(method, path, lambda: server.get_routes[path](params))
-                elif (method, path) in server.routes:
-                    length = int(self.headers.get("Content-Length") or 0)
-                    body = self.rfile.read(length) if length else b""
-                    headers = {k.lower(): v for k, v in self.headers.items()}
-                    self._answer(method, path, lambda: server.routes[(method, path)](body, headers))
                 else:
                     self._send(HTTPStatus.NOT_FOUND, "text/plain", b"not found")
-
-            def _answer(
-                self, method: str, path: str, route: Callable[[], tuple[int, str, bytes]]
-            ) -> None:
-                try:
-                    status, content_type, payload = route()
-                except Exception:
-                    log.exception("route %s %s failed", method, path)
-                    status, content_type, payload = 500, "text/plain", b"internal error"
-                self._send(status, content_type, payload)
-
-            def do_GET(self) -> None:
-                self._dispatch("GET")
-
-            def do_POST(self) -> None:
-                self._dispatch("POST")
 
         return Handler
 
@@ -237,12 +279,15 @@ class ServiceRuntime:
         host: str = "0.0.0.0",
         port: int = 9100,
         shutdown_timeout: float = 20.0,
+        public: PublicServer | None = None,
     ) -> None:
         self.name = name
         self.registry = registry
         self.stopping = threading.Event()
         self.shutdown_timeout = shutdown_timeout
         self.http = HttpServer(host, port, registry)
+        # The public routes' port (services with public routes only: extractor, mapper).
+        self.public = public
         self._last_beat = time.monotonic()
         self.http.alive = self._alive
 
@@ -273,10 +318,19 @@ class ServiceRuntime:
     def run(self, loop: Callable[[ServiceRuntime], None]) -> int:
         """Start the HTTP port, run ``loop(self)`` until it returns, stop; returns the exit code."""
         self.http.start()
-        log.info("%s started", self.name, extra={"fields": {"http_port": self.http.port}})
+        fields: dict[str, Any] = {"http_port": self.http.port}
+        public = self.public if self.public is not None and self.public.serving else None
+        if public is not None:
+            public.start()
+            fields["public_port"] = public.port
+        log.info("%s started", self.name, extra={"fields": fields})
         try:
             loop(self)
         finally:
+            # The loop has drained: public requests still in flight finish (uvicorn's graceful
+            # shutdown, bounded), then the operations port goes.
+            if public is not None:
+                public.stop()
             self.http.stop()
         log.info("%s stopped", self.name)
         return 0

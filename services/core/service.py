@@ -2,8 +2,9 @@
 
 ``ServiceContext.create(name, settings)`` configures JSON logging, builds the metrics registry,
 the core metrics, the codec, the topic layout, the runtime (HTTP port with a Kafka readiness
-check) and, on demand, an idempotent producer and the dead-letter writer. A service adds its own
-readiness checks (the mapper: PostgreSQL), routes (the extractor: the Wix webhook) and metrics,
+check; the public port for a service whose settings have one) and, on demand, an idempotent
+producer and the dead-letter writer. A service adds its own readiness checks (the mapper:
+PostgreSQL), public routes (the extractor: the Wix webhook; the mapper: /explain) and metrics,
 then calls ``ctx.runtime.run(loop)``.
 
 Every service loop has the same shape, its steps numbered in comments where they run:
@@ -15,19 +16,43 @@ Imports: the core modules and kafka-python / prometheus_client through them.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
 from kafka import KafkaProducer
+from kafka.errors import KafkaError
 from prometheus_client import CollectorRegistry
 
-from services.core.codec import AvroCodec, default_codec
+from services.core.codec import AvroCodec
 from services.core.deadletters import DeadLetterWriter
-from services.core.kafka import layout_from, make_producer
+from services.core.kafka import layout_from, make_producer, retry_while_unreachable
+from services.core.kafka_security import check_kafka_security
 from services.core.metrics import CoreMetrics
+from services.core.public_http import PublicLimits, PublicServer
 from services.core.runtime import CachedCheck, ServiceRuntime, configure_logging, tcp_reachable
-from services.core.settings import TetherSettings
+from services.core.schema_registry import codec_from
+from services.core.settings import PublicHttpSettings, TetherSettings
 from services.core.topics import TopicLayout
+
+log = logging.getLogger("tether.service")
+
+
+def public_server(settings: TetherSettings) -> PublicServer | None:
+    """The public routes' server (uvicorn) for a service whose settings have a public port."""
+    if not isinstance(settings, PublicHttpSettings):
+        return None
+    limits = PublicLimits(
+        max_body_bytes=settings.public_max_body_bytes,
+        request_timeout=settings.public_request_timeout_seconds,
+        keep_alive_timeout=settings.public_keep_alive_seconds,
+        max_concurrency=settings.public_max_concurrency,
+        max_header_bytes=settings.public_max_header_bytes,
+        graceful_shutdown_timeout=min(
+            settings.public_request_timeout_seconds, settings.shutdown_timeout_seconds
+        ),
+    )
+    return PublicServer(settings.http_host, settings.public_port, limits)
 
 
 @dataclass
@@ -47,6 +72,9 @@ class ServiceContext:
         cls, name: str, settings: TetherSettings, *, install_signals: bool = True
     ) -> ServiceContext:
         configure_logging(name, settings.log_level, settings.log_personal_data)
+        # Untrusted broker certificate, refused credentials: a clear error now, not a 30 s
+        # bootstrap timeout later (an unreachable broker is retried like any outage).
+        check_kafka_security(settings)
         registry = CollectorRegistry()
         runtime = ServiceRuntime(
             name,
@@ -54,6 +82,7 @@ class ServiceContext:
             settings.http_host,
             settings.http_port,
             settings.shutdown_timeout_seconds,
+            public=public_server(settings),
         )
         runtime.http.add_check(
             "kafka", CachedCheck(lambda: tcp_reachable(settings.kafka_bootstrap_servers))
@@ -65,7 +94,7 @@ class ServiceContext:
             settings=settings,
             registry=registry,
             metrics=CoreMetrics(registry, name),
-            codec=default_codec(),
+            codec=codec_from(settings),
             layout=layout_from(settings),
             runtime=runtime,
         )
@@ -73,7 +102,11 @@ class ServiceContext:
     @property
     def producer(self) -> KafkaProducer:
         if self._producer is None:
-            self._producer = make_producer(self.settings, self.name)
+            self._producer = retry_while_unreachable(
+                lambda: make_producer(self.settings, self.name),
+                self.runtime.stopping.is_set,
+                f"{self.name} producer",
+            )
         return self._producer
 
     @property
@@ -96,7 +129,17 @@ class ServiceContext:
         return future
 
     def close(self) -> None:
+        """Flush and close the producer; a broker that is down at shutdown ends nothing badly.
+
+        Everything a service must not lose was acknowledged before its offsets or cursors moved
+        (``PendingSends``, the outbox), so what is still unsent here is re-done after restart."""
         if self._producer is not None:
-            self._producer.flush(timeout=10)
-            self._producer.close(timeout=10)
+            try:
+                self._producer.flush(timeout=10)
+            except KafkaError as exc:
+                log.warning("producer flush at shutdown failed (%s)", type(exc).__name__)
+            try:
+                self._producer.close(timeout=10)
+            except KafkaError as exc:
+                log.warning("producer close at shutdown failed (%s)", type(exc).__name__)
             self._producer = None

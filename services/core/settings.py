@@ -41,6 +41,23 @@ class TetherSettings(BaseSettings):
     tenant: str = Field("default", description="Tenant id carried by every event, link, cursor.")
     kafka_bootstrap_servers: str = "127.0.0.1:19092"
     kafka_client_id_prefix: str = "tether"
+    # Kafka security (services/core/kafka_security.py; docs/operations.md "Kafka security").
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN", "OAUTHBEARER"] = (
+        "SCRAM-SHA-512"
+    )
+    kafka_sasl_username: str = ""
+    kafka_sasl_password: SecretStr = SecretStr("")
+    kafka_sasl_oauth_token_file: Path | None = Field(
+        None, description="OAUTHBEARER: a file holding the token, re-read at each authentication."
+    )
+    kafka_ssl_cafile: Path | None = Field(
+        None, description="CA bundle the broker's certificate is verified against."
+    )
+    kafka_ssl_certfile: Path | None = Field(None, description="Client certificate (mutual TLS).")
+    kafka_ssl_keyfile: Path | None = Field(None, description="Client key (mutual TLS).")
+    kafka_ssl_key_password: SecretStr = SecretStr("")
+    kafka_ssl_check_hostname: bool = True
     topic_prefix: str = "tether"
     topic_partitions: int = Field(6, ge=1)
     topic_replication_factor: int = Field(1, ge=1)
@@ -50,9 +67,29 @@ class TetherSettings(BaseSettings):
     log_personal_data: bool = Field(
         False, description="Log e-mails and phone numbers in clear (off: they are masked)."
     )
+    wire_format: Literal["single-object", "confluent"] = Field(
+        "single-object",
+        description="Avro framing on the topics: single-object (schemas ship with the code) or "
+        "confluent (magic byte + schema id, schemas in a Confluent-compatible registry).",
+    )
+    schema_registry_url: str = Field("", description="Registry URL for wire_format=confluent.")
+    schema_registry_username: str = ""
+    schema_registry_password: SecretStr = SecretStr("")
     shutdown_timeout_seconds: float = Field(20.0, gt=0)
+    replicas: int = Field(
+        1,
+        ge=1,
+        description="How many processes of this Deployment run (set next to spec.replicas): "
+        "API budget shares are the Deployment's, each process takes 1/replicas of them.",
+    )
     poll_timeout_ms: int = Field(500, ge=10)
     max_poll_records: int = Field(500, ge=1)
+    stall_after_seconds: float = Field(
+        120.0,
+        ge=0,
+        description="A consumed partition with lag whose position has not advanced for this "
+        "long is stalled: metric, WARNING log, /readyz false (services/core/progress.py).",
+    )
 
     @classmethod
     def load(cls, **overrides: Any) -> Any:
@@ -64,11 +101,37 @@ class TetherSettings(BaseSettings):
         return cls(**kwargs)
 
 
+class PublicHttpSettings(BaseSettings):
+    """The public HTTP port (services with public routes: the extractor's Wix webhook, the
+    mapper's ``/explain``) and its limits (services/core/public_http.py). ``/metrics``,
+    ``/healthz`` and ``/readyz`` stay on ``http_port``, which the ingress never reaches."""
+
+    model_config = SettingsConfigDict(env_prefix="TETHER_", frozen=True, extra="ignore")
+
+    public_port: int = Field(
+        9180, ge=0, le=65535, description="Port of the public routes (each service its own)."
+    )
+    public_max_body_bytes: int = Field(
+        65_536, ge=1024, description="Largest request body a public route accepts (else 413)."
+    )
+    public_request_timeout_seconds: float = Field(
+        10.0, gt=0, description="Reading the body plus answering must finish within this (503)."
+    )
+    public_keep_alive_seconds: float = Field(
+        5.0, gt=0, description="An idle keep-alive connection is closed after this."
+    )
+    public_max_concurrency: int = Field(
+        64, ge=1, description="More concurrent connections than this are answered 503."
+    )
+    public_max_header_bytes: int = Field(
+        16_384, ge=1024, description="Largest request line + headers (else 400)."
+    )
+
+
 class PostgresSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="TETHER_", frozen=True, extra="ignore")
 
     postgres_dsn: SecretStr = SecretStr("postgresql://tether@127.0.0.1:15432/tether")
-    postgres_pool_size: int = Field(4, ge=1)
 
 
 class PowerOfficeSettings(BaseSettings):
@@ -77,7 +140,11 @@ class PowerOfficeSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="TETHER_", frozen=True, extra="ignore")
 
     poweroffice_base_url: str = "https://goapi.poweroffice.net/v2"
-    poweroffice_token_url: str = "https://goapi.poweroffice.net/OAuth/Token"
+    poweroffice_token_url: str | None = Field(
+        None,
+        description="Token endpoint; unset: derived from the base URL (<root>/v2 -> "
+        "<root>/OAuth/Token, e.g. the demo's .../Demo/OAuth/Token).",
+    )
     poweroffice_app_key: SecretStr = SecretStr("")
     poweroffice_client_key: SecretStr = SecretStr("")
     poweroffice_subscription_key: SecretStr = SecretStr("")
@@ -85,7 +152,10 @@ class PowerOfficeSettings(BaseSettings):
         10.0, ge=0, description="The subscription key's budget; 0 lifts it (simulator only)."
     )
     poweroffice_budget_share: float = Field(
-        0.5, gt=0, le=1, description="This service's share of the PowerOffice budget."
+        0.5,
+        gt=0,
+        le=1,
+        description="This Deployment's share of the PowerOffice budget, split by its replicas.",
     )
 
 
@@ -104,5 +174,8 @@ class WixSettings(BaseSettings):
         200.0, ge=0, description="The instance's budget; 0 lifts it (simulator only)."
     )
     wix_budget_share: float = Field(
-        0.5, gt=0, le=1, description="This service's share of the Wix budget."
+        0.5,
+        gt=0,
+        le=1,
+        description="This Deployment's share of the Wix budget, split by its replicas.",
     )

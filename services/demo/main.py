@@ -35,6 +35,7 @@ from services.demo.seeding import seed_simulators
 from services.demo.stack import Stack
 from services.demo.verify import reconcile
 from services.mapper.domain import read_poweroffice, read_wix
+from services.onboarding.preview import predict
 
 PO_RESOURCE = {
     "employees": "employees",
@@ -96,6 +97,14 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="give up on the initial sync after this many seconds",
     )
     parser.add_argument("--run-dir", type=Path, help="where logs go (default: a temp dir)")
+    parser.add_argument(
+        "--faults",
+        action="store_true",
+        help="sync and edit under the 'mild' fault profile (services/demo/faults.py): API "
+        "500s/timeouts/lost responses/429 storms, service kill -9s with a restarter, poison "
+        "bytes, forged and oversize webhooks, odd names, simulator realism options; it still "
+        "ends with the seed's exact counts (Kafka/PostgreSQL kills: make chaos)",
+    )
     return parser.parse_args(argv)
 
 
@@ -259,6 +268,10 @@ def main(argv: list[str]) -> int:
         print("tether demo needs Kafka and PostgreSQL: run it with `make demo`", file=sys.stderr)
         return 2
     run_dir = args.run_dir or Path(tempfile.mkdtemp(prefix="tether-demo-"))
+    if args.faults:
+        from services.demo import chaos  # chaos imports this module: import it when used
+
+        return chaos.demo_with_faults(args, run_dir)
     stack = Stack(
         bootstrap, dsn, run_dir, lift_limits=not args.real_limits, webhooks=not args.no_webhooks
     )
@@ -282,6 +295,7 @@ def main(argv: list[str]) -> int:
             f" records match existing Wix contacts, {data.expectations['review_items']} are "
             "ambiguous)"
         )
+        say(predict(stack.service_env("mapper")))  # read-only: docs/first-run.md
         stack.provision_topics()
         stack.start_services()
         say(
@@ -342,7 +356,7 @@ def main(argv: list[str]) -> int:
                 "\nTether keeps running. Edit a record and watch it arrive on the other side:\n"
                 f"  tether edit poweroffice employees <Id> LastName=Nordmann "
                 f"--url {stack.poweroffice_url}\n"
-                f"  curl {stack.service_url('mapper')}/explain?system=poweroffice&resource="
+                f"  curl {stack.public_url('mapper')}/explain?system=poweroffice&resource="
                 "employees&id=<Id>\nCtrl-C stops everything."
             )
             while all(p.running for p in stack.processes.values()):

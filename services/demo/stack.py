@@ -76,6 +76,12 @@ class Process:
         if self.popen is not None and self.running:
             os.killpg(self.popen.pid, signal.SIGKILL)
             self.popen.wait(timeout=10)
+        self.close_log()
+
+    def close_log(self) -> None:
+        if self._log is not None:
+            self._log.close()
+            self._log = None
 
     def stop(self, timeout: float = 25.0) -> int | None:
         """SIGTERM and wait for the graceful drain; SIGKILL if it does not come."""
@@ -88,9 +94,7 @@ class Process:
             except subprocess.TimeoutExpired:
                 os.killpg(self.popen.pid, signal.SIGKILL)
                 self.popen.wait(timeout=10)
-        if self._log is not None:
-            self._log.close()
-            self._log = None
+        self.close_log()
         return self.popen.returncode
 
     def wait_http(self, path: str, timeout: float = 60.0) -> None:
@@ -116,13 +120,17 @@ class Stack:
     lift_limits: bool = True
     webhooks: bool = True
     extra_env: dict[str, str] = field(default_factory=dict)
+    # More command-line options per simulator ("poweroffice"/"wix"), e.g. realism options.
+    simulator_args: dict[str, list[str]] = field(default_factory=dict)
     topic_prefix: str = field(default_factory=lambda: f"demo{uuid.uuid4().hex[:8]}")
     processes: dict[str, Process] = field(default_factory=dict)
     database_dsn: str = ""
 
     def __post_init__(self) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        self.ports = {name: free_port() for name in ("poweroffice", "wix", *SERVICES)}
+        self.ports = {name: free_port() for name in ("poweroffice", "wix", *SERVICES, "verify")}
+        # The public routes' ports (webhook, /explain); self.ports are the operations ports.
+        self.public_ports = {name: free_port() for name in ("extractor", "mapper")}
         self.wix_public_key = self.run_dir / "wix-webhook-public-key.pem"
 
     # -- URLs -------------------------------------------------------------------------------
@@ -135,7 +143,12 @@ class Stack:
         return f"http://127.0.0.1:{self.ports['wix']}"
 
     def service_url(self, name: str) -> str:
+        """The operations port: /metrics, /healthz, /readyz."""
         return f"http://127.0.0.1:{self.ports[name]}"
+
+    def public_url(self, name: str) -> str:
+        """The public port: the extractor's Wix webhook, the mapper's /explain."""
+        return f"http://127.0.0.1:{self.public_ports[name]}"
 
     # -- set-up -----------------------------------------------------------------------------
     def create_database(self) -> str:
@@ -176,6 +189,8 @@ class Stack:
                 "TETHER_WIX_SITE_ID": WIX_SITE_ID,
             }
         )
+        if name in self.public_ports:
+            env["TETHER_PUBLIC_PORT"] = str(self.public_ports[name])
         if self.lift_limits:
             env["TETHER_POWEROFFICE_REQUESTS_PER_SECOND"] = "0"
             env["TETHER_WIX_REQUESTS_PER_MINUTE"] = "0"
@@ -209,7 +224,9 @@ class Stack:
             po_args.append("--lift-limits")
             wix_args.append("--lift-limits")
         if self.webhooks:
-            wix_args += ["--webhook-url", f"{self.service_url('extractor')}/webhooks/wix"]
+            wix_args += ["--webhook-url", f"{self.public_url('extractor')}/webhooks/wix"]
+        po_args += self.simulator_args.get("poweroffice", [])
+        wix_args += self.simulator_args.get("wix", [])
         env = {k: v for k, v in os.environ.items() if not k.startswith("TETHER_")}
         for name, args in (("poweroffice", po_args), ("wix", wix_args)):
             process = Process(
@@ -246,6 +263,22 @@ class Stack:
         for name in names:
             self.processes[name].wait_http("/readyz", timeout=90)
 
+    def start_verify(self, interval_seconds: float = 5.0) -> Process:
+        """The verifier as a service (``tether verify --loop``), a cycle every few seconds."""
+        env = self.service_env("verify")
+        env["TETHER_VERIFY_INTERVAL_SECONDS"] = str(interval_seconds)
+        process = Process(
+            "verify",
+            self._tether("verify", "--loop"),
+            env,
+            self.run_dir / "verify.log",
+            self.ports["verify"],
+        )
+        self.processes["verify"] = process
+        process.start()
+        process.wait_http("/readyz", timeout=90)
+        return process
+
     def restart(self, name: str) -> Process:
         old = self.processes.get(name)
         if old is not None and old.running:
@@ -263,7 +296,7 @@ class Stack:
     def stop(self) -> dict[str, Any]:
         """Stop services first (they drain), then simulators; returns exit codes."""
         codes: dict[str, Any] = {}
-        for name in (*SERVICES, "poweroffice", "wix"):
+        for name in ("verify", *SERVICES, "poweroffice", "wix"):
             process = self.processes.get(name)
             if process is not None:
                 codes[name] = process.stop()

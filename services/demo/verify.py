@@ -128,5 +128,7 @@ def reconcile(
         ),
         "duplicate_groups": duplicates[:20],
         "value_mismatches": len(mismatches),
+        # Links with at least one member whose values differ from its contact's.
+        "divergent_contacts": len({contact_of[(m["resource"], m["id"])] for m in mismatches}),
         "mismatch_examples": mismatches[:20],
     }

@@ -17,11 +17,13 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 
-from kafka import KafkaConsumer, TopicPartition
+from kafka import TopicPartition
 from kafka.errors import KafkaError
 
 from services.core.codec import AvroCodec
 from services.core.errors import DecodeError, TransportError
+from services.core.kafka import make_consumer
+from services.core.settings import TetherSettings
 from services.core.topics import TopicLayout
 from services.extractor.changes import Operation, version_key
 from services.extractor.known import KnownSet
@@ -30,7 +32,7 @@ log = logging.getLogger("tether.extractor.bootstrap")
 
 
 def rebuild_known(
-    bootstrap_servers: str,
+    settings: TetherSettings,
     codec: AvroCodec,
     layout: TopicLayout,
     tenant: str,
@@ -40,13 +42,8 @@ def rebuild_known(
 ) -> int:
     """Apply every change event of the known resources' changes topics; returns how many."""
     topics = {layout.changes(system, resource): (system, resource) for system, resource in known}
-    consumer = KafkaConsumer(
-        bootstrap_servers=bootstrap_servers.split(","),
-        enable_auto_commit=False,
-        group_id=None,
-        isolation_level="read_committed",
-        max_poll_records=5000,
-        fetch_max_bytes=64 * 1024 * 1024,
+    consumer = make_consumer(  # no group: reads all, commits nothing
+        settings, None, max_poll_records=5000, fetch_max_bytes=64 * 1024 * 1024
     )
     applied = undecodable = 0
     deadline = time.monotonic() + timeout

@@ -17,11 +17,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaProducer, TopicPartition
 from kafka.errors import KafkaError
 
 from services.core.codec import AvroCodec
+from services.core.deadletters import DeadLetterWriter
 from services.core.errors import DecodeError, TransportError
+from services.core.kafka import make_consumer
+from services.core.settings import TetherSettings
 from services.core.topics import cursor_key
 
 log = logging.getLogger("tether.extractor.cursors")
@@ -71,24 +74,21 @@ class CursorStore:
         topic: str,
         codec: AvroCodec,
         producer: KafkaProducer,
-        bootstrap_servers: str,
+        settings: TetherSettings,
         ack_timeout: float = 30.0,
+        dead_letters: DeadLetterWriter | None = None,
     ) -> None:
         self.topic = topic
         self.codec = codec
         self.producer = producer
-        self.bootstrap_servers = bootstrap_servers
+        self.settings = settings
+        self.dead_letters = dead_letters
         self.ack_timeout = ack_timeout
         self._cursors: dict[bytes, Cursor] = {}
 
     def load(self, timeout: float = 30.0) -> int:
         """Read the whole cursors topic (newest value per key wins); returns how many cursors."""
-        consumer = KafkaConsumer(
-            bootstrap_servers=self.bootstrap_servers.split(","),
-            enable_auto_commit=False,
-            group_id=None,
-            isolation_level="read_committed",
-        )
+        consumer = make_consumer(self.settings, None)  # no group: reads all, commits nothing
         try:
             deadline = time.monotonic() + timeout
             # A topic provisioned a moment ago may not be in the broker's metadata yet.
@@ -107,24 +107,43 @@ class CursorStore:
                     raise TransportError("timed out reading the cursors topic")
                 for batch in consumer.poll(timeout_ms=500).values():
                     for record in batch:
-                        self._apply(record.key, record.value)
+                        self._apply(record)
         except KafkaError as exc:
             raise TransportError(f"cannot read cursors: {type(exc).__name__}") from exc
         finally:
             consumer.close()
+        if self.dead_letters is not None:
+            try:
+                self.producer.flush(timeout=self.ack_timeout)
+            except KafkaError as exc:  # parked again (same id) at the next start
+                log.warning(
+                    "dead letters of the cursors topic not flushed (%s)", type(exc).__name__
+                )
         return len(self._cursors)
 
-    def _apply(self, key: bytes | None, value: bytes | None) -> None:
-        if key is None:
-            return
-        if value is None:  # tombstone: cursor reset
+    def _apply(self, record: Any) -> None:
+        key, value = record.key, record.value
+        if key is not None and value is None:  # tombstone: cursor reset
             self._cursors.pop(key, None)
             return
         try:
+            if key is None:
+                raise DecodeError("Cursor: a message without a key (cursors are keyed)")
             self._cursors[key] = Cursor.from_datum(self.codec.decode(value, "Cursor"))
-        except DecodeError:
-            # An unreadable cursor only costs a re-read from the start; never a crash.
-            log.warning("ignoring an undecodable cursor", extra={"fields": {"key": key.decode()}})
+        except DecodeError as exc:
+            # An unreadable cursor costs at most a re-read (the key's older cursor, if any, stays
+            # in force); it is parked as a dead letter, never dropped silently. Its id follows its
+            # position, so parking it again at the next start is recognised as the same one.
+            log.warning("undecodable message on the cursors topic: parked as a dead letter")
+            if self.dead_letters is not None:
+                self.dead_letters.park(
+                    bytes(value or b""),
+                    exc,
+                    source_topic=record.topic,
+                    partition=record.partition,
+                    offset=record.offset,
+                    key=key,
+                )
 
     def get(self, tenant: str, system: str, resource: str, stream: str) -> Cursor | None:
         return self._cursors.get(cursor_key(tenant, system, resource, stream))

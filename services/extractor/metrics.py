@@ -41,6 +41,12 @@ class ExtractorMetrics:
             ["system", "resource"],
             registry=registry,
         )
+        self.dead_letter_repeats = Counter(
+            "tether_extractor_dead_letter_repeats_total",
+            "Invalid records seen again after their dead letter was parked (not parked again)",
+            ["system", "resource"],
+            registry=registry,
+        )
         self.poll_errors = Counter(
             "tether_extractor_poll_errors",
             "Poll cycles that failed (retried at the next interval)",

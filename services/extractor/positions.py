@@ -124,10 +124,16 @@ class KeysetPager:
     page: int = 1
     edge: int | None = None
 
-    def after_page(self, keys: Iterable[int | None], page_size: int) -> bool:
-        """Advance after a page whose records had these sort keys; False when it was the last."""
+    def after_page(
+        self, keys: Iterable[int | None], page_size: int, last: bool | None = None
+    ) -> bool:
+        """Advance after a page whose records had these sort keys; False when it was the last.
+
+        ``last`` says whether the source is done (an empty page, a counted total reached); when
+        the source cannot tell, a page shorter than ``page_size`` is taken as the last. A server
+        that clamps the page size makes short pages that are not the last: pass ``last``."""
         keys = list(keys)
-        if len(keys) < page_size:
+        if (len(keys) < page_size) if last is None else last:
             return False
         valid = [k for k in keys if k is not None]
         if not valid:

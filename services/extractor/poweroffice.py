@@ -28,7 +28,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from services.connectors.poweroffice.client import PowerOfficeClient
-from services.connectors.poweroffice.models import Resource
+from services.connectors.poweroffice.models import Resource, parse_timestamp
 from services.core.errors import ContractError, NotFoundError
 from services.core.topics import record_key
 from services.extractor.changes import (
@@ -103,10 +103,13 @@ class PowerOfficePoller:
         self.seen_limit = seen_limit
         self.ack_timeout = ack_timeout
         self.system = SYSTEM
+        self.source = f"{SYSTEM}/{resource}"
 
-    def parent_kind(self, parent_id: str | None) -> str | None:
+    def parent_kind(self, parent_id: str | None, raw: Any = None) -> str | None:
         """Contact persons: whose they are (``parents``); None for the other resources."""
-        return self.parents.kind(parent_id) if self.parents is not None else None
+        if self.parents is None:
+            return None
+        return self.parents.kind(parent_id, _created_at(raw))
 
     def state(self) -> PoCursorState:
         cursor = self.cursors.get(self.tenant, SYSTEM, self.resource, STREAM)
@@ -158,7 +161,7 @@ class PowerOfficePoller:
                     try:
                         obs = po_observe(self.resource, raw)
                     except ContractError as exc:
-                        batch.park(raw_payload(raw), exc, self._key_of(raw))
+                        batch.park(raw_payload(raw), exc, self._key_of(raw), source=self.source)
                         keys.append(None)
                         continue
                     keys.append(obs.stamp_ns)
@@ -169,10 +172,14 @@ class PowerOfficePoller:
                         continue
                     try:
                         change = po_upsert(
-                            self.resource, raw, obs, Origin.POLL, self.parent_kind(obs.parent_id)
+                            self.resource,
+                            raw,
+                            obs,
+                            Origin.POLL,
+                            self.parent_kind(obs.parent_id, raw),
                         )
                     except ContractError as exc:
-                        batch.park(raw_payload(raw), exc, self._key_of(raw))
+                        batch.park(raw_payload(raw), exc, self._key_of(raw), source=self.source)
                         continue
                     if self.known.covers(change):
                         skipped += 1
@@ -281,7 +288,7 @@ class PowerOfficeScanner:
     def to_change(self, raw: Any) -> Change:
         obs = po_observe(self.resource, raw)
         return po_upsert(
-            self.resource, raw, obs, Origin.RECONCILE, self.poller.parent_kind(obs.parent_id)
+            self.resource, raw, obs, Origin.RECONCILE, self.poller.parent_kind(obs.parent_id, raw)
         )
 
     def verify(self, record_id: str, known: KnownRecord) -> Verdict:
@@ -292,6 +299,17 @@ class PowerOfficeScanner:
         except NotFoundError:
             return Gone()
         return Exists()
+
+
+def _created_at(raw: Any) -> datetime | None:
+    """A contact person's ``CreatedDateTimeOffset`` (None when absent or unreadable)."""
+    value = raw.get("CreatedDateTimeOffset") if isinstance(raw, dict) else None
+    if not isinstance(value, str):
+        return None
+    try:
+        return parse_timestamp(value)
+    except ValueError:
+        return None
 
 
 def _close(listing: Iterator[Any] | None) -> None:

@@ -98,6 +98,7 @@ class Reconciler:
         self.retention_seconds = retention_seconds
         self.ack_timeout = ack_timeout
         self.labels = (scanner.system, scanner.resource)
+        self.source = f"{scanner.system}/{scanner.resource}"
 
     def run(self) -> Plan | None:
         # 1. only after the first snapshot: before it, everything would look unseen
@@ -137,7 +138,7 @@ class Reconciler:
             try:
                 change = self.scanner.to_change(raw)
             except ContractError as exc:
-                batch.park(raw_payload(raw), exc)
+                batch.park(raw_payload(raw), exc, source=self.source)
                 continue
             if not self.known.covers(change):
                 batch.add(change)
@@ -163,7 +164,7 @@ class Reconciler:
                         verdict.target, verdict.target_id, [record_id], Origin.RECONCILE, now
                     )
                 except ContractError as exc:
-                    batch.park(raw_payload(verdict.target), exc)
+                    batch.park(raw_payload(verdict.target), exc, source=self.source)
                     continue
                 kind = "merged"
             else:

@@ -25,10 +25,10 @@ from typing import Protocol
 
 from services.connectors.poweroffice.client import PowerOfficeClient
 from services.connectors.wix.client import ApiKeyAuth, AppAuth, WixAuth, WixClient
-from services.core.budget import ApiBudget
+from services.core.budget import ApiBudget, process_share
 from services.core.deadletters import reason_of
 from services.core.errors import ConfigurationError
-from services.core.kafka import provision_topics
+from services.core.kafka import provision_topics, retry_while_unreachable
 from services.core.metrics import BudgetCollector
 from services.core.runtime import ServiceRuntime
 from services.core.service import ServiceContext
@@ -91,6 +91,24 @@ def wix_auth(settings: ExtractorSettings) -> WixAuth:
     raise ConfigurationError("Wix credentials missing (API key + site id, or app credentials)")
 
 
+def check_webhooks_off(settings: ExtractorSettings) -> None:
+    """No webhook route: refuse to start when webhooks are expected without a key, else say so."""
+    if settings.webhooks_expected():
+        raise ConfigurationError(
+            "Wix webhooks are expected (TETHER_WIX_WEBHOOKS_ENABLED, or the Wix app is "
+            "installed: app id + instance id) but no webhook public key is configured: set "
+            "TETHER_WIX_WEBHOOK_PUBLIC_KEY (secret file tether_wix_webhook_public_key) or "
+            "TETHER_WIX_WEBHOOK_PUBLIC_KEY_FILE, or TETHER_WIX_WEBHOOKS_ENABLED=false to poll only"
+        )
+    # Switched off on purpose: INFO; merely unconfigured: WARNING (an operator should know).
+    log.log(
+        logging.INFO if settings.wix_webhooks_enabled is False else logging.WARNING,
+        "Wix webhooks off: Wix changes arrive by polling every %.0f s",
+        settings.wix_poll_interval_seconds,
+        extra={"fields": {"wix_poll_interval_seconds": settings.wix_poll_interval_seconds}},
+    )
+
+
 class Extractor:
     def __init__(
         self,
@@ -116,16 +134,19 @@ class Extractor:
             raise ConfigurationError("both systems are disabled: nothing to extract")
 
         # Budgets: this service's share of each API's limit (0 = lifted).
-        po_rate = settings.poweroffice_requests_per_second * settings.poweroffice_budget_share
+        # (The Deployment's share split by its replicas: one, the extractor is a singleton.)
+        po_share = process_share(settings.poweroffice_budget_share, settings.replicas)
+        po_rate = settings.poweroffice_requests_per_second * po_share
         self.poweroffice_budget = ApiBudget(
             f"poweroffice-{self.tenant}-extractor", *budget_shape(po_rate, 1.0)
         )
-        wix_rate = settings.wix_requests_per_minute * settings.wix_budget_share
+        wix_share = process_share(settings.wix_budget_share, settings.replicas)
+        wix_rate = settings.wix_requests_per_minute * wix_share
         self.wix_budget = ApiBudget(f"wix-{self.tenant}-extractor", *budget_shape(wix_rate, 60.0))
         ctx.registry.register(BudgetCollector([self.poweroffice_budget, self.wix_budget]))
 
         self.cursors = CursorStore(
-            ctx.layout.cursors, ctx.codec, ctx.producer, settings.kafka_bootstrap_servers
+            ctx.layout.cursors, ctx.codec, ctx.producer, settings, dead_letters=ctx.dead_letters
         )
         self.emitter = Emitter(ctx, self.metrics, self.known)
         limits = BreakerLimits(
@@ -142,6 +163,7 @@ class Extractor:
                 self.known[("poweroffice", "customers")],
                 self.poweroffice.get_customer,
                 ttl=settings.parent_kind_ttl_seconds,
+                settle_seconds=settings.parent_settle_seconds,
             )
             for resource in PO_RESOURCES:
                 known = self.known[("poweroffice", resource)]
@@ -203,7 +225,10 @@ class Extractor:
                 )
             )
             key = settings.webhook_public_key_pem()
-            if key:
+            if key and settings.wix_webhooks_enabled is not False:
+                public = ctx.runtime.public
+                if public is None:
+                    raise ConfigurationError("the extractor has no public port for its webhook")
                 self.receiver = WixWebhookReceiver(
                     key,
                     self.emitter,
@@ -214,9 +239,16 @@ class Extractor:
                     ready=lambda: self.ready,
                     instance_id=settings.wix_instance_id,
                 )
-                ctx.runtime.http.add_route("POST", WEBHOOK_PATH, self.receiver)
+                receiver = self.receiver
+                public.add_route(
+                    "POST",
+                    WEBHOOK_PATH,
+                    receiver,
+                    max_body=settings.webhook_max_body_bytes,
+                    on_too_large=lambda: receiver.count("rejected", "too_large"),
+                )
             else:
-                log.info("no Wix webhook public key configured: Wix is extracted by polling only")
+                check_webhooks_off(settings)
         ctx.runtime.http.add_check("extractor", lambda: self.ready)
         for poller in self.pollers:
             self.metrics.cursor_lag.labels(poller.system, poller.resource).set_function(
@@ -256,7 +288,7 @@ class Extractor:
         cursors = self.cursors.load()
         heartbeat()
         events = rebuild_known(
-            self.settings.kafka_bootstrap_servers,
+            self.settings,
             self.ctx.codec,
             self.ctx.layout,
             self.tenant,
@@ -354,7 +386,11 @@ class Extractor:
     # -- the service loop ---------------------------------------------------------------------
 
     def run(self, runtime: ServiceRuntime) -> None:
-        self.start(runtime.heartbeat)
+        # A start during a broker outage waits for the broker (start is idempotent: provisioning
+        # creates only what is missing, cursors and the known set are read again from the top).
+        retry_while_unreachable(
+            lambda: self.start(runtime.heartbeat), runtime.stopping.is_set, "extractor start-up"
+        )
         now = time.monotonic()
         s = self.settings
         tasks: list[_Task] = []

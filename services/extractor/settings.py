@@ -5,24 +5,33 @@ credentials and budgets) with what only the extractor has: poll intervals and pa
 overlap window, reconciliation interval and circuit breaker, and the Wix webhook public key. The
 key is a secret (``TETHER_WIX_WEBHOOK_PUBLIC_KEY`` or the file ``tether_wix_webhook_public_key`` in
 the secrets directory) or a PEM file path (``TETHER_WIX_WEBHOOK_PUBLIC_KEY_FILE``); without one
-the webhook route is not served and polling alone keeps Wix in sync.
+the webhook route is not served and polling alone keeps Wix in sync — which is refused at start-up
+when webhooks are expected (``wix_webhooks_enabled``, by default: an installed app) and logged at
+WARNING otherwise. The webhook route is on its own port (``public_port``, 9180), apart from the
+operations port (``http_port``, 9100: metrics and probes).
 
-Imports: standard library, pydantic and ``services.core.settings``/``errors`` only.
+Imports: standard library, pydantic and ``services.core.settings``/``errors``/``budget`` only.
 """
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
+# budget_shape is the one rule shared with the loader (services/core/budget.py).
+from services.core.budget import budget_shape as budget_shape
 from services.core.errors import ConfigurationError
-from services.core.settings import PowerOfficeSettings, TetherSettings, WixSettings
+from services.core.settings import (
+    PowerOfficeSettings,
+    PublicHttpSettings,
+    TetherSettings,
+    WixSettings,
+)
 
 
-class ExtractorSettings(TetherSettings, PowerOfficeSettings, WixSettings):
+class ExtractorSettings(TetherSettings, PowerOfficeSettings, WixSettings, PublicHttpSettings):
     model_config = SettingsConfigDict(
         env_prefix="TETHER_",
         frozen=True,
@@ -32,6 +41,9 @@ class ExtractorSettings(TetherSettings, PowerOfficeSettings, WixSettings):
     )
 
     http_port: int = Field(9100, ge=0, le=65535)
+    public_port: int = Field(
+        9180, ge=0, le=65535, description="The Wix webhook receiver's port (the ingress's)."
+    )
 
     poweroffice_enabled: bool = Field(True, description="Extract PowerOffice Go records.")
     wix_enabled: bool = Field(True, description="Extract Wix contacts.")
@@ -58,6 +70,12 @@ class ExtractorSettings(TetherSettings, PowerOfficeSettings, WixSettings):
         description="How long a contact person's parent found not to be a known customer "
         "keeps its looked-up role (customer/supplier) before it is asked again.",
     )
+    parent_settle_seconds: float = Field(
+        30.0,
+        ge=0,
+        description="A 404 for a contact person's parent customer is believed (-> supplier) only "
+        "once the contact person is this old: PowerOffice reads may lag a fresh customer.",
+    )
     cursor_seen_limit: int = Field(
         20_000, ge=100, description="Most identities a cursor keeps for overlap de-duplication."
     )
@@ -75,14 +93,33 @@ class ExtractorSettings(TetherSettings, PowerOfficeSettings, WixSettings):
     )
     reconcile_page_size: int = Field(10_000, ge=1, le=20_000)
 
+    wix_webhooks_enabled: bool | None = Field(
+        None,
+        description="Are Wix webhooks expected? true: a missing public key stops the start-up; "
+        "false: polling only; unset: expected when the app is installed (app id + instance id).",
+    )
     wix_webhook_public_key: SecretStr = SecretStr("")
     wix_webhook_public_key_file: Path | None = None
     webhook_ack_timeout_seconds: float = Field(
         1.0, gt=0, lt=1.25, description="Kafka must ack a webhook's events within this, else 503."
     )
     webhook_dedup_size: int = Field(50_000, ge=1)
+    webhook_max_body_bytes: int = Field(
+        1_048_576,
+        ge=1024,
+        description="Largest webhook request body accepted (Wix sends small JWTs); larger -> 413 "
+        "without reading it.",
+    )
 
     provision_topics: bool = Field(True, description="Create missing topics at start-up.")
+
+    def webhooks_expected(self) -> bool:
+        """Whether the Wix webhook route must be served (see ``wix_webhooks_enabled``)."""
+        if not self.wix_enabled:
+            return False
+        if self.wix_webhooks_enabled is not None:
+            return self.wix_webhooks_enabled
+        return bool(self.wix_app_id and self.wix_instance_id)
 
     def webhook_public_key_pem(self) -> str | None:
         """The webhook verification key (inline secret first, then the file), or None."""
@@ -98,17 +135,3 @@ class ExtractorSettings(TetherSettings, PowerOfficeSettings, WixSettings):
                 ) from exc
             return text or None
         return None
-
-
-def budget_shape(rate_per_window: float, window_seconds: float) -> tuple[int, float]:
-    """``(requests, per_seconds)`` for an ``ApiBudget`` allowing ``rate_per_window`` per window.
-
-    ``ApiBudget`` counts whole permits; a fractional rate keeps its average by stretching the
-    window (2.5 per second -> 2 per 0.8 s; 0.5 per second -> 1 per 2 s). ``(0, 1.0)`` = lifted.
-    """
-    if rate_per_window <= 0:
-        return 0, 1.0
-    whole = math.floor(rate_per_window)
-    if whole >= 1:
-        return whole, window_seconds * whole / rate_per_window
-    return 1, window_seconds / rate_per_window

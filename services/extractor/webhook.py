@@ -1,4 +1,4 @@
-"""The Wix webhook receiver: ``POST /webhooks/wix`` on the service's HTTP port.
+"""The Wix webhook receiver: ``POST /webhooks/wix`` on the extractor's public port (9180).
 
 Per delivery, in this order:
 
@@ -13,7 +13,11 @@ Per delivery, in this order:
    inside Wix's 1250 ms) -> **200**; no acknowledgement in time -> **503**, the id is released
    and Wix retries: no change is lost (a late ack + the retry give two events with one event id).
 
-Until the extractor finished starting (cursors and known set loaded) it answers 503.
+Until the extractor finished starting (cursors and known set loaded) it answers 503. A body over
+``webhook_max_body_bytes`` (default 1 MiB; Wix sends small JWTs) never reaches the receiver: the
+public HTTP server (``services.core.public_http``, uvicorn) answers **413** without reading it
+(``Content-Length`` checked first, a chunked body counted while it streams) and counts it as
+``rejected``/``too_large``.
 
 Imports: the Wix webhook parser and the extractor's own modules.
 """
@@ -72,31 +76,31 @@ class WixWebhookReceiver:
         finally:
             self.metrics.webhook_seconds.observe(time.monotonic() - received)
 
-    def _count(self, outcome: str, reason: str) -> None:
+    def count(self, outcome: str, reason: str) -> None:
         self.metrics.webhooks.labels(outcome, reason).inc()
 
     def _handle(self, body: bytes, received: float) -> tuple[int, str, bytes]:
         if not self.ready():
-            self._count("unavailable", "starting")
+            self.count("unavailable", "starting")
             return _answer(503, error="starting")
         # 1. authenticate and parse
         try:
             event = verify_and_parse(body, self.public_key_pem)
         except WebhookRejectedError as exc:
-            self._count("rejected", exc.reason)
+            self.count("rejected", exc.reason)
             log.warning("wix webhook rejected", extra={"fields": {"reason": exc.reason}})
             return _answer(401, error=exc.reason)
         except ConfigurationError:
-            self._count("error", "configuration")
+            self.count("error", "configuration")
             log.exception("wix webhook public key is unusable")
             return _answer(500, error="configuration")
         if self.instance_id and event.instance_id and event.instance_id != self.instance_id:
             # Authentic, but for another installation of the app: not this tenant's change.
-            self._count("ignored", "other_instance")
+            self.count("ignored", "other_instance")
             return _answer(200, status="ignored")
         # 2. de-duplicate by event id
         if self.dedup.claim(event.event_id, wait_seconds=self.ack_timeout / 2) is Claim.DONE:
-            self._count("duplicate", event.kind)
+            self.count("duplicate", event.kind)
             return _answer(200, status="duplicate")
         try:
             # 3. the change events (or a dead letter)
@@ -105,7 +109,7 @@ class WixWebhookReceiver:
             try:
                 changes = webhook_changes(event)
             except ContractError as exc:
-                batch.park(body, exc)
+                batch.park(body, exc, source="wix/contacts")
                 changes = []
                 reason = "dead_letter"
             if not changes and reason == "emitted":
@@ -120,12 +124,12 @@ class WixWebhookReceiver:
             batch.wait(max(0.05, remaining))
         except TransportError:
             self.dedup.release(event.event_id)
-            self._count("unavailable", "kafka")
+            self.count("unavailable", "kafka")
             log.warning("wix webhook not acknowledged by Kafka in time: answering 503")
             return _answer(503, error="unavailable")
         except BaseException:
             self.dedup.release(event.event_id)
             raise
         self.dedup.done(event.event_id)
-        self._count("accepted", reason)
+        self.count("accepted", reason)
         return _answer(200, status="accepted")

@@ -27,7 +27,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from services.connectors.wix.client import MAX_PAGE, WixClient
+from services.connectors.wix.client import MAX_PAGE, WixClient, last_page
 from services.core.errors import ContractError, NotFoundError
 from services.core.topics import record_key
 from services.extractor.changes import Change, Origin, raw_payload, wix_observe, wix_upsert
@@ -48,6 +48,7 @@ from services.extractor.positions import (
 from services.extractor.reconciler import Exists, Gone, MergedInto, Verdict
 from services.extractor.reconciliation import Listed
 
+SOURCE = "wix/contacts"
 SYSTEM = "wix"
 RESOURCE = "contacts"
 STREAM = "poll"
@@ -158,7 +159,7 @@ class WixPoller:
                 try:
                     obs = wix_observe(raw)
                 except ContractError as exc:
-                    batch.park(raw_payload(raw), exc, self._key(record_id))
+                    batch.park(raw_payload(raw), exc, self._key(record_id), source=SOURCE)
                     continue
                 handled[wix_identity(obs.record_id, obs.revision, obs.updated_ns)] = obs.updated_ns
                 high = obs.updated_ns if high is None else max(high, obs.updated_ns)
@@ -168,7 +169,7 @@ class WixPoller:
                 try:
                     change = wix_upsert(raw, obs, Origin.POLL)
                 except ContractError as exc:
-                    batch.park(raw_payload(raw), exc, self._key(record_id))
+                    batch.park(raw_payload(raw), exc, self._key(record_id), source=SOURCE)
                     continue
                 if self.known.covers(change):
                     skipped += 1
@@ -182,7 +183,13 @@ class WixPoller:
                 self.metrics.skipped.labels(SYSTEM, RESOURCE, "POLL").inc(skipped)
             # 4. persist the cycle's progress
             previous_edge = pager.edge
-            more = pager.after_page(keys, self.page_size)
+            # A short page is not the last: Wix (or a proxy) may clamp the page size. Then ask
+            # for what it gives from now on, so that page offsets stay contiguous.
+            offset_after = (pager.page - 1) * self.page_size + len(page.contacts)
+            last = last_page(len(page.contacts), offset_after, page.total)
+            if not last and 0 < len(page.contacts) < self.page_size:
+                self.page_size = len(page.contacts)
+            more = pager.after_page(keys, self.page_size, last=last)
             edge_ids = {
                 rid
                 for raw, key in zip(page.contacts, keys, strict=True)
@@ -250,7 +257,7 @@ class WixScanner:
                     at = None
                 listed.append(Listed(record_id, str(key) if key is not None else None, key, at))
             offset += len(page.contacts)
-            if len(page.contacts) < MAX_PAGE or (page.total is not None and offset >= page.total):
+            if last_page(len(page.contacts), offset, page.total):
                 return listed
 
     def fetch(self, items: Sequence[Listed]) -> list[Any]:

@@ -30,7 +30,7 @@ from kafka.errors import KafkaError
 
 from services.core.codec import AvroCodec
 from services.core.errors import DecodeError, TransportError
-from services.core.kafka import make_admin
+from services.core.kafka import make_admin, make_consumer
 from services.core.settings import TetherSettings
 from services.loader.messages import outcome_command_id
 
@@ -56,18 +56,9 @@ def topic_partitions(settings: TetherSettings, topics: list[str]) -> dict[str, l
 
 def make_metadata_consumer(settings: TetherSettings, name: str, **overrides: Any) -> KafkaConsumer:
     """A consumer outside any group (assigned partitions, no commits)."""
-    config: dict[str, Any] = {
-        "bootstrap_servers": settings.kafka_bootstrap_servers.split(","),
-        "client_id": f"{settings.kafka_client_id_prefix}-{name}",
-        "group_id": None,
-        "enable_auto_commit": False,
-        "isolation_level": "read_committed",
-    }
-    config.update(overrides)
-    try:
-        return KafkaConsumer(**config)
-    except KafkaError as exc:
-        raise TransportError(f"cannot create Kafka consumer: {type(exc).__name__}") from exc
+    return make_consumer(
+        settings, None, client_id=f"{settings.kafka_client_id_prefix}-{name}", **overrides
+    )
 
 
 class CompletedCommands:

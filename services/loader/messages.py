@@ -145,7 +145,8 @@ def outcome_command_id(codec: AvroCodec, payload: bytes) -> str:
     """
     data = bytes(payload)
     if len(data) < HEADER_LENGTH or data[:2] != MAGIC:
-        raise DecodeError("Outcome: not an Avro single-object payload (bad header)")
+        # Not single-object (the Confluent framing, or garbage): decode in full, which says why.
+        return str(codec.decode(data, "Outcome")["command_id"])
     writer = codec.registry.writers.get(data[2:HEADER_LENGTH])
     if writer is None or writer[0] != "Outcome":
         raise DecodeError("Outcome: unknown or foreign schema fingerprint")

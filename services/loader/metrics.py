@@ -3,7 +3,8 @@
 Besides ``CoreMetrics`` (Kafka I/O, dead letters, API requests by system/operation/status and
 their latency up to 60 s) and the ``BudgetCollector`` (permits used, time waited, 429s), the
 loader exports outcomes by target and status, retries by reason, commands in flight, duplicate
-commands skipped, command durations and the size of its completed-commands index. Labels are
+commands skipped, command durations and the size of its completed-commands index, and whether
+the Wix ``tether-link-id`` extended field is refused (``WixLinkFieldMetrics``). Labels are
 low-cardinality (system, resource, action, status, error class) — never an id.
 
 ``ApiCalls`` is the ``on_request`` hook given to both clients: it feeds
@@ -93,6 +94,42 @@ class LoaderMetrics:
             "Commands left without an outcome at shutdown (re-delivered on restart)",
             registry=registry,
         )
+
+
+class WixLinkFieldMetrics:
+    """Whether keyless Wix contacts can carry the ``tether-link-id`` extended field
+    (``targets.WixTarget``): a refusal is exported once per cached period, not per record."""
+
+    REASONS = ("permission_denied", "not_found", "unavailable")
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.unavailable = Gauge(
+            "tether_loader_wix_link_field_unavailable",
+            "1 while the Wix Extended Fields API refuses the tether-link-id field, by reason "
+            "(permission_denied: the API key lacks the permission; not_found; unavailable: 5xx "
+            "or no answer); keyless contacts are then created by the name-only fallback",
+            ["reason"],
+            registry=registry,
+        )
+        self.fallback_creates = Counter(
+            "tether_loader_wix_fallback_creates",
+            "Keyless Wix contacts handled without the tether-link-id field (created, or found "
+            "again after a lost answer)",
+            ["how"],
+            registry=registry,
+        )
+        self.clear()
+
+    def refused(self, reason: str) -> None:
+        for known in self.REASONS:
+            self.unavailable.labels(known).set(1 if known == reason else 0)
+
+    def clear(self) -> None:
+        for known in self.REASONS:
+            self.unavailable.labels(known).set(0)
+
+    def fallback(self, how: str) -> None:
+        self.fallback_creates.labels(how).inc()
 
 
 class ApiCalls:

@@ -9,6 +9,9 @@ Loop shape (each step numbered where it runs)::
                   it to a result (``CommandExecutor`` -> ``targets``)
     3. produce    an Outcome per finished command (key = link id) and a dead letter per
                   undecodable/rejected/failed one, then flush and check every send
+                  (``PendingSends``): a command counts as done only once its sends are
+                  acknowledged; while Kafka is away nothing new is produced, the loop keeps
+                  polling (paused by back-pressure) and flushes again — it never ends on it
     4. commit     per partition, offsets below the lowest command without an outcome
                   (``OffsetBook``) — never past a command that has none
 
@@ -33,6 +36,7 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
@@ -40,7 +44,12 @@ from kafka.consumer.subscription_state import ConsumerRebalanceListener
 
 from services.core.budget import ApiBudget
 from services.core.errors import ContractError, DecodeError, TetherError, TransportError
-from services.core.kafka import ConsumerLagExporter, commit_offsets, make_consumer
+from services.core.kafka import (
+    PendingSends,
+    commit_offsets,
+    make_consumer,
+    progress_exporter,
+)
 from services.core.metrics import BudgetCollector
 from services.core.runtime import ServiceRuntime
 from services.core.service import ServiceContext
@@ -53,7 +62,7 @@ from services.loader.completed import (
 )
 from services.loader.executor import CommandExecutor, Execution
 from services.loader.messages import decode_command, outcome_datum
-from services.loader.metrics import ApiCalls, LoaderMetrics
+from services.loader.metrics import ApiCalls, LoaderMetrics, WixLinkFieldMetrics
 from services.loader.offsets import OffsetBook, Ticket
 from services.loader.plan import LoaderCommand
 from services.loader.settings import LoaderSettings
@@ -62,7 +71,9 @@ from services.loader.workers import KeyedWorkers
 
 log = logging.getLogger("tether.loader")
 
-SEND_TIMEOUT_SECONDS = 30.0
+#: How long one step waits for Kafka to acknowledge the outcomes before it goes back to polling
+#: (and flushes again next step). Not a deadline: a broker outage of any length is waited out.
+SEND_TIMEOUT_SECONDS = 5.0
 #: Topic metadata refresh (kafka-python's default is 5 minutes): new partitions and topics are
 #: picked up within this time.
 METADATA_MAX_AGE_MS = 30_000
@@ -134,12 +145,16 @@ class LoaderService:
             on_progress=self.metrics.completed_index.set,
         )
         self.group_id = f"{settings.topic_prefix}-loader"
-        self._lag = ConsumerLagExporter(ctx.metrics.consumer_lag, self.group_id)
+        # Lag + stall detection (services/core/progress.py); stalled partitions fail /readyz.
+        self._lag = progress_exporter(ctx.metrics, self.group_id, settings.stall_after_seconds)
+        ctx.runtime.http.add_check("partitions_progressing", self._lag.healthy)
         self._book: OffsetBook[TopicPartition] = OffsetBook()
         self._lock = threading.Lock()
         self._results: queue.Queue[_Finished] = queue.Queue()
         self._parked: list[_Parked] = []
         self._skipped: list[Ticket[TopicPartition]] = []
+        self._sends: PendingSends | None = None  # the outcomes/dead letters not acknowledged yet
+        self._awaiting: list[Ticket[TopicPartition]] = []  # done once ``_sends`` settles
         self._in_flight = 0
         self._paused = False
         self._unassigned_since = time.monotonic()
@@ -167,7 +182,11 @@ class LoaderService:
             ctx,
             settings,
             {
-                "wix": WixTarget(clients.wix, settings.wix_link_field_name),
+                "wix": WixTarget(
+                    clients.wix,
+                    settings.wix_link_field_name,
+                    metrics=WixLinkFieldMetrics(ctx.registry),
+                ),
                 "poweroffice": PowerOfficeTarget(clients.poweroffice, calls),
             },
             budgets=clients.budgets,
@@ -190,6 +209,8 @@ class LoaderService:
             if not self._await_topics(topics, runtime):
                 return
             consumer = self._subscribe(topics)
+            # The producer now, while Kafka is known to be up (its constructor needs a broker).
+            self._sends = PendingSends(self.ctx.producer)
             self._workers = KeyedWorkers(
                 self.settings.loader_concurrency, self._handle, name="loader"
             )
@@ -334,7 +355,12 @@ class LoaderService:
             finished = _Finished(job, Execution(None, 0, exc))
         self._results.put(finished)
 
-    def _collect(self, wait: float = 0.0) -> None:
+    def _collect(self, wait: float = 0.0, flush_timeout: float | None = None) -> None:
+        timeout = SEND_TIMEOUT_SECONDS if flush_timeout is None else flush_timeout
+        # 3a. what the previous steps produced must be acknowledged before anything new is
+        # produced: outcomes stay in order, and a broker outage only holds results back.
+        if not self._acknowledge(timeout):
+            return
         finished: list[_Finished] = []
         try:
             finished.append(self._results.get(timeout=wait) if wait else self._results.get_nowait())
@@ -344,9 +370,8 @@ class LoaderService:
             pass
         done: list[Ticket[TopicPartition]] = list(self._skipped)
         self._skipped.clear()
-        futures: list[Any] = []
         for parked in self._parked:
-            futures.append(self._park(parked.record, parked.error))
+            self._park(parked.record, parked.error)
             done.append(parked.ticket)
         self._parked.clear()
         for item in finished:
@@ -358,31 +383,45 @@ class LoaderService:
             elif execution.result is None:
                 self.metrics.abandoned.inc()
             else:
-                futures.extend(self._report(item.job, execution))
+                self._report(item.job, execution)
                 done.append(item.job.ticket)
         self.metrics.in_flight.set(self._in_flight)
-        if futures:
-            self.ctx.producer.flush(timeout=SEND_TIMEOUT_SECONDS)
-            for future in futures:
-                future.get(timeout=SEND_TIMEOUT_SECONDS)  # raises if a send failed: no commit
-        with self._lock:
-            for ticket in done:
-                self._book.done(ticket)
+        # 3b. flush and check every send; only acknowledged commands may move an offset
+        self._awaiting.extend(done)
+        self._acknowledge(timeout)
 
-    def _report(self, job: _Job, execution: Execution) -> list[Any]:
+    @property
+    def sends(self) -> PendingSends:
+        if self._sends is None:
+            self._sends = PendingSends(self.ctx.producer)
+        return self._sends
+
+    def _acknowledge(self, timeout: float) -> bool:
+        """Flush; once every send is acknowledged, its commands count as done (committable)."""
+        if self._sends is not None and not self._sends.settle(timeout):
+            return False
+        with self._lock:
+            for ticket in self._awaiting:
+                self._book.done(ticket)
+        self._awaiting.clear()
+        return True
+
+    def _report(self, job: _Job, execution: Execution) -> None:
         command = job.command
         result = execution.result
         assert result is not None
         datum = outcome_datum(command, result, attempts=execution.attempts)
-        futures = [
-            self.ctx.send(self.ctx.layout.outcomes, link_key(command.link_id), "Outcome", datum)
-        ]
+        self.sends.add(
+            partial(
+                self.ctx.send, self.ctx.layout.outcomes, link_key(command.link_id), "Outcome", datum
+            )
+        )
         self.metrics.outcomes.labels(
             command.system, command.resource, command.action.value, result.status.value
         ).inc()
         if result.is_failure:
             error = execution.error or TetherError(result.error_message or "failed")
-            futures.append(self._park(job.record, error, attempts=execution.attempts))
+            self._park(job.record, error, attempts=execution.attempts)
         log.info(
             "outcome %s",
             result.status.value,
@@ -397,17 +436,19 @@ class LoaderService:
                 }
             },
         )
-        return futures
 
-    def _park(self, record: Any, error: BaseException, attempts: int = 1) -> Any:
-        return self.ctx.dead_letters.park(
-            bytes(record.value or b""),
-            error,
-            source_topic=record.topic,
-            partition=record.partition,
-            offset=record.offset,
-            key=record.key,
-            attempts=attempts,
+    def _park(self, record: Any, error: BaseException, attempts: int = 1) -> None:
+        self.sends.add(
+            partial(
+                self.ctx.dead_letters.park,
+                bytes(record.value or b""),
+                error,
+                source_topic=record.topic,
+                partition=record.partition,
+                offset=record.offset,
+                key=record.key,
+                attempts=attempts,
+            )
         )
 
     def _commit(self, consumer: KafkaConsumer) -> None:
@@ -430,11 +471,16 @@ class LoaderService:
         self._draining.set()
         self.executor.abort.set()  # commands waiting for a retry end without an outcome
         deadline = time.monotonic() + self.settings.loader_drain_seconds
-        while self._in_flight > 0 and time.monotonic() < deadline:
-            self._collect(wait=0.1)
+        while (self._in_flight > 0 or len(self.sends)) and time.monotonic() < deadline:
+            self._collect(wait=0.1, flush_timeout=max(0.1, deadline - time.monotonic()))
             self._commit(consumer)
-        self._collect()
+        self._collect(flush_timeout=1.0)
         self._commit(consumer)
+        if len(self.sends):
+            log.warning(
+                "stopped with outcomes not acknowledged by Kafka (their commands are re-delivered)",
+                extra={"fields": {"unacknowledged": len(self.sends)}},
+            )
         if self._in_flight:
             log.warning(
                 "stopped with commands still running (re-delivered on restart)",

@@ -4,13 +4,14 @@
 ``PowerOfficeSettings`` and ``WixSettings`` (credentials and API budgets) with the loader's own
 knobs, each read from ``TETHER_<NAME>`` (``TETHER_LOADER_CONCURRENCY`` …).
 
-Budgets: the loader's token bucket per API is its configured share of the API's limit, expressed
-in the API's own window so it never bursts past what the gateway counts:
+Budgets: the loader's token bucket per API is its process's part of the Deployment's configured
+share of the API's limit (``process_share``: the share divided by ``replicas``), expressed in the
+API's own window so it never bursts past what the gateway counts:
 
-- PowerOffice: ``poweroffice_requests_per_second * poweroffice_budget_share`` permits per 1 s
-  (10 x 0.5 = 5 per second);
-- Wix: ``wix_requests_per_minute * wix_budget_share`` permits per 60 s (200 x 0.5 = 100 per
-  minute, i.e. ``wix_requests_per_minute / 60 * share`` per second on average).
+- PowerOffice: ``poweroffice_requests_per_second * poweroffice_budget_share / replicas`` permits
+  per 1 s (10 x 0.5 / 1 = 5 per second);
+- Wix: ``wix_requests_per_minute * wix_budget_share / replicas`` permits per 60 s (200 x 0.5 / 1
+  = 100 per minute, i.e. ``wix_requests_per_minute / 60 * share`` per second on average).
 
 A share that is not a whole number of permits per window keeps its average rate with a shorter
 window (``budget_for``: 10 x 0.25 = 2.5 per second -> 2 per 0.8 s); ``0`` requests lifts the limit
@@ -21,11 +22,9 @@ Imports: pydantic, the core settings and budget modules only.
 
 from __future__ import annotations
 
-import math
-
 from pydantic import Field
 
-from services.core.budget import ApiBudget
+from services.core.budget import ApiBudget, process_share
 from services.core.settings import PowerOfficeSettings, TetherSettings, WixSettings
 
 #: The window each API counts requests in (the gateways' own windows).
@@ -75,7 +74,7 @@ class LoaderSettings(TetherSettings, PowerOfficeSettings, WixSettings):
         return budget_for(
             "poweroffice",
             self.poweroffice_requests_per_second * POWEROFFICE_WINDOW_SECONDS,
-            self.poweroffice_budget_share,
+            process_share(self.poweroffice_budget_share, self.replicas),
             POWEROFFICE_WINDOW_SECONDS,
         )
 
@@ -83,7 +82,7 @@ class LoaderSettings(TetherSettings, PowerOfficeSettings, WixSettings):
         return budget_for(
             "wix",
             self.wix_requests_per_minute * WIX_WINDOW_SECONDS / 60.0,
-            self.wix_budget_share,
+            process_share(self.wix_budget_share, self.replicas),
             WIX_WINDOW_SECONDS,
         )
 
@@ -91,15 +90,8 @@ class LoaderSettings(TetherSettings, PowerOfficeSettings, WixSettings):
 def budget_for(name: str, per_window: float, share: float, window_seconds: float) -> ApiBudget:
     """``share`` of ``per_window`` requests per ``window_seconds``; ``0`` lifts it.
 
-    ``ApiBudget`` counts whole permits; a fractional share keeps its average rate by shortening
-    the window (2.5 per second -> 2 per 0.8 s; 0.5 per second -> 1 per 2 s), as the extractor's
-    budgets do — so the loader can use all of its share (a 429 from the short bursts this allows
-    is honoured by the clients).
+    Whole permits per window as ``services.core.budget.budget_shape`` makes them (2.5 per second
+    -> 2 per 0.8 s; 0.5 per second -> 1 per 2 s), the rule the extractor's budgets use too — so
+    the loader can use all of its share. The budget adapts to 429s (``ApiBudget``).
     """
-    rate = per_window * share
-    if rate <= 0:
-        return ApiBudget(name, 0)
-    whole = math.floor(rate + 1e-9)
-    if whole >= 1:
-        return ApiBudget(name, whole, window_seconds * whole / rate)
-    return ApiBudget(name, 1, window_seconds / rate)
+    return ApiBudget.for_rate(name, per_window * share, window_seconds)

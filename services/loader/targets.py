@@ -9,7 +9,16 @@ Wix (``WixTarget``)
   create  — ``allowDuplicates: false``; ``DUPLICATE_CONTACT_EXISTS`` -> GET that contact ->
             LINKED_EXISTING. A contact with neither e-mail nor phone (nothing the duplicate rule
             can find) carries the link id in the extended field ``tether-link-id`` and is looked
-            up by it before it is created (-> CREATED with the one found).
+            up by it before it is created (-> CREATED with the one found). When the Extended
+            Fields API refuses (403: the API key lacks the permission; 404; 5xx), the refusal is
+            cached (``LINK_FIELD_REFUSED_SECONDS`` / ``LINK_FIELD_OUTAGE_SECONDS``: one call per
+            period, not one per record), logged once and exported
+            (``tether_loader_wix_link_field_unavailable``), and the contact is created by the
+            *fallback*: look first for a name-only contact with exactly this name created since
+            the change (``cause_changed_at``, else this process's first attempt, minus
+            ``FALLBACK_CLOCK_SKEW``); one -> CREATED with it, none -> create without the field,
+            several -> REJECTED ``KEYLESS_CREATE_AMBIGUOUS`` (a review item). See
+            docs/wix-decisions.md for why no better reference exists.
   update  — computed against ``target_record`` at ``expected_revision`` (every other item kept,
             only the name and the primary e-mail/phone item touched); without a usable record the
             contact is read first and written only if it is still at that revision. 409
@@ -23,8 +32,10 @@ PowerOffice (``PowerOfficeTarget``)
             ``ExternalCode``: the client looks the reference up before posting and after an
             unknown outcome -> CREATED (the record carrying our reference is ours).
   update  — JSON Patch with ``test`` guards from ``expected`` for the properties it changes. A
-            refused guard: the client re-reads; desired values there -> NOOP, else CONFLICT with
-            the fresh record.
+            refused guard (409, or a 400 the client traces to a failed ``test``) is never
+            REJECTED: the client re-reads with back-off until a read explains it (reads may lag
+            the writes); desired values there -> NOOP, else CONFLICT with the record it read
+            (``GuardFailedError.current``), which the mapper re-merges.
   delete  — 404 -> NOOP.
 
 Imports: the connectors' production clients and models, the core errors, ``plan``; never a
@@ -33,17 +44,23 @@ simulator, never Kafka.
 
 from __future__ import annotations
 
+import logging
 import threading
+import time
 import types
 import typing
-from collections.abc import Mapping
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-from services.connectors.poweroffice.client import PowerOfficeClient
+from services.connectors.poweroffice.client import GuardFailedError, PowerOfficeClient
 from services.connectors.poweroffice.models import (
     ContactPerson,
     Customer,
     Employee,
+    parse_record,
 )
 from services.connectors.wix.client import (
     UNSET,
@@ -52,8 +69,15 @@ from services.connectors.wix.client import (
     build_create_info,
 )
 from services.connectors.wix.models import Contact, parse_contact
-from services.core.errors import ConflictError, ContractError, NotFoundError
-from services.loader.metrics import ApiCalls
+from services.core.errors import (
+    ConflictError,
+    ContractError,
+    NotFoundError,
+    PermissionDeniedError,
+    ServerError,
+    TransportError,
+)
+from services.loader.metrics import ApiCalls, WixLinkFieldMetrics
 from services.loader.plan import (
     Action,
     FieldTypes,
@@ -73,7 +97,18 @@ from services.loader.plan import (
     wix_values,
 )
 
+log = logging.getLogger("tether.loader.wix")
+
 CONTACT_ALREADY_CHANGED = "CONTACT_ALREADY_CHANGED"
+KEYLESS_CREATE_AMBIGUOUS = "KEYLESS_CREATE_AMBIGUOUS"
+#: A refusal that repeats (403 permission missing, 404 API absent) is not asked again for this
+#: long; an outage (5xx, no answer) for this long. Either way: one call per period, not per record.
+LINK_FIELD_REFUSED_SECONDS = 3600.0
+LINK_FIELD_OUTAGE_SECONDS = 60.0
+#: Wix's ``createdDate`` and the source's change time come from different clocks.
+FALLBACK_CLOCK_SKEW = timedelta(minutes=5)
+#: First fallback attempts remembered per command (bounded; oldest forgotten first).
+FALLBACK_ATTEMPTS_KEPT = 10_000
 CONTACT_MERGED = "CONTACT_MERGED"
 TEST_FAILED = "test_failed"
 
@@ -97,13 +132,43 @@ def _contact_result(status: Status, contact: Contact) -> Result:
     return Result(status, contact.id, _wire(contact), str(contact.revision))
 
 
+@dataclass(frozen=True)
+class LinkFieldRefusal:
+    """Why the ``tether-link-id`` field cannot be used, and until when that is assumed."""
+
+    reason: str  # permission_denied | not_found | unavailable
+    detail: str  # the error's text: status and code, no secret, no personal data
+    until: float  # monotonic
+
+
+def _refusal_reason(error: Exception) -> str:
+    if isinstance(error, PermissionDeniedError):
+        return "permission_denied"
+    if isinstance(error, NotFoundError):
+        return "not_found"
+    return "unavailable"
+
+
 class WixTarget:
     """Applies commands for ``wix/contacts``."""
 
-    def __init__(self, client: WixClient, link_field_name: str = "tether-link-id") -> None:
+    def __init__(
+        self,
+        client: WixClient,
+        link_field_name: str = "tether-link-id",
+        *,
+        metrics: WixLinkFieldMetrics | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
         self._client = client
         self._link_field_name = link_field_name
         self._link_field_key: str | None = None
+        self._refusal: LinkFieldRefusal | None = None
+        self._metrics = metrics
+        self._clock = clock
+        self._now = now
+        self._first_attempts: OrderedDict[str, datetime] = OrderedDict()
         self._lock = threading.Lock()
 
     def apply(self, command: LoaderCommand) -> Result:
@@ -115,20 +180,65 @@ class WixTarget:
             return self._update(command)
         return self._delete(command)
 
-    def link_field_key(self) -> str:
-        """The key of the ``tether-link-id`` extended field (found or created once)."""
+    @property
+    def link_field_refusal(self) -> LinkFieldRefusal | None:
+        """The cached refusal of the Extended Fields API, while it holds."""
         with self._lock:
-            if self._link_field_key is None:
-                self._link_field_key = self._client.find_or_create_extended_field(
-                    self._link_field_name
-                )
-            return self._link_field_key
+            refusal = self._refusal
+        return refusal if refusal is not None and self._clock() < refusal.until else None
+
+    def link_field_key(self) -> str | None:
+        """The key of the ``tether-link-id`` extended field (found or created once), or None
+        while the Extended Fields API refuses (the refusal is cached, see the module docstring)."""
+        with self._lock:
+            if self._link_field_key is not None:
+                return self._link_field_key
+            if self._refusal is not None and self._clock() < self._refusal.until:
+                return None
+            try:
+                key = self._client.find_or_create_extended_field(self._link_field_name)
+            except (PermissionDeniedError, NotFoundError, ServerError, TransportError) as exc:
+                self._refused(exc)
+                return None
+            if self._refusal is not None:
+                log.info("wix extended field %s usable again", self._link_field_name)
+                self._refusal = None
+            if self._metrics is not None:
+                self._metrics.clear()
+            self._link_field_key = key
+            return key
+
+    def _refused(self, error: Exception) -> None:
+        """Cache, log (once per period) and export a refusal. Called under ``_lock``."""
+        reason = _refusal_reason(error)
+        permanent = reason != "unavailable"
+        seconds = LINK_FIELD_REFUSED_SECONDS if permanent else LINK_FIELD_OUTAGE_SECONDS
+        self._refusal = LinkFieldRefusal(reason, str(error), self._clock() + seconds)
+        if self._metrics is not None:
+            self._metrics.refused(reason)
+        fix = {
+            "permission_denied": "extended fields permission missing: give the Wix API key "
+            "(or app) the permission to manage contacts' extended fields",
+            "not_found": "the Extended Fields API is not available to this site or key",
+            "unavailable": "Wix's Extended Fields API is failing (outage)",
+        }[reason]
+        log.warning(
+            "wix extended field %s cannot be defined (%s): %s; contacts with neither e-mail nor "
+            "phone are created by the name-only fallback (docs/wix-decisions.md); asking again "
+            "in %.0f s",
+            self._link_field_name,
+            error,
+            fix,
+            seconds,
+        )
 
     def _create(self, command: LoaderCommand) -> Result:
         values = wix_values(command.fields)
         extended: dict[str, str | int | float] | None = None
         if not values.has_natural_key:
             key = self.link_field_key()
+            if key is None:
+                return self._create_without_link_field(command, values)
             link_value = command.idempotency_key or command.link_id
             found = self._client.find_by_extended_field(key, link_value)
             if found:
@@ -149,6 +259,62 @@ class WixTarget:
         except DuplicateContactError as exc:
             return self._linked_existing(exc, values)
         return _contact_result(Status.CREATED, contact)
+
+    def _create_without_link_field(self, command: LoaderCommand, values: WixValues) -> Result:
+        """The fallback for a keyless contact when ``tether-link-id`` cannot be used: find a
+        name-only contact with this exact name created since the change, else create one."""
+        first, last = values.get("first_name"), values.get("last_name")
+        if first is None and last is None:
+            raise ContractError(f"create command {command.command_id} has no name, email or phone")
+        since = self._fallback_since(command) - FALLBACK_CLOCK_SKEW
+        conditions: list[dict[str, Any]] = [{"createdDate": {"$gte": _iso_ms(since)}}]
+        conditions += [
+            {f"info.name.{part}": {"$eq": value}}
+            for part, value in (("first", first), ("last", last))
+            if value is not None
+        ]
+        found = [
+            c
+            for c in self._client.iter_query({"$and": conditions})
+            if (c.first_name, c.last_name) == (first, last) and not c.emails and not c.phones
+        ]
+        if len(found) > 1:
+            raise ConflictError(
+                f"extended fields unusable ({self._refusal_text()}) and {len(found)} name-only "
+                "contacts with this name were created since the change: which one is ours "
+                "cannot be told",
+                system="wix",
+                status=409,
+                error_code=KEYLESS_CREATE_AMBIGUOUS,
+                data={"contactIds": [c.id for c in found]},
+            )
+        if found:
+            # An earlier attempt created it (its outcome was lost): ours, not a duplicate.
+            if self._metrics is not None:
+                self._metrics.fallback("found")
+            return _contact_result(Status.CREATED, found[0])
+        info = build_create_info(first_name=first, last_name=last)
+        contact = self._client.create(info, allow_duplicates=False)
+        if self._metrics is not None:
+            self._metrics.fallback("created")
+        return _contact_result(Status.CREATED, contact)
+
+    def _fallback_since(self, command: LoaderCommand) -> datetime:
+        """The earliest moment our contact can have been created: the live change that caused
+        the command, else the first time this process tried it (remembered per command)."""
+        with self._lock:
+            first = self._first_attempts.get(command.command_id)
+            if first is None:
+                first = self._now()
+                self._first_attempts[command.command_id] = first
+                while len(self._first_attempts) > FALLBACK_ATTEMPTS_KEPT:
+                    self._first_attempts.popitem(last=False)
+        cause = command.cause_changed_at
+        return min(cause, first) if cause is not None else first
+
+    def _refusal_text(self) -> str:
+        refusal = self.link_field_refusal
+        return refusal.detail if refusal is not None else "refused"
 
     def _linked_existing(self, error: DuplicateContactError, values: WixValues) -> Result:
         contact_id = error.duplicate_contact_id
@@ -218,6 +384,12 @@ class WixTarget:
         return Result(Status.APPLIED, contact_id)
 
 
+def _iso_ms(moment: datetime) -> str:
+    """Wix's timestamp form (UTC, milliseconds, ``Z``) for a query filter."""
+    text = moment.astimezone(UTC).isoformat(timespec="milliseconds")
+    return text.replace("+00:00", "Z")
+
+
 # ------------------------------------------------------------------------------------------------
 # PowerOffice
 # ------------------------------------------------------------------------------------------------
@@ -280,6 +452,13 @@ class PowerOfficeTarget:
             return self._client.get_customer(record_id)
         return self._client.get_contact_person(self._parent(command), record_id)
 
+    def _parse(self, command: LoaderCommand, data: Mapping[str, Any]) -> PoRecord:
+        if command.resource == "employees":
+            return parse_record(Employee, data)
+        if command.resource == "customers":
+            return parse_record(Customer, data)
+        return parse_record(ContactPerson, data)
+
     def _parent(self, command: LoaderCommand) -> int:
         return po_id(command.parent_id, "contact person parent (ContactId)")
 
@@ -310,7 +489,12 @@ class PowerOfficeTarget:
             except ConflictError as exc:
                 if exc.error_code != TEST_FAILED:
                     raise
-                fresh = self._get(command, record_id).to_wire()
+                # The client's read that explained the refusal; a second read here could be
+                # served by a lagging replica and undo what the client waited for.
+                if isinstance(exc, GuardFailedError) and exc.current is not None:
+                    fresh = self._parse(command, exc.current).to_wire()
+                else:
+                    fresh = self._get(command, record_id).to_wire()
                 status = Status.NOOP if po_holds(fresh, patch.changes) else Status.CONFLICT
                 return Result(status, str(record_id), fresh)
         # The client answers a refused patch by re-reading: desired values there -> returned.

@@ -9,6 +9,12 @@
 * ``command_datum`` — a domain ``Command`` -> the Avro ``Command`` datum (see ``docs/mapper.md``
   for the exact semantics the loader codes against).
 
+NUL (U+0000) is removed here, at the mapper's boundary, from the record an event or outcome
+carries and from an outcome's error text (the NUL rule, ``domain.normalize``; PostgreSQL cannot
+store it): everything after this point — comparison, state, history, commands — sees one value.
+An *identifier* holding NUL is not rewritten (that would address another record): it is a
+``ContractError``.
+
 Anything that violates the contract raises ``ContractError`` (the loop turns it into a dead
 letter). Imports: the core records/errors/timestamps modules, pydantic and the domain only.
 """
@@ -39,6 +45,7 @@ from services.mapper.domain import (
     RecordRef,
 )
 from services.mapper.domain.identity import CONTACT_PERSONS, derive_id
+from services.mapper.domain.normalize import has_nul, without_nul
 
 OUTCOME_KINDS: dict[str, OutcomeKind] = {
     "CREATED": OutcomeKind.CREATED,
@@ -84,7 +91,26 @@ def _record(branch: Any, system: str, resource: str) -> dict[str, Any] | None:
     type_name, record = unwrapped
     if type_name != record_type_for(system, resource):
         raise ContractError(f"{system}/{resource} event carries a {type_name}")
-    return record
+    return without_nul(record)
+
+
+#: Envelope fields that identify something: a NUL there is a broken contract, not a value.
+_ID_FIELDS = (
+    "event_id",
+    "tenant",
+    "record_id",
+    "parent_id",
+    "merged_ids",
+    "command_id",
+    "link_id",
+    "target_id",
+)
+
+
+def _check_ids(datum: Mapping[str, Any]) -> None:
+    for name in _ID_FIELDS:
+        if has_nul(datum.get(name)):
+            raise ContractError(f"{name} contains a NUL character")
 
 
 def _wix_revision(text: str | None) -> int | None:
@@ -96,6 +122,7 @@ def _wix_revision(text: str | None) -> int | None:
 
 def changes_from_event(datum: Mapping[str, Any]) -> list[Change]:
     """Domain changes for one decoded ``ChangeEvent``."""
+    _check_ids(datum)
     system = str(datum["system"])
     resource = str(datum["resource"])
     _check_resource(system, resource)
@@ -165,6 +192,7 @@ def record_timestamp(system: str, record: Mapping[str, Any] | None) -> datetime 
 
 def outcome_from_datum(datum: Mapping[str, Any]) -> Outcome:
     """The domain outcome for one decoded ``Outcome``."""
+    _check_ids(datum)
     system = str(datum["target_system"])
     resource = str(datum["target_resource"])
     _check_resource(system, resource)
@@ -207,8 +235,8 @@ def outcome_from_datum(datum: Mapping[str, Any]) -> Outcome:
             record=record,
             revision=revision,
             source_ts=record_timestamp(system, record),
-            error_code=datum.get("error_code"),
-            error_message=datum.get("error_message"),
+            error_code=without_nul(datum.get("error_code")),
+            error_message=without_nul(datum.get("error_message")),
         )
     except ValidationError as exc:
         raise ContractError(f"invalid outcome: {exc.error_count()} errors") from exc

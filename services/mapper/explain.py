@@ -11,7 +11,10 @@
 * ``pending_commands`` — the writes in flight (issued, no outcome yet; ``produced_at`` null:
   still in the outbox); ``recent_commands`` — the link's latest outbox rows;
 * ``history`` — the last decisions, outcomes and dead letters for the record and its link;
-* ``review_items`` and ``conflicts``.
+* ``review_items`` and ``conflicts``;
+* ``verification`` — the link's latest verdict of ``tether verify`` (``mapper_verification``:
+  agree / divergent / repairing / in_review / in_flux / missing, the divergent property names and
+  the repair events emitted), or null when it was never verified.
 
 The answer holds the personal data of the record the operator asked for (and of the records
 linked to it: the same person); nothing is logged. Connection strings are never printed.
@@ -37,10 +40,12 @@ from typing import Any
 
 import psycopg
 
+from services.core.deadletters import fix_hint_for
 from services.core.topics import RESOURCES
 from services.mapper.domain import (
     CONTACTS,
     WIX,
+    ErrorInfo,
     Link,
     LinkStatus,
     Member,
@@ -80,6 +85,10 @@ ORDER BY last_seen DESC LIMIT %s
 EXPLAIN_CONFLICTS = """
 SELECT conflict_id, property, kind, rule, winner, losers, cause, at
 FROM mapper_conflicts WHERE link_id = %s ORDER BY at DESC LIMIT %s
+"""
+EXPLAIN_VERIFICATION = """
+SELECT status, properties, detail, repairs, cycle_id, divergent_since, verified_at
+FROM mapper_verification WHERE link_id = %s
 """
 EXPLAIN_CONTACT = """
 SELECT props, revision, source_ts, deleted FROM mapper_contacts
@@ -128,6 +137,7 @@ def _member(member: Member) -> dict[str, Any]:
             "issued_at": _iso(member.pending.issued_at),
         },
         "rejected": member.rejected,
+        "reverted": list(member.reverted),
         "last_error": None
         if member.last_error is None
         else member.last_error.model_dump(mode="json"),
@@ -170,7 +180,11 @@ def _status(
         if history:
             last = history[0]
             why = last["reason"] or last["decision"]
-            return "not_linked", f"seen, not linked (last decision: {last['decision']}, {why})"
+            summary = f"seen, not linked (last decision: {last['decision']}, {why})"
+            if last["decision"] == "dead_letter":
+                hint = fix_hint_for(last["error_code"], last["error_message"] or "", ref.system)
+                summary += f"; its input was dead-lettered. Fix: {hint}" if hint else ""
+            return "not_linked", summary
         return "unknown", "the mapper has never seen this record"
     member = link.member_for(ref)
     if link.status is LinkStatus.MERGED:
@@ -181,16 +195,96 @@ def _status(
     if link.status is LinkStatus.UNLINKED:
         return "unlinked", f"link unlinked ({link.status_reason}): no longer synced"
     if link.status is LinkStatus.ERROR:
-        return "error", f"the create failed ({link.status_reason}); the next change retries it"
+        return "error", create_failed_summary(link.status_reason, _last_error(link))
     if link.pending_create:
         return "creating", "linked; the other side's record is being created"
     if any(m.pending is not None for m in link.members if m.active):
         return "syncing", "linked; a write is in flight"
     if member.last_error is not None:
-        return "error", f"linked; the last write {member.last_error.outcome}"
+        return "error", write_failed_summary(member.last_error)
     if open_reviews:
         return "in_review", "linked, with open review items"
     return "linked", "linked and in sync (no write in flight)"
+
+
+#: Codes of failures that repeat until someone changes a permission, a credential or the data.
+_PERMISSION_CODES = frozenset({"PERMISSION_DENIED", "PermissionDeniedError", "Forbidden"})
+_CREDENTIAL_CODES = frozenset({"UNAUTHENTICATED", "AuthenticationError"})
+#: Transient causes: the same command may well succeed later.
+_TRANSIENT_CODES = frozenset(
+    {
+        "ServerError",
+        "TransportError",
+        "RateLimitedError",
+        "RESOURCE_EXHAUSTED",
+        "RequestNotSentError",
+    }
+)
+
+
+def _last_error(link: Link) -> ErrorInfo | None:
+    errors = [m.last_error for m in link.members if m.last_error is not None]
+    return max(errors, key=lambda e: e.at) if errors else None
+
+
+def write_failed_summary(error: ErrorInfo) -> str:
+    """The one-line answer for a linked member whose last write did not apply. Pure.
+
+    Names the fix where the cause is known (``fix_hint_for``); a retry is promised only for a
+    transient cause.
+    """
+    what = f"linked; the last write {error.outcome}" + (f" ({error.code})" if error.code else "")
+    hint = fix_hint_for(error.code, error.message or "")
+    if hint is None and error.outcome == "rejected":
+        hint = fix_hint_for("ValidationError")
+    return f"{what}. Fix: {hint}" if hint else f"{what}: see link.members[].last_error"
+
+
+def create_failed_summary(reason: str | None, error: ErrorInfo | None) -> str:
+    """The one-line answer for a link whose create failed: its cause and the fix. Pure.
+
+    A retry is promised only for a transient cause; a refusal that will repeat (a permission,
+    credentials, values the target refuses) names what must change first.
+    """
+    code = error.code if error is not None else None
+    message = (error.message or "") if error is not None else ""
+    what = f"the create failed ({reason or 'error'}{', ' + code if code else ''})"
+    if code == "KEYLESS_CREATE_AMBIGUOUS" or (
+        code in _PERMISSION_CODES and "extended_field" in message
+    ):
+        return (
+            f"{what}: extended fields permission missing — Tether cannot mark a contact with "
+            "neither e-mail nor phone with its tether-link-id field"
+            + (
+                " and several name-only Wix contacts match it"
+                if "AMBIGUOUS" in (code or "")
+                else ""
+            )
+            + ". Fix: give the Wix API key (or app) the permission to manage extended fields, or "
+            "add an e-mail/phone to the record; then re-drive the dead letter (a retry before "
+            "that fails the same way)"
+        )
+    if code in _PERMISSION_CODES:
+        return (
+            f"{what}: permission missing at the target. Fix: grant the API key/app that "
+            "permission, then re-drive the dead letter (a retry before that fails the same way)"
+        )
+    if code in _CREDENTIAL_CODES:
+        return (
+            f"{what}: the target refused the credentials. Fix the credentials, then re-drive "
+            "the dead letter (a retry before that fails the same way)"
+        )
+    if code in _TRANSIENT_CODES or message.startswith("gave up after"):
+        return f"{what}: a transient failure; the next change or a re-drive retries it"
+    if error is not None and error.outcome == "rejected":
+        return (
+            f"{what}: the target refused these values; fix the record at its source (its next "
+            "change is tried again) or resolve the review item"
+        )
+    return (
+        f"{what}: it fails the same way until its cause is fixed — see link.members[].last_error "
+        "and the dead letter, then re-drive"
+    )
 
 
 def explain_record(
@@ -212,9 +306,11 @@ def explain_record(
     reviews = _rows(conn.execute(EXPLAIN_REVIEWS, key))
     conflicts: list[dict[str, Any]] = []
     commands: list[dict[str, Any]] = []
+    verification: list[dict[str, Any]] = []
     if link_id is not None:
         conflicts = _rows(conn.execute(EXPLAIN_CONFLICTS, (link_id, recent)))
         commands = _rows(conn.execute(EXPLAIN_OUTBOX, (link_id, recent)))
+        verification = _rows(conn.execute(EXPLAIN_VERIFICATION, (link_id,)))
     status, summary = _status(ref, link, reviews, history)
     answer: dict[str, Any] = {
         "record": {"tenant": tenant, "system": system, "resource": resource, "id": record_id},
@@ -231,6 +327,7 @@ def explain_record(
         "history": history,
         "review_items": reviews,
         "conflicts": conflicts,
+        "verification": verification[0] if verification else None,
     }
     return answer
 

@@ -1,4 +1,4 @@
-"""Wix first: PowerOffice changes wait until the Wix contacts extracted before them are handled.
+"""Wix first: PowerOffice changes wait until the Wix changes extracted before them are handled.
 
 Matching before creating only works if the mapper has seen the Wix contacts a PowerOffice record
 could match. The extractor puts them on Kafka first (its Wix poller runs before the PowerOffice
@@ -13,13 +13,30 @@ The rule: a batch's PowerOffice changes are handled only when, on every Wix chan
 partition, the group has handled every message whose Kafka timestamp is at most the newest
 PowerOffice change's timestamp (both are stamped by the same extractor process at ``send``, so one
 clock orders them). "Handled" is the mapper's tracking row (PostgreSQL, the truth — it covers every
-replica's work) or, for a partition with no row yet, the partition's log start (the group reads
-from the earliest offset), raised by the Wix messages of the batch itself (the loop handles those
-first, in the same transaction). Otherwise the PowerOffice messages are held: their partitions are
-rewound to the first held offset and paused until the Wix partitions are caught up; the batch's
-Wix changes and outcomes are handled meanwhile. Holding never skips input: held messages are not
-handled, their offsets not committed, and a rebalance simply hands them out again (the check runs
-on every batch, pausing is only an optimisation).
+replica's work), never below the partition's log start (a partition without a row, or whose
+older messages retention deleted), raised by the Wix messages of the batch itself (the loop handles
+those first, in the same transaction). Otherwise the PowerOffice messages are held: not handled,
+not committed, and their partitions are rewound (``seek``) to the first held offset, so the next
+polls read them again; the batch's Wix changes and outcomes are handled meanwhile.
+
+**Nothing is ever paused.** An earlier version paused the held partitions and resumed them when
+the Wix partitions caught up. That stranded partitions for good (issue #11): kafka-python 3.0.12
+parks the buffered records of a paused partition and, after ``resume``, only un-parks them when its
+in-line record slot is empty — which it seldom is once other partitions flowed — while a partition
+with parked records is never fetched again (``Fetcher._fetchable_partitions``); on top of that the
+paused flag survives a rebalance while the gate's own bookkeeping did not. A rewind without pause
+keeps no state in the consumer that can outlive the hold: each poll re-reads the held records and
+the rule runs again, on every batch, against PostgreSQL; a rebalance hands the (uncommitted) held
+records to whoever owns the partition next, which applies the same rule. The cost is re-fetching
+the held records while a hold lasts (the loop idles ``poll_timeout_ms`` when a whole batch was
+held). The alternative — PowerOffice creates held as decisions in PostgreSQL until a Wix
+watermark passes them — would need a watermark the extractor does not publish yet and a second
+decision path in the handler; the rewind keeps one path and is exact.
+
+Kafka requests: none for a batch without PowerOffice changes; ``offsets_for_times`` and
+``end_offsets``/``beginning_offsets`` for the Wix partitions only when a batch's newest
+PowerOffice change is newer than the last mark the gate computed (a hold reuses its mark, a
+cleared mark lets every older change through without any request or query).
 
 The pure half (``required_offsets``, ``handled_offsets``, ``behind``, ``rewind_points``) is
 separate from ``WixFirstGate``, which talks to the Kafka consumer and reads tracking rows through
@@ -32,6 +49,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
@@ -67,9 +85,10 @@ def handled_offsets(
     log_start: Mapping[Position, int],
     batch: Iterable[Any],
 ) -> dict[Position, int]:
-    """Per Wix partition, the first offset not yet handled: the tracking row (else the log
-    start), raised past the batch's own messages of that partition."""
-    handled = {p: tracked.get(p, log_start.get(p, 0)) for p in partitions}
+    """Per Wix partition, the first offset not yet handled: the tracking row, never below the
+    log start (no row yet, or retention deleted messages nobody handled: they can never be),
+    raised past the batch's own messages of that partition."""
+    handled = {p: max(tracked.get(p, 0), log_start.get(p, 0)) for p in partitions}
     for record in batch:
         position = (record.topic, record.partition)
         if position in handled:
@@ -102,12 +121,24 @@ def rewind_points(held: Iterable[Any]) -> dict[Position, int]:
 # ------------------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Mark:
+    """What a hold waits for: per Wix partition the offset to reach (``required``), computed for
+    PowerOffice changes stamped up to ``newest_ms``, and the log starts seen then."""
+
+    newest_ms: int
+    required: dict[Position, int]
+    log_start: dict[Position, int]
+
+
 class WixFirstGate:
-    """Admits a polled batch's PowerOffice changes only when the Wix changes before them are in.
+    """Admits a polled batch's PowerOffice changes only when the Wix changes before them are in;
+    the others are rewound (never paused) and come back with a later poll.
 
     ``tracked()`` returns the group's tracking rows ``{(topic, partition): next offset}`` (or
     raises ``TransportError``);
-    ``on_hold(held_messages)`` / ``on_release()`` feed the metrics."""
+    ``on_hold(held_messages, began)`` (``began``: a new hold, not one still in force) /
+    ``on_release()`` feed the metrics."""
 
     def __init__(
         self,
@@ -115,7 +146,7 @@ class WixFirstGate:
         wix_topics: Iterable[str],
         gated_topics: Iterable[str],
         tracked: Callable[[], Mapping[Position, int]],
-        on_hold: Callable[[int], None] = lambda _n: None,
+        on_hold: Callable[[int, bool], None] = lambda _n, _began: None,
         on_release: Callable[[], None] = lambda: None,
     ) -> None:
         self._consumer = consumer
@@ -124,76 +155,77 @@ class WixFirstGate:
         self._tracked = tracked
         self._on_hold = on_hold
         self._on_release = on_release
-        self._required: dict[Position, int] = {}
-        self._paused: set[TopicPartition] = set()
+        self._mark: Mark | None = None
+        """The hold in force (None: not holding)."""
+        self._cleared_ms = -1
+        """Every Wix change stamped up to here is known handled: older changes pass at once."""
 
     @property
     def holding(self) -> bool:
-        return bool(self._paused)
+        return self._mark is not None
 
     def release_if_caught_up(self) -> None:
-        """Resume the paused PowerOffice partitions once the Wix partitions reached the mark."""
-        if not self._paused:
+        """Re-check the hold (once per loop iteration, also when a poll brings nothing): end it
+        when the Wix partitions reached its mark. Releasing only ends the hold's bookkeeping —
+        the held records are re-read by the consumer anyway, nothing to resume."""
+        mark = self._mark
+        if mark is None:
             return
         try:
-            rows = self._tracked()
-            handled = handled_offsets(
-                self._required, rows, self._log_start(self._required, rows), ()
-            )
-        except (KafkaError, TransportError) as exc:
+            handled = handled_offsets(mark.required, self._tracked(), mark.log_start, ())
+        except TransportError as exc:
             log.warning("wix-first check failed (%s): still holding", type(exc).__name__)
             return
-        if behind(self._required, handled):
-            return
-        assigned = self._consumer.assignment()
-        resumable = [tp for tp in self._paused if tp in assigned]
-        if resumable:
-            self._consumer.resume(*resumable)
-        self._paused.clear()
-        self._required = {}
-        self._on_release()
+        if not behind(mark.required, handled):
+            self._release(mark)
 
     def admit(self, records: Sequence[Any]) -> list[Any]:
-        """The records to handle now; the gated ones that must wait are rewound and paused."""
+        """The records to handle now; the gated ones that must wait are rewound."""
         gated = [r for r in records if r.topic in self._gated]
         if not gated:
             return list(records)
+        newest = max(r.timestamp for r in gated)
+        if newest <= self._cleared_ms:
+            return list(records)
         others = [r for r in records if r.topic not in self._gated]
         try:
-            required = self._required_for(max(r.timestamp for r in gated))
-            rows = self._tracked()
-            handled = handled_offsets(required, rows, self._log_start(required, rows), others)
+            mark = self._mark_for(newest)
+            handled = handled_offsets(mark.required, self._tracked(), mark.log_start, others)
         except (KafkaError, TransportError) as exc:
-            # Cannot tell: handle nothing gated this round (rewound, not paused), retry next poll.
+            # Cannot tell: handle nothing gated this round (rewound), retry with the next poll.
             log.warning("wix-first check failed (%s): PowerOffice changes wait", type(exc).__name__)
-            self._rewind(gated, pause=False)
+            self._rewind(gated)
             return others
-        missing = behind(required, handled)
+        missing = behind(mark.required, handled)
         if not missing:
+            self._release(mark)
             return list(records)
-        log.info(
-            "holding %d PowerOffice changes until %d older Wix changes are handled",
-            len(gated),
-            sum(missing.values()),
-        )
-        self._required = {p: max(o, self._required.get(p, 0)) for p, o in required.items()}
-        self._rewind(gated, pause=True)
-        self._on_hold(len(gated))
+        began = self._mark is None
+        if began:
+            log.info(
+                "holding PowerOffice changes until %d older Wix changes are handled",
+                sum(missing.values()),
+            )
+        self._mark = mark
+        self._rewind(gated)
+        self._on_hold(len(gated), began)
         return others
 
-    # -- I/O helpers ---------------------------------------------------------------------------
+    # -- helpers -------------------------------------------------------------------------------
 
-    def _partitions(self) -> list[TopicPartition]:
-        partitions: list[TopicPartition] = []
-        for topic in self._wix_topics:
-            ids = self._consumer.partitions_for_topic(topic) or set()
-            partitions.extend(TopicPartition(topic, p) for p in sorted(ids))
-        return partitions
+    def _release(self, mark: Mark) -> None:
+        self._cleared_ms = max(self._cleared_ms, mark.newest_ms)
+        if self._mark is not None:
+            self._mark = None
+            self._on_release()
 
-    def _required_for(self, newest_ms: int) -> dict[Position, int]:
+    def _mark_for(self, newest_ms: int) -> Mark:
+        """The hold in force if it covers ``newest_ms`` (no request), else a new mark."""
+        if self._mark is not None and newest_ms <= self._mark.newest_ms:
+            return self._mark
         partitions = self._partitions()
         if not partitions:
-            return {}
+            return Mark(newest_ms, {}, {})
         # +1: messages stamped in the same millisecond as the newest change count as older.
         found = self._consumer.offsets_for_times(dict.fromkeys(partitions, newest_ms + 1))
         first_after = {
@@ -202,22 +234,25 @@ class WixFirstGate:
         }
         unbounded = [tp for tp, hit in found.items() if hit is None]
         end = self._consumer.end_offsets(unbounded) if unbounded else {}
-        return required_offsets(first_after, {(tp.topic, tp.partition): o for tp, o in end.items()})
+        start = self._consumer.beginning_offsets(partitions)
+        return Mark(
+            newest_ms,
+            required_offsets(first_after, {(tp.topic, tp.partition): o for tp, o in end.items()}),
+            {(tp.topic, tp.partition): offset for tp, offset in start.items()},
+        )
 
-    def _log_start(
-        self, partitions: Iterable[Position], tracked: Mapping[Position, int]
-    ) -> dict[Position, int]:
-        """Log start offsets, fetched only for partitions without a tracking row."""
-        untracked = [TopicPartition(t, p) for t, p in partitions if (t, p) not in tracked]
-        if not untracked:
-            return {}
-        start = self._consumer.beginning_offsets(untracked)
-        return {(tp.topic, tp.partition): offset for tp, offset in start.items()}
+    def _partitions(self) -> list[TopicPartition]:
+        partitions: list[TopicPartition] = []
+        for topic in self._wix_topics:
+            ids = self._consumer.partitions_for_topic(topic) or set()
+            partitions.extend(TopicPartition(topic, p) for p in sorted(ids))
+        return partitions
 
-    def _rewind(self, held: Sequence[Any], *, pause: bool) -> None:
+    def _rewind(self, held: Sequence[Any]) -> None:
         for (topic, partition), offset in rewind_points(held).items():
-            tp = TopicPartition(topic, partition)
-            self._consumer.seek(tp, offset)
-            if pause and tp not in self._paused:
-                self._consumer.pause(tp)
-                self._paused.add(tp)
+            try:
+                self._consumer.seek(TopicPartition(topic, partition), offset)
+            except (KafkaError, AssertionError, KeyError):
+                # Not ours any more (a rebalance): its new owner reads from the committed
+                # offset, which is never past a held record.
+                log.info("held partition %s-%d no longer assigned", topic, partition)

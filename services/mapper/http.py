@@ -1,13 +1,15 @@
-"""The mapper's HTTP extras on the shared service port: ``/explain`` and the PostgreSQL check.
+"""The mapper's public route: ``/explain`` on the public port (``public_port``, 9181).
 
 * ``GET /explain?system=&resource=&id=[&tenant=]`` — the explain answer as JSON (200; 404 for a
   record the mapper has never seen; 400 for missing/unknown parameters);
 * ``POST /explain`` with the same parameters as a JSON object.
 
-Both are routes of the runtime's one HTTP port (``add_get`` / ``add_route``). Each request opens
-its own short-lived read-only connection: the loop's connection belongs to the loop's thread.
+Both are routes of the service's public server (``services.core.public_http``: uvicorn, body cap,
+request timeout), apart from ``/metrics`` and the probes on ``http_port``. Each request runs in a
+worker thread and opens its own short-lived read-only connection: the loop's connection belongs
+to the loop's thread.
 
-Imports: standard library, psycopg, the core runtime and the mapper's explain/settings.
+Imports: standard library, psycopg, the core public HTTP server and the mapper's explain.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import Any
 
 import psycopg
 
-from services.core.runtime import HttpServer
+from services.core.public_http import PublicServer
 from services.core.topics import RESOURCES
 from services.mapper.explain import explain_record
 
@@ -64,7 +66,9 @@ class ExplainEndpoint:
         return self.answer({str(k): str(v) for k, v in params.items() if v is not None})
 
 
-def install(http: HttpServer, endpoint: ExplainEndpoint) -> None:
-    """Serve ``/explain`` on the runtime's HTTP server (before it is started)."""
+def install(http: PublicServer | None, endpoint: ExplainEndpoint) -> None:
+    """Serve ``/explain`` on the public server (before it is started)."""
+    if http is None:
+        raise ValueError("the mapper has no public port for /explain")
     http.add_get(EXPLAIN_PATH, endpoint.answer)
     http.add_route("POST", EXPLAIN_PATH, endpoint.post)

@@ -4,7 +4,9 @@ One iteration, in this order (the numbers are repeated as comments where they ru
 
 1. **poll** a batch from every change topic and the outcomes topic (consumer group
    ``<topic_prefix>-mapper``; auto-commit off); **gate** it (``gate.WixFirstGate``): PowerOffice
-   changes whose older Wix changes are not handled yet are rewound and paused, not handled;
+   changes whose older Wix changes are not handled yet are rewound (never paused), not handled;
+   then the lag/progress exporter notes every owned partition's position (stall detection:
+   ``services.core.progress``; ``/readyz`` fails while a partition is stalled);
 2. **handle + persist** the whole batch in ONE PostgreSQL transaction: lock the batch's tracking
    rows ``(group, topic, partition) -> next offset``; skip every message below its row (a replay
    is a no-op); decode it and let ``Handler`` decide and persist (link state, indexes, review
@@ -46,10 +48,10 @@ from kafka.errors import KafkaError
 
 from services.core.errors import DecodeError, TetherError, TransportError
 from services.core.kafka import (
-    ConsumerLagExporter,
     commit_offsets,
     make_consumer,
     next_offsets,
+    progress_exporter,
     provision_topics,
 )
 from services.core.service import ServiceContext
@@ -60,6 +62,7 @@ from services.mapper.metrics import MapperMetrics
 from services.mapper.migrations import apply_migrations
 from services.mapper.settings import MapperSettings
 from services.mapper.store import MapperStore
+from services.mapper.summary import DecisionSummary
 
 log = logging.getLogger("tether.mapper")
 
@@ -122,13 +125,17 @@ class Mapper:
         self.conn: psycopg.Connection[Any] | None = None
         self.consumer: KafkaConsumer | None = None
         self.gate: WixFirstGate | None = None
-        self._lag = ConsumerLagExporter(ctx.metrics.consumer_lag, self.group)
+        self.lag = progress_exporter(ctx.metrics, self.group, settings.stall_after_seconds)
+        """Consumer lag and stall detection; its ``healthy`` is the readiness check below."""
+        ctx.runtime.http.add_check("partitions_progressing", self.lag.healthy)
         self._stream_starts: dict[tuple[str, str, str], datetime] = {}
         self.crash_point = settings.mapper_crash_point
         self.consumed = 0
         """Messages polled and handled or skipped (tests wait on it)."""
         self.replayed = 0
         self._next_maintenance = 0.0
+        self.summary = DecisionSummary(settings.mapper_summary_interval_seconds)
+        self._open_reviews: int | None = None
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -208,8 +215,13 @@ class Mapper:
         )
         records = [record for batch in polled.values() for record in batch]
         if self.gate is not None:
-            records = self.gate.admit(records)
-        self._lag.update(self.consumer)
+            admitted = self.gate.admit(records)
+            if records and not admitted:
+                # Everything polled was held (and rewound): the next poll would fetch the same
+                # records at once; give the Wix partitions' owners a poll interval instead.
+                time.sleep(self.settings.poll_timeout_ms / 1000)
+            records = admitted
+        self.lag.update(self.consumer)
         # Wix contact changes first (a stable sort keeps every partition's own order): a
         # PowerOffice record in the same batch is then matched against the contacts it carries
         # instead of creating a duplicate of one of them.
@@ -238,22 +250,37 @@ class Mapper:
                 log.warning("offset commit failed: %s", exc)
             self.ctx.metrics.batch_seconds.observe(time.monotonic() - started)
         self._maintenance()
+        self._summarise()
         return len(records)
+
+    def _summarise(self) -> None:
+        """One INFO line per interval: what was decided (counts only, nothing personal)."""
+        fields = self.summary.take_if_due(self._open_reviews)
+        if fields is not None:
+            log.info(
+                "mapper summary: %d inputs in %.0fs, %d dead letters, %s review items open",
+                fields["inputs"],
+                fields["window_seconds"],
+                fields["dead_letters"],
+                "?" if fields["review_items_open"] is None else fields["review_items_open"],
+                extra={"fields": fields},
+            )
 
     def _tracked(self) -> dict[tuple[str, int], int]:
         """The group's tracking rows (what every replica has handled), read in a short
         transaction of its own."""
-        conn = self._connection()
         try:
+            conn = self._connection()  # inside: a refused connection is retriable too
             with conn.transaction():
                 return MapperStore(conn).positions(self.group)
         except RETRIABLE_DB as exc:
-            if conn.closed:
+            if self.conn is not None and self.conn.closed:
                 self.conn = None
             raise TransportError(f"tracking rows unreadable: {type(exc).__name__}") from exc
 
-    def _held(self, count: int) -> None:
-        self.metrics.holds.inc()
+    def _held(self, count: int, began: bool) -> None:
+        if began:
+            self.metrics.holds.inc()
         self.metrics.held.inc(count)
         self.metrics.holding.set(1)
 
@@ -472,7 +499,8 @@ class Mapper:
             logging.shutdown()
             os._exit(CRASH_EXIT_CODE)
 
-    def _apply_metrics(self, handled: Iterable[Handled]) -> None:
+    def _apply_metrics(self, handled: Sequence[Handled]) -> None:
+        self.summary.add(handled)
         m = self.metrics
         for item in handled:
             m.events.labels(item.source, item.system, item.result).inc()
@@ -495,9 +523,9 @@ class Mapper:
             with conn.transaction():
                 self.metrics.set_link_states(store.link_states())
                 self.metrics.outbox_backlog.set(store.outbox_backlog())
-                self.metrics.set_open_reviews(
-                    store.open_reviews(), tuple(r.value for r in ReviewReason)
-                )
+                open_reviews = store.open_reviews()
+                self.metrics.set_open_reviews(open_reviews, tuple(r.value for r in ReviewReason))
+                self._open_reviews = sum(open_reviews.values())
             with conn.transaction():
                 store.trim_history(self.settings.mapper_history_per_record)
                 retention = timedelta(days=self.settings.mapper_outbox_retention_days)

@@ -3,8 +3,9 @@
 Start-up: settings (``MapperSettings``: environment + secret files) and policy are validated
 first (a bad policy exits with code 2 before anything connects); then the shared context (JSON
 logs, metrics, HTTP port with ``/metrics``, ``/healthz``, ``/readyz`` — ready when Kafka and
-PostgreSQL are reachable and the loop has started — and ``/explain``); then ``Mapper.run``:
-topics provisioned, migrations applied (advisory-locked), outbox leftovers produced, and the loop.
+PostgreSQL are reachable and the loop has started — and the public port with ``/explain``);
+then ``Mapper.run``: topics provisioned, migrations applied (advisory-locked), outbox leftovers
+produced, and the loop.
 SIGTERM finishes the current batch, produces, commits and exits 0 well within 20 s.
 
 Imports: the core service/runtime modules and the mapper's modules.
@@ -68,7 +69,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = threading.Event()
     ctx.runtime.http.add_check("postgres", CachedCheck(lambda: postgres_reachable(dsn())))
     ctx.runtime.http.add_check("loop", started.is_set)
-    http.install(ctx.runtime.http, http.ExplainEndpoint(dsn, settings.tenant))
+    http.install(ctx.runtime.public, http.ExplainEndpoint(dsn, settings.tenant))
     mapper = Mapper(ctx, settings, policy)
     log.info(
         "mapper starting",

@@ -49,12 +49,13 @@ class MapperMetrics:
         )
         self.held = Counter(
             "tether_mapper_wix_first_held_messages",
-            "PowerOffice changes held back (and read again later) by the wix-first gate",
+            "PowerOffice change reads held back by the wix-first gate (rewound and read again; "
+            "a change held over several polls counts each time)",
             registry=registry,
         )
         self.holding = Gauge(
             "tether_mapper_wix_first_holding",
-            "1 while PowerOffice change partitions are paused for older Wix changes",
+            "1 while PowerOffice changes are held (rewound, read again) for older Wix changes",
             registry=registry,
         )
         self.processing = Histogram(

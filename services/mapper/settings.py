@@ -22,18 +22,22 @@ from typing import Literal
 from pydantic import Field
 
 from services.core.errors import ConfigurationError
-from services.core.settings import PostgresSettings, TetherSettings
+from services.core.settings import PostgresSettings, PublicHttpSettings, TetherSettings
 from services.mapper.domain import Policy
 
 CrashPoint = Literal["after_db_commit", "after_produce", "after_mark"]
 
 DEFAULT_HTTP_PORT = 9101
+DEFAULT_PUBLIC_PORT = 9181
 
 
-class MapperSettings(TetherSettings, PostgresSettings):
+class MapperSettings(TetherSettings, PostgresSettings, PublicHttpSettings):
     """Settings of the mapper service (``tether mapper``)."""
 
     http_port: int = Field(DEFAULT_HTTP_PORT, ge=0, le=65535)
+    public_port: int = Field(
+        DEFAULT_PUBLIC_PORT, ge=0, le=65535, description="The /explain endpoint's port."
+    )
     mapper_group_id: str | None = Field(
         None, description="Kafka consumer group; default '<topic_prefix>-mapper'."
     )
@@ -55,6 +59,11 @@ class MapperSettings(TetherSettings, PostgresSettings):
         ge=0,
         description="Mass-delete breaker: delete commands allowed per rolling hour (only with "
         "the propagate_deletes policy); further deletes are held for review.",
+    )
+    mapper_summary_interval_seconds: float = Field(
+        60.0,
+        gt=0,
+        description="How often the mapper logs an INFO summary of its decisions (counts only).",
     )
     mapper_maintenance_interval_seconds: float = Field(
         15.0, gt=0, description="How often gauges are refreshed and old rows trimmed."

@@ -760,7 +760,8 @@ class MapperStore:
                 reason,
                 commands,
                 error_code,
-                error_message[:500] if error_message else None,
+                # an error text may quote input: PostgreSQL text cannot hold NUL (NUL rule)
+                error_message.replace("\x00", "")[:500] if error_message else None,
                 at,
             ),
         )

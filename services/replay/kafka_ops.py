@@ -15,13 +15,13 @@ import time
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
-from kafka import KafkaConsumer, TopicPartition
+from kafka import TopicPartition
 from kafka.admin import OffsetSpec, OffsetTimestamp
 from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 
 from services.core.errors import TetherError, TransportError
-from services.core.kafka import make_admin
+from services.core.kafka import make_admin, make_consumer
 from services.core.settings import TetherSettings
 
 TP = tuple[str, int]
@@ -134,18 +134,10 @@ class KafkaOps:
         todo = {TopicPartition(t, p): (s, e) for (t, p), (s, e) in ranges.items() if e > s}
         if not todo:
             return
-        try:
-            consumer = KafkaConsumer(
-                bootstrap_servers=self.settings.kafka_bootstrap_servers.split(","),
-                client_id=f"{self.settings.kafka_client_id_prefix}-replay-reader",
-                group_id=None,  # joins no group, commits nothing
-                enable_auto_commit=False,
-                auto_offset_reset="earliest",
-                isolation_level="read_committed",
-                max_poll_records=self.settings.max_poll_records,
-            )
-        except KafkaError as exc:
-            raise TransportError(f"cannot create Kafka consumer: {type(exc).__name__}") from exc
+        # No group: joins none, commits nothing (make_consumer raises TransportError).
+        consumer = make_consumer(
+            self.settings, None, client_id=f"{self.settings.kafka_client_id_prefix}-replay-reader"
+        )
         try:
             consumer.assign(list(todo))
             for tp, (start, _) in todo.items():

@@ -34,9 +34,9 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg
 
-from services.core.codec import default_codec
 from services.core.errors import TetherError
 from services.core.kafka import layout_from
+from services.core.schema_registry import codec_from
 from services.core.settings import TetherSettings
 from services.mapper.settings import MapperSettings
 from services.replay import deadletters, plan, preview
@@ -230,7 +230,7 @@ def _stage(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
                     ops.read(spans),
                     dsn=mapper_settings.postgres_dsn.get_secret_value(),
                     group=the_stage.group_id,
-                    codec=default_codec(),
+                    codec=codec_from(settings),
                     layout=layout,
                     policy=mapper_settings.policy(),
                     max_deletes_per_hour=mapper_settings.mapper_max_deletes_per_hour,
@@ -250,7 +250,7 @@ def _deadletters(args: argparse.Namespace) -> int:
     try:
         the_plan = deadletters.plan_redrive(
             ops,
-            default_codec(),
+            codec_from(settings),
             layout,
             args.stage,
             from_earliest=args.all,

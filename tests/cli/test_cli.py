@@ -80,7 +80,8 @@ def test_config_prints_the_effective_configuration_with_secrets_masked() -> None
     assert done.returncode == 0, done.stderr
     assert secret not in done.stdout + done.stderr
     report = json.loads(done.stdout)
-    assert set(report) == {"extractor", "mapper", "loader"}
+    assert set(report) == {"extractor", "mapper", "loader", "verify"}
+    assert report["verify"]["postgres_dsn"] == "**********"
     assert report["loader"]["poweroffice_subscription_key"] == "**********"
     assert report["mapper"]["postgres_dsn"] == "**********"
     assert report["extractor"]["topic_prefix"] == "acme"

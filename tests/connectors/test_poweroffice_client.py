@@ -108,8 +108,10 @@ def test_iterates_all_pages_typed(sim: PowerOfficeSimulator, client: PowerOffice
     employees = list(client.iter_employees(page_size=3))
     assert [e.first_name for e in employees] == [f"P{i}" for i in range(7)]
     assert all(isinstance(e, Employee) for e in employees)
-    # 7 records at 3 per page: pages 1, 2 full, page 3 short -> 3 list calls (no 4th)
-    assert sim.count(method="GET", resource="employees") == 3
+    # 7 records at 3 per page: pages 1, 2 full, page 3 short, page 4 empty (204) -> 4 list
+    # calls: a short page does not end the scan (a server may clamp PageSize)
+    assert sim.count(method="GET", resource="employees") == 4
+    assert sim.count(method="GET", resource="employees", status=204) == 1
     sim.seed(
         "employees", [{"FirstName": "P7", "LastName": "X"}, {"FirstName": "P8", "LastName": "X"}]
     )

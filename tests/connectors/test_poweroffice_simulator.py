@@ -401,15 +401,16 @@ def test_patch_applies_case_insensitive_paths_and_returns_full_dto(
     assert again.json()["LastChangedDateTimeOffset"] == body["LastChangedDateTimeOffset"]
 
 
-def test_patch_failing_test_fails_whole_patch_with_409(api: httpx.Client) -> None:
+def test_patch_failing_test_fails_whole_patch_with_400(api: httpx.Client) -> None:
+    # The v2 OpenAPI lists no 409 for PATCH, only 400 ProblemDetails: the simulator's default.
     customer = _customer(api)
     ops = [
         {"op": "replace", "path": "/EmailAddress", "value": "changed@ostby.no"},
         {"op": "test", "path": "/Name", "value": "Someone Else AS"},
     ]
     response = api.patch(f"/v2/Customers/{customer['Id']}", json=ops, headers=PATCH_TYPE)
-    assert response.status_code == 409
-    assert response.json()["title"] == "Customer conflict"
+    assert response.status_code == 400
+    assert response.json()["title"] == "Customer validation error(s)"
     assert "/Name" in response.json()["detail"]
     unchanged = api.get(f"/v2/Customers/{customer['Id']}").json()
     assert unchanged == customer
@@ -439,16 +440,17 @@ def test_patch_rejections(api: httpx.Client) -> None:
     assert address.status_code == 200 and address.json()["MailAddress"]["City"] == "Bergen"
 
 
-def test_patch_test_failure_status_can_be_400(clock: ManualClock) -> None:
+def test_patch_test_failure_status_can_be_409(clock: ManualClock) -> None:
     sim = PowerOfficeSimulator(
-        limits=SimulatorLimits.lifted(patch_test_failure_status=400), clock=clock
+        limits=SimulatorLimits.lifted(patch_test_failure_status=409), clock=clock
     )
     created = sim.seed("employees", [{"FirstName": "Ola", "LastName": "N"}])[0]
     with pytest.raises(Exception) as info:
         sim.store.patch(
             "employees", created["Id"], [{"op": "test", "path": "/FirstName", "value": "Kari"}]
         )
-    assert getattr(info.value, "status", None) == 400
+    assert getattr(info.value, "status", None) == 409
+    assert getattr(info.value, "title", None) == "Employee conflict"
 
 
 def test_uniqueness_is_400_problem_details(api: httpx.Client) -> None:

@@ -143,33 +143,32 @@ def test_update_info_replaces_only_the_primary_email():
     assert info == {
         "emails": {
             "items": [
-                {"id": "e-1", "tag": "WORK", "email": "work@example.com", "primary": False},
-                {"id": "e-2", "tag": "HOME", "email": "new@example.com", "primary": True},
+                {"tag": "WORK", "email": "work@example.com", "primary": False},
+                {"tag": "HOME", "email": "new@example.com", "primary": True},
             ]
         }
-    }
+    }  # read-only item ids are never sent back (docs/wix-decisions.md)
     # the new value already exists as another item: listed once, as the primary item
     promoted = build_update_info(contact, email="WORK@example.com")["emails"]["items"]
-    assert promoted == [{"id": "e-2", "tag": "HOME", "email": "WORK@example.com", "primary": True}]
+    assert promoted == [{"tag": "HOME", "email": "WORK@example.com", "primary": True}]
     cleared = build_update_info(contact, email=None)["emails"]["items"]
-    assert cleared == [{"id": "e-1", "tag": "WORK", "email": "work@example.com", "primary": False}]
+    assert cleared == [{"tag": "WORK", "email": "work@example.com", "primary": False}]
     bare = parse_contact(wire(name={"first": "X"}))
     assert build_update_info(bare, email="x@example.com") == {
         "emails": {"items": [{"tag": "MAIN", "email": "x@example.com", "primary": True}]}
     }
 
 
-def test_update_info_phone_drops_derived_values_and_keeps_other_items():
+def test_update_info_phone_sends_only_writable_fields_and_keeps_other_items():
     items = build_update_info(parse_contact(FULL), phone="+47 98765432")["phones"]["items"]
     assert items == [
         {
-            "id": "p-1",
             "tag": "MOBILE",
             "countryCode": "NO",
             "phone": "+47 98765432",
             "primary": True,
         },
-        {"id": "p-2", "tag": "FAX", "phone": "22 22 22 22", "primary": False, "futureField": 1},
+        {"tag": "FAX", "phone": "22 22 22 22", "primary": False},
     ]
 
 

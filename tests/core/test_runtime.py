@@ -6,16 +6,20 @@ import json
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import httpx
+import pytest
 from prometheus_client import CollectorRegistry
 
 from services.core.kafka import make_admin
-from services.core.runtime import HttpServer, JsonFormatter, mask_personal_data
+from services.core.public_http import PublicLimits, PublicServer
+from services.core.runtime import JsonFormatter, ServiceRuntime, mask_personal_data
 from services.core.settings import TetherSettings
 from services.core.topics import TopicLayout, provision
 from tests.support.tcpproxy import TcpProxy
@@ -109,8 +113,8 @@ def test_logs_are_json_and_mask_personal_data() -> None:
     assert mask_personal_data("id 12345 at 2026-11-27") == "id 12345 at 2026-11-27"
 
 
-def test_routes_get_their_query_or_body_and_a_failing_route_answers_500() -> None:
-    http = HttpServer("127.0.0.1", 0, CollectorRegistry())
+def test_public_routes_get_their_query_or_body_and_a_failing_route_answers_500() -> None:
+    http = PublicServer("127.0.0.1", 0)
 
     def echo(params: dict[str, str]) -> tuple[int, str, bytes]:
         return 200, "application/json", json.dumps(params, sort_keys=True).encode()
@@ -121,6 +125,8 @@ def test_routes_get_their_query_or_body_and_a_failing_route_answers_500() -> Non
     http.add_get("/echo", echo)
     http.add_get("/broken", broken)
     http.add_route("POST", "/echo", lambda body, headers: (201, "text/plain", body))
+    with pytest.raises(ConnectionRefusedError):  # bound, not listening: nothing waits unserved
+        socket.create_connection(("127.0.0.1", http.port), timeout=2)
     http.start()
     base = f"http://127.0.0.1:{http.port}"
     try:
@@ -130,6 +136,75 @@ def test_routes_get_their_query_or_body_and_a_failing_route_answers_500() -> Non
         posted = httpx.post(f"{base}/echo", content=b"hello")
         assert (posted.status_code, posted.content) == (201, b"hello")
         assert httpx.get(f"{base}/nothing?x=1").status_code == 404
-        assert httpx.get(f"{base}/healthz?probe=1").status_code == 200
+        # The operations paths are not public.
+        assert httpx.get(f"{base}/metrics").status_code == 404
+        assert httpx.get(f"{base}/healthz").status_code == 404
+        assert httpx.put(f"{base}/echo", content=b"x").status_code == 405
     finally:
         http.stop()
+
+
+def test_public_limits_body_cap_request_timeout_and_header_size() -> None:
+    limits = PublicLimits(max_body_bytes=1024, request_timeout=1.0, max_header_bytes=4096)
+    http = PublicServer("127.0.0.1", 0, limits)
+    release = threading.Event()
+
+    def slow(_body: bytes, _headers: dict[str, str]) -> tuple[int, str, bytes]:
+        release.wait(10)
+        return 200, "text/plain", b"late"
+
+    http.add_route("POST", "/echo", lambda body, headers: (200, "text/plain", body))
+    http.add_route("POST", "/slow", slow)
+    http.start()
+    base = f"http://127.0.0.1:{http.port}"
+    try:
+        # The server-wide cap applies to a route without its own.
+        assert httpx.post(f"{base}/echo", content=b"a" * 1024).status_code == 200
+        refused = httpx.post(f"{base}/echo", content=b"a" * 1025)
+        assert refused.status_code == 413 and refused.headers["connection"] == "close"
+        # A route that does not answer within the request timeout: 503, the server stays up.
+        late = httpx.post(f"{base}/slow", content=b"x", timeout=10)
+        assert (late.status_code, late.json()) == (503, {"error": "timeout"})
+        release.set()
+        # Request line + headers over the limit: refused, never handed to a route (431 when
+        # the head arrived whole, 400 from h11 while it is still being buffered).
+        big = httpx.post(f"{base}/echo", content=b"x", headers={"X-Big": "b" * 8192})
+        assert big.status_code == 431
+        with socket.create_connection(("127.0.0.1", http.port), timeout=10) as sock:
+            sock.sendall(b"POST /echo HTTP/1.1\r\nHost: x\r\nX-Big: " + b"b" * 10_000)
+            assert sock.recv(1024).startswith(b"HTTP/1.1 400 ")  # the head never finished
+        assert httpx.post(f"{base}/echo", content=b"ok").content == b"ok"
+    finally:
+        release.set()
+        http.stop()
+
+
+def test_a_service_with_public_routes_serves_them_apart_from_metrics_and_drains() -> None:
+    registry = CollectorRegistry()
+    public = PublicServer("127.0.0.1", 0)
+    runtime = ServiceRuntime("svc", registry, "127.0.0.1", 0, public=public)
+    in_route = threading.Event()
+
+    def route(_body: bytes, _headers: dict[str, str]) -> tuple[int, str, bytes]:
+        in_route.set()
+        runtime.stopping.set()  # SIGTERM arrives while a request is in flight
+        time.sleep(0.5)
+        return 200, "text/plain", b"done"
+
+    public.add_route("POST", "/hook", route)
+    answers: list[httpx.Response] = []
+
+    def loop(rt: ServiceRuntime) -> None:
+        client = threading.Thread(
+            target=lambda: answers.append(
+                httpx.post(f"http://127.0.0.1:{public.port}/hook", content=b"x", timeout=10)
+            )
+        )
+        client.start()
+        rt.stopping.wait(10)
+        client.join(10)
+
+    assert runtime.run(loop) == 0
+    assert in_route.is_set() and [a.status_code for a in answers] == [200]
+    with pytest.raises(httpx.ConnectError):  # both ports are closed after the drain
+        httpx.get(f"http://127.0.0.1:{public.port}/hook", timeout=2)

@@ -1,9 +1,15 @@
 """A small kustomize renderer for the subset deploy/k8s uses, so the tests need no binary.
 
 Supported kustomization fields: ``resources`` (files and kustomization directories),
-``namespace``, ``images`` (``name`` -> ``newName``/``newTag``/``digest``) and ``patches`` given by
-``path`` (strategic-merge patches whose target is the patch's own kind and name). Anything else
-in a kustomization is an error here, which keeps the overlays simple. Strategic merge follows
+``namespace``, ``images`` (``name`` -> ``newName``/``newTag``/``digest``),
+``patches`` given by ``path`` (strategic-merge patches whose target is the patch's own kind and
+name) or by ``target`` (``kind``/``name``) and an inline JSON 6902 ``patch`` (``add``,
+``replace``, ``remove``), and inline ``replacements`` (a ``source`` field copied to ``targets``'
+``fieldPaths``, ``options.create``; paths are dotted, ``[a.b/c]`` quotes a key with dots, a
+number indexes a list). Resources annotated ``config.kubernetes.io/local-config: "true"`` (the
+sources of replacements) are dropped from the output, as kustomize does. The order is
+kustomize's: resources, patches, images, namespace, replacements. Anything else in a
+kustomization is an error here, which keeps the overlays simple. Strategic merge follows
 Kubernetes' patch merge keys for the lists the manifests patch (containers by ``name``, env by
 ``name``, volumes by ``name``, volumeMounts by ``mountPath``, container ports by
 ``containerPort``, Service ports by ``port``); other lists are replaced; ``$patch: delete``
@@ -23,7 +29,16 @@ import yaml
 
 Doc = dict[str, Any]
 
-SUPPORTED = {"apiVersion", "kind", "resources", "namespace", "images", "patches"}
+SUPPORTED = {
+    "apiVersion",
+    "kind",
+    "resources",
+    "namespace",
+    "images",
+    "patches",
+    "replacements",
+}
+LOCAL_CONFIG = "config.kubernetes.io/local-config"
 CLUSTER_SCOPED = {
     "Namespace",
     "ClusterRole",
@@ -53,17 +68,8 @@ def render(directory: Path) -> list[Doc]:
     unknown = set(kustomization) - SUPPORTED
     if unknown:
         raise ValueError(f"{directory}: kustomization fields not supported here: {unknown}")
-    docs: list[Doc] = []
-    for entry in kustomization.get("resources", []):
-        path = (directory / entry).resolve()
-        docs += render(path) if path.is_dir() else load_yaml_docs(path)
-    _check_unique(docs, directory)
-    for patch_entry in kustomization.get("patches", []):
-        if set(patch_entry) != {"path"}:
-            raise ValueError(f"{directory}: only path patches are supported: {patch_entry}")
-        for patch in load_yaml_docs(directory / patch_entry["path"]):
-            target = _find(docs, patch)
-            docs[docs.index(target)] = strategic_merge(target, patch)
+    docs = _resources(directory, kustomization)
+    _patch(docs, directory, kustomization.get("patches", []))
     for image in kustomization.get("images", []):
         for doc in docs:
             _set_image(doc, image)
@@ -72,7 +78,118 @@ def render(directory: Path) -> list[Doc]:
         for doc in docs:
             if doc["kind"] not in CLUSTER_SCOPED:
                 doc.setdefault("metadata", {})["namespace"] = namespace
+    for replacement in kustomization.get("replacements", []):
+        _replace(docs, replacement)
+    return [d for d in docs if d["metadata"].get("annotations", {}).get(LOCAL_CONFIG) != "true"]
+
+
+def _resources(directory: Path, kustomization: Doc) -> list[Doc]:
+    docs: list[Doc] = []
+    for entry in kustomization.get("resources", []):
+        path = (directory / entry).resolve()
+        docs += render(path) if path.is_dir() else load_yaml_docs(path)
+    _check_unique(docs, directory)
     return docs
+
+
+def _patch(docs: list[Doc], directory: Path, entries: list[Doc]) -> None:
+    for entry in entries:
+        if set(entry) == {"path"}:
+            for patch in load_yaml_docs(directory / entry["path"]):
+                target = _find(docs, patch)
+                docs[docs.index(target)] = strategic_merge(target, patch)
+        elif set(entry) == {"target", "patch"} and set(entry["target"]) <= {"kind", "name"}:
+            operations = yaml.safe_load(entry["patch"])
+            for doc in docs:
+                if _selected(doc, entry["target"]):
+                    for operation in operations:
+                        json_patch(doc, operation)
+        else:
+            raise ValueError(f"{directory}: patch not supported here: {entry}")
+
+
+def _selected(doc: Doc, select: dict[str, str]) -> bool:
+    return all(
+        (doc["kind"] if key == "kind" else doc["metadata"][key]) == value
+        for key, value in select.items()
+    )
+
+
+def json_patch(doc: Doc, operation: dict[str, Any]) -> None:
+    """Apply one JSON 6902 ``add``/``replace``/``remove`` operation to ``doc`` in place."""
+    *parents, last = [
+        p.replace("~1", "/").replace("~0", "~") for p in operation["path"].split("/")[1:]
+    ]
+    node: Any = doc
+    for part in parents:
+        node = node[int(part)] if isinstance(node, list) else node[part]
+    op = operation["op"]
+    if isinstance(node, list):
+        index = len(node) if last == "-" else int(last)
+        if op == "add":
+            node.insert(index, copy.deepcopy(operation["value"]))
+        elif op == "replace":
+            node[index] = copy.deepcopy(operation["value"])
+        elif op == "remove":
+            del node[index]
+        else:
+            raise ValueError(f"JSON patch operation not supported here: {op}")
+    elif op in ("add", "replace"):
+        if op == "replace" and last not in node:
+            raise ValueError(f"JSON patch: nothing to replace at {operation['path']}")
+        node[last] = copy.deepcopy(operation["value"])
+    elif op == "remove":
+        del node[last]
+    else:
+        raise ValueError(f"JSON patch operation not supported here: {op}")
+
+
+def field_path(path: str) -> list[str]:
+    """``a.[b.c/d].0`` -> ``["a", "b.c/d", "0"]``."""
+    parts: list[str] = []
+    rest = path
+    while rest:
+        if rest.startswith("["):
+            key, _, rest = rest[1:].partition("]")
+            rest = rest.removeprefix(".")
+        else:
+            key, _, rest = rest.partition(".")
+        parts.append(key)
+    return parts
+
+
+def _replace(docs: list[Doc], replacement: dict[str, Any]) -> None:
+    source = replacement["source"]
+    if set(source) - {"kind", "name", "fieldPath"}:
+        raise ValueError(f"replacement source not supported here: {source}")
+    (origin,) = [d for d in docs if _selected(d, {k: source[k] for k in ("kind", "name")})]
+    value: Any = origin
+    for part in field_path(source["fieldPath"]):
+        value = value[int(part)] if isinstance(value, list) else value[part]
+    for target in replacement["targets"]:
+        if set(target) - {"select", "fieldPaths", "options"}:
+            raise ValueError(f"replacement target not supported here: {target}")
+        create = target.get("options", {}).get("create", False)
+        selected = [d for d in docs if _selected(d, target["select"])]
+        if not selected:
+            raise ValueError(f"replacement selects nothing: {target['select']}")
+        for doc in selected:
+            for path in target["fieldPaths"]:
+                *parents, last = field_path(path)
+                node: Any = doc
+                for part in parents:
+                    if isinstance(node, list):
+                        node = node[int(part)]
+                    elif part in node or create:
+                        node = node.setdefault(part, {})
+                    else:
+                        raise ValueError(f"{path} not found in {ident(doc)}")
+                if not (create or isinstance(node, list) or last in node):
+                    raise ValueError(f"{path} not found in {ident(doc)}")
+                if isinstance(node, list):
+                    node[int(last)] = copy.deepcopy(value)
+                else:
+                    node[last] = copy.deepcopy(value)
 
 
 def ident(doc: Doc) -> tuple[str, str, str]:

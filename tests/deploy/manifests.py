@@ -17,6 +17,7 @@ from services.core.settings import TetherSettings
 from services.extractor.settings import ExtractorSettings
 from services.loader.settings import LoaderSettings
 from services.mapper.settings import MapperSettings
+from services.verify.settings import VerifySettings
 
 from .kustomize import Doc, render
 
@@ -27,6 +28,7 @@ SERVICES: dict[str, type[BaseSettings]] = {
     "extractor": ExtractorSettings,
     "mapper": MapperSettings,
     "loader": LoaderSettings,
+    "verify": VerifySettings,
 }
 #: Variables read outside the settings classes' fields (TetherSettings.load reads this one).
 NON_FIELD_VARIABLES = {"TETHER_SECRETS_DIR"}
@@ -109,5 +111,12 @@ def is_secret(annotation: Any) -> bool:
 
 
 def secret_volume_names(spec: dict[str, Any]) -> dict[str, str]:
-    """volume name -> Secret name."""
-    return {v["name"]: v["secret"]["secretName"] for v in spec.get("volumes", []) if "secret" in v}
+    """volume name -> Secret name (a projected volume of several Secrets: their names joined by
+    ``+``, each defined separately)."""
+    names = {v["name"]: v["secret"]["secretName"] for v in spec.get("volumes", []) if "secret" in v}
+    for volume in spec.get("volumes", []):
+        sources = volume.get("projected", {}).get("sources", [])
+        secrets = [s["secret"]["name"] for s in sources if "secret" in s]
+        if secrets:
+            names[volume["name"]] = "+".join(secrets)
+    return names

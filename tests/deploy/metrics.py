@@ -19,6 +19,7 @@ from services.core.metrics import BudgetCollector, CoreMetrics
 from services.extractor.metrics import ExtractorMetrics
 from services.loader.metrics import LoaderMetrics
 from services.mapper.metrics import MapperMetrics
+from services.verify.metrics import VerifyMetrics
 
 from .manifests import ROOT
 
@@ -38,6 +39,7 @@ def exported() -> set[str]:
     ExtractorMetrics(registry)
     MapperMetrics(registry)
     LoaderMetrics(registry)
+    VerifyMetrics(registry)
     registry.register(BudgetCollector([ApiBudget("probe", 1)]))
     names = set()
     for family in registry.collect():

@@ -10,11 +10,16 @@
   secret field comes from a ConfigMap, every Secret key is a ``tether_<secret field>`` file in the
   secrets directory the container is told about;
 - ports and probes are the service's: its settings' default port, the runtime's paths (served);
-- selectors select, named ports exist, the API budget shares of all replicas fit in one budget.
+- selectors select, named ports exist;
+- API budgets: every Deployment with API budgets tells its pods its replica count
+  (``TETHER_REPLICAS`` = ``spec.replicas``), and scaled the documented way to any count, its pods
+  together use exactly its share and all shares fit in one budget;
+- ``kubectl kustomize``'s own output validates strictly too (where kubectl is installed).
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import shutil
 import subprocess
@@ -29,6 +34,7 @@ import yaml
 from kubernetes_validate.utils import latest_version
 from prometheus_client import CollectorRegistry
 
+from services.core.budget import process_share
 from services.core.runtime import HttpServer
 from services.core.settings import DEFAULT_SECRETS_DIR, TetherSettings
 
@@ -56,9 +62,27 @@ from .manifests import (
 KUBERNETES_VERSIONS = (latest_version(), "1.31.0")
 
 
+def _kubectl_kustomize(overlay: str) -> list[Doc]:
+    path = K8S / "base" if overlay == "base" else K8S / "overlays" / overlay
+    out = subprocess.run(
+        ["kubectl", "kustomize", str(path)], capture_output=True, text=True, check=True
+    ).stdout
+    return [d for d in yaml.safe_load_all(out) if d]
+
+
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_every_resource_validates_strictly(overlay: str) -> None:
-    docs = rendered(overlay)
+    _validate_strictly(rendered(overlay))
+
+
+@pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl (kustomize) not installed")
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_kubectl_kustomize_output_validates_strictly(overlay: str) -> None:
+    """What `kubectl apply -k` / Argo CD would send: ``kubectl kustomize``'s own output."""
+    _validate_strictly(_kubectl_kustomize(overlay))
+
+
+def _validate_strictly(docs: list[Doc]) -> None:
     checked: Counter[str] = Counter()
     for doc in docs:
         key = (doc["apiVersion"], doc["kind"])
@@ -69,7 +93,7 @@ def test_every_resource_validates_strictly(overlay: str) -> None:
         for version in KUBERNETES_VERSIONS:
             kubernetes_validate.validate(doc, version, strict=True)
         checked["kubernetes"] += 1
-    assert checked["kubernetes"] >= 10 and checked["custom"] >= 2
+    assert checked["kubernetes"] >= 10 and checked["custom"] >= 15  # KafkaTopics too
 
 
 def test_crd_schemas_catch_a_misplaced_field() -> None:
@@ -99,12 +123,7 @@ def _normalised(docs: list[Doc]) -> dict[tuple[str, str, str], Any]:
 @pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl (kustomize) not installed")
 @pytest.mark.parametrize("overlay", ("base", *OVERLAYS))
 def test_renderer_agrees_with_kubectl_kustomize(overlay: str) -> None:
-    path = K8S / "base" if overlay == "base" else K8S / "overlays" / overlay
-    out = subprocess.run(
-        ["kubectl", "kustomize", str(path)], capture_output=True, text=True, check=True
-    ).stdout
-    theirs = [d for d in yaml.safe_load_all(out) if d]
-    assert _normalised(rendered(overlay)) == _normalised(theirs)
+    assert _normalised(rendered(overlay)) == _normalised(_kubectl_kustomize(overlay))
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -161,7 +180,10 @@ def test_every_tether_variable_is_a_settings_field_of_what_the_container_runs(
                 if k in fields and v is not None
             }
             cls(**values)
-    assert seen_classes == {*SERVICES.values(), TetherSettings}
+    # `topics provision` (TetherSettings) runs where Tether creates topics: not in production,
+    # whose topics are Strimzi KafkaTopics.
+    provisioning = {TetherSettings} if overlay == "demo" else set()
+    assert seen_classes == {*SERVICES.values(), *provisioning}
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -185,15 +207,16 @@ def test_secrets_are_files_named_after_secret_fields_in_the_secrets_directory(
                 mounted += 1
                 assert mount["mountPath"] == secrets_dir == DEFAULT_SECRETS_DIR
                 assert mount.get("readOnly") is True
-                secret = defined.get(volumes[mount["name"]])
-                if secret is None:
-                    assert overlay == "production", f"{volumes[mount['name']]} is not defined"
-                    continue  # created out of band in production (docs/operations.md)
-                fields = env_fields(cls)
-                for key in {**secret.get("stringData", {}), **secret.get("data", {})}:
-                    variable = key.upper()
-                    assert key == key.lower() and variable in fields, (cls.__name__, key)
-                    assert is_secret(fields[variable]), f"{key} is not a SecretStr field"
+                for name in volumes[mount["name"]].split("+"):  # projected: several Secrets
+                    secret = defined.get(name)
+                    if secret is None:
+                        assert overlay == "production", f"{name} is not defined"
+                        continue  # created out of band in production (docs/operations.md)
+                    fields = env_fields(cls)
+                    for key in {**secret.get("stringData", {}), **secret.get("data", {})}:
+                        variable = key.upper()
+                        assert key == key.lower() and variable in fields, (cls.__name__, key)
+                        assert is_secret(fields[variable]), f"{key} is not a SecretStr field"
     assert mounted >= 3
 
 
@@ -211,7 +234,11 @@ def test_ports_and_probes_are_the_services_own(overlay: str) -> None:
             env = environment(docs, container)
             port = int(env.get("TETHER_HTTP_PORT") or cls.model_fields["http_port"].default)
             ports = {p["name"]: p["containerPort"] for p in container["ports"]}
-            assert ports == {"http": port}, (container["name"], ports, port)
+            expected = {"http": port}
+            if "public_port" in cls.model_fields:  # the extractor's webhook, the mapper's /explain
+                public = env.get("TETHER_PUBLIC_PORT") or cls.model_fields["public_port"].default
+                expected["public"] = int(public)
+            assert ports == expected, (container["name"], ports, expected)
             probes = {k: container[k]["httpGet"] for k in ("startupProbe", "livenessProbe")}
             probes["readinessProbe"] = container["readinessProbe"]["httpGet"]
             for name, probe in probes.items():
@@ -273,26 +300,6 @@ def test_selectors_select_pods_and_named_ports_exist(overlay: str) -> None:
                         assert endpoint["port"] in named
 
 
-@pytest.mark.parametrize("overlay", OVERLAYS)
-def test_api_budget_shares_of_all_replicas_fit_in_one_budget(overlay: str) -> None:
-    docs = rendered(overlay)
-    total = {"POWEROFFICE": 0.0, "WIX": 0.0}
-    for doc, spec in workloads(docs):
-        for container in containers(spec):
-            cls = settings_class(container) if is_tether(container) else None
-            if cls is None or doc["kind"] != "Deployment":
-                continue
-            env = environment(docs, container)
-            for api in total:
-                variable = f"TETHER_{api}_BUDGET_SHARE"
-                if variable in env_fields(cls):
-                    default = cls.model_fields[f"{api.lower()}_budget_share"].default
-                    share = float(env.get(variable) or default)
-                    total[api] += share * doc["spec"]["replicas"]
-    assert total["POWEROFFICE"] > 0 and total["WIX"] > 0
-    assert all(value <= 1.0 + 1e-9 for value in total.values()), total
-
-
 def test_the_extractor_is_a_singleton_and_the_services_name_their_components() -> None:
     for overlay in OVERLAYS:
         docs = rendered(overlay)
@@ -303,3 +310,147 @@ def test_the_extractor_is_a_singleton_and_the_services_name_their_components() -
             deployment = find(docs, "Deployment", f"tether-{name}")
             labels = deployment["spec"]["template"]["metadata"]["labels"]
             assert labels["app.kubernetes.io/component"] == name
+
+
+def _scaled(docs: list[Doc], deployment: str, replicas: int) -> list[Doc]:
+    """``docs`` with ``deployment`` scaled to ``replicas`` as docs/operations.md "Scale" says:
+    ``spec.replicas`` and, where the container sets it, ``TETHER_REPLICAS`` next to it."""
+    scaled = copy.deepcopy(docs)
+    doc = find(scaled, "Deployment", deployment)
+    doc["spec"]["replicas"] = replicas
+    for container in doc["spec"]["template"]["spec"]["containers"]:
+        for entry in container.get("env", []):
+            if entry["name"] == "TETHER_REPLICAS":
+                entry["value"] = str(replicas)
+    return scaled
+
+
+API_LIMITS = {  # requests per second of one whole API budget, from a settings object
+    "poweroffice": lambda s: s.poweroffice_requests_per_second,
+    "wix": lambda s: s.wix_requests_per_minute / 60.0,
+}
+
+
+def _api_settings(docs: list[Doc]) -> list[tuple[Doc, Any]]:
+    """Each Deployment whose process has API budgets, with the settings it builds."""
+    found = []
+    for doc, spec in workloads(docs):
+        if doc["kind"] != "Deployment":
+            continue
+        for container in containers(spec):
+            cls = settings_class(container) if is_tether(container) else None
+            if cls is None or "TETHER_POWEROFFICE_BUDGET_SHARE" not in env_fields(cls):
+                continue
+            env = environment(docs, container)
+            values = {k[len(ENV_PREFIX) :].lower(): v for k, v in env.items() if v is not None}
+            found.append((doc, cls(**{k: v for k, v in values.items() if k in cls.model_fields})))
+    return found
+
+
+def _process_rates(settings: Any) -> dict[str, float]:
+    """Requests/second one process may send to each API, as the code builds its budgets: the
+    loader's and the verifier's settings build them; the extractor's service builds them from
+    ``process_share`` the same way (services/extractor/service.py)."""
+    if hasattr(settings, "poweroffice_budget"):
+        return {
+            "poweroffice": settings.poweroffice_budget().rate_per_second,
+            "wix": settings.wix_budget().rate_per_second,
+        }
+    return {
+        api: limit(settings)
+        * process_share(getattr(settings, f"{api}_budget_share"), settings.replicas)
+        for api, limit in API_LIMITS.items()
+    }
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_api_deployment_tells_its_pods_its_replica_count(overlay: str) -> None:
+    """TETHER_REPLICAS is set next to spec.replicas, equal to it, where budgets are split."""
+    api_deployments = _api_settings(rendered(overlay))
+    assert {d["metadata"]["name"] for d, _ in api_deployments} == {
+        "tether-extractor",
+        "tether-loader",
+        "tether-verify",
+    }
+    for doc, settings in api_deployments:
+        (container,) = doc["spec"]["template"]["spec"]["containers"]
+        variables = {e["name"] for e in container.get("env", [])}
+        assert "TETHER_REPLICAS" in variables, doc["metadata"]["name"]
+        assert settings.replicas == doc["spec"]["replicas"], doc["metadata"]["name"]
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_no_rollout_runs_more_api_pods_than_their_replica_count(overlay: str) -> None:
+    """Each pod's budget is share / TETHER_REPLICAS: a surge pod would be over the share."""
+    for doc, _settings in _api_settings(rendered(overlay)):
+        strategy = doc["spec"]["strategy"]
+        if strategy["type"] == "RollingUpdate":
+            assert str(strategy["rollingUpdate"]["maxSurge"]) in ("0", "0%"), doc["metadata"]
+        else:
+            assert strategy["type"] == "Recreate", doc["metadata"]
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+@pytest.mark.parametrize("deployment", ("tether-loader", "tether-extractor"))
+@pytest.mark.parametrize("replicas", (1, 2, 3, 5, 8, 13))
+def test_api_budgets_of_all_pods_fit_in_one_budget_at_any_scale(
+    overlay: str, deployment: str, replicas: int
+) -> None:
+    """Scaled the documented way, every Deployment's pods together use exactly its share, and
+    all shares together fit in one API budget."""
+    api_deployments = _api_settings(_scaled(rendered(overlay), deployment, replicas))
+    totals = dict.fromkeys(API_LIMITS, 0.0)
+    for doc, settings in api_deployments:
+        rates = _process_rates(settings)
+        for api, limit in API_LIMITS.items():
+            used = doc["spec"]["replicas"] * rates[api]
+            share = getattr(settings, f"{api}_budget_share")
+            assert used == pytest.approx(share * limit(settings)), (doc["metadata"]["name"], api)
+            totals[api] += used / limit(settings)
+    assert all(0 < total <= 1.0 + 1e-9 for total in totals.values()), totals
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_ingress_reaches_the_public_ports_only_and_prometheus_the_operations_ports(
+    overlay: str,
+) -> None:
+    docs = rendered(overlay)
+    admitted: dict[str, set[str]] = {}  # component -> named ports some ingress rule admits
+    for doc in docs:
+        if doc["kind"] != "NetworkPolicy" or "Ingress" not in doc["spec"]["policyTypes"]:
+            continue
+        spec = doc["spec"]
+        components = [
+            labels["app.kubernetes.io/component"]
+            for labels, _ in [
+                (d["spec"]["template"]["metadata"]["labels"], d)
+                for d in docs
+                if d["kind"] == "Deployment"
+            ]
+            if _selects(spec["podSelector"], labels)
+        ]
+        for rule in spec.get("ingress", []):
+            ports = {str(p["port"]) for p in rule.get("ports", [])}
+            assert ports, f"{doc['metadata']['name']}: a rule without ports admits every port"
+            sources = rule.get("from", [])
+            if "http" in ports:  # the operations port: the monitoring namespace only
+                assert sources and all("namespaceSelector" in s for s in sources)
+                assert ports == {"http"}
+            for component in components:
+                admitted.setdefault(component, set()).update(ports)
+    assert admitted["extractor"] == {"public", "http"}
+    assert admitted["mapper"] == {"public", "http"}
+    assert admitted["loader"] == admitted["verify"] == {"http"}
+    # The rule open to everyone (the ingress) names the extractor's public port alone.
+    open_rules = [
+        (d["metadata"]["name"], {str(p["port"]) for p in r["ports"]})
+        for d in docs
+        if d["kind"] == "NetworkPolicy"
+        for r in d["spec"].get("ingress", [])
+        if not r.get("from")
+    ]
+    assert open_rules == [("tether-ingress-extractor", {"public"})]
+    extractor = find(docs, "Service", "tether-extractor")
+    assert [p["targetPort"] for p in extractor["spec"]["ports"]] == ["public"]
+    monitor = find(docs, "PodMonitor", "tether")
+    assert [e["port"] for e in monitor["spec"]["podMetricsEndpoints"]] == ["http"]

@@ -109,6 +109,7 @@ def test_the_installed_wheel_runs_a_service_from_outside_the_repository(
         "TETHER_POSTGRES_DSN": pg_dsn,
         "TETHER_TOPIC_PREFIX": topic_prefix,
         "TETHER_HTTP_PORT": str(port),
+        "TETHER_PUBLIC_PORT": "0",
         "TETHER_SECRETS_DIR": str(tmp_path / "no-secrets"),
     }
     version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]

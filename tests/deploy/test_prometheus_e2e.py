@@ -1,5 +1,5 @@
-"""A real Prometheus scrapes the three running services during a small sync; every dashboard
-query and every recording/alert rule expression returns data.
+"""A real Prometheus scrapes the three running services and the verifier during a small sync;
+every dashboard query and every recording/alert rule expression returns data.
 
 The stack is the lead's ``services.demo.stack.Stack`` (simulators + services as processes, own
 topics and database) with the APIs' real budgets (so budget use has a denominator), webhooks on
@@ -73,6 +73,7 @@ def stack(infra_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -
         seeded = seed_simulators(data, the_stack.poweroffice_url, the_stack.wix_url)
         the_stack.provision_topics()
         the_stack.start_services()
+        the_stack.start_verify()
         counts = seeded.counts()
         total = counts["employees"] + counts["customers"] + counts["contact_persons"]
         layout = TopicLayout(prefix=the_stack.topic_prefix, partitions=PARTITIONS)
@@ -103,7 +104,7 @@ def prometheus(
                 "job_name": name,
                 "static_configs": [{"targets": [f"127.0.0.1:{stack.ports[name]}"]}],
             }
-            for name in SERVICES
+            for name in (*SERVICES, "verify")
         ],
     }
     (workdir / "prometheus.yml").write_text(yaml.safe_dump(config))
@@ -213,4 +214,4 @@ def test_the_manifests_probe_paths_are_served_by_the_running_services(stack: Sta
                 checked += 1
             metrics = httpx.get(f"{stack.service_url(name)}/metrics", timeout=5)
             assert metrics.status_code == 200 and "tether_service_info" in metrics.text
-    assert checked == 9
+    assert checked == 12

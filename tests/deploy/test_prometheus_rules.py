@@ -77,6 +77,7 @@ def test_rules_and_dashboard_use_only_exported_metrics_and_recorded_series() -> 
         "review",
         "drift",
         "breaker",
+        "divergent links",
     ],
 )
 def test_the_dashboard_answers_the_operators_questions(topic: str) -> None:

@@ -51,7 +51,7 @@ def test_the_migrate_job_provisions_every_topic_and_migrates_the_database(
     kafka_bootstrap: str, topic_prefix: str, pg_dsn: str, tmp_path: Path
 ) -> None:
     docs = rendered("demo")
-    job = find(docs, "Job", "tether-migrate")
+    (job,) = [d for d in docs if d["kind"] == "Job"]  # tether-migrate-<release>
     spec = job["spec"]["template"]["spec"]
     secrets = tmp_path / "secrets"
     secrets.mkdir()

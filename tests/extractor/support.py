@@ -91,6 +91,7 @@ class Harness:
             "topic_partitions": 2,
             "http_host": "127.0.0.1",
             "http_port": 0,
+            "public_port": 0,
             "poweroffice_base_url": self.po.base_url(self.po_server),
             "poweroffice_token_url": self.po.token_url(self.po_server),
             "poweroffice_app_key": CREDS.application_key,
@@ -116,6 +117,8 @@ class Harness:
         self.contexts.append((ctx, extractor, http))
         if http:
             ctx.runtime.http.start()
+            assert ctx.runtime.public is not None
+            ctx.runtime.public.start()
         if start:
             extractor.start()
         return extractor
@@ -160,4 +163,6 @@ def close_extractor(ctx: ServiceContext, extractor: Extractor, http: bool) -> No
     extractor.close()
     if http:
         ctx.runtime.http.stop()
+        assert ctx.runtime.public is not None
+        ctx.runtime.public.stop()
     ctx.close()

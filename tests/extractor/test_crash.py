@@ -60,6 +60,7 @@ def extractor_env(server: ServerThread, bootstrap: str, prefix: str, tmp: Path) 
             "TETHER_TOPIC_PARTITIONS": "2",
             "TETHER_HTTP_HOST": "127.0.0.1",
             "TETHER_HTTP_PORT": "0",
+            "TETHER_PUBLIC_PORT": "0",
             "TETHER_SECRETS_DIR": str(tmp / "no-secrets"),
             "TETHER_WIX_ENABLED": "false",
             "TETHER_POWEROFFICE_BASE_URL": server.url + "/v2",

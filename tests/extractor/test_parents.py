@@ -78,3 +78,67 @@ def test_a_failing_lookup_propagates_and_caches_nothing() -> None:
         parents.kind("30")
     lookup.error = None
     assert parents.kind("30") == "supplier" and lookup.asked == [30, 30]
+
+
+def test_a_404_for_a_fresh_contact_persons_parent_is_not_taken_as_supplier_while_reads_lag() -> (
+    None
+):
+    # A customer and its contact person created a moment ago; reads lag the writes by 1 s, so
+    # GET /Customers/{id} still says 404. That 404 must not make (and cache) a "supplier".
+    from pydantic import SecretStr
+
+    from services.connectors.poweroffice.client import PowerOfficeClient
+    from services.connectors.poweroffice.models import parse_timestamp
+    from services.connectors.poweroffice.simulator import (
+        Credentials,
+        ManualClock,
+        PowerOfficeSimulator,
+        SimulatorLimits,
+    )
+    from services.core.budget import ApiBudget
+    from services.extractor.parents import ParentNotSettledError
+
+    clock = ManualClock()
+    sim = PowerOfficeSimulator(limits=SimulatorLimits.lifted(read_lag_seconds=1.0), clock=clock)
+    creds = Credentials()
+    with sim.serve() as server:
+        client = PowerOfficeClient(
+            application_key=SecretStr(creds.application_key),
+            client_key=SecretStr(creds.client_key),
+            subscription_key=SecretStr(creds.subscription_key),
+            budget=ApiBudget("poweroffice-test", 0),
+            base_url=sim.base_url(server),
+            token_url=sim.token_url(server),
+        )
+        with client:
+            customer = sim.store.create("customers", {"Name": "Fresh AS"})
+            person = sim.store.create(
+                "contactpersons", {"FirstName": "Ida", "LastName": "Lie"}, contact_id=customer["Id"]
+            )
+            # an old supplier's contact person (any ContactId; long created)
+            (supplier_person,) = sim.seed(
+                "contactpersons",
+                [
+                    {
+                        "FirstName": "Sven",
+                        "LastName": "Lev",
+                        "ContactId": 777,
+                        "CreatedDateTimeOffset": "2024-01-01T00:00:00.0000000Z",
+                    }
+                ],
+            )
+            parents = ParentKinds(
+                KnownSet("poweroffice", "customers"),
+                client.get_customer,
+                now=clock,
+                settle_seconds=30.0,
+            )
+            created = parse_timestamp(person["CreatedDateTimeOffset"])
+            with pytest.raises(ParentNotSettledError) as info:
+                parents.kind(str(customer["Id"]), created)
+            assert info.value.retriable  # the page is read again next cycle
+            clock.advance(1.0)  # the replica caught up
+            assert parents.kind(str(customer["Id"]), created) == "customer"
+            old = parse_timestamp(supplier_person["CreatedDateTimeOffset"])
+            assert parents.kind("777", old) == "supplier"
+            assert parents.lookups == 3

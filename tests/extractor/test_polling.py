@@ -173,7 +173,14 @@ def test_contact_persons_say_whether_they_are_a_customers_or_a_suppliers(
         "contactpersons",
         [
             {"ContactId": company["Id"], "FirstName": "Kari", "LastName": "Kunde"},
-            {"ContactId": 990001, "FirstName": "Per", "LastName": "Leverandør"},
+            # an established supplier's contact person: a 404 for its parent is believed only
+            # once the contact person is older than any read lag (parent_settle_seconds)
+            {
+                "ContactId": 990001,
+                "FirstName": "Per",
+                "LastName": "Leverandør",
+                "CreatedDateTimeOffset": "2024-01-01T00:00:00.0000000Z",
+            },
         ],
     )
     extractor = harness.extractor()
@@ -184,3 +191,39 @@ def test_contact_persons_say_whether_they_are_a_customers_or_a_suppliers(
         str(persons[0]["Id"]): "customer",
         str(persons[1]["Id"]): "supplier",  # 990001 has no customer role
     }
+
+
+def test_a_server_that_clamps_the_page_size_loses_nothing(harness: Harness) -> None:
+    # PowerOffice returns at most 3 records per page although the extractor asks for 7: a short
+    # page is not the last one. Before, the poll took 3 records per cycle and the reconciliation
+    # scan saw only the first 3 ids (the others looked deleted).
+    harness.po.store.page_size_clamp = 3
+    seeded = harness.po.seed(
+        "employees", [{"FirstName": f"E{i}", "LastName": "X"} for i in range(20)]
+    )
+    extractor = harness.extractor()
+    extractor.poll_all()
+    emitted = {e["record_id"] for e in harness.events("poweroffice", "employees")}
+    assert emitted == {str(r["Id"]) for r in seeded}
+    extractor.reconcile_all()
+    events = harness.events("poweroffice", "employees")
+    assert [e for e in events if e["operation"] == "DELETE"] == []
+    assert len(events) == 20
+
+
+def test_a_wix_server_that_clamps_the_page_size_loses_nothing(harness: Harness) -> None:
+    # Wix returns at most 3 contacts per page although the extractor asks for 7: a short page is
+    # not the last one. Before, the poll cycle ended after 3 contacts (and moved its cursor past
+    # the rest) and the reconciliation scan listed 3 ids.
+    harness.wix.max_page_size = 3
+    seeded = harness.wix_admin.seed(
+        [{"info": {"name": {"first": f"W{i}", "last": "X"}}} for i in range(20)]
+    )
+    extractor = harness.extractor()
+    extractor.poll_all()
+    emitted = {e["record_id"] for e in harness.events("wix", "contacts")}
+    assert emitted == {str(c["id"]) for c in seeded}
+    extractor.reconcile_all()
+    events = harness.events("wix", "contacts")
+    assert [e for e in events if e["operation"] == "DELETE"] == []
+    assert len(events) == 20

@@ -37,7 +37,10 @@ class FakeBatch:
     def add(self, change: Change) -> None:
         self.added.append(change)
 
-    def park(self, payload: bytes, error: BaseException, key: bytes | None = None) -> None:
+    def park(
+        self, payload: bytes, error: BaseException, key: bytes | None = None, *, source: str
+    ) -> None:
+        assert source == "wix/contacts"
         self.parked.append(payload)
 
     def __len__(self) -> int:

@@ -16,7 +16,7 @@ from tests.extractor.support import Harness, record_of
 
 
 def webhook_url(extractor: Extractor) -> str:
-    return f"http://127.0.0.1:{extractor.ctx.runtime.http.port}{PATH}"
+    return f"http://127.0.0.1:{extractor.ctx.runtime.public.port}{PATH}"
 
 
 def start(h: Harness) -> Extractor:

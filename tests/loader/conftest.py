@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.loader.support import LoaderHarness, Stack
+from tests.support.own_infra import OwnInfra
 
 
 @pytest.fixture(scope="session")
@@ -29,3 +30,11 @@ def loader(sims: Stack, kafka_bootstrap: str, topic_prefix: str) -> Iterator[Loa
     harness = LoaderHarness(sims, kafka_bootstrap, topic_prefix).start()
     yield harness
     harness.close()
+
+
+@pytest.fixture(scope="session")
+def own_infra() -> Iterator[OwnInfra]:
+    """A Kafka and PostgreSQL of these tests' own, which they may stop and start."""
+    infra = OwnInfra.up()
+    yield infra
+    infra.down()

@@ -6,6 +6,8 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
+import pytest
+
 from services.connectors.simkit import FaultRule
 from services.loader.plan import Action
 from tests.loader.support import LoaderHarness, Stack, po_command, record_of
@@ -67,6 +69,31 @@ def test_failed_guard_with_the_values_already_there_is_a_noop(
     outcome = loader.wait_outcome(command.command_id)
     assert outcome["status"] == "NOOP"
     assert sims.po_count("PATCH", "employees", 200) == 0
+
+
+@pytest.mark.parametrize("status", [400, 409])
+def test_failed_guard_while_reads_lag_is_a_conflict_never_a_rejection(
+    loader: LoaderHarness, sims: Stack, status: int
+) -> None:
+    # Reads served ~1 s behind writes: the re-read right after the refusal still shows the old
+    # value (which satisfies the guard). Before: the raw refusal was re-raised -> REJECTED and
+    # the mapper never sent the value again.
+    sims.po.store.patch_test_failure_status = status
+    sims.po.set_read_lag(1.0)
+    try:
+        record = employee(sims)
+        sims.po.edit("employees", record["Id"], {"FirstName": "Per"})
+        command = loader.send(update_employee(record, {"FirstName": "Ole"}))
+        outcome = loader.wait_outcome(command.command_id)
+    finally:
+        sims.po.set_read_lag(0.0)
+        sims.po.store.patch_test_failure_status = 400
+    assert outcome["status"] == "CONFLICT", outcome
+    fresh = record_of(outcome)
+    assert fresh is not None and fresh["FirstName"] == "Per"
+    assert sims.po.store.admin_get("employees", record["Id"])["record"]["FirstName"] == "Per"
+    assert sims.po_count("PATCH", "employees", 200) == 0
+    assert loader.dead_letters() == []
 
 
 def test_guard_only_covers_the_properties_written(loader: LoaderHarness, sims: Stack) -> None:

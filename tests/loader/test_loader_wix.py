@@ -3,14 +3,20 @@ duplicates, conflicts, lost responses and re-sent commands."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import replace
 
+import pytest
+from prometheus_client import CollectorRegistry
 from pydantic import SecretStr
 
 from services.connectors.simkit import FaultRule
 from services.connectors.wix.client import ApiKeyAuth, WixClient
 from services.core.budget import ApiBudget
-from services.loader.plan import Action
+from services.core.errors import ConflictError
+from services.loader.metrics import WixLinkFieldMetrics
+from services.loader.plan import Action, failure
+from services.loader.targets import KEYLESS_CREATE_AMBIGUOUS, LINK_FIELD_REFUSED_SECONDS, WixTarget
 from tests.loader.support import (
     LoaderHarness,
     Stack,
@@ -322,3 +328,108 @@ def test_a_merged_away_contact_is_not_written(loader: LoaderHarness, sims: Stack
     outcome = loader.wait_outcome(command.command_id)
     assert (outcome["status"], outcome["error_code"]) == ("FAILED", "CONTACT_MERGED")
     assert sims.wix_count("update", None) == 0
+
+
+# -- keyless contacts when the Extended Fields API refuses (issue 11, item 5) -------------------
+
+EXTENDED_FIELDS_PATH = r"^/contacts/v4/extended-fields$"
+
+
+def test_keyless_creates_reach_wix_when_extended_fields_are_refused(
+    loader: LoaderHarness, sims: Stack
+) -> None:
+    # An API key without the extended-fields permission: 403 on the field definition. The
+    # refusal costs one call (cached), every keyless record is still created (fallback).
+    sims.wix.extended_fields_refused = 403
+    commands = [
+        loader.send(wix_create({"info.name.first": "Nameless", "info.name.last": f"No{i}"}))
+        for i in range(3)
+    ]
+    outcomes = [loader.wait_outcome(c.command_id) for c in commands]
+    assert [o["status"] for o in outcomes] == ["CREATED"] * 3
+    contacts = {c["id"]: c for c in sims.wix_admin.contacts()}
+    assert sorted(contacts) == sorted(o["target_id"] for o in outcomes)
+    assert all("custom." not in str(c["info"].get("extendedFields")) for c in contacts.values())
+    assert sims.wix_count("extended_fields", 403) == 1
+    assert sims.wix_count("extended_fields", None) == 1
+
+
+def test_keyless_fallback_create_is_found_again_after_a_lost_response(
+    loader: LoaderHarness, sims: Stack
+) -> None:
+    sims.wix.extended_fields_refused = 403
+    older = {
+        "createdDate": "2024-01-01T00:00:00.000Z",
+        "info": {"name": {"first": "Nameless", "last": "Person"}},
+    }
+    sims.wix_admin.seed([older])  # a name-only namesake created long before the change: not ours
+    sims.wix.faults.add(
+        FaultRule(kind="lose_response", path=CREATE_PATH, method="POST", status=0, times=1)
+    )
+    command = loader.send(wix_create({"info.name.first": "Nameless", "info.name.last": "Person"}))
+    outcome = loader.wait_outcome(command.command_id)
+    assert outcome["status"] == "CREATED"
+    assert outcome["attempts"] == 2
+    assert len(sims.wix_admin.contacts()) == 2  # the seeded one and ours: never a third
+    assert sims.wix_count("create") == 1
+
+
+def test_keyless_creates_survive_extended_fields_404_and_5xx(
+    loader: LoaderHarness, sims: Stack
+) -> None:
+    for status in (404, 503):
+        sims.wix.faults.clear()
+        sims.wix.faults.add(
+            FaultRule(kind="status", path=EXTENDED_FIELDS_PATH, status=status, method="POST")
+        )
+        command = loader.send(
+            wix_create({"info.name.first": "Keyless", "info.name.last": str(status)})
+        )
+        assert loader.wait_outcome(command.command_id, timeout=40.0)["status"] == "CREATED"
+    names = sorted(c["info"]["name"]["last"] for c in sims.wix_admin.contacts())
+    assert names == ["404", "503"]
+
+
+def test_an_extended_fields_refusal_is_cached_logged_once_and_exported(
+    sims: Stack, caplog: pytest.LogCaptureFixture
+) -> None:
+    sims.wix.extended_fields_refused = 403
+    registry = CollectorRegistry()
+    clock = [0.0]
+    auth = ApiKeyAuth(api_key=SecretStr(sims.wix.api_key), site_id=sims.wix.site_id)
+    with WixClient(auth, ApiBudget("t", 0), base_url=sims.wix_server.url) as client:
+        target = WixTarget(client, metrics=WixLinkFieldMetrics(registry), clock=lambda: clock[0])
+        with caplog.at_level(logging.WARNING, logger="tether.loader.wix"):
+            for i in range(3):
+                result = target.apply(wix_create({"info.name.first": f"K{i}"}))
+                assert result.status.value == "CREATED"
+        warnings = [r.getMessage() for r in caplog.records if r.name == "tether.loader.wix"]
+        assert len(warnings) == 1 and "extended fields permission missing" in warnings[0]
+        assert sims.wix_count("extended_fields", 403) == 1
+        gauge = "tether_loader_wix_link_field_unavailable"
+        assert registry.get_sample_value(gauge, {"reason": "permission_denied"}) == 1
+        created = "tether_loader_wix_fallback_creates_total"
+        assert registry.get_sample_value(created, {"how": "created"}) == 3
+        # The refusal is asked again only after its period; then the permission is there.
+        sims.wix.extended_fields_refused = None
+        clock[0] = LINK_FIELD_REFUSED_SECONDS + 1
+        result = target.apply(wix_create({"info.name.first": "Later"}))
+        assert result.record is not None
+        assert "custom.tether-link-id" in result.record["info"]["extendedFields"]["items"]
+        assert registry.get_sample_value(gauge, {"reason": "permission_denied"}) == 0
+        assert sims.wix_count("extended_fields", None) == 2
+
+
+def test_ambiguous_keyless_fallback_is_rejected_for_review(sims: Stack) -> None:
+    sims.wix.extended_fields_refused = 403
+    twin = {"info": {"name": {"first": "Twin"}}}
+    sims.wix_admin.seed([twin, twin])  # two name-only namesakes, created just now
+    auth = ApiKeyAuth(api_key=SecretStr(sims.wix.api_key), site_id=sims.wix.site_id)
+    with (
+        WixClient(auth, ApiBudget("t", 0), base_url=sims.wix_server.url) as client,
+        pytest.raises(ConflictError) as refused,
+    ):
+        WixTarget(client).apply(wix_create({"info.name.first": "Twin"}))
+    assert refused.value.error_code == KEYLESS_CREATE_AMBIGUOUS
+    assert failure(refused.value).status.value == "REJECTED"
+    assert len(sims.wix_admin.contacts()) == 2  # nothing created

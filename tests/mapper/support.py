@@ -28,6 +28,7 @@ from prometheus_client import CollectorRegistry
 from services.core.codec import AvroCodec
 from services.core.kafka import layout_from, provision_topics
 from services.core.metrics import CoreMetrics
+from services.core.public_http import PublicServer
 from services.core.records import wrap_record
 from services.core.runtime import ServiceRuntime
 from services.core.service import ServiceContext
@@ -233,6 +234,7 @@ def mapper_settings(
         "postgres_dsn": pg_dsn,
         "http_host": "127.0.0.1",
         "http_port": 0,
+        "public_port": 0,
         "poll_timeout_ms": 100,
         "mapper_maintenance_interval_seconds": 0.2,
         "mapper_provision_topics": False,  # the harness provisions them once
@@ -251,7 +253,13 @@ def make_context(settings: MapperSettings) -> ServiceContext:
         metrics=CoreMetrics(registry, "mapper"),
         codec=AvroCodec(),
         layout=layout_from(settings),
-        runtime=ServiceRuntime("mapper", registry, settings.http_host, settings.http_port),
+        runtime=ServiceRuntime(
+            "mapper",
+            registry,
+            settings.http_host,
+            settings.http_port,
+            public=PublicServer(settings.http_host, settings.public_port),
+        ),
     )
 
 
@@ -312,18 +320,19 @@ class Harness:
         self.mapper.start()
         return self.mapper
 
-    def serve_http(self) -> int:
-        """Start the mapper's HTTP port (with /explain); returns the port."""
-        assert self.ctx is not None
+    def serve_http(self) -> tuple[int, int]:
+        """Start the mapper's HTTP ports; returns (public port with /explain, metrics port)."""
+        assert self.ctx is not None and self.ctx.runtime.public is not None
         from services.mapper import http
 
         http.install(
-            self.ctx.runtime.http,
+            self.ctx.runtime.public,
             http.ExplainEndpoint(lambda: self.dsn, self.settings.tenant),
         )
         self.ctx.runtime.http.start()
+        self.ctx.runtime.public.start()
         self.http_started = True
-        return self.ctx.runtime.http.port
+        return self.ctx.runtime.public.port, self.ctx.runtime.http.port
 
     def drain(self, until: Callable[[], bool] | None = None) -> None:
         """Run loop iterations until everything sent was consumed (and ``until()`` holds)."""
@@ -343,6 +352,8 @@ class Harness:
             if self.http_started:
                 self.ctx.runtime.http.stop()
                 self.http_started = False
+            if self.ctx.runtime.public is not None:
+                self.ctx.runtime.public.stop()  # closes its socket even when never started
             self.ctx.close()
             self.ctx = None
 
@@ -463,6 +474,7 @@ def mapper_process(settings: MapperSettings, log_path: Path, **env: str) -> subp
             "TETHER_POSTGRES_DSN": settings.postgres_dsn.get_secret_value(),
             "TETHER_HTTP_HOST": "127.0.0.1",
             "TETHER_HTTP_PORT": "0",
+            "TETHER_PUBLIC_PORT": "0",
             "TETHER_POLL_TIMEOUT_MS": "100",
             "TETHER_SECRETS_DIR": str(log_path.parent / "no-secrets"),
             **env,

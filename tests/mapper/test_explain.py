@@ -45,7 +45,7 @@ def test_explain_over_http_and_cli(
 ) -> None:
     with harness(kafka_bootstrap, topic_prefix, pg_dsn) as h:
         h.start()
-        port = h.serve_http()
+        port, metrics_port = h.serve_http()
         build_state(h)
         url = f"http://127.0.0.1:{port}/explain"
 
@@ -83,7 +83,7 @@ def test_explain_over_http_and_cli(
         samples = {
             (s.name, tuple(sorted(s.labels.items()))): s.value
             for family in text_string_to_metric_families(
-                httpx.get(f"http://127.0.0.1:{port}/metrics").text
+                httpx.get(f"http://127.0.0.1:{metrics_port}/metrics").text
             )
             for s in family.samples
         }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from services.mapper.domain import normalize
 from services.mapper.domain.normalize import (
     IssueCode,
     ValueKind,
@@ -70,3 +71,39 @@ def test_clean_turns_blank_into_none_and_stringifies() -> None:
     assert clean(None) is None
     assert clean("   ") is None
     assert clean(12345678) == "12345678"
+
+
+# -- the NUL rule (docs/mapping-rules.md) --------------------------------------------------------
+
+
+def test_nul_is_removed_from_the_display_and_comparison_forms_and_the_write_form():
+    assert normalize.clean("O\x00la ") == "Ola"
+    assert normalize.clean("\x00") is None
+    assert normalize.same(normalize.ValueKind.NAME, "Ola\x00", "Ola")
+    assert normalize.same(normalize.ValueKind.EMAIL, "a\x00@x.no", "A@x.no")
+    assert normalize.for_wix(normalize.ValueKind.NAME, "K\x00ari") == "Kari"
+
+
+def test_other_control_characters_emoji_and_rtl_pass_through():
+    for value in ("Ola\x07", "Ø\x1bst", "😀 Smile", "נורדמן", "\u200fعلي"):
+        assert normalize.clean(value) == value
+        assert normalize.for_wix(normalize.ValueKind.NAME, value) == value
+    assert not normalize.same(normalize.ValueKind.NAME, "Ola\x07", "Ola")  # significant
+
+
+def test_without_nul_cleans_a_whole_record_and_leaves_everything_else():
+    record = {
+        "FirstName": "Per\x00",
+        "Tags": ["a\x00b", 1, None, True],
+        "Nested": {"k\x00": ("x\x00",)},
+        "Other": "\x07😀",
+    }
+    assert normalize.without_nul(record) == {
+        "FirstName": "Per",
+        "Tags": ["ab", 1, None, True],
+        "Nested": {"k": ("x",)},
+        "Other": "\x07😀",
+    }
+    assert normalize.has_nul(record) and not normalize.has_nul(normalize.without_nul(record))
+    untouched = {"a": "b"}
+    assert normalize.without_nul(untouched) is untouched  # no copy when there is nothing to do

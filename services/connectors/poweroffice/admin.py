@@ -59,9 +59,13 @@ class PowerOfficeSimulatorAdmin:
     def record(self, resource: str, record_id: int) -> dict[str, Any]:
         return dict(self._do("GET", f"/{resource}/{record_id}"))
 
-    def edit(self, resource: str, record_id: int, changes: dict[str, Any]) -> dict[str, Any]:
-        """Change properties as a person in the product UI would (bumps LastChanged)."""
-        return dict(self._do("POST", f"/{resource}/{record_id}/edit", json=changes))
+    def edit(
+        self, resource: str, record_id: int, changes: dict[str, Any], *, silent: bool = False
+    ) -> dict[str, Any]:
+        """Change properties as a person in the product UI would (bumps LastChanged), or with
+        ``silent`` behind the API's back (no stamp moves: only verification can find it)."""
+        params = {"silent": "true"} if silent else None
+        return dict(self._do("POST", f"/{resource}/{record_id}/edit", json=changes, params=params))
 
     def delete(self, resource: str, record_id: int, *, purge: bool = False) -> None:
         """Delete as in the product (tombstone kept for admin reads), or ``purge`` entirely."""
@@ -95,3 +99,10 @@ class PowerOfficeSimulatorAdmin:
 
     def expire_tokens(self) -> None:
         self._do("POST", "/tokens/expire")
+
+    def set_read_lag(self, seconds: float) -> dict[str, Any]:
+        """Serve reads from a replica ``seconds`` behind the writes (0: read-your-writes)."""
+        return dict(self._do("POST", "/realism", json={"read_lag_seconds": seconds}))
+
+    def realism(self) -> dict[str, Any]:
+        return dict(self._do("GET", "/realism"))

@@ -5,7 +5,8 @@ uses no simulator-only endpoint. Decisions on the reference's open points are in
 ``docs/poweroffice-decisions.md``. What it does:
 
 - **Auth**: client-credentials token (``Basic base64(appKey:clientKey)`` +
-  ``Ocp-Apim-Subscription-Key``), renewed *proactively* ``renew_margin_seconds`` before expiry,
+  ``Ocp-Apim-Subscription-Key``), renewed *proactively* once ``1 - renew_fraction`` of its
+  lifetime has passed, at most ``renew_cap_seconds`` before expiry (``services.core.tokens``),
   plus one re-authentication when a call still gets 401.
 - **Budget**: every HTTP request (token calls and retries included) first takes one permit from
   the injected ``ApiBudget`` and is then paced so that the gateway, which counts arrivals, sees
@@ -19,12 +20,21 @@ uses no simulator-only endpoint. Decisions on the reference's open points are in
   client looks the reference up before POST and again after a 400 or an unknown outcome (5xx,
   timeout, dropped connection); a found record is returned (``CreateResult.created`` says whether
   this call made it). A repeated POST is only sent after such a lookup found nothing, and cannot
-  duplicate because the API rejects a second record with the same reference.
+  duplicate because the API rejects a second record with the same reference. Reads may lag
+  writes, so after a 400 that names the reference (or says "in use") the lookup is repeated
+  with back-off before the 400 is believed.
 - **Guarded patches**: ``update_*`` builds RFC 6902 operations from ``{property: new_value}``
-  with ``test`` operations first from ``{property: expected_current_value}``. A refused patch
-  (409, or a 400 for a guarded one) is checked by reading the record: already in the desired
-  state -> returned; a guard no longer holds -> ``ConflictError(error_code="test_failed")``.
-- **Paging**: ``PageNumber``/``PageSize`` until a short page or 204. Incremental reads
+  with ``test`` operations first from ``{property: expected_current_value}``. A refused guarded
+  patch (409, or a 400 — the v2 OpenAPI documents only 400 for PATCH) is never taken as final,
+  because reads may lag the writes (a replica; the API promises no read-your-writes): the record
+  is re-read with back-off (``RetryPolicy.max_guard_reads``) until a read explains the refusal —
+  desired values there -> returned; a guard no longer holds -> ``GuardFailedError`` (a
+  ``ConflictError``, ``error_code="test_failed"``) carrying that fresh record. A 400 whose
+  problem text does not name a ``test`` is first checked with a test-only patch (evaluated on the
+  primary): it passes -> the 400 was about the values and is re-raised. Reads that never catch up
+  within the bound -> ``GuardFailedError`` with ``data["unconfirmed"]`` and the last read.
+- **Paging**: ``PageNumber``/``PageSize`` until an empty page or 204 — never "until a short
+  page": a server may return fewer records than ``PageSize`` asked for. Incremental reads
   (``changed_since``) page by keyset on ``LastChangedDateTimeOffset`` so that records edited
   during the scan cannot be skipped.
 - **Errors** become ``services.core.errors`` types (``raise ... from exc``) with
@@ -55,7 +65,15 @@ from typing import Any, Final, Generic, Protocol
 
 import httpx
 from pydantic import SecretStr
-from tenacity import RetryCallState, Retrying, retry_if_exception, wait_random_exponential
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception,
+    retry_if_result,
+    stop_after_attempt,
+    wait_exponential,
+    wait_random_exponential,
+)
 
 from services.connectors.poweroffice.models import (
     REFERENCE_FIELD,
@@ -72,6 +90,7 @@ from services.core.budget import ApiBudget
 from services.core.errors import (
     ApiError,
     AuthenticationError,
+    ConfigurationError,
     ConflictError,
     ContractError,
     NotFoundError,
@@ -82,6 +101,7 @@ from services.core.errors import (
     TransportError,
     ValidationError,
 )
+from services.core.tokens import DEFAULT_CAP_SECONDS, DEFAULT_FRACTION, renew_at
 
 SYSTEM: Final = "poweroffice"
 PRODUCTION_BASE_URL: Final = "https://goapi.poweroffice.net/v2"
@@ -89,6 +109,25 @@ PRODUCTION_TOKEN_URL: Final = "https://goapi.poweroffice.net/OAuth/Token"
 DEMO_BASE_URL: Final = "https://goapi.poweroffice.net/Demo/v2"
 DEMO_TOKEN_URL: Final = "https://goapi.poweroffice.net/Demo/OAuth/Token"
 DEFAULT_PAGE_SIZE: Final = 5000
+_API_VERSION_SUFFIX: Final = re.compile(r"/v2/?$", re.IGNORECASE)
+
+
+def token_url_for(base_url: str) -> str:
+    """The token endpoint beside an API base URL: ``<root>/v2`` -> ``<root>/OAuth/Token``.
+
+    Production ``https://goapi.poweroffice.net/v2`` -> ``.../OAuth/Token``; the demo
+    ``https://goapi.poweroffice.net/Demo/v2`` -> ``.../Demo/OAuth/Token`` (reference §1). A base
+    URL without the ``/v2`` suffix is not guessed at: the token URL must then be set.
+    """
+    root, count = _API_VERSION_SUFFIX.subn("", base_url.strip())
+    if not count:
+        raise ConfigurationError(
+            f"cannot derive the PowerOffice token URL from the base URL {base_url!r} (it does "
+            "not end in /v2): set TETHER_POWEROFFICE_TOKEN_URL"
+        )
+    return f"{root}/OAuth/Token"
+
+
 MAX_PAGE_SIZE: Final = 20_000
 MAX_REFERENCE_LENGTH: Final = 50
 
@@ -124,6 +163,27 @@ class RetryPolicy:
     max_backoff: float = 30.0
     max_retry_after: float = 60.0
     max_create_posts: int = 3
+    #: Reads of a record after a refused guarded patch, until one explains the refusal
+    #: (back-off ``guard_read_backoff`` doubling up to ``guard_read_max_backoff``: with the
+    #: defaults the reads span ~6 s, well past the ~1 s a read replica lags).
+    max_guard_reads: int = 6
+    guard_read_backoff: float = 0.25
+    guard_read_max_backoff: float = 2.0
+
+
+class GuardFailedError(ConflictError):
+    """A guarded patch was refused because the record changed since the caller read it.
+
+    ``current`` is the record as last read (wire dict), which no longer satisfies the guards —
+    unless ``data["unconfirmed"]`` is true: then the reads never caught up with the write that
+    broke the guard within ``RetryPolicy.max_guard_reads``, and ``current`` is the last (stale)
+    read. ``data["properties"]`` names the guards that no longer hold. Never a permanent refusal:
+    the caller re-merges against the fresh state and tries again.
+    """
+
+    def __init__(self, message: str, *, current: dict[str, Any] | None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.current = current
 
 
 @dataclass(frozen=True)
@@ -179,7 +239,7 @@ class _Pacer:
 @dataclass
 class _Token:
     value: SecretStr
-    expires_at: float  # client clock
+    renew_at: float  # client clock
 
 
 def _jsonable(value: Any) -> Any:
@@ -217,6 +277,33 @@ def build_patch(
             else:
                 ops.append({"op": kind, "path": _pointer(name), "value": _jsonable(value)})
     return ops
+
+
+_TEST_WORD_RE = re.compile(r"(?i)\btest\b")
+
+
+def names_failed_test(error: ApiError) -> bool:
+    """Whether a refused PATCH's problem details say a ``test`` operation failed.
+
+    The v2 OpenAPI documents only a 400 ProblemDetails for PATCH and no wording for a failed
+    ``test``; ASP.NET's JSON Patch says "The current value ... is not equal to the test value
+    ...", our simulator "The test operation at path ... failed". Both name the operation, so a
+    title or detail containing the word ``test`` counts. Anything else is *not* taken as proof
+    either way (see ``PowerOfficeClient._update``).
+    """
+    detail = error.data.get("detail")
+    texts = [error.error_code or "", detail if isinstance(detail, str) else ""]
+    return any(_TEST_WORD_RE.search(text) for text in texts)
+
+
+def names_reference_in_use(error: ApiError, field_name: str) -> bool:
+    """Whether a refused POST's problem details point at a uniqueness clash: they name the
+    reference property (``ExternalImportReference``/``ExternalCode``) or say "in use" / "already
+    exists" (the simulator: "ExternalImportReference is already in use. …"; the real wording is
+    not documented). Only then is the reference looked up again with back-off."""
+    detail = error.data.get("detail")
+    text = " ".join([error.error_code or "", detail if isinstance(detail, str) else ""]).lower()
+    return field_name.lower() in text or "in use" in text or "already exists" in text
 
 
 def _holds(record: Mapping[str, Any], values: Mapping[str, Any]) -> list[str]:
@@ -320,9 +407,10 @@ class PowerOfficeClient:
         subscription_key: SecretStr,
         budget: ApiBudget,
         base_url: str = PRODUCTION_BASE_URL,
-        token_url: str = PRODUCTION_TOKEN_URL,
+        token_url: str | None = None,
         timeout: float | httpx.Timeout = 30.0,
-        renew_margin_seconds: float = 60.0,
+        renew_fraction: float = DEFAULT_FRACTION,
+        renew_cap_seconds: float = DEFAULT_CAP_SECONDS,
         retry: RetryPolicy | None = None,
         on_request: RequestObserver | None = None,
         clock: Callable[[], float] = time.monotonic,
@@ -335,8 +423,10 @@ class PowerOfficeClient:
         self._subscription_key = subscription_key
         self.budget = budget
         self.base_url = base_url.rstrip("/")
-        self.token_url = token_url
-        self.renew_margin_seconds = renew_margin_seconds
+        # Unset: beside the base URL (demo base -> demo token endpoint).
+        self.token_url = token_url or token_url_for(self.base_url)
+        self.renew_fraction = renew_fraction
+        self.renew_cap_seconds = renew_cap_seconds
         self.retry = retry or RetryPolicy()
         self._on_request = on_request
         self._clock = clock
@@ -572,9 +662,11 @@ class PowerOfficeClient:
             items = self._get_list(
                 resource, _PATH[resource], {**params, "PageNumber": page, "PageSize": page_size}
             )
-            yield from items
-            if len(items) < page_size:
+            # Only an empty page (or 204) ends the scan: a short page may be a server that
+            # returns fewer records than PageSize asked for.
+            if not items:
                 return
+            yield from items
             page += 1
 
     def _iter_changed(
@@ -600,13 +692,13 @@ class PowerOfficeClient:
                 "PageSize": page_size,
             }
             items = self._get_list(resource, _PATH[resource], query)
+            if not items:  # never stop at a short page: the server may clamp PageSize
+                return
             stamps = [self._stamp_of(resource, item) for item in items]
             for item, stamp in zip(items, stamps, strict=True):
                 if stamp == edge and item.get("Id") in seen_at_edge:
                     continue
                 yield item
-            if len(items) < page_size:
-                return
             top = stamps[-1]
             ids_at_top = {
                 item["Id"]
@@ -699,10 +791,13 @@ class PowerOfficeClient:
         for post in range(1, self.retry.max_create_posts + 1):
             try:
                 response = self._call("POST", path, operation, idempotent=False, json_body=payload)
-            except ValidationError:
+            except ValidationError as exc:
                 # Possibly "reference already in use" (an earlier attempt or a concurrent
-                # creator): whoever holds the reference is the record we wanted.
-                existing = self._find_by_reference(resource, reference, contact_id)
+                # creator): whoever holds the reference is the record we wanted. Reads may lag
+                # that record's creation, so when the refusal names the reference (or says
+                # "in use") the lookup is repeated with back-off before the 400 is believed.
+                waits = names_reference_in_use(exc, field_name)
+                existing = self._find_after_refusal(resource, reference, contact_id, waits)
                 if existing is not None:
                     return CreateResult(parse_record(model, existing), created=False)
                 raise
@@ -724,6 +819,27 @@ class PowerOfficeClient:
             return CreateResult(parse_record(model, self._json(response, operation)), created=True)
         raise AssertionError("unreachable")  # pragma: no cover
 
+    def _find_after_refusal(
+        self, resource: Resource, reference: str, contact_id: int | None, wait: bool
+    ) -> dict[str, Any] | None:
+        """The record holding ``reference`` after a refused POST; looked up once, or up to
+        ``RetryPolicy.max_guard_reads`` times with back-off when ``wait``."""
+        if not wait:
+            return self._find_by_reference(resource, reference, contact_id)
+        retrying = Retrying(
+            stop=stop_after_attempt(max(1, self.retry.max_guard_reads)),
+            wait=wait_exponential(
+                multiplier=self.retry.guard_read_backoff, max=self.retry.guard_read_max_backoff
+            ),
+            retry=retry_if_result(lambda found: found is None),
+            sleep=self._sleep,
+            retry_error_callback=lambda state: None,
+        )
+        found: dict[str, Any] | None = retrying(
+            self._find_by_reference, resource, reference, contact_id
+        )
+        return found
+
     def _update(
         self,
         model: type[RecordT],
@@ -739,23 +855,91 @@ class PowerOfficeClient:
         try:
             response = self._call("PATCH", path, operation, idempotent=bool(expected), patch=ops)
         except (ConflictError, ValidationError) as exc:
-            if isinstance(exc, ValidationError) and not expected:
+            if not expected:
+                if isinstance(exc, ValidationError):
+                    raise
+                current = self._get_one(resource, path)
+                if not _holds(current, changes):
+                    return parse_record(model, current)  # already in the desired state
                 raise
-            current = self._get_one(resource, path)
-            if not _holds(current, changes):
-                # Already in the desired state (an earlier attempt of ours, or the same edit).
-                return parse_record(model, current)
-            mismatched = _holds(current, expected or {})
-            if mismatched:
-                raise ConflictError(
-                    f"{operation}: record changed since it was read (test failed)",
-                    system=SYSTEM,
-                    status=exc.status,
-                    error_code="test_failed",
-                    data={"properties": mismatched},
-                ) from exc
-            raise
+            return parse_record(
+                model, self._resolve_refused(resource, path, changes, expected, exc)
+            )
         return parse_record(model, self._json(response, operation))
+
+    def _resolve_refused(
+        self,
+        resource: Resource,
+        path: str,
+        changes: Mapping[str, Any],
+        expected: Mapping[str, Any],
+        refusal: ConflictError | ValidationError,
+    ) -> dict[str, Any]:
+        """Explain a refused guarded patch by reading the record; returns it when it already
+        has the desired values, else raises ``GuardFailedError`` (or re-raises ``refusal``).
+
+        Reads may lag the write that broke the guard, so a read that still satisfies every guard
+        proves nothing: read again with back-off. Only for a 400 that does not name a ``test``
+        (it may be about the values) a test-only patch — which the server evaluates on the
+        primary, like the refused one — decides once whether the guards hold there.
+        """
+        operation = f"{resource}.update"
+        guard_refused = isinstance(refusal, ConflictError) or names_failed_test(refusal)
+        probed = False
+        last: dict[str, Any] = {}
+
+        def read() -> dict[str, Any] | None:
+            nonlocal guard_refused, probed, last
+            last = self._get_one(resource, path)
+            if not _holds(last, changes) or _holds(last, expected):
+                return last  # explained: desired values there, or a guard broken
+            if not guard_refused and not probed:
+                probed = True
+                try:
+                    self._call(
+                        "PATCH",
+                        path,
+                        operation,
+                        idempotent=True,
+                        patch=build_patch({}, expected),
+                    )
+                except (ConflictError, ValidationError):
+                    guard_refused = True  # the guards fail on the primary: a lagging read
+                else:
+                    raise refusal  # the guards hold: the 400 was about the values
+            return None  # a lagging read: not yet explained
+
+        retrying = Retrying(
+            stop=stop_after_attempt(max(1, self.retry.max_guard_reads)),
+            wait=wait_exponential(
+                multiplier=self.retry.guard_read_backoff, max=self.retry.guard_read_max_backoff
+            ),
+            retry=retry_if_result(lambda found: found is None),
+            sleep=self._sleep,
+            retry_error_callback=lambda state: None,
+        )
+        current = retrying(read)
+        if current is not None and not _holds(current, changes):
+            # Already in the desired state (an earlier attempt of ours, or the same edit).
+            return current
+        mismatched = _holds(current, expected) if current is not None else []
+        unconfirmed = current is None
+        if unconfirmed:
+            log.warning(
+                "poweroffice %s refused (status %s) but %d reads still satisfy its guards; "
+                "reporting a conflict with the last read",
+                operation,
+                refusal.status,
+                self.retry.max_guard_reads,
+            )
+        raise GuardFailedError(
+            f"{operation}: record changed since it was read (test failed)",
+            current=current if current is not None else last,
+            system=SYSTEM,
+            status=refusal.status,
+            error_code="test_failed",
+            data={"properties": mismatched, "unconfirmed": unconfirmed},
+        ) from refusal
 
     def _delete(self, resource: Resource, path: str) -> None:
         self._call(
@@ -861,8 +1045,8 @@ class PowerOfficeClient:
             response.status_code,
             seconds,
         )
-        if response.status_code == 429:
-            self.budget.note_throttled()
+        if response.status_code == 429:  # the shared budget slows down and holds until then
+            self.budget.note_throttled(_retry_after(response, self.retry.max_retry_after))
         return response
 
     def _observe(self, operation: str, status: int, seconds: float) -> None:
@@ -932,7 +1116,7 @@ class PowerOfficeClient:
     def _access_token(self) -> SecretStr:
         with self._token_lock:
             token = self._token
-            if token is not None and self._clock() < token.expires_at - self.renew_margin_seconds:
+            if token is not None and self._clock() < token.renew_at:
                 return token.value
             self._token = self._fetch_token()
             return self._token.value
@@ -987,7 +1171,15 @@ class PowerOfficeClient:
             if not isinstance(lifetime, int | float) or isinstance(lifetime, bool):
                 lifetime = 600  # the spec's example lifetime; the real one is 1200
             self.tokens_fetched += 1
-            return _Token(SecretStr(value), requested_at + float(lifetime))
+            # Renew after a fraction of the lifetime: a fixed margin would renew a short-lived
+            # token before every call.
+            renewal = renew_at(
+                requested_at,
+                float(lifetime),
+                fraction=self.renew_fraction,
+                cap=self.renew_cap_seconds,
+            )
+            return _Token(SecretStr(value), renewal)
 
         return retrying(attempt)
 
@@ -1044,9 +1236,12 @@ __all__ = [
     "PRODUCTION_TOKEN_URL",
     "SYSTEM",
     "CreateResult",
+    "GuardFailedError",
     "PowerOfficeClient",
     "RequestObserver",
     "RetryPolicy",
     "build_patch",
+    "names_failed_test",
+    "names_reference_in_use",
     "scrub",
 ]

@@ -14,7 +14,12 @@ poweroffice-go-v2.md``) says the API does, plus the decisions recorded in
   store are strictly increasing (microsecond resolution, written with 7 digits);
 - JSON Patch with case-insensitive paths restricted to the resource's ``*PatchDto`` properties,
   ``test`` operations enforced atomically (a failing test fails the whole patch);
-- deleted records keep a tombstone visible to the admin API only.
+- deleted records keep a tombstone visible to the admin API only;
+- realism options, off by default: ``read_lag_seconds`` serves reads (GET by id and list
+  queries) from a snapshot that lags the writes by that many seconds of the store's clock, as a
+  read replica would (writes, their validation and PATCH ``test`` guards use the primary at
+  once); ``page_size_clamp`` makes list calls return at most that many records whatever
+  ``PageSize`` asked for.
 
 Errors are raised as ``ProblemDetailsError`` (status, title, detail) and rendered as
 ProblemDetails by ``simulator.py``.
@@ -405,14 +410,28 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+_BEGINNING: Final = datetime.min.replace(tzinfo=UTC)
+
+
 @dataclass
 class PowerOfficeStore:
     """Thread-safe in-memory records of one PowerOffice Go client (company)."""
 
     clock: Clock = _utcnow
-    #: Status of a failed JSON Patch ``test`` (409 by default; 400 to mimic a ModelState error).
-    patch_test_failure_status: int = 409
+    #: Status of a failed JSON Patch ``test``: 400 ProblemDetails by default (the v2 OpenAPI lists
+    #: no 409 for PATCH, only 400); 409 (``<Entity> conflict``) as the alternative.
+    patch_test_failure_status: int = 400
+    #: Reads see the writes this many seconds (store clock) late; 0 = read-your-writes.
+    read_lag_seconds: float = 0.0
+    #: List calls return at most this many records per page (None: as ``PageSize`` asks).
+    page_size_clamp: int | None = None
     _records: dict[Resource, dict[int, StoredRecord]] = field(init=False)
+    #: Per record, the versions reads may still see while ``read_lag_seconds`` > 0:
+    #: (written at, DTO or None when absent), oldest first; the first entry is the state before
+    #: the lagging began (``datetime.min``).
+    _history: dict[Resource, dict[int, list[tuple[datetime, dict[str, Any] | None]]]] = field(
+        init=False
+    )
     _lock: threading.RLock = field(default_factory=threading.RLock, init=False)
 
     def __post_init__(self) -> None:
@@ -423,6 +442,7 @@ class PowerOfficeStore:
     def reset(self) -> None:
         with self._lock:
             self._records = {r: {} for r in RESOURCES}
+            self._history = {r: {} for r in RESOURCES}
             self._next_contact_id = 100_001
             self._next_person_id = 500_001
             self._next_address_id = 900_001
@@ -437,6 +457,55 @@ class PowerOfficeStore:
                 now = self._last_stamp + timedelta(microseconds=1)
             self._last_stamp = now
             return format_timestamp(now)
+
+    # -- read replica (realism option) ------------------------------------------------------
+
+    def set_read_lag(self, seconds: float) -> None:
+        """Serve reads ``seconds`` behind the writes from now on (0: read-your-writes). Turning
+        the lag off forgets the history: writes made meanwhile are not recorded in it."""
+        if seconds < 0:
+            raise ValueError("read lag must not be negative")
+        with self._lock:
+            self.read_lag_seconds = float(seconds)
+            if self.read_lag_seconds <= 0:
+                self._history = {r: {} for r in RESOURCES}
+
+    def _remember(
+        self,
+        resource: Resource,
+        record_id: int,
+        before: dict[str, Any] | None,
+        after: dict[str, Any] | None,
+    ) -> None:
+        """Record a write for the lagging reads (nothing to do without read lag)."""
+        if self.read_lag_seconds <= 0:
+            return
+        now = self.clock()
+        history = self._history[resource].setdefault(
+            record_id, [(_BEGINNING, copy.deepcopy(before))]
+        )
+        history.append((now, copy.deepcopy(after)))
+        # Keep the newest version already visible and everything after it.
+        cutoff = now - timedelta(seconds=self.read_lag_seconds)
+        visible = max(i for i, (at, _) in enumerate(history) if at <= cutoff)
+        del history[:visible]
+
+    def _readable(self, resource: Resource) -> list[dict[str, Any]]:
+        """The non-deleted records as a read sees them (by ``Id``; not copied)."""
+        current = {
+            record_id: rec.dto
+            for record_id, rec in self._records[resource].items()
+            if not rec.deleted
+        }
+        if self.read_lag_seconds > 0:
+            cutoff = self.clock() - timedelta(seconds=self.read_lag_seconds)
+            for record_id, history in self._history[resource].items():
+                seen = [dto for at, dto in history if at <= cutoff][-1]
+                if seen is None:
+                    current.pop(record_id, None)
+                else:
+                    current[record_id] = seen
+        return [dto for _, dto in sorted(current.items())]
 
     # -- reads ------------------------------------------------------------------------------
 
@@ -457,18 +526,16 @@ class PowerOfficeStore:
         default_page_size: int,
         max_page_size: int,
     ) -> Page:
-        """One list call (filters, order, page, projection) on a consistent snapshot; only the
-        returned page is copied."""
+        """One list call (filters, order, page, projection) on a consistent snapshot (lagging
+        when ``read_lag_seconds`` is set); only the returned page is copied."""
         with self._lock:
-            records = [
-                rec.dto for _, rec in sorted(self._records[resource].items()) if not rec.deleted
-            ]
             page = run_query(
                 resource,
-                records,
+                self._readable(resource),
                 params,
                 default_page_size=default_page_size,
                 max_page_size=max_page_size,
+                clamp_page_size=self.page_size_clamp,
             )
             return Page(
                 copy.deepcopy(page.items), page.page_number, page.page_size, page.total_count
@@ -477,8 +544,16 @@ class PowerOfficeStore:
     def get(
         self, resource: Resource, record_id: int, contact_id: int | None = None
     ) -> dict[str, Any]:
+        """``GET`` by id, as a read sees it (lagging when ``read_lag_seconds`` is set)."""
         with self._lock:
-            return copy.deepcopy(self._live_record(resource, record_id, contact_id).dto)
+            if self.read_lag_seconds <= 0:
+                return copy.deepcopy(self._live_record(resource, record_id, contact_id).dto)
+            for dto in self._readable(resource):
+                if dto.get("Id") == record_id and (
+                    contact_id is None or dto.get("ContactId") == contact_id
+                ):
+                    return copy.deepcopy(dto)
+            raise not_found(resource, record_id)
 
     def admin_list(self, resource: Resource) -> list[dict[str, Any]]:
         with self._lock:
@@ -599,9 +674,14 @@ class PowerOfficeStore:
             values = self._read_input(resource, result, mode="patch")
             return self._update(resource, rec, values)
 
-    def edit(self, resource: Resource, record_id: int, changes: Any) -> dict[str, Any]:
+    def edit(
+        self, resource: Resource, record_id: int, changes: Any, *, silent: bool = False
+    ) -> dict[str, Any]:
         """Admin: change properties as a person would in the product UI (any writable property
-        plus UI-only ones such as a customer's ``IsActive``; ``MailAddress`` merges)."""
+        plus UI-only ones such as a customer's ``IsActive``; ``MailAddress`` merges).
+
+        ``silent`` (tests of verification only): change the record *behind the engine's back*
+        — no stamp moves, so no poll or reconciliation can see it."""
         if not isinstance(changes, dict):
             raise cast_problem("Edit expects a JSON object of properties.")
         with self._lock:
@@ -611,7 +691,7 @@ class PowerOfficeStore:
                 merged = dict(rec.dto.get("MailAddress") or {})
                 merged.update(values["MailAddress"])
                 values["MailAddress"] = merged
-            return self._update(resource, rec, values)
+            return self._update(resource, rec, values, silent=silent)
 
     def delete(
         self,
@@ -640,10 +720,12 @@ class PowerOfficeStore:
                     f"{ENTITY[resource]} with id = {record_id} is in use and cannot be deleted.",
                 )
             rec.deleted = True
+            self._remember(resource, record_id, rec.dto, None)
             if resource == "customers":
-                for person in self._records["contactpersons"].values():
-                    if person.dto.get("ContactId") == record_id:
+                for person_id, person in self._records["contactpersons"].items():
+                    if person.dto.get("ContactId") == record_id and not person.deleted:
                         person.deleted = True
+                        self._remember("contactpersons", person_id, person.dto, None)
 
     def set_in_use(self, resource: Resource, record_id: int, in_use: bool) -> None:
         with self._lock:
@@ -652,6 +734,7 @@ class PowerOfficeStore:
     def purge(self, resource: Resource, record_id: int) -> None:
         """Admin: forget a record entirely (no tombstone)."""
         with self._lock:
+            self._history[resource].pop(record_id, None)
             if self._records[resource].pop(record_id, None) is None:
                 raise not_found(resource, record_id)
 
@@ -791,12 +874,15 @@ class PowerOfficeStore:
                 dto["IsDefault"] = False
         self._check_rules(resource, dto, exclude_id=None)
         self._records[resource][dto["Id"]] = StoredRecord(dto)
+        if not seeded:  # seeded records count as written long ago: readable at once
+            self._remember(resource, dto["Id"], None, dto)
         return copy.deepcopy(dto)
 
     def _update(
-        self, resource: Resource, rec: StoredRecord, values: dict[str, Any]
+        self, resource: Resource, rec: StoredRecord, values: dict[str, Any], *, silent: bool = False
     ) -> dict[str, Any]:
-        """Apply new property values; bump stamps only for what really changed."""
+        """Apply new property values; bump stamps only for what really changed (none when
+        ``silent``: an admin change behind the API's back)."""
         new = copy.deepcopy(rec.dto)
         record_changed = False
         address_changed = False
@@ -821,6 +907,9 @@ class PowerOfficeStore:
         if not (record_changed or address_changed):
             return copy.deepcopy(rec.dto)
         self._check_rules(resource, new, exclude_id=new["Id"])
+        if silent:
+            rec.dto = new
+            return copy.deepcopy(new)
         stamp = self.stamp()
         if address_changed and new.get("MailAddress") is not None:
             new["MailAddress"] = self._full_address(resource, new["MailAddress"], stamp)
@@ -828,6 +917,7 @@ class PowerOfficeStore:
                 new["MailAddress"]["LastChangedDateTimeOffset"] = stamp
         if record_changed:
             new["LastChangedDateTimeOffset"] = stamp
+        self._remember(resource, new["Id"], rec.dto, new)
         rec.dto = new
         return copy.deepcopy(new)
 
@@ -1132,14 +1222,18 @@ def run_query(
     *,
     default_page_size: int,
     max_page_size: int,
+    clamp_page_size: int | None = None,
 ) -> Page:
-    """Filters -> order -> page -> projection, as one list call does."""
+    """Filters -> order -> page -> projection, as one list call does. ``clamp_page_size``: a
+    server that returns fewer records per page than a valid ``PageSize`` asked for."""
     page_number = _int("PageNumber", params["pagenumber"]) if "pagenumber" in params else 1
     page_size = _int("PageSize", params["pagesize"]) if "pagesize" in params else default_page_size
     if page_number < 1:
         raise cast_problem("PageNumber must be 1 or greater.")
     if page_size < 1 or page_size > max_page_size:
         raise cast_problem(f"PageSize must be between 1 and {max_page_size}.")
+    if clamp_page_size is not None:
+        page_size = min(page_size, clamp_page_size)
     fields = apply_fields(resource, params.get("fields"))
     selected = apply_order(
         resource, apply_filters(resource, records, params), params.get("orderby")

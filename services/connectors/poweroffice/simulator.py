@@ -14,8 +14,14 @@ points: ``docs/poweroffice-decisions.md``):
 - 10 requests/second per subscription key (``simkit.WindowRateLimiter``) -> 429 with the gateway's
   body and a ``Retry-After`` header; ``SimulatorLimits.lifted()`` removes the limit.
 - ``/_admin/...`` (no auth, not part of the real API): seed, inspect (incl. deleted), UI-style
-  edits, deletes, reset, fault rules, request counters, clock and token expiry. ``admin.py`` is a
-  small client for it.
+  edits (``?silent=true``: behind the API's back, no stamp moves), deletes, reset, fault rules,
+  request counters, clock, token expiry and the realism options. ``admin.py`` is a small client
+  for it.
+- Realism options (``SimulatorLimits``, all off by default): ``read_lag_seconds`` (reads served
+  by a replica that lags the writes; also ``POST /_admin/realism`` at run time),
+  ``page_size_clamp`` (fewer records per page than ``PageSize`` asked for), a short
+  ``token_lifetime_seconds``, ``patch_test_failure_status`` (400, as the v2 OpenAPI documents
+  for PATCH, or 409).
 
 The app is wrapped in ``simkit.FaultInjector`` and a request counter. The clock is injectable
 (``ManualClock``) so tests can expire tokens. ``main(argv)`` runs it as its own process.
@@ -96,7 +102,17 @@ class SimulatorLimits:
     default_page_size: int = 5000
     max_page_size: int = 20_000
     send_retry_after: bool = True
-    patch_test_failure_status: int = 409
+    #: A 429 uses a slot of the window too (gateways that count every arrival); off by default.
+    #: ``requests_per_second`` is the real limit: set it below a client's budget to model a key
+    #: whose limit other apps share.
+    count_throttled: bool = False
+    #: A failed JSON Patch ``test``: 400 ProblemDetails (the only refusal the v2 OpenAPI lists
+    #: for PATCH) or 409.
+    patch_test_failure_status: int = 400
+    #: Reads (GET by id and lists) lag the writes by this many seconds; 0 = read-your-writes.
+    read_lag_seconds: float = 0.0
+    #: List pages hold at most this many records whatever ``PageSize`` asks (None: no clamp).
+    page_size_clamp: int | None = None
 
     @classmethod
     def lifted(cls, **overrides: Any) -> SimulatorLimits:
@@ -238,10 +254,15 @@ class PowerOfficeSimulator:
         self._clock = clock or _utcnow
         self._offset = timedelta(0)
         self.store = PowerOfficeStore(
-            clock=self.now, patch_test_failure_status=self.limits.patch_test_failure_status
+            clock=self.now,
+            patch_test_failure_status=self.limits.patch_test_failure_status,
+            read_lag_seconds=self.limits.read_lag_seconds,
+            page_size_clamp=self.limits.page_size_clamp,
         )
         self.rate_limiter = WindowRateLimiter(
-            self.limits.requests_per_second, self.limits.window_seconds
+            self.limits.requests_per_second,
+            self.limits.window_seconds,
+            count_rejected=self.limits.count_throttled,
         )
         self._tokens: dict[str, datetime] = {}
         self._lock = threading.Lock()
@@ -254,6 +275,7 @@ class PowerOfficeSimulator:
             Route("/_admin/counters", self._admin_counters, methods=["GET", "DELETE"]),
             Route("/_admin/clock", self._admin_clock, methods=["GET", "POST"]),
             Route("/_admin/tokens/expire", self._admin_expire_tokens, methods=["POST"]),
+            Route("/_admin/realism", self._admin_realism, methods=["GET", "POST"]),
             Route("/_admin/{resource}/seed", self._admin_seed, methods=["POST"]),
             Route("/_admin/{resource}", self._admin_list, methods=["GET"]),
             Route(
@@ -312,8 +334,21 @@ class PowerOfficeSimulator:
         with self._lock:
             self._tokens.clear()
 
+    def set_read_lag(self, seconds: float) -> None:
+        """Serve reads from a replica ``seconds`` behind the writes (0: read-your-writes)."""
+        self.store.set_read_lag(seconds)
+
+    def realism(self) -> dict[str, Any]:
+        return {
+            "read_lag_seconds": self.store.read_lag_seconds,
+            "page_size_clamp": self.store.page_size_clamp,
+            "patch_test_failure_status": self.store.patch_test_failure_status,
+            "token_lifetime_seconds": self.limits.token_lifetime_seconds,
+        }
+
     def reset(self) -> None:
         self.store.reset()
+        self.set_read_lag(self.limits.read_lag_seconds)
         self.expire_tokens()
         self.clear_faults()
         self.reset_counters()
@@ -625,8 +660,10 @@ class PowerOfficeSimulator:
         if isinstance(body, Response):
             return body
         record_id = int(request.path_params["record_id"])
+        silent = request.query_params.get("silent", "false").lower() == "true"
         return await self._admin_call(
-            request, lambda: self.store.edit(self._admin_resource(request), record_id, body)
+            request,
+            lambda: self.store.edit(self._admin_resource(request), record_id, body, silent=silent),
         )
 
     async def _admin_in_use(self, request: Request) -> Response:
@@ -680,6 +717,19 @@ class PowerOfficeSimulator:
             self.advance_clock(float(seconds))
         return JSONResponse({"now": self.now().isoformat()})
 
+    async def _admin_realism(self, request: Request) -> Response:
+        if request.method == "POST":
+            body = await self._json_or_problem(request)
+            if isinstance(body, Response):
+                return body
+            lag = body.get("read_lag_seconds") if isinstance(body, dict) else None
+            if not isinstance(lag, int | float) or isinstance(lag, bool) or lag < 0:
+                return _problem(
+                    cast_problem("read_lag_seconds must be a number >= 0."), "/_admin/realism"
+                )
+            self.set_read_lag(float(lag))
+        return JSONResponse(self.realism())
+
     async def _admin_expire_tokens(self, request: Request) -> Response:
         self.expire_tokens()
         return JSONResponse({"ok": True})
@@ -706,6 +756,34 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--subscription-key", default=DEFAULT_SUBSCRIPTION_KEY)
     parser.add_argument("--token-lifetime", type=int, default=1200, help="seconds (default 1200)")
     parser.add_argument("--no-retry-after", action="store_true", help="429 without Retry-After")
+    parser.add_argument(
+        "--rate-limit",
+        type=int,
+        default=10,
+        help="requests per second the gateway allows (default 10; lower = a shared key)",
+    )
+    parser.add_argument(
+        "--count-throttled", action="store_true", help="a 429 uses a slot of the window too"
+    )
+    parser.add_argument(
+        "--read-lag",
+        type=float,
+        default=0.0,
+        help="seconds reads lag behind writes, as a read replica would (default 0)",
+    )
+    parser.add_argument(
+        "--page-size-clamp",
+        type=int,
+        default=None,
+        help="return at most this many records per page whatever PageSize asks",
+    )
+    parser.add_argument(
+        "--patch-test-failure-status",
+        type=int,
+        choices=(400, 409),
+        default=400,
+        help="status of a failed JSON Patch test (default 400, as the v2 OpenAPI documents)",
+    )
     return parser
 
 
@@ -713,9 +791,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the simulator in the foreground until SIGINT/SIGTERM."""
     args = build_parser().parse_args(argv)
     limits = SimulatorLimits(
-        requests_per_second=0 if args.lift_limits else 10,
+        requests_per_second=0 if args.lift_limits else args.rate_limit,
+        count_throttled=args.count_throttled,
         token_lifetime_seconds=args.token_lifetime,
         send_retry_after=not args.no_retry_after,
+        read_lag_seconds=args.read_lag,
+        page_size_clamp=args.page_size_clamp,
+        patch_test_failure_status=args.patch_test_failure_status,
     )
     sim = PowerOfficeSimulator(
         credentials=Credentials(args.application_key, args.client_key, args.subscription_key),

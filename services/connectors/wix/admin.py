@@ -55,11 +55,13 @@ class WixAdmin:
         found: dict[str, Any] = self._json("GET", f"/contacts/{contact_id}")["contact"]
         return found
 
-    def edit(self, contact_id: str, info: dict[str, Any]) -> dict[str, Any]:
-        """A dashboard edit: no revision needed, bumps revision/updatedDate, fires a webhook."""
-        edited: dict[str, Any] = self._json("PATCH", f"/contacts/{contact_id}", {"info": info})[
-            "contact"
-        ]
+    def edit(
+        self, contact_id: str, info: dict[str, Any], *, silent: bool = False
+    ) -> dict[str, Any]:
+        """A dashboard edit: no revision needed, bumps revision/updatedDate, fires a webhook.
+        ``silent``: a change behind the API's back instead (no bump, no webhook)."""
+        body: dict[str, Any] = {"info": info, "silent": True} if silent else {"info": info}
+        edited: dict[str, Any] = self._json("PATCH", f"/contacts/{contact_id}", body)["contact"]
         return edited
 
     def delete(self, contact_id: str) -> None:

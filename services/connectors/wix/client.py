@@ -5,8 +5,10 @@ follows ``shared/reference/wix-contacts-v4.md`` only — nothing simulator-speci
 in ``admin.py``). Decisions are listed in ``docs/wix-decisions.md``; the ones callers must know:
 
 - **Auth**: ``ApiKeyAuth`` (``Authorization: <key>`` + ``wix-site-id``) or ``AppAuth`` (OAuth
-  client credentials -> 4 h token sent raw like the official SDK, renewed 10% / at most 5 min
-  before expiry, and once more on a 401). Secrets are ``SecretStr`` and never logged.
+  client credentials -> 4 h token sent raw like the official SDK, renewed by the shared rule of
+  ``services.core.tokens``: 10 % of the lifetime / at most 60 s before expiry, so a short-lived
+  token is not renewed before every call; and once more on a 401). Secrets are ``SecretStr``
+  and never logged.
 - **Budget**: every HTTP request to the contacts API (retries included) first acquires one permit
   from the injected ``ApiBudget``. The token endpoint is not budgeted.
 - **Retries** (tenacity): 429 is retried for every call (the request was not processed) after
@@ -22,7 +24,14 @@ in ``admin.py``). Decisions are listed in ``docs/wix-decisions.md``; the ones ca
   secret, token, e-mail or phone (Wix's own message/description are dropped for that reason).
 - **Update**: ``update(current, ...)`` sends ``revision=current.revision`` and a minimal ``info``:
   ``name`` when a name part changes, and the full ``emails``/``phones`` collection rebuilt from
-  ``current`` with only the primary item's value changed (Wix replaces a sent collection).
+  ``current`` with only the primary item's value changed (Wix replaces a sent collection). Items
+  carry only their writable fields (``tag``, ``email`` / ``countryCode``, ``phone``, ``primary``):
+  the read-only ``id``, ``e164Phone``, ``formattedPhone`` and anything else Wix added are never
+  sent back (Wix matches an item by its value; the simulator's ``strict_read_only_items`` refuses
+  them like a strict server would).
+- **Paging**: ``iter_query`` pages on until a page comes back empty, or ``total`` (when Wix
+  counted it: not ``tooManyToCount``) is reached — never stopping at the first short page, since
+  a server may clamp the page size below the one asked for.
 - A delete retried after an unknown outcome treats 404 as done.
 
 Imports: standard library, httpx, tenacity, pydantic, ``services.core`` and ``models`` — never the
@@ -67,6 +76,7 @@ from services.core.errors import (
     TransportError,
     ValidationError,
 )
+from services.core.tokens import renew_at
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -83,6 +93,7 @@ __all__ = [
     "WixClient",
     "build_create_info",
     "build_update_info",
+    "last_page",
 ]
 
 log = logging.getLogger(__name__)
@@ -430,7 +441,8 @@ class WixClient:
             raise ContractError("wix query: response has no contacts list")
         meta = body.get("pagingMetadata") if isinstance(body.get("pagingMetadata"), dict) else {}
         assert isinstance(meta, dict)
-        total = meta.get("total")
+        # ``total`` is an estimate when Wix says it had too many to count: not a paging bound.
+        total = None if meta.get("tooManyToCount") is True else meta.get("total")
         count = meta.get("count", len(raw))
         return RawContactPage(
             contacts=raw,
@@ -452,7 +464,8 @@ class WixClient:
         """Every matching contact, page by page (offset paging; ids de-duplicated).
 
         Offset paging is not a snapshot: a contact deleted while paging shifts later ones by one
-        and one may be missed — the extractor's reconciliation covers that.
+        and one may be missed — the extractor's reconciliation covers that. A short page is not
+        the end (the server may clamp ``page_size``): see ``last_page``.
         """
         offset = 0
         seen: set[str] = set()
@@ -471,7 +484,7 @@ class WixClient:
                     seen.add(contact.id)
                     yield contact
             offset += len(page.contacts)
-            if len(page.contacts) < page_size or (page.total is not None and offset >= page.total):
+            if last_page(len(page.contacts), offset, page.total):
                 return
 
     def iter_updated_since(
@@ -495,6 +508,27 @@ class WixClient:
     def find_by_extended_field(self, key: str, value: str | int | float) -> list[Contact]:
         """Contacts whose extended field ``key`` (``custom.tether-link-id``) equals ``value``."""
         return list(self.iter_query({f"info.extendedFields.{key}": {"$eq": value}}))
+
+    def list_extended_fields(
+        self, namespace: str = "custom", limit: int = 100
+    ) -> list[dict[str, Any]]:
+        """One page of extended field definitions (``GET /contacts/v4/extended-fields``): a read
+        that needs the same permission as defining one, so ``tether doctor`` checks it here."""
+        body = self._call(
+            "GET",
+            "/contacts/v4/extended-fields",
+            "extended_fields",
+            params=[
+                ("namespace", namespace),
+                ("paging.limit", str(limit)),
+                ("paging.offset", "0"),
+            ],
+            idempotent=True,
+        )
+        fields = body.get("fields")
+        if not isinstance(fields, list):
+            raise ContractError("wix extended fields: response has no fields list")
+        return [f for f in fields if isinstance(f, dict)]
 
     def find_or_create_extended_field(self, display_name: str, data_type: str = "TEXT") -> str:
         """The key (``custom.…``) of the custom extended field with this display name."""
@@ -585,9 +619,12 @@ class WixClient:
         if response.status_code == 401 and isinstance(self._auth, AppAuth):
             with self._token_lock:
                 self._token = None
-        if response.status_code == 429:
-            self._budget.note_throttled()
-        raise _api_error(response, operation)
+        error = _api_error(response, operation)
+        if isinstance(error, RateLimitedError):
+            # The shared budget slows down and holds every caller as long as this one waits.
+            wait = error.retry_after if error.retry_after is not None else self._rate_limit_wait
+            self._budget.note_throttled(wait)
+        raise error
 
     def _observe(self, operation: str, status: int, started: float) -> None:
         seconds = time.monotonic() - started
@@ -638,11 +675,18 @@ class WixClient:
             if not isinstance(token, str) or not isinstance(expires_in, (int, float)):
                 raise ContractError("wix token response has no access_token/expires_in")
             self._token = token
-            self._token_renew_at = started + expires_in - min(300.0, expires_in * 0.1)
+            self._token_renew_at = renew_at(started, float(expires_in))
             return token
 
 
 # -- pure helpers ---------------------------------------------------------------------------
+
+
+def last_page(received: int, offset_after: int, total: int | None) -> bool:
+    """Whether offset paging is done after a page of ``received`` contacts ending at
+    ``offset_after``: an empty page, or a counted ``total`` reached. A short page alone proves
+    nothing — Wix (or a proxy) may return fewer than the ``limit`` asked for."""
+    return received == 0 or (total is not None and offset_after >= total)
 
 
 def build_create_info(
@@ -711,9 +755,7 @@ def build_update_info(
             phone,
             same=lambda item, value: _digits(item.phone) == _digits(value),
             make=lambda value: ContactPhone(tag="MAIN", phone=value, primary=True),
-            assign=lambda item, value: item.model_copy(
-                update={"phone": value, "e164_phone": None, "formatted_phone": None}
-            ),
+            assign=lambda item, value: item.model_copy(update={"phone": value}),
         )
         info["phones"] = {"items": items}
     if extended_fields is not None:
@@ -730,6 +772,21 @@ def build_update_info(
 
 
 _Item = TypeVar("_Item", ContactEmail, ContactPhone)
+
+
+#: The item fields a write may carry (reference §4): ``id``, ``e164Phone``, ``formattedPhone`` and
+#: whatever else Wix adds to an item are read-only and never sent back.
+WRITABLE_ITEM_FIELDS: Final = {
+    "emails": ("tag", "email", "primary"),
+    "phones": ("tag", "countryCode", "phone", "primary"),
+}
+
+
+def writable_item(item: ContactEmail | ContactPhone) -> dict[str, Any]:
+    """The item as a write sends it: its writable fields only."""
+    wire = item.to_wire()
+    allowed = WRITABLE_ITEM_FIELDS["emails" if isinstance(item, ContactEmail) else "phones"]
+    return {k: wire[k] for k in allowed if k in wire}
 
 
 def _replace_primary(
@@ -753,7 +810,7 @@ def _replace_primary(
             out.append(item.model_copy(update={"primary": False}))
     if value is not None and primary is None:
         out.insert(0, make(value))
-    return [item.to_wire() for item in out]
+    return [writable_item(item) for item in out]
 
 
 def _digits(value: str) -> str:

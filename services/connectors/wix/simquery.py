@@ -59,7 +59,7 @@ _FIELDS: dict[str, tuple[frozenset[str], str, bool]] = {
     "info.labelKeys": (_ARR, "str", False),
     "info.locations": (_ARR, "str", False),
 }
-_EXTENDED_PREFIXES = ("info.extendedFields.items.", "info.extendedFields.")
+EXTENDED_PREFIXES = ("info.extendedFields.items.", "info.extendedFields.")
 
 # fieldsets and the projectable fields (reference §3.2)
 FIELDSETS: dict[str, tuple[str, ...]] = {
@@ -117,7 +117,7 @@ def _bad_value(description: str) -> SimApiError:
 def field_values(contact: Contact, field: str) -> list[Any]:
     """All values of ``field`` in ``contact`` (several for item collections)."""
     info = contact.get("info", {})
-    for prefix in _EXTENDED_PREFIXES:
+    for prefix in EXTENDED_PREFIXES:
         if field.startswith(prefix):
             items = info.get("extendedFields", {}).get("items", {})
             key = field[len(prefix) :]
@@ -147,7 +147,7 @@ def field_values(contact: Contact, field: str) -> list[Any]:
 def _field_spec(field: str) -> tuple[frozenset[str], str, bool]:
     if field in _FIELDS:
         return _FIELDS[field]
-    for prefix in _EXTENDED_PREFIXES:
+    for prefix in EXTENDED_PREFIXES:
         if field.startswith(prefix) and len(field) > len(prefix):
             return _EXT, "ext", field[len(prefix) :].startswith("custom.")
     raise app_error(

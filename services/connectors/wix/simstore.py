@@ -13,13 +13,21 @@ Rules implemented (reference §3-4; decisions in docs/wix-decisions.md):
   ``CANNOT_HAVE_MULTIPLE_PRIMARY_INFO``. ``primary: false`` is omitted in responses.
 - ``primaryInfo`` / ``primaryEmail`` / ``primaryPhone`` and the system extended fields are derived,
   never written by callers.
-- Duplicate rule (``allowDuplicates`` false): the primary email (trimmed, case-insensitive) equals
-  another contact's primary email; with no email, the primary phone (E.164 when derivable, else
-  digits) equals another's -> 409 ``DUPLICATE_CONTACT_EXISTS``. Updates check only when the
-  deciding value changes.
+- Duplicate rule (``allowDuplicates`` false): the primary email (trimmed, case-insensitive) is
+  *used by another contact* — any of its emails, not only its primary one (reference §3.1); with
+  no email, the primary phone (E.164 when derivable, else digits) is any phone of another contact
+  -> 409 ``DUPLICATE_CONTACT_EXISTS`` naming the earliest such contact. Updates check only when
+  the deciding value changes.
+- Indexes (so a write or a look-up costs O(1) in the number of stored contacts): every email
+  (normalised), every phone (E.164/digits) and every extended-field value -> contact ids, kept in
+  ``_commit`` / ``_remove`` (so create, update, delete, merge and seed all maintain them). ``query``
+  narrows a filter holding an ``$eq``/``$in`` on ``id``, an email or an extended field to those
+  candidates, then applies the whole filter to them.
 - Update: ``revision`` must equal the current one (else 409 ``CONTACT_ALREADY_CHANGED``); each
   ``info`` key sent replaces that key, omitted keys are kept; ``extendedFields.items`` replaces
   the ``custom.*`` keys (system keys stay derived).
+- Item ids, ``e164Phone`` and ``formattedPhone`` are read-only: ignored when sent, or refused
+  (400 ``READ_ONLY``) with the realism option ``strict_read_only_items`` (off by default).
 - ``custom.*`` extended fields must be defined first (``find_or_create_field``) unless
   ``strict_extended_fields`` is off; seeding defines them on the fly.
 - Merge keeps target data, appends source items, fills empty target fields, deletes the sources
@@ -43,6 +51,7 @@ import phonenumbers
 
 from services.connectors.wix.simerrors import SimApiError, app_error, invalid
 from services.connectors.wix.simquery import (
+    EXTENDED_PREFIXES,
     compile_filter,
     parse_sort,
     project,
@@ -57,6 +66,7 @@ PHONE_TAGS = frozenset({"UNTAGGED", "MAIN", "HOME", "MOBILE", "WORK", "FAX"})
 ADDRESS_TAGS = frozenset({"UNTAGGED", "HOME", "WORK", "BILLING", "SHIPPING"})
 FIELD_DATA_TYPES = frozenset({"TEXT", "NUMBER", "DATE", "URL"})
 MAX_ITEMS = 50
+READ_ONLY_ITEM_FIELDS = ("id", "e164Phone", "formattedPhone")
 _EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _KNOWN_INFO_KEYS = frozenset(
     {
@@ -138,11 +148,15 @@ class ContactStore:
     clock: Callable[[], datetime] = _utcnow
     on_change: ChangeListener | None = None
     strict_extended_fields: bool = True
+    strict_read_only_items: bool = False
     contacts: dict[str, Contact] = field(default_factory=dict)
     merged_into: dict[str, str] = field(default_factory=dict)
     extended_fields: dict[str, dict[str, Any]] = field(default_factory=dict)
     _seq: dict[str, int] = field(default_factory=dict, repr=False)
     _next_seq: int = field(default=0, repr=False)
+    _by_email: dict[str, set[str]] = field(default_factory=dict, repr=False)
+    _by_phone: dict[str, set[str]] = field(default_factory=dict, repr=False)
+    _by_extended: dict[tuple[str, Any], set[str]] = field(default_factory=dict, repr=False)
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -153,6 +167,9 @@ class ContactStore:
             self.merged_into.clear()
             self.extended_fields.clear()
             self._seq.clear()
+            self._by_email.clear()
+            self._by_phone.clear()
+            self._by_extended.clear()
 
     # -- reads -------------------------------------------------------------------------------
 
@@ -181,9 +198,15 @@ class ContactStore:
         sort_spec = parse_sort(sort)
         needle = search.strip().lower() if search else None
         with self.lock:
+            ids = self._candidates(query_filter)
+            pool = (
+                self.contacts.items()
+                if ids is None
+                else [(cid, self.contacts[cid]) for cid in ids if cid in self.contacts]
+            )
             matches = [
                 (self._seq[cid], c)
-                for cid, c in self.contacts.items()
+                for cid, c in pool
                 if predicate(c) and (needle is None or _search_hit(c, needle))
             ]
             ordered = sort_contacts(matches, sort_spec)
@@ -204,6 +227,7 @@ class ContactStore:
         actor: Mapping[str, Any],
         source: Mapping[str, Any] | None = None,
     ) -> Contact:
+        self._refuse_read_only(info)
         with self.lock:
             new_info = self._apply_info({}, info, where="info")
             self._require_data(new_info, "INSUFFICIENT_CONTACT_DATA")
@@ -231,8 +255,12 @@ class ContactStore:
         revision: int | None,
         allow_duplicates: bool = False,
         actor: Mapping[str, Any],
+        silent: bool = False,
     ) -> Contact:
-        """API update (``revision`` required) or, with ``revision=None``, a dashboard edit."""
+        """API update (``revision`` required) or, with ``revision=None``, a dashboard edit.
+
+        ``silent`` (admin, tests of verification only): a change behind the API's back — no
+        revision/updatedDate bump, no webhook — that only a full re-read can find."""
         with self.lock:
             current = self.contacts.get(contact_id)
             if current is None:
@@ -252,12 +280,17 @@ class ContactStore:
                     "Nothing to update",
                     "info must contain at least one field",
                 )
+            if revision is not None:
+                self._refuse_read_only(info)
             new_info = self._apply_info(current["info"], info, where="info")
             self._require_data(new_info, "INSUFFICIENT_CONTACT_DATA")
             if not allow_duplicates and _decider(new_info) != _decider(current["info"]):
                 self._check_duplicate(new_info, exclude=contact_id)
             contact = copy.deepcopy(current)
             contact["info"] = new_info
+            if silent:
+                self._commit(contact)
+                return copy.deepcopy(contact)
             self._touch(contact)
             self._commit(contact)
             self._emit("updated", contact, actor)
@@ -403,11 +436,59 @@ class ContactStore:
         if new or contact["id"] not in self._seq:
             self._seq[contact["id"]] = self._next_seq
             self._next_seq += 1
+        previous = self.contacts.get(contact["id"])
+        if previous is not None:
+            self._index(previous, add=False)  # before replacing: its old values leave the index
         self.contacts[contact["id"]] = contact
+        self._index(contact, add=True)
 
     def _remove(self, contact_id: str) -> None:
-        del self.contacts[contact_id]
+        self._index(self.contacts.pop(contact_id), add=False)
         self._seq.pop(contact_id, None)
+
+    def _index(self, contact: Contact, *, add: bool) -> None:
+        cid = contact["id"]
+        entries: list[tuple[dict[Any, set[str]], Any]] = []
+        entries += [(self._by_email, k) for k in _email_keys(contact["info"])]
+        entries += [(self._by_phone, k) for k in _phone_keys(contact["info"])]
+        entries += [(self._by_extended, k) for k in _extended_keys(contact["info"])]
+        for index, key in entries:
+            if add:
+                index.setdefault(key, set()).add(cid)
+                continue
+            ids = index.get(key)
+            if ids is not None:
+                ids.discard(cid)
+                if not ids:
+                    del index[key]
+
+    def _candidates(self, spec: object) -> set[str] | None:
+        """Ids that can match ``spec`` (a superset), from the indexes; None: no index applies."""
+        if not isinstance(spec, dict):
+            return None
+        for key, value in spec.items():
+            if key == "$and" and isinstance(value, list):
+                for part in value:
+                    found = self._candidates(part)
+                    if found is not None:
+                        return found
+                continue
+            wanted = _eq_operands(value)
+            if wanted is None:
+                continue
+            if key == "id":
+                return {v for v in wanted if isinstance(v, str)}
+            if key in ("info.emails.email", "primaryInfo.email"):
+                if not all(isinstance(v, str) for v in wanted):
+                    continue
+                return _union(self._by_email, [email_key(v) for v in wanted])
+            for prefix in EXTENDED_PREFIXES:
+                if key.startswith(prefix) and len(key) > len(prefix):
+                    if not all(_indexable(v) for v in wanted):
+                        break
+                    field_key = key[len(prefix) :]
+                    return _union(self._by_extended, [(field_key, v) for v in wanted])
+        return None
 
     def _touch(self, contact: Contact, activity: str | None = None) -> None:
         now = iso_ms(self.clock())
@@ -439,6 +520,20 @@ class ContactStore:
             )
         )
 
+    def _refuse_read_only(self, info: object) -> None:
+        """With ``strict_read_only_items``: a write carrying a read-only item field is refused."""
+        if not self.strict_read_only_items or not isinstance(info, dict):
+            return
+        for key in ("emails", "phones", "addresses"):
+            wrapper = info.get(key)
+            items = wrapper.get("items") if isinstance(wrapper, dict) else None
+            for index, item in enumerate(items if isinstance(items, list) else []):
+                for name in READ_ONLY_ITEM_FIELDS:
+                    if isinstance(item, dict) and name in item:
+                        raise invalid(
+                            "is read-only", f"info.{key}.items[{index}].{name}", "READ_ONLY"
+                        )
+
     def _require_data(self, info: Contact, code: str) -> None:
         name = info.get("name", {})
         if name.get("first") or name.get("last") or info.get("emails") or info.get("phones"):
@@ -454,25 +549,26 @@ class ContactStore:
         decider = _decider(info)
         if decider is None:
             return
-        kind, _key = decider
-        for cid, other in self.contacts.items():
-            if cid == exclude:
-                continue
-            if _decider(other["info"], kind) == decider:
-                data: dict[str, Any] = {"duplicateContactId": cid}
-                primary = _primary(info, "emails" if kind == "email" else "phones")
-                assert primary is not None
-                if kind == "email":
-                    data["duplicateEmail"] = primary["email"]
-                else:
-                    data["duplicatePhone"] = primary["phone"]
-                raise app_error(
-                    409,
-                    "DUPLICATE_CONTACT_EXISTS",
-                    f"Contact with this {kind} already exists",
-                    f"duplicate contact {cid}",
-                    data,
-                )
+        kind, key = decider
+        index = self._by_email if kind == "email" else self._by_phone
+        others = index.get(key, set()) - {exclude} if exclude else index.get(key, set())
+        if not others:
+            return
+        cid = min(others, key=lambda c: self._seq.get(c, 0))  # the earliest such contact
+        data: dict[str, Any] = {"duplicateContactId": cid}
+        primary = _primary(info, "emails" if kind == "email" else "phones")
+        assert primary is not None
+        if kind == "email":
+            data["duplicateEmail"] = primary["email"]
+        else:
+            data["duplicatePhone"] = primary["phone"]
+        raise app_error(
+            409,
+            "DUPLICATE_CONTACT_EXISTS",
+            f"Contact with this {kind} already exists",
+            f"duplicate contact {cid}",
+            data,
+        )
 
     def _apply_info(
         self, previous: Contact, raw: object, *, where: str, trusted: bool = False
@@ -707,16 +803,61 @@ def _primary(info: Contact, key: str) -> dict[str, Any] | None:
     return next((i for i in items if i.get("primary")), items[0] if items else None)
 
 
-def _decider(info: Contact, kind: str | None = None) -> tuple[str, str] | None:
+def _decider(info: Contact) -> tuple[str, str] | None:
     """What the duplicate rule compares: the primary email, else the primary phone."""
     email = _primary(info, "emails")
-    if email is not None and kind in (None, "email"):
+    if email is not None:
         return "email", email_key(email["email"])
-    if email is None or kind == "phone":
-        phone = _primary(info, "phones")
-        if phone is not None:
-            return "phone", phone_key(phone["phone"], phone.get("countryCode"))
+    phone = _primary(info, "phones")
+    if phone is not None:
+        return "phone", _item_phone_key(phone)
     return None
+
+
+def _item_phone_key(item: dict[str, Any]) -> str:
+    """``phone_key`` of a stored phone item: its derived ``e164Phone`` (computed by the same
+    ``_e164`` when the item was stored) saves parsing the number again."""
+    e164 = item.get("e164Phone")
+    if isinstance(e164, str) and e164:
+        return e164
+    return phone_key(str(item.get("phone", "")), item.get("countryCode"))
+
+
+def _email_keys(info: Contact) -> set[str]:
+    items = info.get("emails", {}).get("items", [])
+    return {email_key(i["email"]) for i in items if isinstance(i.get("email"), str)}
+
+
+def _phone_keys(info: Contact) -> set[str]:
+    items = info.get("phones", {}).get("items", [])
+    return {_item_phone_key(i) for i in items if isinstance(i.get("phone"), str)}
+
+
+def _indexable(value: object) -> bool:
+    return isinstance(value, (str, int, float)) and not isinstance(value, bool)
+
+
+def _extended_keys(info: Contact) -> set[tuple[str, Any]]:
+    items = info.get("extendedFields", {}).get("items", {})
+    return {(k, v) for k, v in items.items() if _indexable(v)}
+
+
+def _eq_operands(value: object) -> list[Any] | None:
+    """The values an ``$eq`` / ``$in`` / bare-value condition accepts; None for other ops."""
+    if isinstance(value, dict):
+        if "$eq" in value:
+            return [value["$eq"]]
+        if isinstance(value.get("$in"), list):
+            return list(value["$in"])
+        return None
+    return [value] if value is not None and not isinstance(value, list) else None
+
+
+def _union(index: Mapping[Any, set[str]], keys: list[Any]) -> set[str]:
+    out: set[str] = set()
+    for key in keys:
+        out |= index.get(key, set())
+    return out
 
 
 def _derive(contact: Contact) -> None:

@@ -18,9 +18,16 @@ per 60 s per site (API-key and app-token traffic share it) -> 429 with ``Retry-A
 
 Admin API (no auth, never in production), under ``/_admin``: ``GET/POST /contacts`` (inspect /
 seed ``{"contacts": [...], "webhooks": false}``), ``GET/PATCH/DELETE /contacts/{id}`` (dashboard
-view / edit ``{"info": {...}}`` / delete, all firing webhooks), ``POST /reset``,
+view / edit ``{"info": {...}}`` / delete, all firing webhooks; ``"silent": true`` edits behind
+the API's back: no revision bump, no webhook), ``POST /reset``,
 ``GET/POST/DELETE /faults`` (``simkit.FaultRule`` fields), ``GET/PUT /webhooks`` (settings),
 ``GET /webhooks/deliveries``, ``GET /counters``, ``PUT /rate-limit``, ``GET /public-key`` (PEM).
+
+Realism options (all off by default): ``strict_read_only_items`` (a write carrying an item's
+read-only ``id``/``e164Phone``/``formattedPhone`` -> 400), ``max_page_size`` (List/Query return
+at most that many contacts whatever ``limit`` asked for), ``extended_fields_refused`` (an HTTP
+status, e.g. 403: the Extended Fields API refuses, as for an API key without that permission;
+404/5xx can also be injected with a ``FaultRule`` on ``/contacts/v4/extended-fields``).
 
 Production code must not import this module. Imports: standard library, starlette, simkit and the
 ``sim*`` modules of this package.
@@ -97,11 +104,15 @@ class WixSimulator:
         rate_limit: int = 200,
         rate_window_seconds: float = 60.0,
         retry_after_header: bool = True,
+        count_throttled: bool = False,
         token_ttl_seconds: int = 14400,
         webhook_urls: Sequence[str] = (),
         webhook_settings: WebhookSettings | None = None,
         private_key_pem: str | None = None,
         strict_extended_fields: bool = True,
+        strict_read_only_items: bool = False,
+        max_page_size: int | None = None,
+        extended_fields_refused: int | None = None,
         clock: Callable[[], datetime] | None = None,
         seed: int = 7,
     ) -> None:
@@ -113,14 +124,22 @@ class WixSimulator:
         self.instance_id = instance_id
         self.token_ttl_seconds = token_ttl_seconds
         self.retry_after_header = retry_after_header
-        self._rate = (rate_limit, rate_window_seconds)
-        self.limiter = WindowRateLimiter(rate_limit, rate_window_seconds)
+        # rate_limit is the real limit (set it below a client's budget to model a limit shared
+        # with other apps); count_throttled: a 429 uses a slot of the window too.
+        self._rate = (rate_limit, rate_window_seconds, count_throttled)
+        self.limiter = WindowRateLimiter(*self._rate)
         self.signer = WebhookSigner(private_key_pem)
         settings = webhook_settings or WebhookSettings()
         if webhook_urls:
             settings.urls = list(webhook_urls)
         self.webhooks = WebhookDispatcher(self.signer, instance_id, settings, seed=seed)
-        store_args: dict[str, Any] = {"strict_extended_fields": strict_extended_fields}
+        self.max_page_size = max_page_size
+        self.extended_fields_refused = extended_fields_refused
+        self._options = (max_page_size, extended_fields_refused, strict_read_only_items)
+        store_args: dict[str, Any] = {
+            "strict_extended_fields": strict_extended_fields,
+            "strict_read_only_items": strict_read_only_items,
+        }
         if clock is not None:
             store_args["clock"] = clock
         self.store = ContactStore(on_change=self._on_change, **store_args)
@@ -134,8 +153,11 @@ class WixSimulator:
     # -- lifecycle ---------------------------------------------------------------------------
 
     def reset(self) -> None:
-        """Back to the constructor's state: empty store, rate limit, faults, counters, tokens."""
+        """Back to the constructor's state: empty store, rate limit, faults, counters, tokens,
+        realism options."""
         self.store.reset()
+        self.max_page_size, self.extended_fields_refused, strict = self._options
+        self.store.strict_read_only_items = strict
         self.faults.clear()
         self.webhooks.clear()
         with self._lock:
@@ -167,6 +189,25 @@ class WixSimulator:
 
     def _on_change(self, change: ContactChange) -> None:
         self.webhooks.publish(change)
+
+    def _clamp(self, limit: int) -> int:
+        """Realism option ``max_page_size``: a server returning fewer contacts than asked for."""
+        return min(limit, self.max_page_size) if self.max_page_size else limit
+
+    def _refuse_extended_fields(self) -> None:
+        """Realism option ``extended_fields_refused`` (an HTTP status, e.g. 403): the Extended
+        Fields API refused, as for an API key created without that permission."""
+        status = self.extended_fields_refused
+        if status is None:
+            return
+        if status == 403:
+            raise app_error(
+                403,
+                "PERMISSION_DENIED",
+                "Missing permission",
+                "this API key lacks the permission to manage extended fields",
+            )
+        raise app_error(status, "EXTENDED_FIELDS_UNAVAILABLE", "Extended fields unavailable")
 
     # -- plumbing ----------------------------------------------------------------------------
 
@@ -319,6 +360,7 @@ class WixSimulator:
         async def list_contacts(request: Request, _p: Principal) -> Response:
             q = request.query_params
             limit, offset = parse_paging(q.get("paging.limit"), q.get("paging.offset"))
+            limit = self._clamp(limit)
             sort = None
             if q.get("sort.fieldName"):
                 sort = {"fieldName": q["sort.fieldName"], "order": q.get("sort.order", "ASC")}
@@ -336,6 +378,7 @@ class WixSimulator:
             if not isinstance(paging, dict):
                 raise invalid("must be an object", "query.paging", "TYPE")
             limit, offset = parse_paging(paging.get("limit"), paging.get("offset"), "query.paging")
+            limit = self._clamp(limit)
             search = body.get("search")
             if search is not None and (not isinstance(search, str) or len(search) > 100):
                 raise invalid("must be a string of at most 100 characters", "search", "MAX_LENGTH")
@@ -363,6 +406,7 @@ class WixSimulator:
 
         @api("extended_fields", write=True)
         async def find_or_create_field(request: Request, _p: Principal) -> Response:
+            self._refuse_extended_fields()
             body = await _json_body(request)
             definition, new = self.store.find_or_create_field(
                 body.get("displayName"), body.get("dataType")
@@ -371,6 +415,7 @@ class WixSimulator:
 
         @api("extended_fields", write=False)
         async def list_fields(request: Request, _p: Principal) -> Response:
+            self._refuse_extended_fields()
             q = request.query_params
             limit, offset = parse_paging(q.get("paging.limit"), q.get("paging.offset"))
             with self.store.lock:
@@ -456,6 +501,7 @@ class WixSimulator:
                 revision=None,
                 allow_duplicates=bool(body.get("allowDuplicates", True)),
                 actor=self.admin_identity,
+                silent=bool(body.get("silent", False)),
             )
             return JSONResponse({"contact": edited})
 
@@ -521,11 +567,13 @@ class WixSimulator:
                 self.limiter = WindowRateLimiter(
                     int(body.get("limit", self.limiter.limit)),
                     float(body.get("windowSeconds", self.limiter.window)),
+                    bool(body.get("countThrottled", self.limiter.count_rejected)),
                 )
             return JSONResponse(
                 {
                     "limit": self.limiter.limit,
                     "windowSeconds": self.limiter.window,
+                    "countThrottled": self.limiter.count_rejected,
                     "rejected": self.limiter.rejected,
                 }
             )
@@ -593,6 +641,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--lift-limits", action="store_true", help="no 200/min rate limit")
     parser.add_argument("--rate-limit", type=int, default=200, help="requests per window")
     parser.add_argument("--rate-window", type=float, default=60.0, help="window in seconds")
+    parser.add_argument(
+        "--count-throttled", action="store_true", help="a 429 uses a slot of the window too"
+    )
+    parser.add_argument("--no-retry-after", action="store_true", help="429 without Retry-After")
+    parser.add_argument(
+        "--extended-fields-forbidden",
+        action="store_true",
+        help="realism: extended-fields endpoints answer 403 (a key without that permission)",
+    )
+    parser.add_argument(
+        "--max-page-size",
+        type=int,
+        default=None,
+        help="realism: List/Query return at most this many contacts whatever the limit asked",
+    )
     parser.add_argument("--webhook-url", action="append", default=[], help="callback URL(s)")
     parser.add_argument("--private-key-file", help="PEM RSA key signing webhooks (default: new)")
     parser.add_argument("--public-key-out", help="write the webhook public key PEM here")
@@ -616,12 +679,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         instance_id=args.instance_id,
         rate_limit=0 if args.lift_limits else args.rate_limit,
         rate_window_seconds=args.rate_window,
+        count_throttled=args.count_throttled,
+        retry_after_header=not args.no_retry_after,
         webhook_urls=args.webhook_url,
         webhook_settings=WebhookSettings(
             duplicate_probability=args.duplicate_probability,
             out_of_order_probability=args.out_of_order_probability,
         ),
         private_key_pem=private_key,
+        max_page_size=args.max_page_size,
+        extended_fields_refused=403 if args.extended_fields_forbidden else None,
     )
     if args.public_key_out:
         with open(args.public_key_out, "w", encoding="utf-8") as fh:

@@ -6,7 +6,8 @@
   ``base`` (the last synced value) — unless a write of ours to that property is in flight to it
   (its value is about to be replaced; if the user edits it meanwhile, the observation drops the
   pending value and the member changes again), or the value is the one we last wrote there
-  (``written``: our own write is never an edit, even when the link moved on since).
+  (``written``: our own write is never an edit, even when the link moved on since), or our write
+  there was found reverted without a stamp change (``reverted``: the write did not stick).
 * Members that joined recently (property not in ``synced``) compete with the link's value, but
   an empty value never clears on joining; with no base at all (a brand-new link), non-empty
   values compete and empty ones only receive.
@@ -131,7 +132,7 @@ def _contenders(link: Link, prop: str) -> list[Contender]:
             continue
         assert member.observed is not None
         value = member.observed.props.get(prop)
-        if holds_our_write(member, prop, value):
+        if holds_our_write(member, prop, value) or prop in member.reverted:
             continue
         changed_at = member.observed.changed_at.get(prop, member.observed.source_ts)
         if has_base:

@@ -13,6 +13,13 @@ Three forms of a value exist and must not be confused:
 Invalid values (an e-mail without ``@``, an unparseable phone number) are never dropped: ``check``
 reports an ``IssueCode`` and the value is still synced as typed.
 
+The NUL rule: U+0000 is the one character no form keeps. PostgreSQL's ``text``/``jsonb`` cannot
+hold it (the mapper's state would be unwritable: a crash loop) and no target has a use for it, so
+the mapper removes it at its boundary — from every incoming record (``without_nul``, applied by
+``convert``) — and ``clean`` removes it too, so comparison, storage and the command all see the
+same value and an echo is still recognised. Every other character (other control characters,
+emoji, right-to-left text and marks) is synced as is.
+
 Pure module: it imports no I/O library (only the standard library and ``phonenumbers``).
 """
 
@@ -20,12 +27,16 @@ from __future__ import annotations
 
 import re
 from enum import StrEnum
+from typing import TypeVar, cast
 
 import phonenumbers
+
+_T = TypeVar("_T")
 
 DEFAULT_REGION = "NO"
 """Region used to read phone numbers written without a country prefix (Norway: +47)."""
 
+NUL = "\x00"
 _WHITESPACE = re.compile(r"\s+")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
 _PHONE_CHARS = re.compile(r"[^0-9+]")
@@ -47,12 +58,44 @@ class IssueCode(StrEnum):
 
 
 def clean(value: object) -> str | None:
-    """Display form: the value as text, trimmed; ``None`` for missing or blank values."""
+    """Display form: the value as text, without NUL, trimmed; ``None`` for missing or blank
+    values."""
     if value is None:
         return None
     text = value if isinstance(value, str) else str(value)
-    text = text.strip()
+    text = text.replace(NUL, "").strip()
     return text or None
+
+
+def has_nul(value: object) -> bool:
+    """Whether any string in ``value`` (nested dicts, lists, tuples; keys too) holds NUL."""
+    if isinstance(value, str):
+        return NUL in value
+    if isinstance(value, dict):
+        return any(has_nul(k) or has_nul(v) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return any(has_nul(v) for v in value)
+    return False
+
+
+def without_nul(value: _T) -> _T:
+    """``value`` with NUL removed from every string in it (nested dicts, lists, tuples; keys
+    too). Returned as is — not copied — when it holds no NUL."""
+    if not has_nul(value):
+        return value
+    return cast(_T, _strip_nul(value))
+
+
+def _strip_nul(value: object) -> object:
+    if isinstance(value, str):
+        return value.replace(NUL, "")
+    if isinstance(value, dict):
+        return {_strip_nul(k): _strip_nul(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_strip_nul(v) for v in value]
+    if isinstance(value, tuple):
+        return tuple(_strip_nul(v) for v in value)
+    return value
 
 
 def parse_phone(value: str | None, region: str = DEFAULT_REGION) -> phonenumbers.PhoneNumber | None:

@@ -139,6 +139,7 @@ def on_outcome(
                 "observed": observed,
                 "pending": None,
                 "written": Written(command_id=pending.command_id, props=pending.props, at=now),
+                "reverted": tuple(p for p in member.reverted if p not in pending.props),
                 "last_error": None,
             }
         )

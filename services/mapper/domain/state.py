@@ -11,7 +11,9 @@ A ``Link`` groups one Wix contact (its *Wix member*) with one or more PowerOffic
 * ``written`` — props as last written there by us (confirmed by the loader);
 * ``synced`` — properties for which the member has taken part in a sync (a member that just
   joined is not yet ``synced``: its differing values compete with the link's, see ``merge``);
-* ``rejected`` — values the target refused, so that they are not re-sent on every event.
+* ``rejected`` — values the target refused, so that they are not re-sent on every event;
+* ``reverted`` — values we wrote that a verification read found gone without a stamp change
+  (the write is re-sent rather than the old value taken as an edit).
 
 At link level, ``base`` holds the last synced value per canonical property (the value every
 member agreed on, ``base_ts`` when it was set at its source) — the ancestor of the three-way merge.
@@ -134,6 +136,13 @@ class Member(BaseModel):
     synced: tuple[str, ...] = ()
     rejected: dict[str, str | None] = Field(default_factory=dict)
     """Property -> comparison form of a value the target rejected (not re-sent)."""
+    reverted: tuple[str, ...] = Field(default=(), exclude_if=lambda value: not value)
+    """Properties whose value we wrote there was later found replaced although the record's
+    stamp (Wix revision / PowerOffice LastChanged) had not moved — a verification read of a
+    write that did not stick. Such a value is not an edit: the merge ignores it as a contender,
+    so the link's value is written again (``sync.observe``; ``docs/verification.md``). Left out
+    of the stored document while empty, so that a replica of the previous version (``extra``
+    forbidden) still reads every other link during a rolling update."""
     created_by_engine: bool = False
     last_error: ErrorInfo | None = None
     joined_at: datetime

@@ -3,8 +3,11 @@
 ``sync`` is the heart of every decision: merge the link (``merge.plan``), emit the writes that can
 go now (at most one in flight per member; creates for members without a record), hold the others,
 record conflicts and refusals, and move the base. ``observe`` classifies a new observation of a
-member as edit / echo / no-op. The rest builds commands, snapshots, review items and decisions,
-each with ids derived from the input so that the same input yields the same decision.
+member as edit / echo / no-op; an observation whose stamp equals the last one (found by
+verification: changed behind our back) is an edit too, except where the value replaced was our own
+write — then the write did not stick and is re-sent (``Member.reverted``). The rest builds
+commands, snapshots, review items and decisions, each with ids derived from the input so that the
+same input yields the same decision.
 
 Pure module: it imports no I/O library.
 """
@@ -40,6 +43,7 @@ from services.mapper.domain.mappings import (
 from services.mapper.domain.merge import (
     Contender,
     cmp,
+    holds_our_write,
     needs,
     pending_props,
     plan,
@@ -474,8 +478,10 @@ def observe(
 ) -> Observation:
     prev = member.observed
     in_flight = pending_props(member)
+    unstamped = _same_stamp(prev, revision, source_ts)
     edited: list[str] = []
     landed: list[str] = []
+    reverted: list[str] = []
     for prop, value in reading.props.items():
         if (
             prev is not None
@@ -485,6 +491,10 @@ def observe(
             continue
         if prop in in_flight and cmp(prop, value) == cmp(prop, in_flight[prop]):
             landed.append(prop)
+        elif unstamped and prev is not None and holds_our_write(member, prop, prev.props.get(prop)):
+            # Our write is gone but the record's stamp never moved: nobody edited it (every
+            # edit moves the stamp), the write did not stick — write it again, not an edit.
+            reverted.append(prop)
         else:
             edited.append(prop)
     reshaped = prev is not None and set(prev.props) != set(reading.props)
@@ -508,10 +518,16 @@ def observe(
         remaining = {p: v for p, v in pending.props.items() if p not in edited}
         if remaining != pending.props:
             pending = pending.model_copy(update={"props": remaining})
+    still_reverted = sorted((set(member.reverted) - set(edited) - set(landed)) | set(reverted))
     updated = member.model_copy(
-        update={"observed": snapshot, "pending": pending, "written": written}
+        update={
+            "observed": snapshot,
+            "pending": pending,
+            "written": written,
+            "reverted": tuple(still_reverted),
+        }
     )
-    if edited or reshaped:
+    if edited or reshaped or reverted:
         kind = DecisionKind.MAPPED
     elif landed or (prev is not None and prev.origin is Origin.WRITE):
         kind = DecisionKind.ECHO
@@ -526,6 +542,16 @@ def observe(
         and not landed
     )
     return Observation(updated, kind, unchanged)
+
+
+def _same_stamp(prev: Snapshot | None, revision: int | None, source_ts: datetime) -> bool:
+    """Whether a new observation carries exactly the stamp of ``prev`` (Wix: the revision when
+    both have one; else the source timestamp): the record was not edited in between."""
+    if prev is None:
+        return False
+    if revision is not None and prev.revision is not None:
+        return revision == prev.revision
+    return prev.source_ts is not None and source_ts == prev.source_ts
 
 
 def member_change(

@@ -19,7 +19,7 @@ from typing import Any
 
 import psycopg
 
-from services.mapper.migrations import v001_initial, v002_stream_starts
+from services.mapper.migrations import v001_initial, v002_stream_starts, v003_verification
 
 log = logging.getLogger("tether.mapper.migrations")
 
@@ -54,6 +54,7 @@ class Migration:
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(v001_initial.VERSION, v001_initial.NAME, v001_initial.SQL),
     Migration(v002_stream_starts.VERSION, v002_stream_starts.NAME, v002_stream_starts.SQL),
+    Migration(v003_verification.VERSION, v003_verification.NAME, v003_verification.SQL),
 )
 
 

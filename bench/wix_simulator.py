@@ -1,0 +1,81 @@
+"""Benchmark of the Wix simulator's write path as the store grows (a script, not a test).
+
+    .venv/bin/python bench/wix_simulator.py                    # 1k and 5k stored contacts
+    .venv/bin/python bench/wix_simulator.py --sizes 1000,5000,20000 --creates 300
+
+For each size N the simulator is seeded with N contacts (e-mail, phone, a ``tether-link-id``
+extended field), then one ``WixClient`` over real HTTP (rate limit lifted) makes ``--creates``
+creates (each runs the duplicate check) and ``--creates`` extended-field look-ups. Printed:
+creates/s and look-ups/s at each size. A simulator whose duplicate check and look-ups are
+indexed shows the same figures at every size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from pydantic import SecretStr
+
+from services.connectors.simkit import ServerThread
+from services.connectors.wix.client import ApiKeyAuth, WixClient, build_create_info
+from services.connectors.wix.simulator import WixSimulator
+from services.core.budget import ApiBudget
+
+
+def _seed(sim: WixSimulator, n: int, key: str) -> None:
+    records: list[object] = [
+        {
+            "info": {
+                "name": {"first": f"Seed{i}", "last": "Person"},
+                "emails": {"items": [{"tag": "MAIN", "email": f"seed{i}@example.com"}]},
+                "phones": {"items": [{"tag": "MOBILE", "phone": f"+4791{i:06d}"}]},
+                "extendedFields": {"items": {key: f"seed-link-{i}"}},
+            }
+        }
+        for i in range(n)
+    ]
+    sim.store.seed(records, actor={"identityType": "WIX_USER"}, emit=False)
+
+
+def run(size: int, creates: int) -> tuple[float, float]:
+    sim = WixSimulator(rate_limit=0)
+    with ServerThread(sim.app) as server:
+        auth = ApiKeyAuth(api_key=SecretStr(sim.api_key), site_id=sim.site_id)
+        with WixClient(auth, ApiBudget("bench", 0), base_url=server.url) as client:
+            key = client.find_or_create_extended_field("tether-link-id")
+            _seed(sim, size, key)
+            started = time.perf_counter()
+            for i in range(creates):
+                client.create(
+                    build_create_info(
+                        first_name=f"New{i}",
+                        email=f"new{i}@example.com",
+                        phone=f"+4792{i:06d}",
+                    )
+                )
+            create_rate = creates / (time.perf_counter() - started)
+            started = time.perf_counter()
+            for i in range(creates):
+                client.find_by_extended_field(key, f"seed-link-{(i * 7919) % size}")
+            lookup_rate = creates / (time.perf_counter() - started)
+    sim.close()
+    return create_rate, lookup_rate
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
+    parser.add_argument("--sizes", default="1000,5000", help="stored contacts, comma separated")
+    parser.add_argument("--creates", type=int, default=300, help="creates (and look-ups) per size")
+    args = parser.parse_args(argv)
+    for size in (int(s) for s in args.sizes.split(",")):
+        create_rate, lookup_rate = run(size, args.creates)
+        print(
+            f"{size:>7} stored: {create_rate:7.1f} creates/s   "
+            f"{lookup_rate:7.1f} extended-field look-ups/s"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
