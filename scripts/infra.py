@@ -244,6 +244,8 @@ def kafka_properties(kdir: Path) -> list[str]:
         "transaction.state.log.min.isr=1",
         "group.initial.rebalance.delay.ms=0",
         "log.flush.interval.messages=9223372036854775807",
+        # Deleted topics (the tests delete theirs) give their files back at once.
+        "file.delete.delay.ms=1000",
     ]
 
 

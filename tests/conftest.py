@@ -46,6 +46,50 @@ def kafka_bootstrap(infra_env: dict[str, str]) -> str:
     return infra_env["TETHER_KAFKA_BOOTSTRAP_SERVERS"]
 
 
+def _topics(bootstrap: str) -> set[str]:
+    from kafka import KafkaAdminClient
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15_000)
+    try:
+        return {t for t in admin.list_topics() if not t.startswith("__")}
+    finally:
+        admin.close()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def delete_the_modules_topics() -> Iterator[None]:
+    """Delete the topics a test module created on the shared broker once the module is done.
+
+    Every test provisions its own topics (``topic_prefix``, the demo stack's prefix); left in
+    place, a whole run holds tens of thousands of partitions, each an open log file, and the broker
+    died of "Too many open files" (the hard limit here is 20,000 descriptors). Module scope, so
+    that topics a module-scoped fixture still uses are kept until that fixture is gone; a broker
+    that cannot be reached (or no shared infrastructure at all) makes this a no-op."""
+    bootstrap = os.environ.get("TETHER_KAFKA_BOOTSTRAP_SERVERS")
+    before: set[str] | None = None
+    if bootstrap:
+        try:
+            before = _topics(bootstrap)
+        except Exception:  # the broker is the test's business, not this housekeeping's
+            before = None
+    yield
+    if not bootstrap or before is None:
+        return
+    try:
+        from kafka import KafkaAdminClient
+
+        created = sorted(_topics(bootstrap) - before)
+        if created:
+            admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=30_000)
+            try:
+                for start in range(0, len(created), 100):
+                    admin.delete_topics(created[start : start + 100], timeout_ms=30_000)
+            finally:
+                admin.close()
+    except Exception:  # best effort: a leftover topic costs descriptors, not correctness
+        return
+
+
 @pytest.fixture
 def topic_prefix() -> str:
     """A fresh topic prefix: every test gets its own topics on the shared broker."""

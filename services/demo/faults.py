@@ -106,8 +106,9 @@ def storm(system: str) -> ApiFault:
 class RealismOption:
     """A simulator realism option: ``flag`` (with ``value``) on ``system``'s simulator.
 
-    ``group``: ``realism`` (lag, refusals) or ``limits`` (real limits below the configured
-    budget: they come with ``TIGHT_LIMITS_ENV`` and slow the run down)."""
+    ``group``: ``realism`` (lag), ``limits`` (real limits below the configured budget: they come
+    with ``TIGHT_LIMITS_ENV`` and slow the run down) or ``permissions`` (a refused permission;
+    in no profile)."""
 
     name: str
     system: str
@@ -123,7 +124,12 @@ class RealismOption:
 #: reported as unavailable, never passed (see ``realism_args``).
 REALISM: tuple[RealismOption, ...] = (
     RealismOption("poweroffice_read_lag", "poweroffice", "--read-lag", "2"),
-    RealismOption("wix_extended_fields_forbidden", "wix", "--extended-fields-forbidden"),
+    # Off in every profile: with the permission refused, records with neither e-mail nor phone
+    # fall back to a name check (docs/wix-decisions.md) that can adopt a namesake's contact when
+    # two such records share a name (`tether simulate wix --extended-fields-forbidden` shows it).
+    RealismOption(
+        "wix_extended_fields_forbidden", "wix", "--extended-fields-forbidden", None, "permissions"
+    ),
     # The real Wix limit (240 per 6 s = 2,400/min) lower than the configured budget (3,000/min,
     # ``TIGHT_LIMITS_ENV``); a short window keeps Retry-After waits short.
     RealismOption("wix_real_limit_lower", "wix", "--rate-limit", "240", "limits"),
