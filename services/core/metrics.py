@@ -3,15 +3,27 @@
 Labels are low-cardinality by rule: system, resource, operation, status class, stage, reason
 code — never a record id, link id or e-mail. Each service builds one ``CollectorRegistry``,
 passes it here and to its own service-specific metrics, and serves it on ``/metrics``.
+``CoreMetrics`` also registers the process (CPU, memory, open files), platform (Python version)
+and garbage-collector collectors of prometheus_client on that registry, and labels
+``tether_service_info`` with the installed version.
 
 Imports: prometheus_client and the core budget module only.
 """
 
 from __future__ import annotations
 
+import importlib.metadata
 from collections.abc import Iterable, Iterator
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    GCCollector,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+)
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -21,11 +33,25 @@ from services.core.budget import ApiBudget
 API_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 
 
+def installed_version() -> str:
+    """The installed ``tether`` distribution's version; "unknown" run from a bare source tree."""
+    try:
+        return importlib.metadata.version("tether")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
 class CoreMetrics:
-    """Metrics of the shared machinery: Kafka I/O, dead letters, API calls, loop timing."""
+    """Metrics of the shared machinery: Kafka I/O, dead letters, API calls, loop timing, and
+    the process itself (``process_*``, ``python_info``, ``python_gc_*``)."""
 
     def __init__(self, registry: CollectorRegistry, service: str) -> None:
         self.service = service
+        # The runtime collectors prometheus_client registers on its global default registry;
+        # each service serves its own registry, so they are registered here (once per registry).
+        ProcessCollector(registry=registry)
+        PlatformCollector(registry=registry)
+        GCCollector(registry=registry)  # registers nothing where gc.get_stats() is missing
         self.consumed = Counter(
             "tether_messages_consumed", "Messages consumed", ["topic"], registry=registry
         )
@@ -80,11 +106,12 @@ class CoreMetrics:
         )
         self.info = Gauge(
             "tether_service_info",
-            "Constant 1, labelled with the service name",
-            ["service"],
+            "Constant 1, labelled with the service name and the installed Tether version",
+            ["service", "version"],
             registry=registry,
         )
-        self.info.labels(service=service).set(1)
+        self.version = installed_version()
+        self.info.labels(service=service, version=self.version).set(1)
 
     def observe_api(self, system: str, operation: str, status: int | str, seconds: float) -> None:
         """Observer for the connectors' ``on_request`` hook."""

@@ -1,7 +1,8 @@
 """The wiring every service's ``main`` starts from: one place that builds the shared parts.
 
 ``ServiceContext.create(name, settings)`` configures JSON logging, builds the metrics registry,
-the core metrics, the codec, the topic layout, the runtime (HTTP port with a Kafka readiness
+the core metrics, the tracing (off without an OTLP endpoint), the codec, the topic layout, the
+runtime (HTTP port with a Kafka readiness
 check; the public port for a service whose settings have one) and, on demand, an idempotent
 producer and the dead-letter writer. A service adds its own readiness checks (the mapper:
 PostgreSQL), public routes (the extractor: the Wix webhook; the mapper: /explain) and metrics,
@@ -34,6 +35,7 @@ from services.core.runtime import CachedCheck, ServiceRuntime, configure_logging
 from services.core.schema_registry import codec_from
 from services.core.settings import PublicHttpSettings, TetherSettings
 from services.core.topics import TopicLayout
+from services.core.tracing import KafkaHeaders, Tracing, tracing_from
 
 log = logging.getLogger("tether.service")
 
@@ -64,6 +66,8 @@ class ServiceContext:
     codec: AvroCodec
     layout: TopicLayout
     runtime: ServiceRuntime
+    tracing: Tracing = field(default_factory=lambda: Tracing("-"))
+    """Off unless ``create`` found an OTLP endpoint (tests may set one with their exporter)."""
     _producer: KafkaProducer | None = field(default=None, init=False)
     _dead_letters: DeadLetterWriter | None = field(default=None, init=False)
 
@@ -97,6 +101,7 @@ class ServiceContext:
             codec=codec_from(settings),
             layout=layout_from(settings),
             runtime=runtime,
+            tracing=tracing_from(name, settings.otel_exporter_otlp_endpoint),
         )
 
     @property
@@ -122,9 +127,21 @@ class ServiceContext:
             )
         return self._dead_letters
 
-    def send(self, topic: str, key: bytes, message_type: str, datum: dict[str, Any]) -> Any:
-        """Encode and produce one message; returns the future (flush before committing)."""
-        future = self.producer.send(topic, key=key, value=self.codec.encode(message_type, datum))
+    def send(
+        self,
+        topic: str,
+        key: bytes,
+        message_type: str,
+        datum: dict[str, Any],
+        headers: KafkaHeaders | None = None,
+    ) -> Any:
+        """Encode and produce one message (``headers``: the trace context, when tracing is on);
+        returns the future (flush before committing)."""
+        value = self.codec.encode(message_type, datum)
+        if headers:
+            future = self.producer.send(topic, key=key, value=value, headers=headers)
+        else:  # tracing off: the message carries no headers at all
+            future = self.producer.send(topic, key=key, value=value)
         self.metrics.produced.labels(topic).inc()
         return future
 
@@ -143,3 +160,5 @@ class ServiceContext:
             except KafkaError as exc:
                 log.warning("producer close at shutdown failed (%s)", type(exc).__name__)
             self._producer = None
+        # Last: the final export of buffered spans (bounded by OTLP_TIMEOUT_SECONDS).
+        self.tracing.shutdown()

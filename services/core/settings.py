@@ -67,6 +67,11 @@ class TetherSettings(BaseSettings):
     log_personal_data: bool = Field(
         False, description="Log e-mails and phone numbers in clear (off: they are masked)."
     )
+    otel_exporter_otlp_endpoint: str = Field(
+        "",
+        description="OTLP/HTTP collector URL (e.g. http://otel-collector:4318) the services "
+        "export traces to; empty: tracing off (services/core/tracing.py).",
+    )
     wire_format: Literal["single-object", "confluent"] = Field(
         "single-object",
         description="Avro framing on the topics: single-object (schemas ship with the code) or "

@@ -4,7 +4,9 @@ A :class:`Batch` collects the sends of one unit of work (a poll page, a webhook 
 reconciliation) and :meth:`Batch.wait` blocks until every one is acknowledged (``acks=all``,
 idempotent producer) or raises :class:`TransportError` — only then does the caller move a cursor,
 answer a webhook 200 or trust the known set, which :meth:`wait` updates with the acknowledged
-changes. Events are counted by system/resource/operation/origin once acknowledged.
+changes. Events are counted by system/resource/operation/origin once acknowledged. With tracing
+on, each change event is sent inside a span of its own (``extractor.emit``, the root of the
+change's trace) and carries the span's ``traceparent`` in its Kafka headers.
 
 Dead letters of API records have no topic position, so each gets a deterministic identity,
 :func:`dead_letter_identity` (its source ``system/resource`` and a hash of its bytes, which
@@ -31,6 +33,7 @@ from kafka.errors import KafkaError
 
 from services.core.errors import TransportError
 from services.core.service import ServiceContext
+from services.core.tracing import kafka_headers
 from services.extractor.changes import Change
 from services.extractor.known import KnownSet
 from services.extractor.metrics import ExtractorMetrics
@@ -101,13 +104,23 @@ class Batch:
         ctx = self.emitter.ctx
         tenant = ctx.settings.tenant
         datum = change.to_datum(tenant, datetime.now(UTC))
+        topic = ctx.layout.changes(change.system, change.resource)
         try:
-            future = ctx.send(
-                ctx.layout.changes(change.system, change.resource),
-                change.key(tenant),
-                "ChangeEvent",
-                datum,
-            )
+            attributes = None
+            if ctx.tracing.enabled:  # off: nothing built for a span that is not recorded
+                attributes = {
+                    "tether.system": change.system,
+                    "tether.resource": change.resource,
+                    "tether.operation": change.operation.value,
+                    "tether.event_id": datum["event_id"],
+                    "messaging.destination.name": topic,
+                }
+            with ctx.tracing.span(
+                "extractor.emit", kind="producer", attributes=attributes
+            ) as traceparent:
+                future = ctx.send(
+                    topic, change.key(tenant), "ChangeEvent", datum, kafka_headers(traceparent)
+                )
         except KafkaError as exc:
             raise TransportError(f"change event not sent: {type(exc).__name__}") from exc
         self._sent.append((change, future))

@@ -6,8 +6,10 @@ Loop shape (each step numbered where it runs)::
                   ``loader_max_in_flight`` commands await their outcome
     2. apply      decode; skip ids that already have an outcome; hand the command to the worker
                   of its link (``KeyedWorkers``: links in parallel, one link in order) which runs
-                  it to a result (``CommandExecutor`` -> ``targets``)
-    3. produce    an Outcome per finished command (key = link id) and a dead letter per
+                  it to a result (``CommandExecutor`` -> ``targets``); with tracing on, inside
+                  a ``loader.apply`` span continuing the command's trace (its ``traceparent``)
+    3. produce    an Outcome per finished command (key = link id; the write span's
+                  ``traceparent`` as Kafka header when tracing is on) and a dead letter per
                   undecodable/rejected/failed one, then flush and check every send
                   (``PendingSends``): a command counts as done only once its sends are
                   acknowledged; while Kafka is away nothing new is produced, the loop keeps
@@ -54,6 +56,7 @@ from services.core.metrics import BudgetCollector
 from services.core.runtime import ServiceRuntime
 from services.core.service import ServiceContext
 from services.core.topics import link_key
+from services.core.tracing import kafka_headers, traceparent_of
 from services.loader.clients import Clients, build_clients
 from services.loader.completed import (
     CompletedCommands,
@@ -91,6 +94,8 @@ class _Finished:
     job: _Job
     execution: Execution | None
     """None: a duplicate skipped by the worker; ``aborted``: no outcome (stopping)."""
+    traceparent: str | None = None
+    """The trace context of the write's span (tracing on): the outcome's Kafka header."""
 
 
 @dataclass(frozen=True)
@@ -346,10 +351,14 @@ class LoaderService:
             elif command.command_id in self.completed:
                 finished = _Finished(job, None)  # an earlier copy of it finished meanwhile
             else:
-                execution = self.executor.execute(command)
+                tracing = self.ctx.tracing
+                # Tracing on: the write continues the trace of the command (its header).
+                parent = traceparent_of(job.record.headers) if tracing.enabled else None
+                with tracing.span("loader.apply", parent, kind="consumer") as traceparent:
+                    execution = self.executor.execute(command)
                 if execution.result is not None:
                     self.completed.add(command.command_id)
-                finished = _Finished(job, execution)
+                finished = _Finished(job, execution, traceparent)
         except BaseException as exc:  # pragma: no cover - execute() reports its own errors
             log.exception("worker failed", extra={"fields": {"command_id": command.command_id}})
             finished = _Finished(job, Execution(None, 0, exc))
@@ -383,7 +392,7 @@ class LoaderService:
             elif execution.result is None:
                 self.metrics.abandoned.inc()
             else:
-                self._report(item.job, execution)
+                self._report(item.job, execution, item.traceparent)
                 done.append(item.job.ticket)
         self.metrics.in_flight.set(self._in_flight)
         # 3b. flush and check every send; only acknowledged commands may move an offset
@@ -406,14 +415,19 @@ class LoaderService:
         self._awaiting.clear()
         return True
 
-    def _report(self, job: _Job, execution: Execution) -> None:
+    def _report(self, job: _Job, execution: Execution, traceparent: str | None = None) -> None:
         command = job.command
         result = execution.result
         assert result is not None
         datum = outcome_datum(command, result, attempts=execution.attempts)
         self.sends.add(
             partial(
-                self.ctx.send, self.ctx.layout.outcomes, link_key(command.link_id), "Outcome", datum
+                self.ctx.send,
+                self.ctx.layout.outcomes,
+                link_key(command.link_id),
+                "Outcome",
+                datum,
+                kafka_headers(traceparent),
             )
         )
         self.metrics.outcomes.labels(

@@ -130,6 +130,9 @@ class Handler:
         self.wrote = False
         """Set once the current input started writing (the loop resets it per input): a
         failure after that point needs the transaction rolled back."""
+        self.traceparent: str | None = None
+        """The trace context of the current input's span (the loop sets it per input; None
+        with tracing off): stored with each command in the outbox, sent as its header."""
         self._batch_deletes = 0
         self._by_record: dict[tuple[str, str, str, str], Link | None] = {}
         self._by_id: dict[str, Link] = {}
@@ -478,6 +481,7 @@ class Handler:
                     payload=self.codec.encode("Command", datum),
                     caused_by=caused_by,
                     now=now,
+                    traceparent=self.traceparent,
                 )
             # 5. history (explain)
             link_id = decision.link.link_id if decision.link is not None else None

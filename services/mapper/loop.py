@@ -17,7 +17,8 @@ One iteration, in this order (the numbers are repeated as comments where they ru
    after it wrote makes the batch roll back and run again with a savepoint per input. Advance the
    tracking rows; **commit**;
 3. **produce** the outbox rows not yet produced (one replica at a time, in outbox order, key =
-   link id, topic = the target's command topic), **flush**, mark them produced;
+   link id, topic = the target's command topic, the row's ``traceparent`` as Kafka header when
+   it has one), **flush**, mark them produced;
 4. **commit the Kafka offsets** of the batch (last: they are only an optimisation, the tracking
    rows are the truth).
 
@@ -55,13 +56,14 @@ from services.core.kafka import (
     provision_topics,
 )
 from services.core.service import ServiceContext
+from services.core.tracing import kafka_headers, traceparent_of
 from services.mapper.domain import Policy, ReviewReason
 from services.mapper.gate import WixFirstGate
 from services.mapper.handler import Handled, Handler
 from services.mapper.metrics import MapperMetrics
 from services.mapper.migrations import apply_migrations
 from services.mapper.settings import MapperSettings
-from services.mapper.store import MapperStore
+from services.mapper.store import MapperStore, OutboxRow
 from services.mapper.summary import DecisionSummary
 
 log = logging.getLogger("tether.mapper")
@@ -118,7 +120,9 @@ class Mapper:
         self.ctx = ctx
         self.settings = settings
         self.policy = policy if policy is not None else settings.policy()
-        self.metrics = metrics if metrics is not None else MapperMetrics(ctx.registry)
+        self.metrics = (
+            metrics if metrics is not None else MapperMetrics(ctx.registry, settings.tenant)
+        )
         self.group = settings.group_id
         self.topics = [*ctx.layout.all_changes(), ctx.layout.outcomes]
         self._wix_topics = {ctx.layout.changes("wix", resource) for resource in ("contacts",)}
@@ -377,9 +381,9 @@ class Mapper:
         try:
             if careful:
                 with store.conn.transaction():  # a savepoint: a failure rolls back only itself
-                    result = self._decide(handler, source, datum)
+                    result = self._decide(handler, source, datum, record)
             else:
-                result = self._decide(handler, source, datum)
+                result = self._decide(handler, source, datum, record)
         except RETRIABLE_DB:
             raise  # connection lost / deadlock / serialization: retry the batch
         except Exception as exc:
@@ -395,9 +399,19 @@ class Mapper:
         self.metrics.processing.labels(source).observe(time.perf_counter() - started)
         return result
 
-    def _decide(self, handler: Handler, source: str, datum: dict[str, Any]) -> list[Handled]:
+    def _decide(
+        self, handler: Handler, source: str, datum: dict[str, Any], record: Any
+    ) -> list[Handled]:
         now = _now()
-        return handler.outcome(datum, now) if source == "outcome" else handler.change(datum, now)
+        tracing = self.ctx.tracing
+        # Tracing on: the decision is a span continuing the input's trace (its traceparent
+        # header), and the commands it writes to the outbox carry this span's context.
+        parent = traceparent_of(record.headers) if tracing.enabled else None
+        with tracing.span(f"mapper.{source}", parent, kind="consumer") as traceparent:
+            handler.traceparent = traceparent
+            if source == "outcome":
+                return handler.outcome(datum, now)
+            return handler.change(datum, now)
 
     def _park(self, record: Any, exc: Exception) -> Any:
         return self.ctx.dead_letters.park(
@@ -473,7 +487,7 @@ class Mapper:
                     return total
                 producer = self.ctx.producer
                 try:
-                    futures = [producer.send(r.topic, key=r.key, value=r.payload) for r in rows]
+                    futures = [self._send(producer, row) for row in rows]
                 except KafkaError as exc:
                     raise TransportError(f"produce failed: {type(exc).__name__}") from exc
                 self._flush(futures)
@@ -484,6 +498,14 @@ class Mapper:
             total += len(rows)
             if len(rows) < limit:
                 return total
+
+    @staticmethod
+    def _send(producer: Any, row: OutboxRow) -> Any:
+        """Produce one outbox row; a row written with tracing on carries its trace context."""
+        headers = kafka_headers(row.traceparent)
+        if headers:
+            return producer.send(row.topic, key=row.key, value=row.payload, headers=headers)
+        return producer.send(row.topic, key=row.key, value=row.payload)
 
     # -- helpers ------------------------------------------------------------------------------
 
@@ -521,9 +543,9 @@ class Mapper:
             conn = self._connection()
             store = MapperStore(conn)
             with conn.transaction():
-                self.metrics.set_link_states(store.link_states())
+                self.metrics.set_link_states(store.link_states(self.settings.tenant))
                 self.metrics.outbox_backlog.set(store.outbox_backlog())
-                open_reviews = store.open_reviews()
+                open_reviews = store.open_reviews(self.settings.tenant)
                 self.metrics.set_open_reviews(open_reviews, tuple(r.value for r in ReviewReason))
                 self._open_reviews = sum(open_reviews.values())
             with conn.transaction():

@@ -2,7 +2,9 @@
 
 Labels are low-cardinality only: source (``change``/``outcome``), system, resource, result (a
 ``DecisionKind`` value, ``dead_letter`` or ``replayed``), action, link state, review reason,
-property. Never a record id, link id or value.
+property, and ``tenant`` on the per-tenant gauges (links, open review items): the configured
+``TETHER_TENANT`` of this mapper, so one value per tenant deployed (docs/operations.md,
+"Observability"). Never a record id, link id or value.
 
 Imports: prometheus_client only.
 """
@@ -18,7 +20,8 @@ PROCESSING_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25
 
 
 class MapperMetrics:
-    def __init__(self, registry: CollectorRegistry) -> None:
+    def __init__(self, registry: CollectorRegistry, tenant: str = "default") -> None:
+        self.tenant = tenant
         self.events = Counter(
             "tether_mapper_events",
             "Inputs handled by the mapper, by result (decision kind, dead_letter, replayed)",
@@ -67,8 +70,8 @@ class MapperMetrics:
         )
         self.links = Gauge(
             "tether_mapper_links",
-            "Links by state (refreshed periodically from PostgreSQL)",
-            ["state"],
+            "Links of this mapper's tenant by state (refreshed periodically from PostgreSQL)",
+            ["tenant", "state"],
             registry=registry,
         )
         self.outbox_backlog = Gauge(
@@ -78,15 +81,15 @@ class MapperMetrics:
         )
         self.review_open = Gauge(
             "tether_mapper_review_items_open",
-            "Open review items by reason",
-            ["reason"],
+            "Open review items of this mapper's tenant by reason",
+            ["tenant", "reason"],
             registry=registry,
         )
 
     def set_link_states(self, counts: Mapping[str, int]) -> None:
         for state in sorted(set(LINK_STATES) | set(counts)):
-            self.links.labels(state).set(counts.get(state, 0))
+            self.links.labels(self.tenant, state).set(counts.get(state, 0))
 
     def set_open_reviews(self, counts: Mapping[str, int], known: tuple[str, ...]) -> None:
         for reason in sorted(set(known) | set(counts)):
-            self.review_open.labels(reason).set(counts.get(reason, 0))
+            self.review_open.labels(self.tenant, reason).set(counts.get(reason, 0))

@@ -245,8 +245,8 @@ ON CONFLICT (conflict_id) DO NOTHING
 INSERT_OUTBOX = """
 INSERT INTO mapper_outbox
     (command_id, tenant, link_id, target_system, target_resource, target_id, action, caused_by,
-     topic, key, payload, created_at)
-VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+     topic, key, payload, created_at, traceparent)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
 ON CONFLICT (command_id) DO NOTHING
 """
 COUNT_DELETES_SINCE = """
@@ -260,7 +260,7 @@ VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
 """
 TRY_RELAY_LOCK = "SELECT pg_try_advisory_xact_lock(%s)"
 UNPRODUCED = """
-SELECT seq, topic, key, payload FROM mapper_outbox
+SELECT seq, topic, key, payload, traceparent FROM mapper_outbox
 WHERE produced_at IS NULL ORDER BY seq LIMIT %s
 """
 MARK_PRODUCED = "UPDATE mapper_outbox SET produced_at = %s WHERE seq = ANY(%s)"
@@ -268,10 +268,11 @@ OUTBOX_BACKLOG = "SELECT count(*) FROM mapper_outbox WHERE produced_at IS NULL"
 LINK_STATES = """
 SELECT CASE WHEN status = 'active' AND wix_contact_id IS NULL THEN 'creating' ELSE status END,
        count(*)
-FROM mapper_links GROUP BY 1
+FROM mapper_links WHERE tenant = %s GROUP BY 1
 """
 OPEN_REVIEWS = """
-SELECT reason, count(*) FROM mapper_review_items WHERE resolved_at IS NULL GROUP BY reason
+SELECT reason, count(*) FROM mapper_review_items
+WHERE tenant = %s AND resolved_at IS NULL GROUP BY reason
 """
 TRIM_HISTORY = """
 DELETE FROM mapper_history h USING (
@@ -298,6 +299,7 @@ class OutboxRow:
     topic: str
     key: bytes
     payload: bytes
+    traceparent: str | None = None
 
 
 @dataclass(frozen=True)
@@ -703,8 +705,10 @@ class MapperStore:
         payload: bytes,
         caused_by: str,
         now: datetime,
+        traceparent: str | None = None,
     ) -> None:
-        """Write one encoded command to the outbox (kept once per command id)."""
+        """Write one encoded command to the outbox (kept once per command id), with the trace
+        context its message will carry (None: tracing off)."""
         target = command.target
         self._write(
             INSERT_OUTBOX,
@@ -721,6 +725,7 @@ class MapperStore:
                 key,
                 payload,
                 now,
+                traceparent,
             ),
         )
 
@@ -774,7 +779,10 @@ class MapperStore:
 
     def unproduced(self, limit: int) -> list[OutboxRow]:
         rows = self.conn.execute(UNPRODUCED, (limit,)).fetchall()
-        return [OutboxRow(int(s), str(t), bytes(k), bytes(p)) for s, t, k, p in rows]
+        return [
+            OutboxRow(int(s), str(t), bytes(k), bytes(p), str(tp) if tp else None)
+            for s, t, k, p, tp in rows
+        ]
 
     def mark_produced(self, seqs: Sequence[int], now: datetime) -> None:
         self.conn.execute(MARK_PRODUCED, (now, list(seqs)))
@@ -785,11 +793,13 @@ class MapperStore:
         row = self.conn.execute(OUTBOX_BACKLOG).fetchone()
         return int(row[0]) if row else 0
 
-    def link_states(self) -> dict[str, int]:
-        return {str(s): int(n) for s, n in self.conn.execute(LINK_STATES).fetchall()}
+    def link_states(self, tenant: str) -> dict[str, int]:
+        rows = self.conn.execute(LINK_STATES, (tenant,)).fetchall()
+        return {str(s): int(n) for s, n in rows}
 
-    def open_reviews(self) -> dict[str, int]:
-        return {str(r): int(n) for r, n in self.conn.execute(OPEN_REVIEWS).fetchall()}
+    def open_reviews(self, tenant: str) -> dict[str, int]:
+        rows = self.conn.execute(OPEN_REVIEWS, (tenant,)).fetchall()
+        return {str(r): int(n) for r, n in rows}
 
     def trim_history(self, keep: int) -> int:
         return self.conn.execute(TRIM_HISTORY, (keep,)).rowcount

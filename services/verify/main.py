@@ -69,7 +69,7 @@ def main(argv: list[str]) -> int:
         registry = CollectorRegistry()
         core = CoreMetrics(registry, "verify")
         codec, layout = default_codec(), layout_from(settings)
-    metrics = VerifyMetrics(registry)
+    metrics = VerifyMetrics(registry, settings.tenant)
     try:
         clients = build_clients(settings, core)
     except ConfigurationError as exc:

@@ -1,13 +1,16 @@
 """The verifier's Prometheus metrics (low cardinality: flow, status, system — never a link id).
 
-* ``tether_links_divergent{flow}`` — links whose systems disagree after the last completed cycle
-  (``divergent`` + ``missing``): the number the alert ``TetherLinksDivergent`` watches;
-* ``tether_verify_links{flow,status}`` — every checked link by verdict;
+* ``tether_links_divergent{tenant,flow}`` — links whose systems disagree after the last
+  completed cycle (``divergent`` + ``missing``): the number the alert
+  ``TetherLinksDivergent`` watches;
+* ``tether_verify_links{tenant,flow,status}`` — every checked link by verdict;
 * ``tether_verify_repairs_total{system,resource}`` — repair change events emitted;
 * ``tether_verify_unrepairable_total{reason}`` — divergent links no event could repair (``stuck``:
   both records equal the mapper's view; ``unencodable``: the record read cannot be encoded);
 * ``tether_verify_cycles_total{result}``, ``tether_verify_last_success_timestamp_seconds``,
   ``tether_verify_cycle_seconds`` and ``tether_verify_records_read{system}``.
+
+``tenant`` is the verifier's configured ``TETHER_TENANT``: one value per tenant deployed.
 
 Imports: prometheus_client and the verifier's ``compare`` only.
 """
@@ -26,18 +29,19 @@ FLOW_LABELS = (*FLOWS, "wix")
 
 
 class VerifyMetrics:
-    def __init__(self, registry: CollectorRegistry) -> None:
+    def __init__(self, registry: CollectorRegistry, tenant: str = "default") -> None:
+        self.tenant = tenant
         self.divergent = Gauge(
             "tether_links_divergent",
             "Links whose two systems hold different mapped values (divergent or missing record) "
             "as of the last completed verification cycle",
-            ["flow"],
+            ["tenant", "flow"],
             registry=registry,
         )
         self.links = Gauge(
             "tether_verify_links",
             "Links checked by the last completed verification cycle, by verdict",
-            ["flow", "status"],
+            ["tenant", "flow", "status"],
             registry=registry,
         )
         self.repairs = Counter(
@@ -72,14 +76,14 @@ class VerifyMetrics:
             registry=registry,
         )
         for flow in FLOW_LABELS:
-            self.divergent.labels(flow).set(0)
+            self.divergent.labels(tenant, flow).set(0)
 
     def publish(self, verdicts: Iterable[Verdict]) -> None:
         """Set the per-flow gauges from one cycle's verdicts (flows with none go to 0)."""
         tally = Tally((v.flow, v.status) for v in verdicts)
         for flow in FLOW_LABELS:
             for status in Status:
-                self.links.labels(flow, status.value).set(tally[(flow, status)])
-            self.divergent.labels(flow).set(
+                self.links.labels(self.tenant, flow, status.value).set(tally[(flow, status)])
+            self.divergent.labels(self.tenant, flow).set(
                 tally[(flow, Status.DIVERGENT)] + tally[(flow, Status.MISSING)]
             )

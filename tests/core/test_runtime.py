@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import logging
 import os
@@ -76,7 +77,17 @@ def test_service_serves_health_and_metrics_tracks_kafka_and_stops_on_sigterm(
     try:
         base = f"http://127.0.0.1:{_wait_port(proc)}"
         metrics = httpx.get(f"{base}/metrics").text
-        assert 'tether_service_info{service="probe"} 1.0' in metrics
+        version = importlib.metadata.version("tether")
+        assert f'tether_service_info{{service="probe",version="{version}"}} 1.0' in metrics
+        # The process, platform and garbage-collector collectors are on the service's registry.
+        for family in (
+            "process_cpu_seconds_total",
+            "process_resident_memory_bytes",
+            "process_open_fds",
+            "python_info",
+            "python_gc_objects_collected_total",
+        ):
+            assert f"\n{family}" in metrics, family
         assert httpx.get(f"{base}/healthz").status_code == 200
         assert _eventually(lambda: httpx.get(f"{base}/readyz").status_code == 200)
 

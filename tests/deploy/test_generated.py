@@ -104,3 +104,11 @@ def test_the_prometheus_rule_is_generated_from_the_rule_file() -> None:
     rule = find(rendered("production"), "PrometheusRule", "tether")
     alerts = [r for g in rule["spec"]["groups"] for r in g["rules"] if "alert" in r]
     assert len(alerts) >= 6
+    # Every alert links its runbook: the rule file's relative link under the one base URL the
+    # generator is configured with (RUNBOOK_BASE_URL; empty keeps the repository-relative path).
+    for alert in alerts:
+        url = alert["annotations"]["runbook_url"]
+        assert url.startswith(generator.RUNBOOK_BASE_URL + "docs/operations.md#"), alert["alert"]
+    assert generator.runbook_url("docs/operations.md#x", "https://example.org/tether/") == (
+        "https://example.org/tether/docs/operations.md#x"
+    )

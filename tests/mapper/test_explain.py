@@ -89,8 +89,10 @@ def test_explain_over_http_and_cli(
         }
         linked_events = (("result", "linked"), ("source", "change"), ("system", "poweroffice"))
         assert samples[("tether_mapper_events_total", linked_events)] == 1
-        assert samples[("tether_mapper_links", (("state", "active"),))] == 1
-        assert samples[("tether_mapper_review_items_open", (("reason", "ambiguous_match"),))] == 1
+        tenant = ("tenant", h.mapper.settings.tenant)
+        assert samples[("tether_mapper_links", (("state", "active"), tenant))] == 1
+        reason = ("reason", "ambiguous_match")
+        assert samples[("tether_mapper_review_items_open", (reason, tenant))] == 1
         assert samples[("tether_mapper_outbox_backlog", ())] == 0
 
         # The CLI reads PostgreSQL directly and prints the same answer as JSON.

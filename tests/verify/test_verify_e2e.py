@@ -51,7 +51,7 @@ class InProcessVerifier:
             self.producer,
             default_codec(),
             layout_from(self.settings),
-            VerifyMetrics(self.registry),
+            VerifyMetrics(self.registry, self.settings.tenant),
         )
 
     def cycle(self) -> Report:
@@ -138,7 +138,8 @@ def test_a_record_changed_behind_the_engines_back_is_detected_and_repaired(
     assert [(r["system"], r["record_id"]) for r in report.repairs[link.link_id]] == [
         ("poweroffice", record_id)
     ]
-    assert verifier.metric("tether_links_divergent", flow="employees") == 1.0
+    tenant = verifier.settings.tenant
+    assert verifier.metric("tether_links_divergent", tenant=tenant, flow="employees") == 1.0
     assert (
         verifier.metric("tether_verify_repairs_total", system="poweroffice", resource="employees")
         == 1.0
@@ -183,4 +184,5 @@ def test_a_lost_write_is_written_again(synced: Running, verifier: InProcessVerif
     assert eventually(lambda: last_names(synced, link) == ("Skrevet", "Skrevet"), 60)
     synced.settle()
     assert verifier.cycle().divergent == []
-    assert verifier.metric("tether_links_divergent", flow="employees") == 0.0
+    tenant = verifier.settings.tenant
+    assert verifier.metric("tether_links_divergent", tenant=tenant, flow="employees") == 0.0

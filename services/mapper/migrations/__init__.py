@@ -19,7 +19,12 @@ from typing import Any
 
 import psycopg
 
-from services.mapper.migrations import v001_initial, v002_stream_starts, v003_verification
+from services.mapper.migrations import (
+    v001_initial,
+    v002_stream_starts,
+    v003_verification,
+    v004_outbox_trace,
+)
 
 log = logging.getLogger("tether.mapper.migrations")
 
@@ -55,6 +60,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(v001_initial.VERSION, v001_initial.NAME, v001_initial.SQL),
     Migration(v002_stream_starts.VERSION, v002_stream_starts.NAME, v002_stream_starts.SQL),
     Migration(v003_verification.VERSION, v003_verification.NAME, v003_verification.SQL),
+    Migration(v004_outbox_trace.VERSION, v004_outbox_trace.NAME, v004_outbox_trace.SQL),
 )
 
 
