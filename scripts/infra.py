@@ -127,6 +127,8 @@ def run(cmd: list[str], **kwargs) -> subprocess.CompletedProcess[str]:  # type: 
     Standard output of ``up``/``env`` carries only ``KEY=value`` lines for ``with-infra.sh``; Maven,
     for one, writes ANSI reset codes to standard output even with ``-q -B``."""
     kwargs.setdefault("stdout", sys.stderr)
+    if cmd and cmd[0] == "runuser":
+        kwargs.setdefault("cwd", "/")  # the postgres user may not enter the caller's directory
     return subprocess.run(cmd, check=True, text=True, **kwargs)
 
 
@@ -451,7 +453,7 @@ def postgres_dir() -> Path:
 def reachable_by_postgres(path: Path) -> bool:
     """Can the ``postgres`` user write ``path`` (so every parent directory lets it through)?"""
     probe = subprocess.run(
-        as_postgres_user(["test", "-w", str(path)]), stdout=sys.stderr, check=False
+        as_postgres_user(["test", "-w", str(path)]), stdout=sys.stderr, check=False, cwd="/"
     )
     return probe.returncode == 0
 

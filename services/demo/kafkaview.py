@@ -17,11 +17,20 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import TopicPartition
 
 from services.core.codec import AvroCodec
 from services.core.errors import DecodeError
+from services.core.kafka import make_admin, make_consumer, make_producer
+from services.core.settings import TetherSettings
 from services.core.topics import STAGES, TopicLayout
+
+
+def _settings(bootstrap: str) -> TetherSettings:
+    """The environment's Kafka settings (security included) for this broker: every client is
+    built by the project's factories, so the tools connect as the services do."""
+    settings: TetherSettings = TetherSettings.load(kafka_bootstrap_servers=bootstrap)
+    return settings
 
 
 @dataclass(frozen=True)
@@ -53,8 +62,8 @@ def consumed_topics(layout: TopicLayout, prefix: str) -> dict[str, list[str]]:
 
 
 def group_positions(bootstrap: str, groups: dict[str, list[str]]) -> list[Position]:
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap.split(","), request_timeout_ms=10_000)
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap.split(","), group_id=None)
+    admin = make_admin(_settings(bootstrap))
+    consumer = make_consumer(_settings(bootstrap), None)
     try:
         positions: list[Position] = []
         offsets = admin.list_group_offsets(dict.fromkeys(groups))
@@ -101,7 +110,7 @@ def stranded(positions: Iterable[Position]) -> list[dict[str, Any]]:
 
 def produce_poison(bootstrap: str, topic: str, payloads: list[bytes]) -> list[Landed]:
     """Produce each payload (key ``chaos-poison``) round-robin over the topic's partitions."""
-    producer = KafkaProducer(bootstrap_servers=bootstrap.split(","), acks="all")
+    producer = make_producer(_settings(bootstrap), "chaos-poison")
     try:
         partitions = sorted(producer.partitions_for(topic))
         futures = [
@@ -122,12 +131,7 @@ def produce_poison(bootstrap: str, topic: str, payloads: list[bytes]) -> list[La
 
 def dead_letters(bootstrap: str, layout: TopicLayout, codec: AvroCodec) -> list[dict[str, Any]]:
     """Every dead letter on the deployment's dead-letter topics (stage, source, error class)."""
-    consumer = KafkaConsumer(
-        bootstrap_servers=bootstrap.split(","),
-        group_id=None,
-        enable_auto_commit=False,
-        isolation_level="read_committed",
-    )
+    consumer = make_consumer(_settings(bootstrap), None)
     found: list[dict[str, Any]] = []
     try:
         tps = [

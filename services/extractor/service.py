@@ -24,7 +24,10 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from services.connectors.poweroffice.client import PowerOfficeClient
-from services.connectors.wix.client import ApiKeyAuth, AppAuth, WixAuth, WixClient
+from services.connectors.wix.client import (
+    WixClient,
+    auth_from_settings,
+)
 from services.core.budget import ApiBudget, process_share
 from services.core.deadletters import reason_of
 from services.core.errors import ConfigurationError
@@ -73,22 +76,6 @@ class _Task:
     labels: tuple[str, str]
     kind: str  # poll | reconcile
     failures: int = field(default=0)
-
-
-def wix_auth(settings: ExtractorSettings) -> WixAuth:
-    if settings.wix_api_key.get_secret_value():
-        if not settings.wix_site_id:
-            raise ConfigurationError("TETHER_WIX_SITE_ID is required with an API key")
-        return ApiKeyAuth(api_key=settings.wix_api_key, site_id=settings.wix_site_id)
-    if settings.wix_app_id and settings.wix_app_secret.get_secret_value():
-        if not settings.wix_instance_id:
-            raise ConfigurationError("TETHER_WIX_INSTANCE_ID is required with app credentials")
-        return AppAuth(
-            app_id=settings.wix_app_id,
-            app_secret=settings.wix_app_secret,
-            instance_id=settings.wix_instance_id,
-        )
-    raise ConfigurationError("Wix credentials missing (API key + site id, or app credentials)")
 
 
 def check_webhooks_off(settings: ExtractorSettings) -> None:
@@ -273,7 +260,7 @@ class Extractor:
 
     def _wix_client(self) -> WixClient:
         return WixClient(
-            wix_auth(self.settings),
+            auth_from_settings(self.settings),
             self.wix_budget,
             base_url=self.settings.wix_base_url,
             on_request=self.ctx.metrics.observe_api,

@@ -14,7 +14,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from services.connectors.poweroffice.client import PowerOfficeClient, RetryPolicy
-from services.connectors.wix.client import ApiKeyAuth, AppAuth, WixAuth, WixClient
+from services.connectors.wix.client import (
+    WixClient,
+    auth_from_settings,
+)
 from services.core.budget import ApiBudget
 from services.core.errors import ConfigurationError
 from services.loader.metrics import ApiCalls
@@ -35,23 +38,6 @@ class Clients:
     def close(self) -> None:
         self.wix.close()
         self.poweroffice.close()
-
-
-def wix_auth(settings: LoaderSettings) -> WixAuth:
-    if settings.wix_api_key.get_secret_value():
-        if not settings.wix_site_id:
-            raise ConfigurationError("TETHER_WIX_SITE_ID is required with TETHER_WIX_API_KEY")
-        return ApiKeyAuth(api_key=settings.wix_api_key, site_id=settings.wix_site_id)
-    if settings.wix_app_id and settings.wix_instance_id:
-        return AppAuth(
-            app_id=settings.wix_app_id,
-            app_secret=settings.wix_app_secret,
-            instance_id=settings.wix_instance_id,
-        )
-    raise ConfigurationError(
-        "Wix credentials missing: TETHER_WIX_API_KEY + TETHER_WIX_SITE_ID, or "
-        "TETHER_WIX_APP_ID + TETHER_WIX_APP_SECRET + TETHER_WIX_INSTANCE_ID"
-    )
 
 
 def build_clients(
@@ -75,7 +61,7 @@ def build_clients(
     wix_budget = wix_budget or settings.wix_budget()
     poweroffice_budget = poweroffice_budget or settings.poweroffice_budget()
     wix = WixClient(
-        wix_auth(settings),
+        auth_from_settings(settings),
         wix_budget,
         base_url=settings.wix_base_url,
         timeout_seconds=settings.loader_client_timeout_seconds,

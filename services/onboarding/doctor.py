@@ -50,7 +50,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from services.connectors.poweroffice.client import PowerOfficeClient
-from services.connectors.wix.client import AppAuth, WixClient
+from services.connectors.wix.client import AppAuth, WixClient, auth_from_settings
 from services.connectors.wix.webhooks import WebhookRejectedError, verify_and_parse
 from services.core.errors import ConfigurationError, NotFoundError, TetherError
 from services.core.settings import PowerOfficeSettings, WixSettings
@@ -63,7 +63,6 @@ from services.onboarding.wiring import (
     ObservingTransport,
     poweroffice_client,
     poweroffice_keys_missing,
-    wix_auth,
     wix_client,
 )
 
@@ -160,7 +159,7 @@ def check_poweroffice(settings: PowerOfficeSettings, max_skew: float) -> list[Ch
 
 def check_wix(settings: WixSettings, link_field: str, max_skew: float) -> list[Check]:
     try:
-        auth = wix_auth(settings)
+        auth = auth_from_settings(settings)
     except ConfigurationError as exc:
         return [fail("wix.credentials", str(exc), "set them (environment or secret files)")]
     app = isinstance(auth, AppAuth)

@@ -22,7 +22,10 @@ from dataclasses import dataclass, field
 import httpx
 
 from services.connectors.poweroffice.client import PowerOfficeClient, RetryPolicy
-from services.connectors.wix.client import ApiKeyAuth, AppAuth, WixAuth, WixClient
+from services.connectors.wix.client import (
+    WixClient,
+    auth_from_settings,
+)
 from services.core.budget import ApiBudget
 from services.core.errors import ConfigurationError
 from services.core.settings import PowerOfficeSettings, WixSettings
@@ -144,27 +147,9 @@ def poweroffice_client(
     )
 
 
-def wix_auth(settings: WixSettings) -> WixAuth:
-    """API key + site id, or app credentials (the loader's rule, ``services.loader.clients``)."""
-    if settings.wix_api_key.get_secret_value():
-        if not settings.wix_site_id:
-            raise ConfigurationError("TETHER_WIX_SITE_ID is required with TETHER_WIX_API_KEY")
-        return ApiKeyAuth(api_key=settings.wix_api_key, site_id=settings.wix_site_id)
-    if settings.wix_app_id and settings.wix_instance_id:
-        return AppAuth(
-            app_id=settings.wix_app_id,
-            app_secret=settings.wix_app_secret,
-            instance_id=settings.wix_instance_id,
-        )
-    raise ConfigurationError(
-        "Wix credentials missing: TETHER_WIX_API_KEY + TETHER_WIX_SITE_ID, or "
-        "TETHER_WIX_APP_ID + TETHER_WIX_APP_SECRET + TETHER_WIX_INSTANCE_ID"
-    )
-
-
 def wix_client(settings: WixSettings, transport: httpx.BaseTransport | None = None) -> WixClient:
     return WixClient(
-        wix_auth(settings),
+        auth_from_settings(settings),
         wix_budget(settings),
         base_url=settings.wix_base_url,
         max_attempts=3,

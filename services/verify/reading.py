@@ -23,7 +23,11 @@ from typing import Any
 
 from services.connectors.poweroffice.client import PowerOfficeClient
 from services.connectors.poweroffice.models import Resource
-from services.connectors.wix.client import MAX_PAGE, ApiKeyAuth, AppAuth, WixAuth, WixClient
+from services.connectors.wix.client import (
+    MAX_PAGE,
+    WixClient,
+    auth_from_settings,
+)
 from services.core.budget import ApiBudget
 from services.core.errors import ConfigurationError, NotFoundError
 from services.core.metrics import CoreMetrics
@@ -62,23 +66,6 @@ class Clients:
         self.wix.close()
 
 
-def _wix_auth(settings: VerifySettings) -> WixAuth:
-    if settings.wix_api_key.get_secret_value():
-        if not settings.wix_site_id:
-            raise ConfigurationError("TETHER_WIX_SITE_ID is required with TETHER_WIX_API_KEY")
-        return ApiKeyAuth(api_key=settings.wix_api_key, site_id=settings.wix_site_id)
-    if settings.wix_app_id and settings.wix_instance_id:
-        return AppAuth(
-            app_id=settings.wix_app_id,
-            app_secret=settings.wix_app_secret,
-            instance_id=settings.wix_instance_id,
-        )
-    raise ConfigurationError(
-        "Wix credentials missing: TETHER_WIX_API_KEY + TETHER_WIX_SITE_ID, or "
-        "TETHER_WIX_APP_ID + TETHER_WIX_APP_SECRET + TETHER_WIX_INSTANCE_ID"
-    )
-
-
 def build_clients(settings: VerifySettings, metrics: CoreMetrics) -> Clients:
     keys = (
         settings.poweroffice_app_key,
@@ -102,7 +89,7 @@ def build_clients(settings: VerifySettings, metrics: CoreMetrics) -> Clients:
         on_request=metrics.observe_api,
     )
     wix = WixClient(
-        _wix_auth(settings),
+        auth_from_settings(settings),
         wix_budget,
         base_url=settings.wix_base_url,
         on_request=metrics.observe_api,

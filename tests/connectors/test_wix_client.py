@@ -513,3 +513,24 @@ def test_create_whose_answer_was_lost_is_found_again(
             new_contact(client, extended_fields={key: "link-7"})
         assert caught.value.duplicate_contact_id == stored["id"]
     assert [c[1:3] for c in calls if c[1] == "create"] == [("create", 0), ("create", 409)]
+
+
+def test_one_rule_builds_wix_credentials_from_settings() -> None:
+    from pydantic import SecretStr
+
+    from services.connectors.wix.client import ApiKeyAuth, AppAuth, auth_from_settings
+    from services.core.errors import ConfigurationError
+    from services.core.settings import WixSettings
+
+    key = auth_from_settings(WixSettings(wix_api_key=SecretStr("k"), wix_site_id="site"))
+    assert isinstance(key, ApiKeyAuth) and key.site_id == "site"
+    app = auth_from_settings(
+        WixSettings(wix_app_id="a", wix_app_secret=SecretStr("s"), wix_instance_id="i")
+    )
+    assert isinstance(app, AppAuth) and app.instance_id == "i"
+    with pytest.raises(ConfigurationError, match="TETHER_WIX_SITE_ID is required"):
+        auth_from_settings(WixSettings(wix_api_key=SecretStr("k")))
+    with pytest.raises(ConfigurationError, match="TETHER_WIX_APP_SECRET missing"):
+        auth_from_settings(WixSettings(wix_app_id="a", wix_instance_id="i"))
+    with pytest.raises(ConfigurationError, match="Wix credentials missing"):
+        auth_from_settings(WixSettings())

@@ -67,6 +67,7 @@ from services.core.budget import ApiBudget
 from services.core.errors import (
     ApiError,
     AuthenticationError,
+    ConfigurationError,
     ConflictError,
     ContractError,
     NotFoundError,
@@ -76,6 +77,7 @@ from services.core.errors import (
     TransportError,
     ValidationError,
 )
+from services.core.settings import WixSettings
 from services.core.tokens import renew_at
 
 __all__ = [
@@ -125,6 +127,33 @@ class AppAuth(BaseModel):
 
 
 WixAuth = ApiKeyAuth | AppAuth
+
+
+def auth_from_settings(settings: WixSettings) -> WixAuth:
+    """The Wix credentials of the settings: an API key with its site id, or the three app
+    credentials (app id, app secret, instance id). One rule for every service and tool."""
+    if settings.wix_api_key.get_secret_value():
+        if not settings.wix_site_id:
+            raise ConfigurationError("TETHER_WIX_SITE_ID is required with TETHER_WIX_API_KEY")
+        return ApiKeyAuth(api_key=settings.wix_api_key, site_id=settings.wix_site_id)
+    app = {
+        "TETHER_WIX_APP_ID": bool(settings.wix_app_id),
+        "TETHER_WIX_APP_SECRET": bool(settings.wix_app_secret.get_secret_value()),
+        "TETHER_WIX_INSTANCE_ID": bool(settings.wix_instance_id),
+    }
+    if all(app.values()):
+        return AppAuth(
+            app_id=settings.wix_app_id,
+            app_secret=settings.wix_app_secret,
+            instance_id=settings.wix_instance_id,
+        )
+    if any(app.values()):
+        missing = ", ".join(name for name, given in app.items() if not given)
+        raise ConfigurationError(f"Wix app credentials incomplete: {missing} missing")
+    raise ConfigurationError(
+        "Wix credentials missing: TETHER_WIX_API_KEY + TETHER_WIX_SITE_ID, or "
+        "TETHER_WIX_APP_ID + TETHER_WIX_APP_SECRET + TETHER_WIX_INSTANCE_ID"
+    )
 
 
 class DuplicateContactError(ConflictError):
