@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from services.connectors.poweroffice.client import PowerOfficeClient
+from services.connectors.poweroffice.client import PowerOfficeClient, require_credentials
 from services.connectors.wix.client import (
     WixClient,
     auth_from_settings,
@@ -246,8 +246,7 @@ class Extractor:
 
     def _poweroffice_client(self) -> PowerOfficeClient:
         s = self.settings
-        if not s.poweroffice_subscription_key.get_secret_value():
-            raise ConfigurationError("PowerOffice credentials missing (TETHER_POWEROFFICE_*)")
+        require_credentials(s)
         return PowerOfficeClient(
             application_key=s.poweroffice_app_key,
             client_key=s.poweroffice_client_key,

@@ -13,13 +13,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from services.connectors.poweroffice.client import PowerOfficeClient, RetryPolicy
+from services.connectors.poweroffice.client import (
+    PowerOfficeClient,
+    RetryPolicy,
+    require_credentials,
+)
 from services.connectors.wix.client import (
     WixClient,
     auth_from_settings,
 )
 from services.core.budget import ApiBudget
-from services.core.errors import ConfigurationError
 from services.loader.metrics import ApiCalls
 from services.loader.settings import LoaderSettings
 
@@ -48,16 +51,7 @@ def build_clients(
     poweroffice_budget: ApiBudget | None = None,
 ) -> Clients:
     """The two clients; budgets default to the configured shares (benchmarks pass scaled ones)."""
-    keys = (
-        settings.poweroffice_app_key,
-        settings.poweroffice_client_key,
-        settings.poweroffice_subscription_key,
-    )
-    if not all(k.get_secret_value() for k in keys):
-        raise ConfigurationError(
-            "PowerOffice credentials missing: TETHER_POWEROFFICE_APP_KEY, "
-            "TETHER_POWEROFFICE_CLIENT_KEY and TETHER_POWEROFFICE_SUBSCRIPTION_KEY"
-        )
+    require_credentials(settings)
     wix_budget = wix_budget or settings.wix_budget()
     poweroffice_budget = poweroffice_budget or settings.poweroffice_budget()
     wix = WixClient(

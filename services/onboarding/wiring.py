@@ -21,13 +21,17 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from services.connectors.poweroffice.client import PowerOfficeClient, RetryPolicy
+from services.connectors.poweroffice.client import (
+    PowerOfficeClient,
+    RetryPolicy,
+    missing_credentials,
+    require_credentials,
+)
 from services.connectors.wix.client import (
     WixClient,
     auth_from_settings,
 )
 from services.core.budget import ApiBudget
-from services.core.errors import ConfigurationError
 from services.core.settings import PowerOfficeSettings, WixSettings
 from services.onboarding.checks import rate_limit_headers
 
@@ -108,13 +112,7 @@ class ObservingTransport(httpx.BaseTransport):
             return seen
 
 
-def poweroffice_keys_missing(settings: PowerOfficeSettings) -> list[str]:
-    names = {
-        "TETHER_POWEROFFICE_APP_KEY": settings.poweroffice_app_key,
-        "TETHER_POWEROFFICE_CLIENT_KEY": settings.poweroffice_client_key,
-        "TETHER_POWEROFFICE_SUBSCRIPTION_KEY": settings.poweroffice_subscription_key,
-    }
-    return [name for name, value in names.items() if not value.get_secret_value()]
+poweroffice_keys_missing = missing_credentials  # the client's own rule
 
 
 def poweroffice_budget(settings: PowerOfficeSettings) -> ApiBudget:
@@ -132,9 +130,7 @@ def wix_budget(settings: WixSettings) -> ApiBudget:
 def poweroffice_client(
     settings: PowerOfficeSettings, transport: httpx.BaseTransport | None = None
 ) -> PowerOfficeClient:
-    missing = poweroffice_keys_missing(settings)
-    if missing:
-        raise ConfigurationError("PowerOffice credentials missing: " + ", ".join(missing))
+    require_credentials(settings)
     return PowerOfficeClient(
         application_key=settings.poweroffice_app_key,
         client_key=settings.poweroffice_client_key,

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from services.connectors.poweroffice.client import PowerOfficeClient
+from services.connectors.poweroffice.client import PowerOfficeClient, require_credentials
 from services.connectors.poweroffice.models import Resource
 from services.connectors.wix.client import (
     MAX_PAGE,
@@ -29,7 +29,7 @@ from services.connectors.wix.client import (
     auth_from_settings,
 )
 from services.core.budget import ApiBudget
-from services.core.errors import ConfigurationError, NotFoundError
+from services.core.errors import NotFoundError
 from services.core.metrics import CoreMetrics
 from services.core.topics import RESOURCES
 from services.verify.settings import VerifySettings
@@ -67,16 +67,7 @@ class Clients:
 
 
 def build_clients(settings: VerifySettings, metrics: CoreMetrics) -> Clients:
-    keys = (
-        settings.poweroffice_app_key,
-        settings.poweroffice_client_key,
-        settings.poweroffice_subscription_key,
-    )
-    if not all(k.get_secret_value() for k in keys):
-        raise ConfigurationError(
-            "PowerOffice credentials missing: TETHER_POWEROFFICE_APP_KEY, "
-            "TETHER_POWEROFFICE_CLIENT_KEY and TETHER_POWEROFFICE_SUBSCRIPTION_KEY"
-        )
+    require_credentials(settings)
     po_budget = settings.poweroffice_budget()
     wix_budget = settings.wix_budget()
     poweroffice = PowerOfficeClient(

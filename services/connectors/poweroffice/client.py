@@ -101,6 +101,7 @@ from services.core.errors import (
     TransportError,
     ValidationError,
 )
+from services.core.settings import PowerOfficeSettings
 from services.core.tokens import DEFAULT_CAP_SECONDS, DEFAULT_FRACTION, renew_at
 
 SYSTEM: Final = "poweroffice"
@@ -110,6 +111,24 @@ DEMO_BASE_URL: Final = "https://goapi.poweroffice.net/Demo/v2"
 DEMO_TOKEN_URL: Final = "https://goapi.poweroffice.net/Demo/OAuth/Token"
 DEFAULT_PAGE_SIZE: Final = 5000
 _API_VERSION_SUFFIX: Final = re.compile(r"/v2/?$", re.IGNORECASE)
+
+
+def missing_credentials(settings: PowerOfficeSettings) -> list[str]:
+    """The PowerOffice keys the settings lack (all three are needed: application, client,
+    subscription)."""
+    names = {
+        "TETHER_POWEROFFICE_APP_KEY": settings.poweroffice_app_key,
+        "TETHER_POWEROFFICE_CLIENT_KEY": settings.poweroffice_client_key,
+        "TETHER_POWEROFFICE_SUBSCRIPTION_KEY": settings.poweroffice_subscription_key,
+    }
+    return [name for name, value in names.items() if not value.get_secret_value()]
+
+
+def require_credentials(settings: PowerOfficeSettings) -> None:
+    """Refuse to build a client without all three keys, naming the missing ones."""
+    missing = missing_credentials(settings)
+    if missing:
+        raise ConfigurationError("PowerOffice credentials missing: " + ", ".join(missing))
 
 
 def token_url_for(base_url: str) -> str:
