@@ -1,5 +1,6 @@
 # Tether — the two commands a newcomer needs:  `make demo`  and  `make test`.
-# Everything else (venv, Kafka jars, PostgreSQL packages) is set up on first use.
+# Everything else (venv, Kafka jars, PostgreSQL and headless Chromium packages) is set up on
+# first use (scripts/infra.py up; Chromium drives the console's browser test and screenshots).
 
 PYTHON ?= python3
 VENV   := .venv

@@ -2,7 +2,7 @@
 to a bare kafka-python consume -> produce -> commit loop over the same topics in the same run.
 
     .venv/bin/python bench/mapper.py [--events 5000] [--seed 42] [--partitions 3]
-                                     [--timeout 600] [--stall-seconds 60]
+                                     [--preload 0] [--timeout 600] [--stall-seconds 60]
 
 Needs the local Kafka and PostgreSQL (``python3 scripts/infra.py up``;
 TETHER_KAFKA_BOOTSTRAP_SERVERS and TETHER_POSTGRES_DSN, defaults as printed by infra.py). Uses its
@@ -16,6 +16,18 @@ event is produced, and each loop is timed from its first poll to its last commit
 * mapper — ``Mapper.run_once`` (poll, decide + persist in one PostgreSQL transaction per batch,
   produce the outbox, flush, mark, commit offsets) until every event is consumed and the outbox
   is empty.
+
+``--preload N`` first bulk-loads N links (each with a Wix contact and a PowerOffice employee
+member, a link match key, the contact's index row and key) by COPY into the bench database, then
+ANALYZEs, so that the per-event cost can be compared between an empty state and e.g. 1M links.
+Their keys and ids cannot match the seed data (``@preload.invalid`` e-mails).
+
+Durability is part of the cost: the report says whether the server runs with ``fsync`` and
+``synchronous_commit`` on (``SHOW``) and warns when not — start a durable server for figures
+that count (``TETHER_POSTGRES_DURABLE=1 python3 scripts/infra.py up``).
+
+The report also prints the mapper's cost per event (``mapper_ms_per_event``) and its CPU time
+per event (this process), and the batches it committed.
 
 It never hangs: when a loop makes no progress for ``--stall-seconds`` (or the run exceeds
 ``--timeout``) it stops with exit status 1 and says where it stood (messages consumed, the
@@ -47,6 +59,7 @@ from services.core.records import wrap_record
 from services.core.runtime import ServiceRuntime
 from services.core.service import ServiceContext
 from services.core.topics import record_key
+from services.mapper.domain import CONTACTS, EMPLOYEES, WIX, Link, Member, RecordRef
 from services.mapper.loop import Mapper
 from services.mapper.settings import MapperSettings
 
@@ -111,6 +124,12 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--partitions", type=int, default=3)
     parser.add_argument(
+        "--preload",
+        type=int,
+        default=0,
+        help="bulk-load this many links (COPY) into the bench database before the run",
+    )
+    parser.add_argument(
         "--timeout", type=float, default=600.0, help="give up (exit 1) after this many seconds"
     )
     parser.add_argument(
@@ -147,6 +166,14 @@ def main() -> None:
     try:
         # Both consumers join (no data yet), then the backlog is produced.
         mapper.start()
+        durability = _durability(dsn)
+        if durability != {"fsync": "on", "synchronous_commit": "on"}:
+            print(
+                f"bench/mapper.py: WARNING: PostgreSQL is not durable ({durability}): the "
+                "figures understate the cost of a commit",
+                file=sys.stderr,
+            )
+        preload_seconds = preload(dsn, args.preload) if args.preload else 0.0
         while not mapper.consumer or not mapper.consumer.assignment():
             watch.check("mapper joining its group", 0, lambda: _mapper_state(mapper))
             mapper.run_once()
@@ -195,14 +222,21 @@ def main() -> None:
 
         # The mapper: poll -> decide + persist -> produce outbox -> commit.
         first = None
+        cpu = 0.0
+        batches = 0
         while mapper.consumed < len(data):
             watch.check("mapper", mapper.consumed, lambda: _mapper_state(mapper, len(data)))
             began = time.perf_counter()
-            if mapper.run_once() and first is None:
-                first = began
+            if first is None:
+                cpu = time.process_time()
+            if mapper.run_once():
+                batches += 1
+                if first is None:
+                    first = began
         while mapper.run_once() or (backlog := _backlog(dsn)):
             watch.check("mapper relay", -backlog, lambda: f"{backlog} outbox rows unproduced")
         mapper_seconds = time.perf_counter() - (first or 0.0)
+        cpu = time.process_time() - cpu
         decisions = _query(dsn, "SELECT decision, count(*) FROM mapper_history GROUP BY 1")
         report = {
             "events": len(data),
@@ -212,6 +246,12 @@ def main() -> None:
             "mapper_events_per_s": round(len(data) / mapper_seconds),
             "mapper_to_baseline": round(baseline_seconds / mapper_seconds, 3),
             "mapper_seconds": round(mapper_seconds, 2),
+            "mapper_ms_per_event": round(1000 * mapper_seconds / len(data), 3),
+            "mapper_cpu_ms_per_event": round(1000 * cpu / len(data), 3),
+            "batches": batches,
+            "preloaded_links": args.preload,
+            "preload_seconds": round(preload_seconds, 1),
+            "postgres": durability,
             "commands": _query(dsn, "SELECT count(*) FROM mapper_outbox")[0][0],
             "decisions": dict(sorted((str(k), int(n)) for k, n in decisions)),
         }
@@ -268,6 +308,85 @@ def _mapper_state(mapper: Mapper, total: int | None = None) -> str:
         }
         parts.append(f"lagging partitions (position/end)={lagging}")
     return "; ".join(p for p in parts if p)
+
+
+def preload(dsn: str, count: int, chunk: int = 50_000) -> float:
+    """COPY ``count`` links (Wix contact + employee member, one e-mail key each, the contact's
+    index row and key) into the mapper's tables, then ANALYZE; returns the seconds it took.
+    The link state is a real ``Link`` document (a template with the ids substituted)."""
+    started = time.perf_counter()
+    template = Link(
+        link_id="@L@",
+        tenant=TENANT,
+        members=(
+            Member(
+                ref=RecordRef(tenant=TENANT, system="poweroffice", resource=EMPLOYEES, id="@P@"),
+                flow=EMPLOYEES,
+                joined_at=T0,
+                match_keys=(("email", "@E@"),),
+            ),
+            Member(
+                ref=RecordRef(tenant=TENANT, system=WIX, resource=CONTACTS, id="@C@"),
+                flow=WIX,
+                joined_at=T0,
+            ),
+        ),
+        base={"first_name": "Pre", "last_name": "Loaded", "email": "@E@"},
+        version=1,
+        created_at=T0,
+        updated_at=T0,
+    ).model_dump_json()
+    copies = {
+        "mapper_links": "COPY mapper_links (link_id, tenant, status, wix_contact_id, version, "
+        "state, created_at, updated_at) FROM STDIN",
+        "mapper_link_members": "COPY mapper_link_members (tenant, system, resource, record_id, "
+        "link_id) FROM STDIN",
+        "mapper_link_keys": "COPY mapper_link_keys (tenant, kind, value, link_id) FROM STDIN",
+        "mapper_contacts": "COPY mapper_contacts (tenant, contact_id, props, revision, "
+        "source_ts, has_other_items, deleted, updated_at) FROM STDIN",
+        "mapper_contact_keys": "COPY mapper_contact_keys (tenant, kind, value, contact_id) "
+        "FROM STDIN",
+    }
+    at = T0.isoformat()
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        for low in range(0, count, chunk):
+            ids = range(low, min(low + chunk, count))
+            with conn.transaction(), conn.cursor() as cursor:
+                for table, statement in copies.items():
+                    with cursor.copy(statement) as copy:
+                        for i in ids:
+                            link, contact, email = (
+                                f"pre-{i}",
+                                f"pre-c{i}",
+                                f"pre{i}@preload.invalid",
+                            )
+                            if table == "mapper_links":
+                                state = (
+                                    template.replace("@L@", link)
+                                    .replace("@P@", str(i))
+                                    .replace("@C@", contact)
+                                    .replace("@E@", email)
+                                )
+                                copy.write_row((link, TENANT, "active", contact, 1, state, at, at))
+                            elif table == "mapper_link_members":
+                                copy.write_row((TENANT, "poweroffice", EMPLOYEES, f"pre-{i}", link))
+                                copy.write_row((TENANT, WIX, CONTACTS, contact, link))
+                            elif table == "mapper_link_keys":
+                                copy.write_row((TENANT, "email", email, link))
+                            elif table == "mapper_contacts":
+                                props = json.dumps({"email": email, "first_name": "Pre"})
+                                copy.write_row((TENANT, contact, props, 1, at, False, False, at))
+                            else:
+                                copy.write_row((TENANT, "email", email, contact))
+        conn.execute("ANALYZE")
+    return time.perf_counter() - started
+
+
+def _durability(dsn: str) -> dict[str, str]:
+    """The server's fsync and synchronous_commit settings (SHOW)."""
+    return {
+        name: str(_query(dsn, f"SHOW {name}")[0][0]) for name in ("fsync", "synchronous_commit")
+    }
 
 
 def _query(dsn: str, text: str) -> list[tuple[Any, ...]]:

@@ -10,6 +10,9 @@ Standard library only: it runs before the project's virtualenv exists.
   a single combined broker/controller on loopback.
 - **PostgreSQL**: Debian's server packages (installed with apt-get when missing and running as
   root), ``initdb`` in a temporary data directory, loopback port, trust auth for the local user.
+- **Headless Chromium** for the console's browser test and the demo's screenshots: Debian's
+  ``chromium`` and ``chromium-driver`` packages (``/usr/bin/chromium``, ``/usr/bin/chromedriver``),
+  installed with apt-get when missing, like PostgreSQL's; nothing is downloaded by a pip package.
 
 State lives in ``$TETHER_INFRA_DIR`` (default ``/tmp/tether-infra``): data directories, logs,
 pid files and ``env`` — the connection settings as ``KEY=value`` lines that the Makefile exports
@@ -18,6 +21,7 @@ to everything (tests, demo, services). ``up`` reuses servers that are already ru
     python3 scripts/infra.py up      # start (or reuse) Kafka and PostgreSQL, print the env
     python3 scripts/infra.py env     # print the env of the running infrastructure
     python3 scripts/infra.py status  # say what runs
+    python3 scripts/infra.py browser # install headless Chromium + chromedriver (``up`` does too)
     python3 scripts/infra.py down    # stop both and delete their data
     python3 scripts/infra.py kafka-stop|kafka-start|postgres-stop|postgres-start
                                      # outage tests: stop/start one, keeping its data
@@ -389,6 +393,28 @@ def postgres_tls_options(pdir: Path) -> str:
 
 
 # --------------------------------------------------------------------------------------------
+# Headless Chromium (the console's browser test, the demo's screenshots)
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+
+
+def browser_binaries() -> tuple[Path, Path]:
+    """Debian's Chromium and its WebDriver, installed once (apt keeps them) when missing."""
+    if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
+        apt_install(["chromium", "chromium-driver"])
+    if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
+        raise SystemExit(f"[infra] {CHROMIUM} or {CHROMEDRIVER} missing after install")
+    return CHROMIUM, CHROMEDRIVER
+
+
+def cmd_browser() -> None:
+    with stdout_to_stderr():
+        chromium, driver = browser_binaries()
+    log(f"headless browser ready: {chromium}, {driver}")
+
+
+# --------------------------------------------------------------------------------------------
 # PostgreSQL
 
 
@@ -731,6 +757,7 @@ def cmd_up() -> None:
         INFRA_DIR.mkdir(parents=True, exist_ok=True)
         bootstrap = kafka_up()
         dsn = postgres_up()
+        browser_binaries()  # for tests/console/test_browser.py and the demo's screenshots
         lines = env_lines(bootstrap, dsn)
         (INFRA_DIR / "env").write_text("\n".join(lines) + "\n")
         out.emit("\n".join(lines) + "\n")
@@ -764,7 +791,7 @@ def main() -> None:
     )
     parser.add_argument(
         "command",
-        choices=["up", "env", "status", "down", "kafka-libs", *STOP_START, *KILL],
+        choices=["up", "env", "status", "down", "browser", "kafka-libs", *STOP_START, *KILL],
     )
     args = parser.parse_args()
     {
@@ -772,6 +799,7 @@ def main() -> None:
         "env": cmd_env,
         "status": cmd_status,
         "down": cmd_down,
+        "browser": cmd_browser,
         "kafka-libs": lambda: print(kafka_libs()),
         **STOP_START,
         **KILL,

@@ -9,6 +9,11 @@
     tether chaos [...]                        the pipeline under faults (``make chaos``)
     tether explain ...                        why is a record (not) synced? (mapper read model)
     tether verify [--loop] [--no-repair]      compare both systems per link, repair divergence
+    tether console                            the operator console: API and web pages
+    tether review list|show|resolve ...       review items, through the console's API
+    tether links list|show|unlink|resync ...  links and their timelines, through the console's API
+    tether deadletters list|redrive ...       dead letters, through the console's API
+    tether actions show ID | list             an operator action's result; the audit trail
     tether replay ...                         reprocess a stage from a time or offset
     tether tail TOPIC [--key K --since 2h]    a topic's messages as JSON lines (any schema version)
     tether decode [FILE]                      one Avro payload as JSON
@@ -43,7 +48,19 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "edit": ("services.demo.edit:main", "edit a record in a running simulator, as in the UI"),
     "chaos": ("services.demo.chaos:main", "the pipeline under faults: assert exact convergence"),
     "explain": ("services.mapper.explain:main", "why is a record (not) synced?"),
+    "dataflow": (
+        "services.mapper.dataflow_file:main",
+        "check a dataflow file (mappings, policy); print its JSON Schema",
+    ),
     "verify": ("services.verify.main:main", "compare both systems per link, repair what differs"),
+    "console": ("services.console.main:main", "run the operator console (API + web pages)"),
+    "review": ("services.console.client:review_main", "review items: list, show, resolve (API)"),
+    "links": ("services.console.client:links_main", "links: list, show, timeline, act (API)"),
+    "deadletters": (
+        "services.console.client:deadletters_main",
+        "dead letters: list, re-drive (console API)",
+    ),
+    "actions": ("services.console.client:actions_main", "an operator action's result (API)"),
     "replay": ("services.replay.main:main", "reprocess a stage from a time or an offset"),
     "topics": ("services.core.admin:topics_main", "topic provisioning"),
     "schemas": ("services.core.admin:schemas_main", "schema registry maintenance"),

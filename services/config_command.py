@@ -23,6 +23,7 @@ from typing import Any
 
 from pydantic import SecretStr
 
+from services.console.settings import ConsoleSettings
 from services.core.settings import TetherSettings
 from services.extractor.settings import ExtractorSettings
 from services.loader.settings import LoaderSettings
@@ -34,6 +35,7 @@ SERVICE_SETTINGS: dict[str, type[TetherSettings]] = {
     "mapper": MapperSettings,
     "loader": LoaderSettings,
     "verify": VerifySettings,
+    "console": ConsoleSettings,
 }
 
 #: Variables read outside the settings classes: the secrets directory (read before settings are

@@ -46,6 +46,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route as StarletteRoute
+from starlette.types import ASGIApp
 
 log = logging.getLogger("tether.http")
 
@@ -85,7 +86,15 @@ def _error(status: int, error: str, *, close: bool = False) -> Response:
 class PublicServer:
     """The service's public routes on their own port (uvicorn in a daemon thread)."""
 
-    def __init__(self, host: str, port: int, limits: PublicLimits | None = None) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        limits: PublicLimits | None = None,
+        app: ASGIApp | None = None,
+    ) -> None:
+        """``app``: serve this ASGI application (e.g. the console's) instead of the route table;
+        it then enforces its own body and time limits, uvicorn's limits apply as always."""
         self.limits = limits or PublicLimits()
         self.routes: dict[str, _Post] = {}
         self.get_routes: dict[str, GetRoute] = {}
@@ -101,7 +110,8 @@ class PublicServer:
         self._port = int(self._socket.getsockname()[1])
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
-        self.app = Starlette(
+        self._own_app = app is not None
+        self.app: ASGIApp = app or Starlette(
             routes=[StarletteRoute("/{path:path}", self._endpoint, methods=["GET", "POST"])]
         )
 
@@ -111,7 +121,7 @@ class PublicServer:
 
     @property
     def serving(self) -> bool:
-        return bool(self.routes or self.get_routes)
+        return bool(self._own_app or self.routes or self.get_routes)
 
     def add_route(
         self,

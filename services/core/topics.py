@@ -13,6 +13,9 @@ Scheme (``<prefix>`` defaults to ``tether``):
 - ``<prefix>.outcomes``                      Outcome, key = link id
 - ``<prefix>.deadletters.<stage>``           DeadLetter, key = the original key
 - ``<prefix>.cursors``                       Cursor, compacted, key = tenant/system/resource/stream
+- ``<prefix>.operator-actions``              OperatorAction, key = link id, else record identity,
+                                             else review id (``operator_actions.action_key``);
+                                             kept ``action_retention_days`` (replayable audit)
 
 Imports: standard library only; :func:`provision` takes a kafka-python admin client as argument.
 """
@@ -55,6 +58,7 @@ class TopicLayout:
     replication_factor: int = 1
     retention_days: int = 14
     deadletter_retention_days: int = 30
+    action_retention_days: int = 365
 
     def changes(self, system: str, resource: str) -> str:
         _check(system, resource)
@@ -77,6 +81,11 @@ class TopicLayout:
     def cursors(self) -> str:
         return f"{self.prefix}.cursors"
 
+    @property
+    def operator_actions(self) -> str:
+        """Operator actions (console/CLI -> mapper)."""
+        return f"{self.prefix}.operator-actions"
+
     def all_changes(self) -> list[str]:
         return [self.changes(s, r) for s, rs in RESOURCES.items() for r in rs]
 
@@ -98,6 +107,11 @@ class TopicLayout:
             ("retention.ms", str(self.deadletter_retention_days * DAY_MS)),
         )
         specs += [TopicSpec(self.deadletters(s), 1, "DeadLetter", dead) for s in STAGES]
+        actions = (
+            ("cleanup.policy", "delete"),
+            ("retention.ms", str(self.action_retention_days * DAY_MS)),
+        )
+        specs.append(TopicSpec(self.operator_actions, self.partitions, "OperatorAction", actions))
         specs.append(
             TopicSpec(
                 self.cursors,

@@ -56,7 +56,7 @@ class Landed:
 def consumed_topics(layout: TopicLayout, prefix: str) -> dict[str, list[str]]:
     """The consumer groups of one deployment and the topics each consumes (mapper, loader)."""
     return {
-        f"{prefix}-mapper": [*layout.all_changes(), layout.outcomes],
+        f"{prefix}-mapper": [*layout.all_changes(), layout.outcomes, layout.operator_actions],
         f"{prefix}-loader": layout.all_commands(),
     }
 

@@ -2,9 +2,11 @@
 
 It starts both API simulators seeded with realistic Norwegian data (``seed.generate``: people who
 already exist in Wix must be matched, not duplicated), provisions the topics, starts the
-extractor, mapper and loader as separate processes, shows progress, and ends the initial sync
-with a reconciliation summary read from the two systems themselves. Then it either keeps running
-(edit a record with ``tether edit`` or the admin endpoints and watch it arrive) or, with
+extractor, mapper and loader as separate processes and the operator console (its URL and a login
+token made for this run are printed, on standard output only), shows progress, and ends the
+initial sync with a reconciliation summary read from the two systems themselves, then saves
+screenshots of the console's pages (``--screenshots``, headless Chromium). Then it either keeps
+running (edit a record with ``tether edit`` or the admin endpoints and watch it arrive) or, with
 ``--edits M --exit-after-sync``, makes M random edits on both sides, measures how long each takes
 to arrive, and writes a JSON report.
 
@@ -97,6 +99,15 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="give up on the initial sync after this many seconds",
     )
     parser.add_argument("--run-dir", type=Path, help="where logs go (default: a temp dir)")
+    parser.add_argument(
+        "--screenshots",
+        type=Path,
+        default=Path(".demo/screenshots"),
+        help="where the console's page screenshots go (after the initial sync)",
+    )
+    parser.add_argument(
+        "--no-screenshots", action="store_true", help="take no screenshots of the console"
+    )
     parser.add_argument(
         "--faults",
         action="store_true",
@@ -302,6 +313,10 @@ def main(argv: list[str]) -> int:
             f"services ready: extractor {stack.service_url('extractor')}, mapper "
             f"{stack.service_url('mapper')}, loader {stack.service_url('loader')}"
         )
+        # The token exists for this run only; it is printed here and nowhere else (the console
+        # gets its SHA-256 digest; the report and the logs never hold it).
+        token = stack.start_console({"operator": "operator"})["operator"]
+        say(f"operator console: {stack.console_url}/  (sign in with this token: {token})")
         total = sum(seeded.counts()[r] for r in ("employees", "customers", "contact_persons"))
         sync_seconds = wait_for_sync(stack, layout, total, args.timeout)
         with PowerOfficeSimulatorAdmin(stack.poweroffice_url) as po:
@@ -344,6 +359,8 @@ def main(argv: list[str]) -> int:
             report["edits"]["writes_actual"] = actual
             report["edits"]["echo_writes"] = max(0, actual - report["edits"]["writes_expected"])
             say(json.dumps(report["edits"]))
+        if not args.no_screenshots:
+            report["screenshots"] = console_screenshots(stack, token, args.screenshots)
         state = mapperdb.sync_state(stack.database_dsn)
         report["pending_commands"] = state.pending_commands
         report["failed_commands"] = state.failed_commands
@@ -353,7 +370,8 @@ def main(argv: list[str]) -> int:
             say(f"report written to {args.report}")
         if not args.exit_after_sync:
             say(
-                "\nTether keeps running. Edit a record and watch it arrive on the other side:\n"
+                f"\nOperator console: {stack.console_url}/  (token: {token})\n"
+                "Tether keeps running. Edit a record and watch it arrive on the other side:\n"
                 f"  tether edit poweroffice employees <Id> LastName=Nordmann "
                 f"--url {stack.poweroffice_url}\n"
                 f"  curl {stack.public_url('mapper')}/explain?system=poweroffice&resource="
@@ -368,6 +386,22 @@ def main(argv: list[str]) -> int:
         codes = stack.stop()
         say(f"stopped: {codes}")
         stack.drop_database()
+
+
+def console_screenshots(stack: Stack, token: str, directory: Path) -> dict[str, str]:
+    """Screenshots of the console's pages (``services.demo.screenshots``); {page: file}."""
+    from services.demo import screenshots  # the browser is wanted here only
+
+    directory = directory.resolve()
+    say(f"taking screenshots of the console's pages into {directory} ...")
+    taken = screenshots.take(
+        stack.console_url, token, directory, mapperdb.busiest_link(stack.database_dsn)
+    )
+    if taken.skipped:
+        say(f"  no screenshots: {taken.skipped} (python3 scripts/infra.py browser installs it)")
+    for page, path in taken.pages.items():
+        say(f"  {page:<14} {path}")
+    return {page: str(path) for page, path in taken.pages.items()}
 
 
 def expectation_misses(

@@ -112,3 +112,19 @@ def review_items(dsn: str) -> list[dict[str, Any]]:
                 "WHERE resolved_at IS NULL ORDER BY first_seen"
             )
         ]
+
+
+BUSIEST_LINK = """
+    SELECT h.link_id FROM mapper_history h JOIN mapper_links l USING (link_id)
+    WHERE l.status = 'active' GROUP BY h.link_id ORDER BY count(*) DESC, h.link_id LIMIT 1
+"""
+
+
+def busiest_link(dsn: str) -> str | None:
+    """The active link with the most history rows (the richest timeline to show), if any."""
+    try:
+        with psycopg.connect(dsn) as conn:
+            row = conn.execute(BUSIEST_LINK).fetchone()
+    except errors.UndefinedTable:
+        return None
+    return str(row[0]) if row else None

@@ -13,7 +13,9 @@ internals: the stack talks to services only through their environment and HTTP p
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -125,12 +127,16 @@ class Stack:
     topic_prefix: str = field(default_factory=lambda: f"demo{uuid.uuid4().hex[:8]}")
     processes: dict[str, Process] = field(default_factory=dict)
     database_dsn: str = ""
+    _scrape_client: httpx.Client | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        self.ports = {name: free_port() for name in ("poweroffice", "wix", *SERVICES, "verify")}
-        # The public routes' ports (webhook, /explain); self.ports are the operations ports.
-        self.public_ports = {name: free_port() for name in ("extractor", "mapper")}
+        self.ports = {
+            name: free_port() for name in ("poweroffice", "wix", *SERVICES, "verify", "console")
+        }
+        # The public routes' ports (webhook, /explain, the console's API and pages); self.ports
+        # are the operations ports.
+        self.public_ports = {name: free_port() for name in ("extractor", "mapper", "console")}
         self.wix_public_key = self.run_dir / "wix-webhook-public-key.pem"
 
     # -- URLs -------------------------------------------------------------------------------
@@ -147,8 +153,12 @@ class Stack:
         return f"http://127.0.0.1:{self.ports[name]}"
 
     def public_url(self, name: str) -> str:
-        """The public port: the extractor's Wix webhook, the mapper's /explain."""
+        """The public port: the extractor's Wix webhook, the mapper's /explain, the console."""
         return f"http://127.0.0.1:{self.public_ports[name]}"
+
+    @property
+    def console_url(self) -> str:
+        return self.public_url("console")
 
     # -- set-up -----------------------------------------------------------------------------
     def create_database(self) -> str:
@@ -279,6 +289,38 @@ class Stack:
         process.wait_http("/readyz", timeout=90)
         return process
 
+    def start_console(self, callers: dict[str, str] | None = None) -> dict[str, str]:
+        """The operator console (``tether console``) on this stack's database and topics.
+
+        ``callers`` maps a caller's name to its role (``operator`` or ``read``; default one
+        ``operator``). Each gets a fresh random token, returned as ``{name: token}`` and never
+        written anywhere: the tokens file (``TETHER_CONSOLE_TOKENS_FILE``, mode 0600) holds only
+        their SHA-256 digests (``name:role:sha256:<hex>``)."""
+        callers = callers or {"operator": "operator"}
+        tokens = {name: secrets.token_urlsafe(24) for name in callers}
+        tokens_file = self.run_dir / "console-tokens"
+        tokens_file.touch(mode=0o600)
+        tokens_file.chmod(0o600)
+        tokens_file.write_text(
+            "".join(
+                f"{name}:{role}:sha256:{hashlib.sha256(tokens[name].encode()).hexdigest()}\n"
+                for name, role in callers.items()
+            )
+        )
+        env = self.service_env("console")
+        env["TETHER_CONSOLE_TOKENS_FILE"] = str(tokens_file)
+        process = Process(
+            "console",
+            self._tether("console"),
+            env,
+            self.run_dir / "console.log",
+            self.ports["console"],
+        )
+        self.processes["console"] = process
+        process.start()
+        process.wait_http("/readyz", timeout=90)
+        return tokens
+
     def restart(self, name: str) -> Process:
         old = self.processes.get(name)
         if old is not None and old.running:
@@ -288,15 +330,26 @@ class Stack:
         return process
 
     def metrics_text(self, name: str) -> str:
+        # One kept-alive client: ``httpx.get`` builds a client, and so an SSL context (CA
+        # certificates loaded), per call — a progress loop scraping three services twice a second
+        # spent ~20 % of a core on it, taken from the pipeline it measures (bench/e2e.py).
         try:
-            return httpx.get(f"{self.service_url(name)}/metrics", timeout=5).text
+            return self._scraper().get(f"{self.service_url(name)}/metrics", timeout=5).text
         except httpx.HTTPError:
             return ""
 
+    def _scraper(self) -> httpx.Client:
+        if self._scrape_client is None:
+            self._scrape_client = httpx.Client()
+        return self._scrape_client
+
     def stop(self) -> dict[str, Any]:
         """Stop services first (they drain), then simulators; returns exit codes."""
+        if self._scrape_client is not None:
+            self._scrape_client.close()
+            self._scrape_client = None
         codes: dict[str, Any] = {}
-        for name in ("verify", *SERVICES, "poweroffice", "wix"):
+        for name in ("console", "verify", *SERVICES, "poweroffice", "wix"):
             process = self.processes.get(name)
             if process is not None:
                 codes[name] = process.stop()

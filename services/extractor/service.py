@@ -78,6 +78,13 @@ class _Task:
     failures: int = field(default=0)
 
 
+def next_due(started: float, interval: float, now: float) -> float:
+    """When a task that started at ``started`` runs next: one ``interval`` after it started (a
+    period counted from the end would add the cycle's duration to every change's wait), or
+    ``now`` if the cycle took longer than that (no burst of missed cycles)."""
+    return max(started + interval, now)
+
+
 def check_webhooks_off(settings: ExtractorSettings) -> None:
     """No webhook route: refuse to start when webhooks are expected without a key, else say so."""
     if settings.webhooks_expected():
@@ -422,16 +429,17 @@ class Extractor:
                 if self._waits(task.labels[0]):
                     task.due = time.monotonic() + 1.0  # the Wix snapshot is not complete yet
                     continue
+                started = time.monotonic()
                 try:
                     task.action()
                     task.failures = 0
-                    task.due = time.monotonic() + task.interval
+                    task.due = next_due(started, task.interval, time.monotonic())
                 except Exception as exc:
                     self._failed(task.kind, task.labels, exc)
                     task.failures += 1
                     backoff = min(task.interval, 2.0 ** min(task.failures, 6))
                     task.due = time.monotonic() + backoff
                 runtime.heartbeat()
-            next_due = min(task.due for task in tasks)
-            runtime.stopping.wait(max(0.05, min(next_due - time.monotonic(), 5.0)))
+            soonest = min(task.due for task in tasks)
+            runtime.stopping.wait(max(0.05, min(soonest - time.monotonic(), 5.0)))
         log.info("extractor stopping: every cursor covers only acknowledged events")

@@ -59,6 +59,7 @@ def command_from_datum(datum: dict[str, Any]) -> LoaderCommand:
         idempotency_key=datum.get("idempotency_key"),
         caused_by=datum.get("caused_by") or "",
         cause_changed_at=datum.get("cause_changed_at"),
+        allow_duplicates=bool(datum.get("allow_duplicates", False)),
     )
 
 
@@ -85,6 +86,7 @@ def command_datum(command: LoaderCommand, created_at: datetime | None = None) ->
         "caused_by": command.caused_by or command.command_id,
         "created_at": created_at or datetime.now(UTC),
         "cause_changed_at": command.cause_changed_at,
+        "allow_duplicates": command.allow_duplicates,
     }
 
 

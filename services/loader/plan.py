@@ -104,6 +104,8 @@ class LoaderCommand:
     caused_by: str = ""
     cause_changed_at: datetime | None = None
     """When the live change that caused it was made at its source (None: not a live change)."""
+    allow_duplicates: bool = False
+    """Wix create: create even when another contact has its e-mail/phone (CREATE_NEW_CONTACT)."""
 
     def require_target_id(self) -> str:
         if not self.target_id:

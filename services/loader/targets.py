@@ -9,7 +9,9 @@ Wix (``WixTarget``)
   create  — ``allowDuplicates: false``; ``DUPLICATE_CONTACT_EXISTS`` -> GET that contact ->
             LINKED_EXISTING. A contact with neither e-mail nor phone (nothing the duplicate rule
             can find) carries the link id in the extended field ``tether-link-id`` and is looked
-            up by it before it is created (-> CREATED with the one found). When the Extended
+            up by it before it is created (-> CREATED with the one found); so does one a command
+            creates with ``allow_duplicates`` (an operator's CREATE_NEW_CONTACT: ``allowDuplicates:
+            true``, so Wix would not refuse a retry either). When the Extended
             Fields API refuses (403: the API key lacks the permission; 404; 5xx), the refusal is
             cached (``LINK_FIELD_REFUSED_SECONDS`` / ``LINK_FIELD_OUTAGE_SECONDS``: one call per
             period, not one per record), logged once and exported
@@ -235,16 +237,19 @@ class WixTarget:
     def _create(self, command: LoaderCommand) -> Result:
         values = wix_values(command.fields)
         extended: dict[str, str | int | float] | None = None
-        if not values.has_natural_key:
+        # Without a natural key, or creating a duplicate on purpose (an operator's
+        # CREATE_NEW_CONTACT: Wix would not refuse a retry), the extended field finds a retry.
+        if not values.has_natural_key or command.allow_duplicates:
             key = self.link_field_key()
-            if key is None:
+            if key is None and not values.has_natural_key:
                 return self._create_without_link_field(command, values)
-            link_value = command.idempotency_key or command.link_id
-            found = self._client.find_by_extended_field(key, link_value)
-            if found:
-                # An earlier attempt created it (its outcome was lost): ours, not a duplicate.
-                return _contact_result(Status.CREATED, found[0])
-            extended = {key: link_value}
+            if key is not None:
+                link_value = command.idempotency_key or command.link_id
+                found = self._client.find_by_extended_field(key, link_value)
+                if found:
+                    # An earlier attempt created it (its outcome was lost): ours, no duplicate.
+                    return _contact_result(Status.CREATED, found[0])
+                extended = {key: link_value}
         info = build_create_info(
             first_name=values.get("first_name"),
             last_name=values.get("last_name"),
@@ -255,7 +260,7 @@ class WixTarget:
         if not any(k in info for k in ("name", "emails", "phones")):
             raise ContractError(f"create command {command.command_id} has no name, email or phone")
         try:
-            contact = self._client.create(info, allow_duplicates=False)
+            contact = self._client.create(info, allow_duplicates=command.allow_duplicates)
         except DuplicateContactError as exc:
             return self._linked_existing(exc, values)
         return _contact_result(Status.CREATED, contact)

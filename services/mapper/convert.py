@@ -292,6 +292,7 @@ def command_datum(
         "expected": {name: field_text(value) for name, value in command.expected.items()},
         "expected_revision": command.expected_revision,
         "target_record": branch,
+        "allow_duplicates": command.allow_duplicates,
         "idempotency_key": idempotency_key(command),
         "caused_by": caused_by,
         "created_at": created_at,

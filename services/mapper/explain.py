@@ -20,7 +20,9 @@ The answer holds the personal data of the record the operator asked for (and of 
 linked to it: the same person); nothing is logged. Connection strings are never printed.
 
 Served on the mapper's HTTP port (``GET /explain?system=&resource=&id=[&tenant=]``, see
-``services.mapper.http``) and as a CLI reading PostgreSQL directly::
+``services.mapper.http``) **without personal data** (``public_view``: that route has no
+authentication; operators see the values in the console), and in full as a CLI reading
+PostgreSQL directly (its caller holds the database credentials already)::
 
     tether explain --system poweroffice --resource employees --id 123 [--tenant default]
 
@@ -330,6 +332,128 @@ def explain_record(
         "verification": verification[0] if verification else None,
     }
     return answer
+
+
+def _keep(row: Any, keys: Sequence[str]) -> dict[str, Any] | None:
+    if not isinstance(row, dict):
+        return None
+    return {k: row[k] for k in keys if k in row}
+
+
+def _names(props: Any) -> list[str]:
+    return sorted(props) if isinstance(props, dict) else []
+
+
+_MEMBER_KEYS = (
+    "key",
+    "system",
+    "resource",
+    "id",
+    "parent_id",
+    "flow",
+    "status",
+    "status_reason",
+    "created_by_engine",
+)
+_HISTORY_KEYS = (
+    "source",
+    "event_id",
+    "command_id",
+    "decision",
+    "reason",
+    "commands",
+    "error_code",
+    "at",
+)
+_LINK_KEYS = (
+    "link_id",
+    "status",
+    "status_reason",
+    "merged_into",
+    "version",
+    "wix_contact_id",
+    "created_at",
+    "updated_at",
+)
+_REVIEW_KEYS = (
+    "review_id",
+    "reason",
+    "system",
+    "resource",
+    "record_id",
+    "link_id",
+    "property",
+    "candidates",
+    "first_seen",
+    "last_seen",
+    "resolved_at",
+    "resolution",
+)
+
+
+def _public_member(member: dict[str, Any]) -> dict[str, Any]:
+    out = _keep(member, _MEMBER_KEYS) or {}
+    for part in ("observed", "written", "pending"):
+        value = member.get(part)
+        out[part] = (
+            None
+            if not isinstance(value, dict)
+            else {k: v for k, v in value.items() if k != "props"}
+            | {"properties": _names(value.get("props"))}
+        )
+    out["rejected"] = _names(member.get("rejected"))
+    error = member.get("last_error")
+    out["last_error"] = _keep(error, ("outcome", "command_id", "code", "at"))
+    return out
+
+
+def public_view(answer: dict[str, Any]) -> dict[str, Any]:
+    """The explain answer without personal data, for an unauthenticated caller. Pure.
+
+    Built from an **allow-list** (it fails closed: a key added to the answer later stays hidden
+    until it is added here): record ids, statuses, the summary, decisions, reasons, error codes,
+    command ids, property *names* and timestamps stay; property values (names, e-mails, phones),
+    error messages (they may quote a value), the link's merge base and conflict values go. The
+    full answer is for callers who already hold the database credentials (``tether explain``)
+    and for authenticated operators (the console: ``/api/v1/links/{id}`` and its timeline).
+    """
+    link = answer.get("link")
+    verification = answer.get("verification")
+    return {
+        "record": answer.get("record"),
+        "status": answer.get("status"),
+        "summary": answer.get("summary"),
+        "personal_data": "hidden: use the console (authenticated) or `tether explain`",
+        "observed": None
+        if not isinstance(answer.get("observed"), dict)
+        else {
+            "properties": _names(answer["observed"].get("props")),
+            "source_ts": answer["observed"].get("source_ts"),
+        },
+        "link": None
+        if not isinstance(link, dict)
+        else (_keep(link, _LINK_KEYS) or {})
+        | {"members": [_public_member(m) for m in link.get("members") or []]},
+        "pending_commands": [
+            (
+                _keep(
+                    c, ("command_id", "target", "action", "issued_at", "in_outbox", "produced_at")
+                )
+                or {}
+            )
+            | {"properties": _names(c.get("props"))}
+            for c in answer.get("pending_commands") or []
+        ],
+        "history": [_keep(h, _HISTORY_KEYS) for h in answer.get("history") or []],
+        "review_items": [_keep(r, _REVIEW_KEYS) for r in answer.get("review_items") or []],
+        "conflicts": [
+            _keep(c, ("conflict_id", "property", "kind", "rule", "cause", "at"))
+            for c in answer.get("conflicts") or []
+        ],
+        "verification": _keep(
+            verification, ("status", "properties", "cycle_id", "divergent_since", "verified_at")
+        ),
+    }
 
 
 def _pending(conn: psycopg.Connection[Any], link: Link | None) -> list[dict[str, Any]]:

@@ -14,6 +14,13 @@
    deletes, review items and conflicts (upsert by id), the commands as encoded Avro ``Command``
    rows in the outbox, and a history row for the explain read model.
 
+On the loop's fast path the store is a ``BatchStore``: ``prepare`` first reads what the whole
+batch needs in a constant number of statements (locks, candidates, contact rows, links,
+records), then each input runs the steps above against memory — the store answers reads from
+the rows read and the batch's earlier writes, and buffers the writes until the loop flushes
+them. With a plain ``MapperStore`` (the careful redo, previews) every step goes to PostgreSQL
+at once. The steps and the domain calls are the same either way.
+
 It never commits or produces: the loop does (tracking row, effects and outbox in one
 transaction). Returns ``Handled`` records for the metrics, applied after the commit.
 
@@ -73,7 +80,8 @@ from services.mapper.domain import (
     wix_match_keys,
 )
 from services.mapper.domain.identity import derive_id
-from services.mapper.store import MapperStore
+from services.mapper.domain.timeline import field_changes
+from services.mapper.store import BatchStore, Identity, KeyRef, MapperStore
 
 #: Decision kinds after which a record is linked: its matching reviews are resolved.
 LINKING_KINDS = frozenset({DecisionKind.CREATE, DecisionKind.LINKED, DecisionKind.CONFLICT})
@@ -136,8 +144,83 @@ class Handler:
         self._batch_deletes = 0
         self._by_record: dict[tuple[str, str, str, str], Link | None] = {}
         self._by_id: dict[str, Link] = {}
+        self._changes: dict[int, list[Change]] = {}
+        self._outcomes: dict[int, Outcome] = {}
+        """Domain inputs converted by ``prepare`` (by ``id`` of their datum; the loop keeps
+        the datums alive for the batch)."""
 
     # -- the batch's link cache ---------------------------------------------------------------
+
+    def prepare(self, inputs: Sequence[tuple[str, Mapping[str, Any]]]) -> None:
+        """Read what a whole batch needs with a ``BatchStore``, a constant number of statements
+        however many inputs (``source`` is "change" or "outcome"; datums decoded):
+
+        1. one advisory-lock statement: every match key of the batch's changes, then every Wix
+           contact it names (its changes' contacts, completing outcomes' contacts);
+        2. one candidate query: the contacts and links indexed under any of those keys;
+           the candidate contacts' locks (one statement; keys before contacts, as always);
+        3. the contact index rows of all those contacts, with the link holding each;
+        4. the links of the batch's records, outcomes, own-create references and candidates,
+           locked ``FOR UPDATE`` (two statements), and the last-known records the commands
+           to those links' other members may need (one or two statements).
+
+        Advisory locks come before row locks. Inputs that do not convert are skipped here (they
+        fail again, in place, when handled). The per-input work then runs from memory."""
+        store = self.store
+        assert isinstance(store, BatchStore), "prepare needs a BatchStore"
+        keys: set[KeyRef] = set()
+        contacts: set[tuple[str, str]] = set()
+        records: set[Identity] = set()
+        link_ids: set[str] = set()
+        for source, datum in inputs:
+            try:
+                if source == "outcome":
+                    outcome = outcome_from_datum(datum)
+                    self._outcomes[id(datum)] = outcome
+                    link_ids.add(outcome.link_id)
+                    target = outcome.target
+                    if target.system == WIX and target.id is not None:
+                        contacts.add((outcome.tenant, target.id))
+                        records.add((outcome.tenant, WIX, CONTACTS, target.id))
+                    continue
+                changes = changes_from_event(datum)
+                self._changes[id(datum)] = changes
+                tenant = str(datum["tenant"])
+                for merged in datum.get("merged_ids") or ():
+                    records.add((tenant, str(datum["system"]), str(datum["resource"]), str(merged)))
+            except Exception:  # reported when the input is handled
+                continue
+            for change in changes:
+                records.add((change.tenant, change.system, change.resource, change.record_id))
+                found: Sequence[MatchKey] = ()
+                if change.system == WIX:
+                    contacts.add((change.tenant, change.record_id))
+                    if change.record is not None:
+                        found = wix_match_keys(change.record)
+                elif change.operation is Operation.UPSERT:
+                    found = match_keys(flow_for(change.resource), change.record or {})
+                    referenced = referenced_link_id(change.resource, change.record)
+                    if referenced is not None:
+                        link_ids.add(referenced)
+                keys.update((change.tenant, k[0], k[1]) for k in found)
+        store.lock_batch(keys, contacts)
+        candidate_contacts, candidate_links = store.load_keys(keys)
+        store.lock_batch((), candidate_contacts - contacts)
+        store.load_contacts(contacts | candidate_contacts)
+        owners = {store.link_id_for_record(t, WIX, CONTACTS, c) for t, c in candidate_contacts}
+        link_ids |= candidate_links | {o for o in owners if o is not None}
+        self.prefetch(sorted(records), sorted(link_ids))
+        # The last-known target records of commands to the members of these links.
+        linked = list(self._by_id.values())
+        store.load_contacts(
+            (link.tenant, link.wix_contact_id) for link in linked if link.wix_contact_id
+        )
+        store.load_records(
+            (r.tenant, r.system, r.resource, r.id)
+            for link in linked
+            for r in link.member_refs()
+            if r.system != WIX and r.id is not None
+        )
 
     def prefetch(
         self, records: Sequence[tuple[str, str, str, str]], link_ids: Sequence[str]
@@ -193,7 +276,9 @@ class Handler:
 
     def change(self, datum: Mapping[str, Any], now: datetime) -> list[Handled]:
         """A decoded ChangeEvent (one or more domain changes)."""
-        changes = changes_from_event(datum)
+        changes = self._changes.pop(id(datum), None)
+        if changes is None:
+            changes = changes_from_event(datum)
         extracted_at = datum.get("extracted_at")
         return [
             self._change(change, now, self._live_since(change, extracted_at)) for change in changes
@@ -215,7 +300,9 @@ class Handler:
 
     def outcome(self, datum: Mapping[str, Any], now: datetime) -> list[Handled]:
         """A decoded Outcome."""
-        outcome = outcome_from_datum(datum)
+        outcome = self._outcomes.pop(id(datum), None)
+        if outcome is None:
+            outcome = outcome_from_datum(datum)
         target = outcome.target
         contact_id = target.id if target.system == WIX else None
         completing = outcome.kind in (OutcomeKind.CREATED, OutcomeKind.LINKED_EXISTING)
@@ -441,7 +528,15 @@ class Handler:
         commands, held = self._breaker(decision.commands, subject, now)
         targets = [self._target_record(command, observed) for command in commands]
         checks = []
-        with store.conn.pipeline():
+        # The history row's field-level before/after values (the link as loaded, before
+        # ``loaded`` moves on below; services.mapper.domain.timeline).
+        primary = decision.link
+        fields = field_changes(
+            loaded.get(primary.link_id) if primary is not None else None,
+            primary,
+            subject.key if subject.id is not None else None,
+        )
+        with store.pipeline():
             # 0. the full record the input carried (last known, never replaced by an older one)
             if observed is not None and observed.remember:
                 self._remember(observed, now)
@@ -500,6 +595,7 @@ class Handler:
                 error_code=error[0],
                 error_message=error[1],
                 at=now,
+                fields=fields,
             )
         for check in checks:
             check()

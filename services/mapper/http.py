@@ -4,6 +4,11 @@
   record the mapper has never seen; 400 for missing/unknown parameters);
 * ``POST /explain`` with the same parameters as a JSON object.
 
+The route has no authentication, so it answers ``explain.public_view``: statuses, ids, decisions,
+reasons and property *names*, never values (names, e-mails, phones) or error messages. Operators
+see the values in the console (authenticated, ``services.console``) or with ``tether explain``
+(which needs the database credentials).
+
 Both are routes of the service's public server (``services.core.public_http``: uvicorn, body cap,
 request timeout), apart from ``/metrics`` and the probes on ``http_port``. Each request runs in a
 worker thread and opens its own short-lived read-only connection: the loop's connection belongs
@@ -22,7 +27,7 @@ import psycopg
 
 from services.core.public_http import PublicServer
 from services.core.topics import RESOURCES
-from services.mapper.explain import explain_record
+from services.mapper.explain import explain_record, public_view
 
 EXPLAIN_PATH = "/explain"
 JSON = "application/json"
@@ -50,11 +55,14 @@ class ExplainEndpoint:
             return _reply(400, {"error": "need system, resource and id of a known resource"})
         try:
             with psycopg.connect(self._dsn(), autocommit=True, connect_timeout=5) as conn:
-                conn.read_only = True
+                # psycopg's ``read_only`` only applies to the transactions *it* opens, never
+                # in autocommit mode: make the session itself read-only.
+                conn.execute("SET default_transaction_read_only = on")
                 body = explain_record(conn, tenant, system, resource, record_id)
         except psycopg.Error as exc:
             return _reply(503, {"error": f"PostgreSQL unavailable ({type(exc).__name__})"})
-        return _reply(404 if body["status"] == "unknown" else 200, body)
+        # No authentication on this port: never personal data (the console serves it to operators).
+        return _reply(404 if body["status"] == "unknown" else 200, public_view(body))
 
     def post(self, body: bytes, _headers: dict[str, str]) -> Answer:
         try:

@@ -9,13 +9,16 @@ One iteration, in this order (the numbers are repeated as comments where they ru
    ``services.core.progress``; ``/readyz`` fails while a partition is stalled);
 2. **handle + persist** the whole batch in ONE PostgreSQL transaction: lock the batch's tracking
    rows ``(group, topic, partition) -> next offset``; skip every message below its row (a replay
-   is a no-op); decode it and let ``Handler`` decide and persist (link state, indexes, review
-   items, conflicts, history and the encoded commands in the outbox; one pipelined round trip
-   per decision). Bad input (``DecodeError``, ``ContractError``, any non-retriable error)
+   is a no-op); decode it; ``Handler.prepare`` reads what the batch needs set-based (a constant
+   number of statements, ``store.BatchStore``), ``Handler`` decides each input from memory and
+   buffers its writes (link state, indexes, review items, conflicts, history and the encoded
+   commands in the outbox), and the store flushes them in one pipeline — no round trip per
+   input. Bad input (``DecodeError``, ``ContractError``, any non-retriable error)
    becomes a dead letter (``ctx.dead_letters.park``, flushed before the commit) while its
    tracking row still advances: an input failing before it wrote is parked in place; one failing
-   after it wrote makes the batch roll back and run again with a savepoint per input. Advance the
-   tracking rows; **commit**;
+   after it wrote — or a flush that fails (a link's version check: ``StaleLinkError``, a
+   constraint) — makes the batch roll back and run again input by input, each in a savepoint
+   with the per-input ``MapperStore``. Advance the tracking rows; **commit**;
 3. **produce** the outbox rows not yet produced (one replica at a time, in outbox order, key =
    link id, topic = the target's command topic, the row's ``traceparent`` as Kafka header when
    it has one), **flush**, mark them produced;
@@ -62,8 +65,15 @@ from services.mapper.gate import WixFirstGate
 from services.mapper.handler import Handled, Handler
 from services.mapper.metrics import MapperMetrics
 from services.mapper.migrations import apply_migrations
+from services.mapper.operator_actions import ActionApplier
 from services.mapper.settings import MapperSettings
-from services.mapper.store import MapperStore, OutboxRow
+from services.mapper.store import (
+    BatchStore,
+    MapperStore,
+    OutboxRow,
+    StaleLinkError,
+    prepare_session,
+)
 from services.mapper.summary import DecisionSummary
 
 log = logging.getLogger("tether.mapper")
@@ -73,6 +83,25 @@ MAX_BACKOFF_SECONDS = 5.0
 #: PostgreSQL failures worth retrying the whole batch for: connection lost, deadlock detected,
 #: serialization failure (all OperationalError), or a connection found closed (InterfaceError).
 RETRIABLE_DB = (psycopg.OperationalError, psycopg.InterfaceError)
+
+
+_MESSAGE_TYPES = {"outcome": "Outcome", "change": "ChangeEvent", "action": "OperatorAction"}
+
+
+def _ignored(datum: dict[str, Any] | DecodeError, ignored: set[tuple[str, str, str, str]]) -> bool:
+    """Whether a decoded change is about a record an operator ignores (IGNORE_RECORD)."""
+    if not ignored or isinstance(datum, DecodeError):
+        return False
+    try:
+        identity = (
+            str(datum["tenant"]),
+            str(datum["system"]),
+            str(datum["resource"]),
+            str(datum["record_id"]),
+        )
+    except KeyError:
+        return False
+    return identity in ignored
 
 
 class _DirtyBatchError(Exception):
@@ -124,7 +153,7 @@ class Mapper:
             metrics if metrics is not None else MapperMetrics(ctx.registry, settings.tenant)
         )
         self.group = settings.group_id
-        self.topics = [*ctx.layout.all_changes(), ctx.layout.outcomes]
+        self.topics = [*ctx.layout.all_changes(), ctx.layout.outcomes, ctx.layout.operator_actions]
         self._wix_topics = {ctx.layout.changes("wix", resource) for resource in ("contacts",)}
         self.conn: psycopg.Connection[Any] | None = None
         self.consumer: KafkaConsumer | None = None
@@ -318,7 +347,7 @@ class Mapper:
         writing anything becomes a dead letter in place; one that fails after writing raises
         ``_DirtyBatchError`` and the batch is redone ``careful``: each input in a savepoint."""
         conn = self._connection()
-        store = MapperStore(conn, defer=not careful)
+        store = MapperStore(conn) if careful else BatchStore(conn)
         handler = Handler(
             store,
             self.ctx.codec,
@@ -335,17 +364,39 @@ class Mapper:
             start = dict(positions)
             todo: list[tuple[Any, str, dict[str, Any] | DecodeError]] = []
             for record in records:
-                source = "outcome" if record.topic == self.ctx.layout.outcomes else "change"
+                source = self._source(record.topic)
                 if record.offset < positions[(record.topic, record.partition)]:
                     handled.append(Handled(source, "-", "replayed"))
                     continue
                 todo.append((record, source, self._decode(record, source)))
-            handler.prefetch(*_identities(todo))
+            # Operator actions are applied after the batch's writes are flushed, and changes of
+            # ignored records are only recorded (both below; services/mapper/operator_actions.py).
+            actions = ActionApplier(
+                conn,
+                self.ctx.codec,
+                self.ctx.layout,
+                self.policy,
+                max_deletes_per_hour=self.settings.mapper_max_deletes_per_hour,
+            )
+            later = [t for t in todo if t[1] == "action"]
+            ignored = actions.ignored_among(_identities(todo)[0])
+            later += [t for t in todo if t[1] == "change" and _ignored(t[2], ignored)]
+            todo = [t for t in todo if t[1] != "action" and not _ignored(t[2], ignored)]
+            if careful:
+                handler.prefetch(*_identities(todo))
+            else:
+                # The batch's reads, set-based: a constant number of statements (handler.py).
+                self._prepare(handler, todo)
             for record, source, datum in todo:
                 handled.extend(self._handle(record, source, datum, handler, store, careful, bad))
                 positions[(record.topic, record.partition)] = record.offset + 1
                 new += 1
-            store.flush()
+            self._flush_writes(store, careful)
+            for record, source, datum in later:
+                handled.extend(self._handle_extra(record, source, datum, actions, store, bad))
+                tp = (record.topic, record.partition)
+                positions[tp] = max(positions[tp], record.offset + 1)  # handled out of order
+                new += 1
             store.save_positions(
                 self.group, {p: o for p, o in positions.items() if o != start[p]}, _now()
             )
@@ -354,13 +405,85 @@ class Mapper:
                 self._flush([self._park(record, exc) for record, exc in bad])
         return handled, new
 
+    @staticmethod
+    def _prepare(
+        handler: Handler, todo: Sequence[tuple[Any, str, dict[str, Any] | DecodeError]]
+    ) -> None:
+        """The fast path's batch reads; a non-retriable failure there (bad input the database
+        refuses) is redone input by input, where it becomes that input's dead letter."""
+        try:
+            handler.prepare([(s, d) for _, s, d in todo if not isinstance(d, DecodeError)])
+        except RETRIABLE_DB:
+            raise
+        except Exception as exc:
+            if isinstance(exc, TetherError) and exc.retriable:
+                raise
+            raise _DirtyBatchError() from exc
+
+    @staticmethod
+    def _flush_writes(store: MapperStore, careful: bool) -> None:
+        """Send the batch's buffered writes. On the fast path a failure there (a link changed
+        under the batch: ``StaleLinkError``; a constraint) cannot be pinned on one input: the
+        batch is redone input by input, where it can."""
+        try:
+            store.flush()
+        except RETRIABLE_DB:
+            raise
+        except (StaleLinkError, psycopg.Error) as exc:
+            if careful:
+                raise
+            raise _DirtyBatchError() from exc
+
+    def _source(self, topic: str) -> str:
+        if topic == self.ctx.layout.outcomes:
+            return "outcome"
+        if topic == self.ctx.layout.operator_actions:
+            return "action"
+        return "change"
+
     def _decode(self, record: Any, source: str) -> dict[str, Any] | DecodeError:
         try:
-            return self.ctx.codec.decode(
-                record.value, "Outcome" if source == "outcome" else "ChangeEvent"
-            )
+            return self.ctx.codec.decode(record.value, _MESSAGE_TYPES[source])
         except DecodeError as exc:
             return exc
+
+    def _handle_extra(
+        self,
+        record: Any,
+        source: str,
+        datum: dict[str, Any] | DecodeError,
+        actions: ActionApplier,
+        store: MapperStore,
+        bad: list[tuple[Any, Exception]],
+    ) -> list[Handled]:
+        """An operator action, or a change of an ignored record, in a savepoint of its own. An
+        action that cannot apply is recorded as rejected by ``ActionApplier``; an input that
+        fails unexpectedly rolls back alone and is parked as a dead letter (an action without
+        an audit row, so that a re-drive applies it)."""
+        if isinstance(datum, DecodeError):
+            bad.append((record, datum))
+            return [Handled(source, "-", "dead_letter")]
+        started = time.perf_counter()
+        try:
+            with store.conn.transaction():
+                if source != "action":
+                    return actions.skip_ignored(datum, _now())
+                tracing = self.ctx.tracing
+                parent = traceparent_of(record.headers) if tracing.enabled else None
+                with tracing.span("mapper.action", parent, kind="consumer") as traceparent:
+                    actions.traceparent = traceparent
+                    result = actions.apply(datum, _now())
+        except RETRIABLE_DB:
+            raise
+        except Exception as exc:
+            if isinstance(exc, TetherError) and exc.retriable:
+                raise
+            if not isinstance(exc, TetherError):
+                log.exception("unexpected error handling an operator input: dead letter")
+            bad.append((record, exc))
+            return [Handled(source, "-", "dead_letter")]
+        self.metrics.processing.labels(source).observe(time.perf_counter() - started)
+        return result
 
     def _handle(
         self,
@@ -512,7 +635,9 @@ class Mapper:
     def _connection(self) -> psycopg.Connection[Any]:
         if self.conn is None or self.conn.closed:
             dsn = self.settings.postgres_dsn.get_secret_value()
-            self.conn = psycopg.connect(dsn, autocommit=True, connect_timeout=10)
+            conn = psycopg.connect(dsn, autocommit=True, connect_timeout=10)
+            prepare_session(conn)
+            self.conn = conn
         return self.conn
 
     def _crash(self, point: str) -> None:

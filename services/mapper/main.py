@@ -1,7 +1,8 @@
 """``tether mapper``: build the settings once, wire the service, run the loop until SIGTERM.
 
-Start-up: settings (``MapperSettings``: environment + secret files) and policy are validated
-first (a bad policy exits with code 2 before anything connects); then the shared context (JSON
+Start-up: settings (``MapperSettings``: environment + secret files), the dataflow file and the
+policy are validated first (a bad one exits with code 2 before anything connects) and the
+dataflow's flows and properties are installed; then the shared context (JSON
 logs, metrics, HTTP port with ``/metrics``, ``/healthz``, ``/readyz`` — ready when Kafka and
 PostgreSQL are reachable and the loop has started — and the public port with ``/explain``);
 then ``Mapper.run``: topics provisioned, migrations applied (advisory-locked), outbox leftovers
@@ -25,6 +26,7 @@ from services.core.errors import ConfigurationError
 from services.core.runtime import CachedCheck, ServiceRuntime
 from services.core.service import ServiceContext
 from services.mapper import http
+from services.mapper.domain import FLOWS
 from services.mapper.loop import Mapper
 from services.mapper.migrations import apply_migrations
 from services.mapper.settings import MapperSettings
@@ -60,7 +62,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(json.dumps({"applied": applied}))
         return 0
     try:
-        policy = settings.policy()
+        # Before anything handles a change: the decision code reads the flows and properties
+        # this installs (services.mapper.domain.mappings.use_dataflow).
+        policy = settings.install_dataflow()
     except ConfigurationError as exc:
         sys.stderr.write(f"tether mapper: {exc}\n")
         return 2
@@ -73,7 +77,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     mapper = Mapper(ctx, settings, policy)
     log.info(
         "mapper starting",
-        extra={"fields": {"group": mapper.group, "policy": policy.model_dump(mode="json")}},
+        extra={
+            "fields": {
+                "group": mapper.group,
+                "policy": policy.model_dump(mode="json"),
+                "dataflow": str(settings.mapper_dataflow_file),
+                "flows": {name: spec.label for name, spec in FLOWS.items()},
+            }
+        },
     )
 
     def loop(runtime: ServiceRuntime) -> None:

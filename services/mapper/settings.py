@@ -3,7 +3,10 @@
 Every field is read from ``TETHER_<NAME>`` (or a secret file) once, in ``main``; nothing else in
 the mapper reads the environment. The sync policy (``services.mapper.domain.Policy``) comes from
 ``TETHER_MAPPER_POLICY`` (JSON text) or ``TETHER_MAPPER_POLICY_FILE`` (a JSON file); unknown keys
-are rejected at start-up so a typo never silently falls back to a default.
+are rejected at start-up so a typo never silently falls back to a default. The dataflow
+(resources, properties, match rules and a policy) comes from ``TETHER_MAPPER_DATAFLOW_FILE``
+(default: the shipped ``dataflows/default.json``); a policy set by either variable above replaces
+the dataflow file's.
 
 ``mapper_crash_point`` is a fault-injection switch for the crash tests only (off by default): at
 the named point of the loop the process ends with ``os._exit(137)`` (what ``kill -9`` looks like),
@@ -11,7 +14,7 @@ once. Points: ``after_db_commit`` (link state and outbox committed, nothing prod
 ``after_produce`` (outbox rows produced and flushed, not yet marked produced, offsets not
 committed), ``after_mark`` (rows marked produced, Kafka offsets not committed).
 
-Imports: pydantic, the core settings and the mapper's domain policy only.
+Imports: pydantic, the core settings, the mapper's domain and ``dataflow_file`` only.
 """
 
 from __future__ import annotations
@@ -23,7 +26,10 @@ from pydantic import Field
 
 from services.core.errors import ConfigurationError
 from services.core.settings import PostgresSettings, PublicHttpSettings, TetherSettings
+from services.mapper.dataflow_file import DEFAULT_DATAFLOW_FILE, load_dataflow
 from services.mapper.domain import Policy
+from services.mapper.domain.dataflow import CompiledDataflow
+from services.mapper.domain.mappings import use_dataflow
 
 CrashPoint = Literal["after_db_commit", "after_produce", "after_mark"]
 
@@ -51,6 +57,11 @@ class MapperSettings(TetherSettings, PostgresSettings, PublicHttpSettings):
         None, description="Sync policy as JSON text (services.mapper.domain.Policy)."
     )
     mapper_policy_file: Path | None = Field(None, description="Sync policy as a JSON file.")
+    mapper_dataflow_file: Path = Field(
+        DEFAULT_DATAFLOW_FILE,
+        description="Dataflow file (JSON: resources, properties, match rules, policy); see "
+        "docs/connectors.md and `tether dataflow check`.",
+    )
     mapper_provision_topics: bool = Field(
         True, description="Create missing topics at start-up (idempotent)."
     )
@@ -88,8 +99,24 @@ class MapperSettings(TetherSettings, PostgresSettings, PublicHttpSettings):
     def group_id(self) -> str:
         return self.mapper_group_id or f"{self.topic_prefix}-mapper"
 
-    def policy(self) -> Policy:
-        """The configured policy (the spec's defaults when none is configured)."""
+    def dataflow(self) -> CompiledDataflow:
+        """The dataflow file, validated and compiled (``ConfigurationError`` naming the file
+        and the path of every problem)."""
+        return load_dataflow(self.mapper_dataflow_file).compile()
+
+    def install_dataflow(self) -> Policy:
+        """Load the dataflow file, make its flows and properties the ones the mapper's domain
+        reads (``mappings.use_dataflow``) and return the effective policy. Every process that
+        runs the mapper's decisions (the mapper, ``tether replay``'s preview, ``tether preview``)
+        calls it once at start-up, before any change is handled."""
+        dataflow = self.dataflow()
+        policy = self.policy(default=dataflow.policy)
+        use_dataflow(dataflow.flows, dataflow.properties)
+        return policy
+
+    def policy(self, default: Policy | None = None) -> Policy:
+        """The configured policy (``default`` — the dataflow file's — when none is configured,
+        else the spec's defaults)."""
         if self.mapper_policy and self.mapper_policy_file:
             raise ConfigurationError("set TETHER_MAPPER_POLICY or TETHER_MAPPER_POLICY_FILE")
         try:
@@ -99,4 +126,4 @@ class MapperSettings(TetherSettings, PostgresSettings, PublicHttpSettings):
                 return Policy.from_json(self.mapper_policy_file.read_bytes())
         except (OSError, ValueError) as exc:
             raise ConfigurationError(f"invalid mapper policy: {exc}") from exc
-        return Policy()
+        return default if default is not None else Policy()

@@ -2,14 +2,31 @@
 
 Every statement is a named constant below; the tables are created by ``migrations``. The store
 never commits: the loop owns the transaction (one per polled batch), so that the tracking rows,
-the link state and the outbox rows of a message commit together. Write statements return no
-rows, so a decision's writes can be sent in one pipeline (one round trip).
+the link state and the outbox rows of a message commit together.
+
+Two stores share the statements:
+
+* ``BatchStore`` — the loop's fast path, set-based: a batch's reads are a constant number of
+  statements (all keys locked in one, all candidates in one, all contact rows in one, ...),
+  the handler's per-input reads are answered from memory (the rows read, overlaid with the
+  batch's own writes), and every write is buffered and sent at the end in one pipeline — links,
+  members and link keys as ``unnest`` statements with the version check inside the ``UPDATE``
+  (``StaleLinkError`` when a link is missing from its ``RETURNING``). See its docstring and
+  docs/mapper.md "A batch".
+* ``MapperStore`` — one input at a time, every read and write sent at once (write statements
+  return no rows, so a decision's writes go in one pipeline): the loop's careful redo (a
+  savepoint per input), operator actions, replay and onboarding previews, explain.
+
+Plans: ``prepare_session`` runs every mapper connection with ``plan_cache_mode =
+force_custom_plan``, so a lookup's plan never depends on the table size when it was prepared
+(tests/mapper/test_plans.py); big arrays are sent in binary (``%b``).
 
 Locking (several replicas may run): a record's link row is read ``FOR UPDATE``; before matching,
-transaction-scoped advisory locks are taken on the record's match keys (class ``KEY_LOCK``) and
-then on the candidate contacts (class ``CONTACT_LOCK``) — always keys before contacts, each set in
-sorted order, and advisory locks before row locks — so that two new records with one key cannot
-both create a contact, and a Wix edit cannot slip past a record that is linking to that contact.
+transaction-scoped advisory locks are taken on the match keys (class ``KEY_LOCK``; a batch: all
+of its keys and Wix contacts in one statement) and then on the candidate contacts (class
+``CONTACT_LOCK``) — always keys before contacts, each set in sorted order, and advisory locks
+before row locks — so that two new records with one key cannot both create a contact, and a Wix
+edit cannot slip past a record that is linking to that contact.
 Consumed positions are locked ``FOR UPDATE`` per batch: a zombie consumer still holding a
 revoked partition waits, then sees the advanced position and skips.
 
@@ -20,6 +37,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -88,9 +106,92 @@ VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING
 
 ADVISORY_LOCKS = """
 SELECT pg_advisory_xact_lock(c, h) FROM (
-    SELECT DISTINCT c, hashtext(v) AS h FROM unnest(%s::int[], %s::text[]) AS x(c, v)
+    SELECT DISTINCT c, hashtext(v) AS h FROM unnest(%b::int[], %b::text[]) AS x(c, v)
     ORDER BY c, h
 ) AS l
+"""
+
+#: The session the mapper's statements run in. ``force_custom_plan``: every execution is planned
+#: with its actual parameters and the tables' current size, so a generic plan prepared while the
+#: tables were small (a sequential scan) never sticks once they hold millions of rows. The batch
+#: runs a handful of statements, so planning each is cheap.
+SESSION_SETTINGS = "SET plan_cache_mode = force_custom_plan"
+
+# -- set-based reads of one batch (each one statement for the whole batch) ----------------------
+# Arrays are sent in binary (``%b``): the text format escapes every element (slow in Python
+# for thousands of elements and for link states).
+
+BATCH_CANDIDATES = """
+WITH w AS MATERIALIZED (
+    SELECT DISTINCT * FROM unnest(%b::text[], %b::text[], %b::text[]) AS x(tenant, kind, value)
+)
+SELECT w.tenant, w.kind, w.value, 'contact', ck.contact_id
+FROM w JOIN mapper_contact_keys ck
+  ON ck.tenant = w.tenant AND ck.kind = w.kind AND ck.value = w.value
+UNION ALL
+SELECT w.tenant, w.kind, w.value, 'link', lk.link_id
+FROM w JOIN mapper_link_keys lk
+  ON lk.tenant = w.tenant AND lk.kind = w.kind AND lk.value = w.value
+"""
+CONTACT_ROWS = """
+SELECT c.tenant, c.contact_id, c.props::text, c.revision, c.source_ts, c.has_other_items,
+       c.deleted, c.record::text,
+       COALESCE((SELECT json_agg(json_build_array(k.kind, k.value) ORDER BY k.kind, k.value)
+                 FROM mapper_contact_keys k
+                 WHERE k.tenant = c.tenant AND k.contact_id = c.contact_id), '[]')::text,
+       m.link_id
+FROM (SELECT DISTINCT * FROM unnest(%b::text[], %b::text[]) AS x(tenant, contact_id)) AS w
+JOIN mapper_contacts c ON c.tenant = w.tenant AND c.contact_id = w.contact_id
+LEFT JOIN mapper_link_members m
+       ON m.tenant = c.tenant AND m.system = %s AND m.resource = %s AND m.record_id = c.contact_id
+"""
+SELECT_RECORDS = """
+SELECT r.tenant, r.system, r.resource, r.record_id, r.record::text, r.source_ts
+FROM (SELECT DISTINCT * FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[])
+      AS x(tenant, system, resource, record_id)) AS w
+JOIN mapper_records r
+  ON r.tenant = w.tenant AND r.system = w.system AND r.resource = w.resource
+ AND r.record_id = w.record_id
+"""
+
+# -- set-based link writes of one batch (version checks inside the statements) -----------------
+
+INSERT_LINKS = """
+INSERT INTO mapper_links
+    (link_id, tenant, status, wix_contact_id, version, state, created_at, updated_at)
+SELECT * FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[], %b::bigint[], %b::jsonb[],
+                     %b::timestamptz[], %b::timestamptz[])
+ON CONFLICT (link_id) DO NOTHING
+RETURNING link_id
+"""
+UPDATE_LINKS = """
+UPDATE mapper_links AS l
+SET status = x.status, wix_contact_id = x.wix_contact_id, version = x.version, state = x.state,
+    updated_at = x.updated_at
+FROM unnest(%b::text[], %b::bigint[], %b::text[], %b::text[], %b::bigint[], %b::jsonb[],
+            %b::timestamptz[])
+     AS x(link_id, expected, status, wix_contact_id, version, state, updated_at)
+WHERE l.link_id = x.link_id AND l.version = x.expected
+RETURNING l.link_id
+"""
+#: A NULL link id deletes the row whatever link it names (the batch itself put it there).
+DELETE_MEMBERS = """
+DELETE FROM mapper_link_members AS m
+USING unnest(%b::text[], %b::text[], %b::text[], %b::text[], %b::text[])
+      AS x(tenant, system, resource, record_id, link_id)
+WHERE m.tenant = x.tenant AND m.system = x.system AND m.resource = x.resource
+  AND m.record_id = x.record_id AND (x.link_id IS NULL OR m.link_id = x.link_id)
+"""
+UPSERT_MEMBERS = """
+INSERT INTO mapper_link_members (tenant, system, resource, record_id, link_id)
+SELECT * FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[], %b::text[])
+ON CONFLICT (tenant, system, resource, record_id) DO UPDATE SET link_id = EXCLUDED.link_id
+"""
+DELETE_KEYS_OF_LINKS = "DELETE FROM mapper_link_keys WHERE link_id = ANY(%b::text[])"
+INSERT_KEYS_OF_LINKS = """
+INSERT INTO mapper_link_keys (tenant, kind, value, link_id)
+SELECT * FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[])
+ON CONFLICT DO NOTHING
 """
 
 LINK_FOR_RECORD = """
@@ -102,7 +203,7 @@ LINKS_FOR_RECORDS = """
 SELECT m.tenant, m.system, m.resource, m.record_id, l.state::text
 FROM mapper_link_members m JOIN mapper_links l USING (link_id)
 WHERE (m.tenant, m.system, m.resource, m.record_id) IN (
-    SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[]))
+    SELECT * FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[]))
 ORDER BY l.link_id
 FOR UPDATE OF l
 """
@@ -111,7 +212,7 @@ SELECT link_id FROM mapper_link_members
 WHERE tenant = %s AND system = %s AND resource = %s AND record_id = %s
 """
 LINKS_BY_ID = """
-SELECT state::text FROM mapper_links WHERE link_id = ANY(%s) ORDER BY link_id FOR UPDATE
+SELECT state::text FROM mapper_links WHERE link_id = ANY(%b::text[]) ORDER BY link_id FOR UPDATE
 """
 LINK_BY_ID_READ = "SELECT state::text FROM mapper_links WHERE link_id = %s"
 INSERT_LINK = """
@@ -249,14 +350,38 @@ INSERT INTO mapper_outbox
 VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
 ON CONFLICT (command_id) DO NOTHING
 """
+#: ``RESOLVE_REVIEWS`` for many records at once (one reasons list; the first resolution of a
+#: record wins, as it would one statement after another).
+RESOLVE_REVIEWS_SET = """
+UPDATE mapper_review_items AS r SET resolved_at = x.at, resolution = x.resolution
+FROM unnest(%b::timestamptz[], %b::text[], %b::text[], %b::text[], %b::text[], %b::text[])
+     AS x(at, resolution, tenant, system, resource, record_id)
+WHERE r.tenant = x.tenant AND r.system = x.system AND r.resource = x.resource
+  AND r.record_id = x.record_id AND r.reason = ANY(%b::text[]) AND r.resolved_at IS NULL
+"""
+#: ``INSERT_OUTBOX`` for many rows, ``seq`` assigned in the given order.
+INSERT_OUTBOX_SET = """
+INSERT INTO mapper_outbox
+    (command_id, tenant, link_id, target_system, target_resource, target_id, action, caused_by,
+     topic, key, payload, created_at, traceparent)
+SELECT command_id, tenant, link_id, target_system, target_resource, target_id, action,
+       caused_by, topic, key, payload, created_at, traceparent
+FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[], %b::text[], %b::text[], %b::text[],
+            %b::text[], %b::text[], %b::bytea[], %b::bytea[], %b::timestamptz[], %b::text[])
+     WITH ORDINALITY
+     AS x(command_id, tenant, link_id, target_system, target_resource, target_id, action,
+          caused_by, topic, key, payload, created_at, traceparent, n)
+ORDER BY n
+ON CONFLICT (command_id) DO NOTHING
+"""
 COUNT_DELETES_SINCE = """
 SELECT count(*) FROM mapper_outbox WHERE action = 'delete' AND created_at >= %s
 """
 INSERT_HISTORY = """
 INSERT INTO mapper_history
     (tenant, link_id, system, resource, record_id, source, event_id, command_id, decision,
-     reason, commands, error_code, error_message, at)
-VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+     reason, commands, error_code, error_message, at, fields)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb)
 """
 TRY_RELAY_LOCK = "SELECT pg_try_advisory_xact_lock(%s)"
 UNPRODUCED = """
@@ -324,6 +449,11 @@ def _json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
 
 
+def prepare_session(conn: Conn) -> None:
+    """Configure a mapper connection (``SESSION_SETTINGS``: plans independent of preparation)."""
+    conn.execute(SESSION_SETTINGS)
+
+
 class MapperStore:
     """Statements on one connection; the caller owns the transaction.
 
@@ -338,11 +468,19 @@ class MapperStore:
         self._deferred: dict[str, list[Any]] = {}
         self._records: dict[tuple[str, str, str, str], tuple[str, datetime | None]] = {}
 
+    def _execute(self, statement: str, params: Any) -> None:
+        """A write the batch may read back (``BatchStore`` keeps it in memory and in order)."""
+        self.conn.execute(statement, params)
+
     def _write(self, statement: str, params: Any) -> None:
         if self.defer:
             self._deferred.setdefault(statement, []).append(params)
         else:
             self.conn.execute(statement, params)
+
+    def pipeline(self) -> AbstractContextManager[Any]:
+        """Where a decision's writes are sent: one pipeline (one round trip) per decision."""
+        return self.conn.pipeline()
 
     def flush(self) -> None:
         """Send the deferred writes (one pipelined ``executemany`` per statement)."""
@@ -557,7 +695,7 @@ class MapperStore:
     ) -> None:
         """Upsert an index entry and its keys unless it is older than the stored one."""
         kinds, values = _split_keys(entry.keys)
-        self.conn.execute(
+        self._execute(
             UPSERT_CONTACT,
             {
                 "tenant": entry.tenant,
@@ -577,8 +715,8 @@ class MapperStore:
         self, tenant: str, contact_id: str, source_ts: datetime | None, now: datetime
     ) -> None:
         """Drop a contact from the index, leaving a tombstone (see ``UPSERT_CONTACT``)."""
-        self.conn.execute(TOMBSTONE_CONTACT, (tenant, contact_id, source_ts, now))
-        self.conn.execute(DELETE_CONTACT_KEYS, (tenant, contact_id))
+        self._execute(TOMBSTONE_CONTACT, (tenant, contact_id, source_ts, now))
+        self._execute(DELETE_CONTACT_KEYS, (tenant, contact_id))
 
     def contact_record(self, tenant: str, contact_id: str) -> ContactRecord | None:
         row = self.conn.execute(CONTACT_RECORD, (tenant, contact_id)).fetchone()
@@ -624,7 +762,7 @@ class MapperStore:
 
     def upsert_review(self, item: ReviewItem) -> None:
         ref = item.record
-        self.conn.execute(
+        self._execute(
             UPSERT_REVIEW,
             (
                 item.review_id,
@@ -653,7 +791,7 @@ class MapperStore:
         at: datetime,
     ) -> None:
         """A review row raised by the shell itself (e.g. the mass-delete breaker)."""
-        self.conn.execute(
+        self._execute(
             UPSERT_REVIEW,
             (
                 review_id,
@@ -680,7 +818,7 @@ class MapperStore:
         )
 
     def insert_conflict(self, conflict: Conflict) -> None:
-        self.conn.execute(
+        self._execute(
             INSERT_CONFLICT,
             (
                 conflict.conflict_id,
@@ -748,7 +886,10 @@ class MapperStore:
         error_code: str | None,
         error_message: str | None,
         at: datetime,
+        fields: Mapping[str, Any] | None = None,
     ) -> None:
+        """A history row; ``fields``: property -> {before, after} of what the decision changed
+        (personal data: read by the authenticated console only, never logged)."""
         system, resource, record_id = ref if ref is not None else (None, None, None)
         self._write(
             INSERT_HISTORY,
@@ -768,6 +909,7 @@ class MapperStore:
                 # an error text may quote input: PostgreSQL text cannot hold NUL (NUL rule)
                 error_message.replace("\x00", "")[:500] if error_message else None,
                 at,
+                _json(fields) if fields else None,
             ),
         )
 
@@ -806,3 +948,561 @@ class MapperStore:
 
     def purge_outbox(self, cutoff: datetime) -> int:
         return self.conn.execute(PURGE_OUTBOX, (cutoff,)).rowcount
+
+
+# ------------------------------------------------------------------------------------------------
+# The set-based store of one batch
+# ------------------------------------------------------------------------------------------------
+
+Identity = tuple[str, str, str, str]
+KeyRef = tuple[str, str, str]
+"""(tenant, kind, value) of a match key."""
+
+#: The table each buffered write goes to: writes to one table keep their order; tables are
+#: independent of each other (link rows go first: members and keys reference them).
+_TABLE_OF = {
+    UPSERT_CONTACT: "contacts",
+    TOMBSTONE_CONTACT: "contacts",
+    DELETE_CONTACT_KEYS: "contacts",
+    UPSERT_RECORD: "records",
+    UPSERT_REVIEW: "reviews",
+    RESOLVE_REVIEWS: "reviews",
+    INSERT_CONFLICT: "conflicts",
+    INSERT_OUTBOX: "outbox",
+    INSERT_HISTORY: "history",
+}
+
+
+@dataclass(frozen=True)
+class _Contact:
+    """A contact index row as this batch sees it (the stored row, then the batch's writes)."""
+
+    props: dict[str, Any]
+    revision: int | None
+    source_ts: datetime | None
+    other: bool
+    deleted: bool
+    record: str | None
+    keys: tuple[MatchKey, ...]
+    """Sorted by (kind, value), as ``CONTACT_ENTRIES`` returns them."""
+
+
+def _accepts(row: _Contact, entry: ContactIndexEntry) -> bool:
+    """``UPSERT_CONTACT``'s "not older" condition, for the batch's in-memory index."""
+    if row.deleted:
+        return (
+            row.source_ts is not None
+            and entry.source_ts is not None
+            and entry.source_ts > row.source_ts
+        )
+    if row.revision is not None and entry.revision is not None:
+        return entry.revision >= row.revision
+    if row.source_ts is not None and entry.source_ts is not None:
+        return entry.source_ts >= row.source_ts
+    return True
+
+
+def _greatest(left: datetime | None, right: datetime | None) -> datetime | None:
+    """PostgreSQL's ``GREATEST`` (NULLs ignored)."""
+    if left is None or right is None:
+        return right if left is None else left
+    return max(left, right)
+
+
+def _link_keys(link: Link) -> frozenset[KeyRef]:
+    if link.status is LinkStatus.MERGED:
+        return frozenset()
+    return frozenset((link.tenant, k[0], k[1]) for k in link_match_keys(link))
+
+
+def _columns(rows: Sequence[Sequence[Any]], width: int) -> list[list[Any]]:
+    return [[row[i] for row in rows] for i in range(width)]
+
+
+class BatchStore(MapperStore):
+    """The store of one batch on the fast path: set-based reads, buffered set-based writes.
+
+    Reads: ``lock_batch`` takes the advisory locks of all the batch's match keys and contacts
+    in one statement; ``load_keys``, ``load_contacts``, ``links_for_records``, ``links_by_id``
+    and ``load_records`` each read what the whole batch needs in one statement. The handler's
+    per-input reads (``candidates_for_keys``, ``contact_entries``, ``link_for_record``,
+    ``contact_record``, ``record``, ...) are then answered from memory: the rows as stored,
+    overlaid with what this batch wrote before (applying the statements' own rules: a contact
+    upsert only when not older, member upsert/delete, link match keys). Something not loaded
+    up front is read on demand (correct, one more round trip).
+
+    Writes are buffered and sent by ``flush`` in one pipeline: every saved link once, in its
+    final state, by one ``INSERT ... unnest`` and one ``UPDATE ... FROM unnest`` whose
+    ``WHERE version = expected`` is the optimistic check (a link missing from ``RETURNING``
+    raises ``StaleLinkError``); the member index and link keys as set differences (one
+    statement each); the other tables' writes in their original order, one ``executemany``
+    per run of one statement. A version conflict between two saves of one link within the
+    batch raises ``StaleLinkError`` from ``save_link``'s check, as the per-input store would.
+
+    The caller must hold the link rows it saves (``FOR UPDATE``, as the loaders here take
+    them) and must not use a ``BatchStore`` for more than one transaction.
+    """
+
+    batched = True
+
+    def __init__(self, conn: Conn) -> None:
+        super().__init__(conn, defer=True)
+        self._ops: list[tuple[str, str, Any]] = []
+        self._held: set[tuple[int, str]] = set()
+        self._links: dict[str, Link] = {}
+        self._absent_links: set[str] = set()
+        self._saved: dict[str, tuple[Link | None, Link]] = {}
+        """link id -> (the link as stored before the batch or None, its latest state)."""
+        self._db_members: dict[Identity, str | None] = {}
+        self._members: dict[Identity, str | None] = {}
+        self._member_set: set[Identity] = set()
+        self._removed_from: dict[Identity, str] = {}
+        self._db_keys: dict[KeyRef, tuple[set[str], set[str]]] = {}
+        self._db_contacts: dict[tuple[str, str], _Contact | None] = {}
+        self._contacts: dict[tuple[str, str], _Contact] = {}
+        self._contact_keys: dict[KeyRef, set[str]] = {}
+        self._link_keys: dict[KeyRef, set[str]] = {}
+        self._keys_of_link: dict[str, frozenset[KeyRef]] = {}
+        self._db_records: dict[Identity, tuple[str, datetime | None] | None] = {}
+        self._entries: dict[tuple[str, str], tuple[_Contact, ContactIndexEntry]] = {}
+        self.statements = 0
+        """Statements sent (reads, lock statements, and one per buffered table at flush)."""
+
+    def pipeline(self) -> AbstractContextManager[Any]:
+        return nullcontext()  # nothing is sent per decision
+
+    def _execute(self, statement: str, params: Any) -> None:
+        self._ops.append((_TABLE_OF.get(statement, "other"), statement, params))
+
+    def _write(self, statement: str, params: Any) -> None:
+        self._execute(statement, params)
+
+    def _query(self, statement: str, params: Any) -> list[tuple[Any, ...]]:
+        self.statements += 1
+        return self.conn.execute(statement, params).fetchall()
+
+    # -- locks --------------------------------------------------------------------------------
+
+    def lock_batch(self, keys: Iterable[KeyRef], contacts: Iterable[tuple[str, str]]) -> None:
+        """Advisory locks on every key, then every contact, not held yet: one statement."""
+        wanted = {(KEY_LOCK, f"{t}\x1f{k}\x1f{v}") for t, k, v in keys}
+        wanted |= {(CONTACT_LOCK, f"{t}\x1f{c}") for t, c in contacts}
+        wanted -= self._held
+        if not wanted:
+            return
+        todo = sorted(wanted)
+        if todo:
+            self._query(ADVISORY_LOCKS, ([c for c, _ in todo], [v for _, v in todo]))
+            self._held.update(todo)
+
+    def lock(
+        self, tenant: str, keys: Iterable[MatchKey] = (), contacts: Iterable[str] = ()
+    ) -> None:
+        self.lock_batch([(tenant, k[0], k[1]) for k in keys], [(tenant, c) for c in contacts])
+
+    # -- bulk loads ---------------------------------------------------------------------------
+
+    def load_keys(self, keys: Iterable[KeyRef]) -> tuple[set[tuple[str, str]], set[str]]:
+        """Contacts and links indexed under these keys as stored (one statement for the keys
+        not loaded yet): ``({(tenant, contact_id)}, {link_id})``."""
+        keys = set(keys)
+        self._ensure_keys(keys)
+        contacts: set[tuple[str, str]] = set()
+        links: set[str] = set()
+        for key in keys:
+            stored_contacts, stored_links = self._db_keys[key]
+            contacts.update((key[0], c) for c in stored_contacts)
+            links.update(stored_links)
+        return contacts, links
+
+    def _ensure_keys(self, keys: Iterable[KeyRef]) -> None:
+        missing = sorted({k for k in keys if k not in self._db_keys})
+        if missing:
+            rows = self._query(BATCH_CANDIDATES, _columns(missing, 3))
+            for key in missing:
+                self._db_keys[key] = (set(), set())
+            for tenant, kind, value, what, found in rows:
+                entry = self._db_keys[(str(tenant), str(kind), str(value))]
+                (entry[0] if what == "contact" else entry[1]).add(str(found))
+
+    def load_contacts(self, contacts: Iterable[tuple[str, str]]) -> None:
+        """The stored index rows (tombstones too) and the link holding each (one statement)."""
+        missing = sorted({c for c in contacts if c not in self._db_contacts})
+        if not missing:
+            return
+        rows = self._query(CONTACT_ROWS, [*_columns(missing, 2), WIX, CONTACTS])
+        for key in missing:
+            self._db_contacts[key] = None
+        for tenant, cid, props, revision, source_ts, other, deleted, record, keys, owner in rows:
+            key = (str(tenant), str(cid))
+            self._db_contacts[key] = _Contact(
+                props=json.loads(props),
+                revision=revision,
+                source_ts=source_ts,
+                other=bool(other),
+                deleted=bool(deleted),
+                record=str(record) if record is not None else None,
+                keys=tuple(MatchKey(str(k), str(v)) for k, v in json.loads(keys)),
+            )
+            identity = (key[0], WIX, CONTACTS, key[1])
+            self._db_members[identity] = str(owner) if owner is not None else None
+
+    def load_records(self, identities: Iterable[Identity]) -> None:
+        """Last observed PowerOffice records (one statement for those not loaded yet)."""
+        missing = sorted({i for i in identities if i not in self._db_records})
+        if not missing:
+            return
+        rows = self._query(SELECT_RECORDS, _columns(missing, 4))
+        for identity in missing:
+            self._db_records[identity] = None
+        for tenant, system, resource, record_id, record, source_ts in rows:
+            self._db_records[(str(tenant), str(system), str(resource), str(record_id))] = (
+                str(record),
+                source_ts,
+            )
+
+    def links_for_records(
+        self, identities: Iterable[tuple[str, str, str, str]]
+    ) -> dict[Identity, Link]:
+        wanted = sorted(set(identities))
+        missing = [i for i in wanted if i not in self._db_members and i not in self._members]
+        if missing:
+            rows = self._query(LINKS_FOR_RECORDS, _columns(missing, 4))
+            for identity in missing:
+                self._db_members[identity] = None
+            for tenant, system, resource, record_id, state in rows:
+                link = Link.model_validate_json(state)
+                self._links.setdefault(link.link_id, link)
+                self._db_members[(str(tenant), str(system), str(resource), str(record_id))] = (
+                    link.link_id
+                )
+        out: dict[Identity, Link] = {}
+        owners = {i: self._owner(i) for i in wanted}
+        self.links_by_id(o for o in owners.values() if o is not None)
+        for identity, owner in owners.items():
+            if owner is not None and owner in self._links:
+                out[identity] = self._links[owner]
+        return out
+
+    def links_by_id(self, link_ids: Iterable[str]) -> dict[str, Link]:
+        ids = sorted(set(link_ids))
+        missing = [i for i in ids if i not in self._links and i not in self._absent_links]
+        if missing:
+            for (state,) in self._query(LINKS_BY_ID, (missing,)):
+                link = Link.model_validate_json(state)
+                self._links.setdefault(link.link_id, link)
+            self._absent_links.update(i for i in missing if i not in self._links)
+        return {i: self._links[i] for i in ids if i in self._links}
+
+    # -- reads answered from memory -----------------------------------------------------------
+
+    def _owner(self, identity: Identity) -> str | None:
+        if identity in self._members:
+            return self._members[identity]
+        if identity not in self._db_members:
+            self.links_for_records([identity])
+        return self._db_members.get(identity)
+
+    def link_for_record(
+        self, tenant: str, system: str, resource: str, record_id: str
+    ) -> Link | None:
+        owner = self._owner((tenant, system, resource, record_id))
+        return self.links_by_id([owner]).get(owner) if owner is not None else None
+
+    def link_id_for_record(
+        self, tenant: str, system: str, resource: str, record_id: str
+    ) -> str | None:
+        return self._owner((tenant, system, resource, record_id))
+
+    def read_link(self, link_id: str) -> Link | None:
+        if link_id in self._links:
+            return self._links[link_id]
+        return super().read_link(link_id)
+
+    def candidates_for_keys(
+        self, tenant: str, keys: Sequence[MatchKey]
+    ) -> tuple[list[str], list[str]]:
+        refs = [(tenant, k, v) for k, v in zip(*_split_keys(keys), strict=True)]
+        if not refs:
+            return [], []
+        self._ensure_keys(refs)
+        contacts: set[str] = set()
+        links: set[str] = set()
+        for ref in refs:
+            stored_contacts, stored_links = self._db_keys[ref]
+            contacts.update(c for c in stored_contacts if (tenant, c) not in self._contacts)
+            contacts.update(self._contact_keys.get(ref, ()))
+            links.update(lid for lid in stored_links if lid not in self._saved)
+            links.update(self._link_keys.get(ref, ()))
+        return sorted(contacts), sorted(links)
+
+    def _contact(self, key: tuple[str, str]) -> _Contact | None:
+        if key in self._contacts:
+            return self._contacts[key]
+        if key not in self._db_contacts:
+            self.load_contacts([key])
+        return self._db_contacts[key]
+
+    def contact_entries(
+        self, tenant: str, contact_ids: Sequence[str]
+    ) -> list[tuple[ContactIndexEntry, str | None]]:
+        wanted = sorted(set(contact_ids))
+        self.load_contacts((tenant, c) for c in wanted)
+        out: list[tuple[ContactIndexEntry, str | None]] = []
+        for contact_id in wanted:
+            row = self._contact((tenant, contact_id))
+            if row is None or row.deleted:
+                continue
+            out.append(
+                (
+                    self._entry(tenant, contact_id, row),
+                    self._owner((tenant, WIX, CONTACTS, contact_id)),
+                )
+            )
+        return out
+
+    def _entry(self, tenant: str, contact_id: str, row: _Contact) -> ContactIndexEntry:
+        cached = self._entries.get((tenant, contact_id))
+        if cached is not None and cached[0] is row:
+            return cached[1]
+        entry = ContactIndexEntry(
+            tenant=tenant,
+            contact_id=contact_id,
+            keys=row.keys,
+            props=row.props,
+            revision=row.revision,
+            source_ts=row.source_ts,
+            has_other_items=row.other,
+        )
+        self._entries[(tenant, contact_id)] = (row, entry)
+        return entry
+
+    def contact_record(self, tenant: str, contact_id: str) -> ContactRecord | None:
+        row = self._contact((tenant, contact_id))
+        if row is None or row.deleted:
+            return None
+        record = json.loads(row.record) if row.record is not None else None
+        return ContactRecord(record=record, revision=row.revision, source_ts=row.source_ts)
+
+    def record(
+        self, tenant: str, system: str, resource: str, record_id: str
+    ) -> dict[str, Any] | None:
+        identity = (tenant, system, resource, record_id)
+        if identity not in self._db_records:
+            self.load_records([identity])
+        stored = self._db_records[identity]
+        text = stored[0] if stored is not None else None
+        mine = self._records.get(identity)
+        if mine is not None and (stored is None or _not_older(mine[1], stored[1])):
+            text = mine[0]
+        if text is None:
+            return None
+        value = json.loads(text)
+        return value if isinstance(value, dict) else None
+
+    # -- writes (buffered; the in-memory view follows them) -----------------------------------
+
+    def save_link(self, link: Link, previous: Link | None) -> Callable[[], None]:
+        link_id = link.link_id
+        stale = False
+        if link_id in self._saved:
+            original, latest = self._saved[link_id]
+            # What the stored row's version check would say after this batch's earlier saves.
+            stale = previous is None or previous.version != latest.version
+            self._saved[link_id] = (original, link)
+        else:
+            self._saved[link_id] = (previous, link)
+        self._links[link_id] = link
+        refs = {ref.identity for ref in link.member_refs()}
+        before = {ref.identity for ref in previous.member_refs()} if previous else set()
+        for identity in refs - before:
+            assert identity[3] is not None
+            member = (identity[0], identity[1], identity[2], identity[3])
+            self._members[member] = link_id
+            self._member_set.add(member)
+        for identity in before - refs:
+            assert identity[3] is not None
+            member = (identity[0], identity[1], identity[2], identity[3])
+            if self._owner(member) == link_id:  # DELETE_MEMBER ... AND link_id = this link
+                self._members[member] = None
+                self._removed_from[member] = link_id
+        keys = _link_keys(link)
+        for ref in self._keys_of_link.get(link_id, frozenset()):
+            self._link_keys[ref].discard(link_id)
+        for ref in keys:
+            self._link_keys.setdefault(ref, set()).add(link_id)
+        self._keys_of_link[link_id] = keys
+
+        def check() -> None:
+            if stale:
+                raise StaleLinkError(f"link {link_id} changed concurrently")
+
+        return check
+
+    def _set_contact(self, key: tuple[str, str], row: _Contact) -> None:
+        old = self._contacts.get(key)
+        if old is not None and not old.deleted:
+            for kind, value in old.keys:
+                self._contact_keys[(key[0], kind, value)].discard(key[1])
+        if not row.deleted:
+            for kind, value in row.keys:
+                self._contact_keys.setdefault((key[0], kind, value), set()).add(key[1])
+        self._contacts[key] = row
+
+    def upsert_contact(
+        self, entry: ContactIndexEntry, record: Mapping[str, Any] | None, now: datetime
+    ) -> None:
+        key = (entry.tenant, entry.contact_id)
+        row = self._contact(key)
+        if row is None or _accepts(row, entry):
+            text = _json(record) if record is not None else None
+            self._set_contact(
+                key,
+                _Contact(
+                    props=dict(entry.props),
+                    revision=entry.revision,
+                    source_ts=entry.source_ts,
+                    other=entry.has_other_items,
+                    deleted=False,
+                    record=text if text is not None else (row.record if row else None),
+                    keys=tuple(
+                        MatchKey(k, v) for k, v in zip(*_split_keys(entry.keys), strict=True)
+                    ),
+                ),
+            )
+        super().upsert_contact(entry, record, now)  # sent anyway: the statement decides again
+
+    def delete_contact(
+        self, tenant: str, contact_id: str, source_ts: datetime | None, now: datetime
+    ) -> None:
+        key = (tenant, contact_id)
+        row = self._contact(key)
+        self._set_contact(
+            key,
+            _Contact(
+                props={},
+                revision=None,
+                source_ts=_greatest(row.source_ts, source_ts) if row else source_ts,
+                other=row.other if row else False,
+                deleted=True,
+                record=None,
+                keys=(),
+            ),
+        )
+        super().delete_contact(tenant, contact_id, source_ts, now)
+
+    # -- flush --------------------------------------------------------------------------------
+
+    def flush(self) -> None:
+        """Send every buffered write in one pipeline; raise ``StaleLinkError`` when a link's
+        stored version was not the one this batch loaded (the caller rolls back)."""
+        inserts = [(o, f) for o, f in self._saved.values() if o is None]
+        updates = [(o, f) for o, f in self._saved.values() if o is not None]
+        checks: list[tuple[set[str], Any]] = []
+        runs: list[tuple[str, list[Any]]] = []
+        for table in dict.fromkeys(t for t, _, _ in self._ops):
+            for _, statement, params in (op for op in self._ops if op[0] == table):
+                if runs and runs[-1][0] == statement:
+                    runs[-1][1].append(params)
+                else:
+                    runs.append((statement, [params]))
+        if not (inserts or updates or runs):
+            return
+        with self.conn.pipeline():
+            if inserts:
+                cursor = self.conn.cursor()
+                cursor.execute(INSERT_LINKS, _columns([self._insert_row(f) for _, f in inserts], 8))
+                checks.append(({f.link_id for _, f in inserts}, cursor))
+            if updates:
+                rows = [self._update_row(o, f) for o, f in updates if o is not None]
+                cursor = self.conn.cursor()
+                cursor.execute(UPDATE_LINKS, _columns(rows, 7))
+                checks.append(({f.link_id for _, f in updates}, cursor))
+            self._send_members_and_keys()
+            with self.conn.cursor() as cursor:
+                for statement, params in runs:
+                    self._send_run(cursor, statement, params)
+        self.statements += len(checks) + len(runs) + 1
+        for expected, cursor in checks:
+            written = {str(r[0]) for r in cursor.fetchall()}
+            if expected - written:
+                raise StaleLinkError(f"{len(expected - written)} link(s) changed concurrently")
+        self._ops.clear()
+        self._saved.clear()
+        self._records.clear()
+
+    @staticmethod
+    def _send_run(cursor: Any, statement: str, params: list[Any]) -> None:
+        """One run of one statement: a single set-based statement where there is one, else
+        an ``executemany`` (pipelined)."""
+        if len(params) > 1 and statement == INSERT_OUTBOX and len(params[0]) == 13:
+            cursor.execute(INSERT_OUTBOX_SET, _columns(params, 13))
+        elif (
+            len(params) > 1
+            and statement == RESOLVE_REVIEWS
+            and len({tuple(p[6]) for p in params}) == 1
+        ):
+            first: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+            for row in params:
+                first.setdefault(tuple(row[2:6]), tuple(row[:6]))
+            cursor.execute(
+                RESOLVE_REVIEWS_SET, [*_columns(list(first.values()), 6), list(params[0][6])]
+            )
+        else:
+            cursor.executemany(statement, params)
+
+    @staticmethod
+    def _insert_row(link: Link) -> tuple[Any, ...]:
+        return (
+            link.link_id,
+            link.tenant,
+            link.status.value,
+            link.wix_contact_id,
+            link.version,
+            link.model_dump_json(),
+            link.created_at,
+            link.updated_at,
+        )
+
+    @staticmethod
+    def _update_row(previous: Link, link: Link) -> tuple[Any, ...]:
+        return (
+            link.link_id,
+            previous.version,
+            link.status.value,
+            link.wix_contact_id,
+            link.version,
+            link.model_dump_json(),
+            link.updated_at,
+        )
+
+    def _send_members_and_keys(self) -> None:
+        deletes: list[tuple[str, str, str, str, str | None]] = []
+        upserts: list[tuple[str, str, str, str, str]] = []
+        for identity, owner in sorted(self._members.items()):
+            if owner is not None:
+                upserts.append((*identity, owner))
+            elif identity in self._member_set:  # this batch put it in a link: it is gone now
+                deletes.append((*identity, None))
+            else:
+                deletes.append((*identity, self._removed_from[identity]))
+        if deletes:
+            self.conn.execute(
+                DELETE_MEMBERS,
+                _columns(deletes, 5),
+            )
+        if upserts:
+            self.conn.execute(UPSERT_MEMBERS, _columns(upserts, 5))
+        changed: list[str] = []
+        rows: list[tuple[str, str, str, str]] = []
+        for link_id, (original, _) in self._saved.items():
+            keys = self._keys_of_link[link_id]
+            if original is not None:
+                if keys == _link_keys(original):
+                    continue
+                changed.append(link_id)
+            rows += [(t, k, v, link_id) for t, k, v in sorted(keys)]
+        if changed:
+            self.conn.execute(DELETE_KEYS_OF_LINKS, (changed,))
+        if rows:
+            self.conn.execute(INSERT_KEYS_OF_LINKS, _columns(rows, 4))

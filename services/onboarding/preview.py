@@ -428,7 +428,7 @@ def preview(
             conn,
             codec=codec,
             layout=layout,
-            policy=settings.policy(),
+            policy=settings.install_dataflow(),
             max_deletes_per_hour=settings.mapper_max_deletes_per_hour,
         )
     report = summarize(snapshot, events, decided)

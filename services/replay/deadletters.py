@@ -19,6 +19,7 @@ Imports: the core codec/kafka/settings/topics modules and the replay Kafka helpe
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
@@ -137,7 +138,66 @@ def plan_redrive(
 
 def redrive(settings: TetherSettings, ops: KafkaOps, plan: RedrivePlan) -> int:
     """Produce every re-drivable payload to its source topic, then remember the position."""
-    letters = plan.redrivable
+    _produce(settings, plan.redrivable)
+    # The re-drive group never has members: the reset is always allowed.
+    ops.reset(plan.group, plan.next_offsets)
+    return len(plan.redrivable)
+
+
+@dataclass(frozen=True)
+class SelectedRedrive:
+    """What ``redrive_selected`` did (dead-letter ids, no payloads: nothing personal)."""
+
+    stage: str
+    redriven: tuple[str, ...]
+    not_redrivable: tuple[str, ...]
+    """Named (or pending) but not re-drivable: no source topic the stage consumes."""
+    missing: tuple[str, ...]
+    """Named but not (or no longer) on the dead-letter topic."""
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def redrive_selected(
+    settings: TetherSettings,
+    ops: KafkaOps,
+    codec: AvroCodec,
+    layout: TopicLayout,
+    stage: str,
+    dead_letter_ids: Sequence[str] = (),
+) -> SelectedRedrive:
+    """Re-drive the dead letters of ``stage`` an operator chose (the console's
+    REDRIVE_DEAD_LETTERS; the mapper only records the action).
+
+    With ``dead_letter_ids``, exactly those (searched among every retained dead letter; the
+    re-drive position is left as it is). Without, every one not re-driven yet, like
+    ``tether replay deadletters --execute`` (the position then moves past them). Re-driving a
+    payload twice is harmless (see the module docstring)."""
+    if not dead_letter_ids:
+        plan = plan_redrive(ops, codec, layout, stage)
+        redrive(settings, ops, plan)
+        return SelectedRedrive(
+            stage,
+            tuple(d.dead_letter_id for d in plan.redrivable),
+            tuple(d.dead_letter_id for d in plan.letters if not d.redrivable),
+            (),
+        )
+    wanted = list(dict.fromkeys(dead_letter_ids))
+    plan = plan_redrive(ops, codec, layout, stage, from_earliest=True)
+    chosen = {d.dead_letter_id: d for d in plan.letters if d.dead_letter_id in set(wanted)}
+    letters = [chosen[i] for i in wanted if i in chosen and chosen[i].redrivable]
+    _produce(settings, letters)
+    return SelectedRedrive(
+        stage,
+        tuple(d.dead_letter_id for d in letters),
+        tuple(i for i in wanted if i in chosen and not chosen[i].redrivable),
+        tuple(i for i in wanted if i not in chosen),
+    )
+
+
+def _produce(settings: TetherSettings, letters: Sequence[ParkedLetter]) -> None:
+    """Produce each payload, byte for byte with its key, to its source topic; wait for acks."""
     if letters:
         producer = make_producer(settings, "replay-redrive")
         try:
@@ -151,9 +211,6 @@ def redrive(settings: TetherSettings, ops: KafkaOps, plan: RedrivePlan) -> int:
             raise TransportError(f"re-drive produce failed: {type(exc).__name__}") from exc
         finally:
             producer.close(timeout=10)
-    # The re-drive group never has members: the reset is always allowed.
-    ops.reset(plan.group, plan.next_offsets)
-    return len(letters)
 
 
 def render_text(plan: RedrivePlan, *, executed: bool = False) -> str:

@@ -232,7 +232,7 @@ def _stage(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
                     group=the_stage.group_id,
                     codec=codec_from(settings),
                     layout=layout,
-                    policy=mapper_settings.policy(),
+                    policy=mapper_settings.install_dataflow(),
                     max_deletes_per_hour=mapper_settings.mapper_max_deletes_per_hour,
                     rewind=rewind,
                 )

@@ -35,6 +35,7 @@ from services.core.errors import TetherError
 from services.core.topics import TopicLayout
 from services.mapper.domain import Command, Policy
 from services.mapper.handler import Handler
+from services.mapper.operator_actions import ActionApplier
 from services.mapper.store import MapperStore
 from services.replay.plan import CommandPreview
 
@@ -119,16 +120,26 @@ def preview(
         store = RecordingStore(conn)
         positions = store.positions(group)
         handler = Handler(store, codec, layout, policy, max_deletes_per_hour=max_deletes_per_hour)
+        actions = ActionApplier(
+            conn, codec, layout, policy, max_deletes_per_hour=max_deletes_per_hour, store=store
+        )
         for record in ordered:
             if not rewind and record.offset < positions.get((record.topic, record.partition), 0):
                 skipped += 1
                 continue
             outcome = record.topic == layout.outcomes
+            action = record.topic == layout.operator_actions
             try:
                 with conn.transaction():  # a savepoint, as in the mapper's loop
-                    datum = codec.decode(record.value, "Outcome" if outcome else "ChangeEvent")
+                    kind = "Outcome" if outcome else "OperatorAction" if action else "ChangeEvent"
+                    datum = codec.decode(record.value, kind)
                     now = datetime.now(UTC)
-                    handled = handler.outcome(datum, now) if outcome else handler.change(datum, now)
+                    if action:
+                        handled = actions.apply(datum, now)
+                    else:
+                        handled = (
+                            handler.outcome(datum, now) if outcome else handler.change(datum, now)
+                        )
                 results.update(h.result for h in handled)
             except (psycopg.OperationalError, psycopg.InterfaceError):
                 raise  # lock timeout, connection lost: the dry run fails, visibly

@@ -30,7 +30,7 @@ class Stage:
 def stage_topics(name: str, layout: TopicLayout) -> tuple[str, ...]:
     """The topics the stage consumes (and may replay)."""
     if name == "mapper":
-        return (*layout.all_changes(), layout.outcomes)
+        return (*layout.all_changes(), layout.outcomes, layout.operator_actions)
     if name == "loader":
         return tuple(layout.all_commands())
     raise ValueError(NOT_REPLAYABLE.get(name, f"unknown stage {name!r}"))

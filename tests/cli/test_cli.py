@@ -75,13 +75,15 @@ def test_config_prints_the_effective_configuration_with_secrets_masked() -> None
         "TETHER_POWEROFFICE_SUBSCRIPTION_KEY": secret,
         "TETHER_POSTGRES_DSN": f"postgresql://tether:{secret}@db/tether",
         "TETHER_TOPIC_PREFIX": "acme",
+        "TETHER_CONSOLE_TOKENS": f"alice:operator:{secret}",
     }
     done = tether("config", env=env)
     assert done.returncode == 0, done.stderr
     assert secret not in done.stdout + done.stderr
     report = json.loads(done.stdout)
-    assert set(report) == {"extractor", "mapper", "loader", "verify"}
+    assert set(report) == {"extractor", "mapper", "loader", "verify", "console"}
     assert report["verify"]["postgres_dsn"] == "**********"
+    assert report["console"]["console_tokens"] == "**********"
     assert report["loader"]["poweroffice_subscription_key"] == "**********"
     assert report["mapper"]["postgres_dsn"] == "**********"
     assert report["extractor"]["topic_prefix"] == "acme"

@@ -41,6 +41,10 @@ def _comparable(value: object) -> object:
 def test_golden_payloads_decode_under_current_schemas(version_dir: Path, message_type: str) -> None:
     codec = AvroCodec()
     golden = version_dir / "golden"
+    if not (golden / f"{message_type}.bin").exists():
+        # A message type added later (OperatorAction: v3) has no golden payload in older releases.
+        assert not (version_dir / f"tether.{message_type}.avsc").exists(), message_type
+        pytest.skip(f"{message_type} is not part of release {version_dir.name}")
     payload = (golden / f"{message_type}.bin").read_bytes()
     expected = sample_to_datum(json.loads((golden / f"{message_type}.json").read_text()))
     decoded = codec.decode(payload, message_type)

@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import SecretStr
 from pydantic_settings import BaseSettings
 
+from services.console.settings import ConsoleSettings
 from services.core.settings import TetherSettings
 from services.extractor.settings import ExtractorSettings
 from services.loader.settings import LoaderSettings
@@ -29,6 +30,7 @@ SERVICES: dict[str, type[BaseSettings]] = {
     "mapper": MapperSettings,
     "loader": LoaderSettings,
     "verify": VerifySettings,
+    "console": ConsoleSettings,
 }
 #: Variables read outside the settings classes' fields (TetherSettings.load reads this one).
 NON_FIELD_VARIABLES = {"TETHER_SECRETS_DIR"}

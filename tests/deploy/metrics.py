@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 from prometheus_client import CollectorRegistry
 
+from services.console.metrics import ConsoleMetrics
 from services.core.budget import ApiBudget
 from services.core.metrics import BudgetCollector, CoreMetrics
 from services.extractor.metrics import ExtractorMetrics
@@ -40,6 +41,7 @@ def exported() -> set[str]:
     MapperMetrics(registry)
     LoaderMetrics(registry)
     VerifyMetrics(registry)
+    ConsoleMetrics(registry)
     registry.register(BudgetCollector([ApiBudget("probe", 1)]))
     names = set()
     for family in registry.collect():

@@ -235,7 +235,7 @@ def test_ports_and_probes_are_the_services_own(overlay: str) -> None:
             port = int(env.get("TETHER_HTTP_PORT") or cls.model_fields["http_port"].default)
             ports = {p["name"]: p["containerPort"] for p in container["ports"]}
             expected = {"http": port}
-            if "public_port" in cls.model_fields:  # the extractor's webhook, the mapper's /explain
+            if "public_port" in cls.model_fields:  # webhook, /explain, the console
                 public = env.get("TETHER_PUBLIC_PORT") or cls.model_fields["public_port"].default
                 expected["public"] = int(public)
             assert ports == expected, (container["name"], ports, expected)
@@ -440,6 +440,7 @@ def test_the_ingress_reaches_the_public_ports_only_and_prometheus_the_operations
                 admitted.setdefault(component, set()).update(ports)
     assert admitted["extractor"] == {"public", "http"}
     assert admitted["mapper"] == {"public", "http"}
+    assert admitted["console"] == {"public", "http"}
     assert admitted["loader"] == admitted["verify"] == {"http"}
     # The rule open to everyone (the ingress) names the extractor's public port alone.
     open_rules = [
@@ -454,3 +455,41 @@ def test_the_ingress_reaches_the_public_ports_only_and_prometheus_the_operations
     assert [p["targetPort"] for p in extractor["spec"]["ports"]] == ["public"]
     monitor = find(docs, "PodMonitor", "tether")
     assert [e["port"] for e in monitor["spec"]["podMetricsEndpoints"]] == ["http"]
+
+
+def test_the_console_is_reached_through_the_ingress_controller_only_and_over_tls() -> None:
+    """The console's public port admits the ingress controller's pods alone; the production
+    overlay's Ingress terminates TLS for every host it routes, to that port; sessions are Secure
+    there; the console reaches PostgreSQL (its read model) like the mapper."""
+    for overlay in OVERLAYS:
+        docs = rendered(overlay)
+        (rule,) = find(docs, "NetworkPolicy", "tether-ingress-console")["spec"]["ingress"]
+        assert [str(p["port"]) for p in rule["ports"]] == ["public"]
+        (source,) = rule["from"]  # one peer: namespace AND pod labels of the controller
+        assert source["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"]
+        assert source["podSelector"]["matchLabels"]["app.kubernetes.io/name"]
+        (expression,) = find(docs, "NetworkPolicy", "tether-egress-postgres")["spec"][
+            "podSelector"
+        ]["matchExpressions"]
+        assert "console" in expression["values"]
+        service = find(docs, "Service", "tether-console")
+        assert [p["targetPort"] for p in service["spec"]["ports"]] == ["public"]
+    docs = rendered("production")
+    platform = yaml.safe_load((K8S / "overlays" / "production" / "platform.yaml").read_text())
+    platform = platform["data"]  # local-config: not rendered, copied by `replacements`
+    (rule,) = find(docs, "NetworkPolicy", "tether-ingress-console")["spec"]["ingress"]
+    assert rule["from"][0]["namespaceSelector"]["matchLabels"] == {
+        "kubernetes.io/metadata.name": platform["ingressNamespace"]
+    }
+    ingress = find(docs, "Ingress", "tether-console")["spec"]
+    tls_hosts = {host for entry in ingress["tls"] for host in entry["hosts"]}
+    assert all(entry["secretName"] for entry in ingress["tls"])
+    for route in ingress["rules"]:
+        assert route["host"] in tls_hosts
+        for path in route["http"]["paths"]:
+            backend = path["backend"]["service"]
+            assert backend == {"name": "tether-console", "port": {"name": "public"}}
+    (container,) = find(docs, "Deployment", "tether-console")["spec"]["template"]["spec"][
+        "containers"
+    ]
+    assert environment(docs, container)["TETHER_CONSOLE_COOKIE_SECURE"] == "true"

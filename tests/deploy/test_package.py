@@ -71,6 +71,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
         names = archive.namelist()
     assert "services/core/schemas/tether.ChangeEvent.avsc" in names
     assert any(n.startswith("services/core/schemas/released/v1/golden/") for n in names)
+    assert "services/mapper/dataflows/default.json" in names
     venv = work / "venv"
     subprocess.run(["python3", "-m", "venv", str(venv)], check=True, timeout=120)
     pip = [str(venv / "bin" / "python"), "-m", "pip", "-q", "--disable-pip-version-check"]

@@ -1,11 +1,12 @@
-"""A real Prometheus scrapes the three running services and the verifier during a small sync;
-every dashboard query and every recording/alert rule expression returns data.
+"""A real Prometheus scrapes the three running services, the verifier and the console during a
+small sync; every dashboard query and every recording/alert rule expression returns data.
 
 The stack is the lead's ``services.demo.stack.Stack`` (simulators + services as processes, own
 topics and database) with the APIs' real budgets (so budget use has a denominator), webhooks on
 and a 5 s first reconciliation (so the breaker and drift series exist). One garbage message on a
 change topic makes the mapper park a dead letter. Prometheus is Debian's binary on loopback with
-a 1 s scrape and evaluation interval and the real rule file (group intervals set to 1 s).
+a 1 s scrape and evaluation interval and the real rule file (group intervals set to 1 s). The
+console gets an operator's requests, a wrong token and a read-only caller's refused action.
 
 Alert expressions return data only while firing, so their operands are checked
 (``promql.operands``: comparison removed, ``absent(X)`` -> ``X``) — and that none fires. The
@@ -45,6 +46,9 @@ RECORDS = 40
 PARTITIONS = 3  # what Stack configures
 GRAFANA_VARIABLES = {"$__rate_interval": "30s", "$__interval": "5s", "${datasource}": ""}
 DEADLINE_SECONDS = 75.0
+#: The console's callers (``Stack.start_console``): name -> role, then name -> token.
+CALLERS = {"operator": "operator", "viewer": "read"}
+TOKENS: dict[str, str] = {}
 
 
 def _free_port() -> int:
@@ -74,6 +78,7 @@ def stack(infra_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -
         the_stack.provision_topics()
         the_stack.start_services()
         the_stack.start_verify()
+        TOKENS.update(the_stack.start_console(CALLERS))
         counts = seeded.counts()
         total = counts["employees"] + counts["customers"] + counts["contact_persons"]
         layout = TopicLayout(prefix=the_stack.topic_prefix, partitions=PARTITIONS)
@@ -104,7 +109,7 @@ def prometheus(
                 "job_name": name,
                 "static_configs": [{"targets": [f"127.0.0.1:{stack.ports[name]}"]}],
             }
-            for name in (*SERVICES, "verify")
+            for name in (*SERVICES, "verify", "console")
         ],
     }
     (workdir / "prometheus.yml").write_text(yaml.safe_dump(config))
@@ -164,10 +169,26 @@ def park_a_dead_letter(stack: Stack) -> None:
         producer.close()
 
 
+def use_the_console(stack: Stack) -> None:
+    """Requests the console's panels and alerts are about: an operator's pages and API calls, a
+    wrong token (refused: invalid), and a read-only caller's action (refused: forbidden)."""
+    url = stack.console_url
+    operator = {"authorization": f"Bearer {TOKENS['operator']}"}
+    for path in ("/api/v1/overview", "/api/v1/links", "/api/v1/review-items"):
+        assert httpx.get(f"{url}{path}", headers=operator, timeout=30).status_code == 200
+    wrong = {"authorization": "Bearer not-the-token-of-anyone-here"}
+    assert httpx.get(f"{url}/api/v1/overview", headers=wrong, timeout=10).status_code == 401
+    viewer = {"authorization": f"Bearer {TOKENS['viewer']}"}
+    action = {"kind": "UNLINK", "link_id": "x", "reason": "test", "idempotency_key": "k1"}
+    refused = httpx.post(f"{url}/api/v1/actions", headers=viewer, json=action, timeout=10)
+    assert refused.status_code == 403
+
+
 def test_every_dashboard_query_and_rule_expression_returns_data(
     stack: Stack, prometheus: str
 ) -> None:
     park_a_dead_letter(stack)
+    use_the_console(stack)
     expressions: dict[str, str] = {}
     for title, expr in panel_queries():
         expressions[f"panel {title!r}: {expr}"] = _grafana(expr)
@@ -214,4 +235,4 @@ def test_the_manifests_probe_paths_are_served_by_the_running_services(stack: Sta
                 checked += 1
             metrics = httpx.get(f"{stack.service_url(name)}/metrics", timeout=5)
             assert metrics.status_code == 200 and "tether_service_info" in metrics.text
-    assert checked == 12
+    assert checked == 15  # extractor, mapper, loader, verify, console

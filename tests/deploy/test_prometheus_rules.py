@@ -82,7 +82,13 @@ def test_rules_and_dashboard_use_only_exported_metrics_and_recorded_series() -> 
         assert recorded_names <= records, (where, recorded_names - records)
         used |= metrics
     # The dashboard covers every stage's own metrics.
-    for prefix in ("tether_extractor_", "tether_mapper_", "tether_loader_", "tether_api_"):
+    for prefix in (
+        "tether_extractor_",
+        "tether_mapper_",
+        "tether_loader_",
+        "tether_api_",
+        "tether_console_",
+    ):
         assert any(name.startswith(prefix) for name in used), prefix
 
 
@@ -101,6 +107,8 @@ def test_rules_and_dashboard_use_only_exported_metrics_and_recorded_series() -> 
         "drift",
         "breaker",
         "divergent links",
+        "console api requests",
+        "operator actions",
     ],
 )
 def test_the_dashboard_answers_the_operators_questions(topic: str) -> None:

@@ -76,6 +76,29 @@ def test_create_of_an_existing_email_links_the_existing_contact(
     assert len(sims.wix_admin.contacts()) == 1
 
 
+def test_an_operators_create_new_contact_is_not_linked_to_the_existing_duplicate(
+    loader: LoaderHarness, sims: Stack
+) -> None:
+    # CREATE_NEW_CONTACT: the operator wants a new contact although one has the e-mail; a lost
+    # response must not create it twice (found again by its extended field).
+    existing = seed(
+        sims, {"name": {"first": "Kari"}, "emails": {"items": [{"email": "kari@example.no"}]}}
+    )
+    sims.wix.faults.add(
+        FaultRule(kind="lose_response", path=CREATE_PATH, method="POST", status=0, times=1)
+    )
+    command = replace(
+        wix_create({"info.name.first": "Kari", "info.emails[primary].email": "kari@example.no"}),
+        allow_duplicates=True,
+    )
+    loader.send(command)
+    outcome = loader.wait_outcome(command.command_id)
+    assert outcome["status"] == "CREATED"
+    assert outcome["target_id"] != existing["id"]
+    assert len(sims.wix_admin.contacts()) == 2
+    assert sims.wix_count("create") == 1  # never created twice
+
+
 def test_create_without_email_or_phone_is_found_again_after_a_lost_response(
     loader: LoaderHarness, sims: Stack
 ) -> None:

@@ -408,6 +408,11 @@ def read_topics(bootstrap: str, topics: list[str]) -> list[tuple[bytes | None, b
         consumer_timeout_ms=1000,
     )
     try:
+        deadline = time.monotonic() + DEADLINE_SECONDS
+        # A topic created moments ago may not be in this client's metadata yet: ask again.
+        while not all(consumer.partitions_for_topic(topic) for topic in topics):
+            assert time.monotonic() < deadline, f"topics unknown to the broker: {topics}"
+            time.sleep(0.1)
         partitions = [
             TopicPartition(topic, p)
             for topic in topics
@@ -417,7 +422,6 @@ def read_topics(bootstrap: str, topics: list[str]) -> list[tuple[bytes | None, b
         consumer.seek_to_beginning(*partitions)
         end = consumer.end_offsets(partitions)
         out: dict[TopicPartition, list[tuple[bytes | None, bytes]]] = {tp: [] for tp in partitions}
-        deadline = time.monotonic() + DEADLINE_SECONDS
         while any(consumer.position(tp) < end[tp] for tp in partitions):
             assert time.monotonic() < deadline, "could not read the topics to their end"
             for tp, batch in consumer.poll(timeout_ms=200).items():

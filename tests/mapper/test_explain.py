@@ -57,9 +57,17 @@ def test_explain_over_http_and_cli(
         assert body["status"] == "linked"
         members = {m["key"]: m for m in body["link"]["members"]}
         assert set(members) == {"poweroffice:employees:1", "wix:contacts:c-1"}
-        assert members["wix:contacts:c-1"]["observed"]["props"]["email"] == "ola@example.no"
-        assert members["poweroffice:employees:1"]["observed"]["props"]["phone"] == "912 34 567"
-        assert body["observed"]["props"]["first_name"] == "Ola"
+        # No authentication on this route: property names, never values (issue 13).
+        assert members["wix:contacts:c-1"]["observed"]["properties"] == [
+            "email",
+            "first_name",
+            "last_name",
+            "phone",
+        ]
+        assert "props" not in members["poweroffice:employees:1"]["observed"]
+        assert "first_name" in body["observed"]["properties"]
+        for personal in ("ola@example.no", "Ola", "912 34 567", "91234567"):
+            assert personal not in linked.text
         assert body["history"][0]["decision"] == "linked"
         assert body["pending_commands"] == [] and body["review_items"] == []
 
@@ -106,9 +114,35 @@ def test_explain_over_http_and_cli(
             out = capsys.readouterr().out
             assert h.dsn not in out
             answers[record_id] = (code, json.loads(out)["status"])
+            if record_id == "1":  # the CLI's caller holds the database credentials: values
+                member = json.loads(out)["link"]["members"]
+                emails = {m["observed"]["props"].get("email") for m in member if m["observed"]}
+                assert "ola@example.no" in emails
         assert answers == {
             "1": (0, "linked"),
             "9": (0, "in_review"),
             "404": (1, "unknown"),
         }
         assert explain.main(["--system", "wix", "--resource", "employees", "--id", "1"]) == 2
+
+
+def test_the_explain_routes_connection_cannot_write(
+    pg_dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An explain request's session is read-only in PostgreSQL itself (psycopg's ``read_only``
+    attribute does nothing on an autocommit connection: this write went through before)."""
+    import psycopg
+
+    from services.mapper import http
+
+    def writing_explain(conn: Any, *_args: Any) -> dict[str, Any]:
+        conn.execute("CREATE TABLE explain_wrote (x int)")
+        return {"status": "linked"}
+
+    monkeypatch.setattr(http, "explain_record", writing_explain)
+    endpoint = http.ExplainEndpoint(lambda: pg_dsn, "default")
+    status, _, body = endpoint.answer({"system": "poweroffice", "resource": "employees", "id": "1"})
+    assert status == 503 and b"ReadOnlySqlTransaction" in body
+    with psycopg.connect(pg_dsn) as conn:
+        found = conn.execute("SELECT to_regclass('explain_wrote')").fetchone()
+    assert found == (None,)

@@ -301,7 +301,7 @@ def test_a_hold_across_a_rebalance_strands_nothing(
         thread = threading.Thread(target=run_b)
         thread.start()
         try:
-            total = 2 * (len(h.layout.all_changes()) + 1)
+            total = 2 * (len(h.layout.all_changes()) + 2)  # + outcomes, operator actions
             deadline = time.monotonic() + DEADLINE_SECONDS
             while not (
                 a.consumer

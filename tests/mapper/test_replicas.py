@@ -52,7 +52,7 @@ def test_two_replicas_create_each_contact_once(
         threads = [threading.Thread(target=run, args=(m,)) for m in replicas]
         for thread in threads:
             thread.start()
-        partitions = 2 * (len(h.layout.all_changes()) + 1)
+        partitions = 2 * (len(h.layout.all_changes()) + 2)  # + outcomes, operator actions
         try:
             # Both replicas joined and split the partitions, then the input arrives.
             wait(lambda: assigned(replicas) == partitions and not errors)

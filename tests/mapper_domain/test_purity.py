@@ -9,7 +9,12 @@ import services.mapper.domain as domain
 from tests.support.imports import disallowed_imports
 
 ALLOWED_THIRD_PARTY = {"pydantic", "phonenumbers"}
-ALLOWED_FIRST_PARTY = ("services.mapper.domain", "services.core.errors", "services.core.wix_items")
+ALLOWED_FIRST_PARTY = (
+    "services.mapper.domain",
+    "services.core.errors",
+    "services.core.wix_items",
+    "services.core.operator_actions",
+)
 
 
 def test_domain_imports_only_stdlib_pydantic_phonenumbers_and_itself() -> None:

@@ -64,7 +64,11 @@ def test_preview_is_rendered_with_already_sent_commands_marked() -> None:
 
 
 def test_stage_inputs_come_from_the_topic_layout() -> None:
-    assert stage_topics("mapper", LAYOUT) == (*LAYOUT.all_changes(), LAYOUT.outcomes)
+    assert stage_topics("mapper", LAYOUT) == (
+        *LAYOUT.all_changes(),
+        LAYOUT.outcomes,
+        LAYOUT.operator_actions,
+    )
     assert stage_topics("loader", LAYOUT) == tuple(LAYOUT.all_commands())
     with pytest.raises(ValueError, match="nothing to replay"):
         stage_topics("extractor", LAYOUT)

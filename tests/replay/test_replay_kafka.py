@@ -172,3 +172,48 @@ def test_dead_letters_are_listed_then_re_driven_byte_for_byte_once(
     assert (code, again["dead_letters"]) == (0, 0)
     code, everything = run_cli(capsys, "deadletters", "mapper", "--all")
     assert everything["dead_letters"] == 2
+
+
+def test_the_console_re_drives_exactly_the_dead_letters_it_names(
+    kafka_bootstrap: str,
+    layout: TopicLayout,
+    replay_env: dict[str, str],
+    producer: KafkaProducer,
+) -> None:
+    from services.core.settings import TetherSettings
+    from services.replay.deadletters import plan_redrive, redrive_selected
+    from services.replay.kafka_ops import KafkaOps
+
+    source = layout.changes("wix", "contacts")
+    for n in range(3):
+        key = record_key("default", "wix", "contacts", f"c-{n}")
+        park(
+            layout,
+            producer,
+            payload=f"p{n}".encode(),
+            source_topic=source,
+            partition=0,
+            offset=n,
+            key=key,
+        )
+    settings = TetherSettings.load()
+    codec = AvroCodec()
+    ops = KafkaOps(settings)
+    try:
+        ids = [d.dead_letter_id for d in plan_redrive(ops, codec, layout, "mapper").letters]
+        assert len(ids) == 3
+        done = redrive_selected(settings, ops, codec, layout, "mapper", [ids[1], "nope"])
+        assert done.redriven == (ids[1],) and done.missing == ("nope",)
+        payloads = [
+            m[1]
+            for p in range(layout.partitions)
+            for m in read_partition(kafka_bootstrap, source, p)
+        ]
+        assert payloads.count(b"p1") == 1 and b"p0" not in payloads and b"p2" not in payloads
+        # naming ids leaves the position alone: the CLI still offers all three
+        assert len(plan_redrive(ops, codec, layout, "mapper").letters) == 3
+        rest = redrive_selected(settings, ops, codec, layout, "mapper")
+        assert rest.redriven == tuple(ids)
+        assert plan_redrive(ops, codec, layout, "mapper").letters == ()
+    finally:
+        ops.close()

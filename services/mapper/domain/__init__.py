@@ -6,8 +6,9 @@ events, loads link state, calls the functions below, persists what they return a
 commands. See ``docs/mapping-rules.md`` for the rules.
 
 Modules: ``normalize`` (value forms), ``mappings`` (FlowSpecs, read/write), ``identity`` (record
-refs, derived ids), ``policy``, ``state`` (links), ``messages`` (inputs/outputs), ``matching``,
-``merge`` (three-way merge), ``decide`` (entry points).
+refs, derived ids), ``policy``, ``dataflow`` (the dataflow file's model, compiled into the
+FlowSpecs and policy), ``state`` (links), ``messages`` (inputs/outputs), ``matching``, ``merge``
+(three-way merge), ``decide`` (entry points).
 """
 
 from services.mapper.domain.decide import (

@@ -6,7 +6,8 @@ PowerOffice contact persons need for their URL (``/ContactPersons/{ContactId}/{I
 is context, not identity (``RecordRef.identity`` leaves it out).
 
 Every id the mapper hands out is a UUIDv5 over a canonical JSON rendering of its inputs, so the
-same input always yields the same id (replay safety, loader de-duplication).
+same input always yields the same id (replay safety, loader de-duplication). Derived ids are
+memoised in a bounded LRU cache (a pure function: the cache changes no id).
 
 Pure module: it imports no I/O library.
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from functools import lru_cache
 from typing import Any, Final
 
 from pydantic import BaseModel, ConfigDict
@@ -64,8 +66,22 @@ def canonical_json(value: Any) -> str:
 
 
 def derive_id(kind: str, *parts: Any) -> str:
-    """A UUIDv5 (as text) over ``kind`` and ``parts``."""
+    """A UUIDv5 (as text) over ``kind`` and ``parts``. Memoised (``ID_CACHE_SIZE`` entries,
+    least recently used dropped first) when every part is a ``str``, an ``int`` or None: for
+    those, equal arguments have equal JSON. Others (a datetime equal to one in another time
+    zone, ``1`` vs ``True`` inside a tuple, dicts) are computed each time."""
+    if all(type(part) in _CACHEABLE for part in parts):
+        return _derive_cached(kind, *parts)
+    return _derive(kind, *parts)
+
+
+def _derive(kind: str, *parts: Any) -> str:
     return str(uuid.uuid5(NAMESPACE, canonical_json([kind, *parts])))
+
+
+ID_CACHE_SIZE = 16_384
+_CACHEABLE = (str, int, type(None))
+_derive_cached = lru_cache(maxsize=ID_CACHE_SIZE, typed=True)(_derive)
 
 
 def link_id_for(first_member: RecordRef) -> str:

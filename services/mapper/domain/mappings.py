@@ -153,7 +153,15 @@ PHONE = CanonicalProperty(
 PROPERTIES: dict[str, CanonicalProperty] = {
     p.name: p for p in (FIRST_NAME, LAST_NAME, EMAIL, PHONE)
 }
-"""Every canonical property; a Wix contact carries all of them."""
+"""Every canonical property; a Wix contact carries all of them (``use_dataflow`` may replace
+them with a dataflow file's declarations, which can only use the ``WIX_READERS`` below)."""
+
+WIX_READERS: dict[str, tuple[str, Callable[[Record], str | None]]] = {
+    p.wix_path: (p.name, p.read_wix) for p in (FIRST_NAME, LAST_NAME, EMAIL, PHONE)
+}
+"""Wix field path -> (the canonical name the loader and the Wix client write it under, reader).
+A dataflow file can map only these paths until the field accessors move into the connector
+packages (issue 15)."""
 
 CONTACT_DATA_PROPERTIES: tuple[str, ...] = ("first_name", "last_name", "email", "phone")
 """A Wix contact must keep at least one of these (or another email/phone item)."""
@@ -169,20 +177,31 @@ def kind_of(name: str) -> ValueKind:
 # --------------------------------------------------------------------------------------------
 
 
-def _always(_record: Record) -> bool:
-    return True
+@dataclass(frozen=True)
+class Always:
+    """The condition that holds for every record (a property every record carries)."""
+
+    def __call__(self, _record: Record) -> bool:
+        return True
 
 
-def _is_person(record: Record) -> bool:
-    return record.get("IsPerson") is True
+@dataclass(frozen=True)
+class FieldIs:
+    """The condition ``record[field] is value`` for a JSON boolean: an absent or ``null`` field,
+    or any other value, does not hold. Data, not code, so that a dataflow file can state it and
+    two specs with the same conditions compare equal."""
+
+    field: str
+    value: bool
+
+    def __call__(self, record: Record) -> bool:
+        return record.get(self.field) is self.value
 
 
-def _archived(record: Record) -> bool:
-    return record.get("IsArchived") is True
-
-
-def _contact_person_inactive(record: Record) -> bool:
-    return record.get("IsActive") is False
+ALWAYS = Always()
+_is_person = FieldIs("IsPerson", True)
+_archived = FieldIs("IsArchived", True)
+_contact_person_inactive = FieldIs("IsActive", False)
 
 
 @dataclass(frozen=True)
@@ -191,7 +210,7 @@ class PropertyMap:
 
     prop: CanonicalProperty
     poweroffice_field: str
-    applies: Callable[[Record], bool] = _always
+    applies: Callable[[Record], bool] = ALWAYS
     """Whether a given record carries this property (evaluated on every observation)."""
 
     @property
@@ -283,7 +302,21 @@ FLOW_C_CUSTOMERS = FlowSpec(
 FLOWS: dict[str, FlowSpec] = {
     f.name: f for f in (FLOW_A_EMPLOYEES, FLOW_B_CONTACT_PERSONS, FLOW_C_CUSTOMERS)
 }
-"""Flow registry, keyed by PowerOffice resource."""
+"""Flow registry, keyed by PowerOffice resource (the built-in default; ``use_dataflow`` replaces
+it with a dataflow file's flows at start-up)."""
+
+
+def use_dataflow(
+    flows: Mapping[str, FlowSpec], properties: Mapping[str, CanonicalProperty]
+) -> None:
+    """Make ``flows``/``properties`` (built from a validated dataflow file, see ``dataflow``)
+    the registries every function of the domain reads. Called once, at process start, before
+    any change is handled: the registries are replaced in place so that every module holding a
+    reference to ``FLOWS``/``PROPERTIES`` sees the new content."""
+    FLOWS.clear()
+    FLOWS.update(flows)
+    PROPERTIES.clear()
+    PROPERTIES.update(properties)
 
 
 def flow_for(resource: str) -> FlowSpec:

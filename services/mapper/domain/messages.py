@@ -160,6 +160,9 @@ class Command(BaseModel):
     expected: dict[str, JsonScalar] = Field(default_factory=dict)
     expected_revision: int | None = None
     cause: EventRef
+    allow_duplicates: bool = False
+    """A Wix create that must not be refused for another contact with its e-mail/phone (an
+    operator chose to create a new contact for a record matching several)."""
 
 
 class ConflictSide(BaseModel):

@@ -20,6 +20,13 @@ the mapper removes it at its boundary — from every incoming record (``without_
 same value and an echo is still recognised. Every other character (other control characters,
 emoji, right-to-left text and marks) is synced as is.
 
+Phone parsing is the costly part (``phonenumbers``): a cleaned value is parsed once and its
+string forms (E.164, comparison form) are memoised per (value, region) in a bounded LRU cache
+(``PHONE_CACHE_SIZE`` entries) that ``phone_e164``, ``normalize_phone`` and ``check`` share — a
+pure function of its arguments, so caching changes no result. ``parse_phone`` itself is not
+cached (it returns a mutable ``PhoneNumber``). ``compare_key`` — called for every property of
+every comparison the merge makes — is memoised the same way.
+
 Pure module: it imports no I/O library (only the standard library and ``phonenumbers``).
 """
 
@@ -27,6 +34,7 @@ from __future__ import annotations
 
 import re
 from enum import StrEnum
+from functools import lru_cache
 from typing import TypeVar, cast
 
 import phonenumbers
@@ -40,6 +48,9 @@ NUL = "\x00"
 _WHITESPACE = re.compile(r"\s+")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
 _PHONE_CHARS = re.compile(r"[^0-9+]")
+PHONE_CACHE_SIZE = 16_384
+"""Entries per phone cache (a bounded LRU: ~5 MiB full; 65,536 took ~20 MiB each, too much of
+the 200 MiB a service may use — tests/mapper_domain/test_cache_bounds.py)."""
 
 
 class ValueKind(StrEnum):
@@ -112,19 +123,24 @@ def parse_phone(value: str | None, region: str = DEFAULT_REGION) -> phonenumbers
     return number
 
 
+@lru_cache(maxsize=PHONE_CACHE_SIZE)
+def _phone_forms(text: str, region: str) -> tuple[str | None, str | None]:
+    """One parse of a cleaned value, memoised: (E.164 when it has no extension, comparison
+    form); both None when it is not a possible number."""
+    number = parse_phone(text, region)
+    if number is None:
+        return None, None
+    e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    if number.extension:
+        return None, f"{e164};ext={number.extension}"
+    return e164, e164
+
+
 def phone_e164(value: str | None, region: str = DEFAULT_REGION) -> str | None:
     """E.164 form of a phone number, or ``None`` when it cannot be parsed or carries an extension
     (E.164 cannot represent an extension, so such numbers are written as typed)."""
-    number = parse_phone(value, region)
-    if number is None or number.extension:
-        return None
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
-
-
-def normalize_email(value: str | None) -> str | None:
-    """Comparison form of an e-mail address: trimmed and case-folded."""
     text = clean(value)
-    return text.casefold() if text is not None else None
+    return _phone_forms(text, region)[0] if text is not None else None
 
 
 def normalize_phone(value: str | None, region: str = DEFAULT_REGION) -> str | None:
@@ -138,12 +154,17 @@ def normalize_phone(value: str | None, region: str = DEFAULT_REGION) -> str | No
     text = clean(value)
     if text is None:
         return None
-    number = parse_phone(text, region)
-    if number is not None:
-        e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
-        return f"{e164};ext={number.extension}" if number.extension else e164
+    compared = _phone_forms(text, region)[1]
+    if compared is not None:
+        return compared
     digits = _PHONE_CHARS.sub("", text)
     return digits or text.casefold()
+
+
+def normalize_email(value: str | None) -> str | None:
+    """Comparison form of an e-mail address: trimmed and case-folded."""
+    text = clean(value)
+    return text.casefold() if text is not None else None
 
 
 def normalize_name(value: str | None) -> str | None:
@@ -152,6 +173,7 @@ def normalize_name(value: str | None) -> str | None:
     return _WHITESPACE.sub(" ", text) if text is not None else None
 
 
+@lru_cache(maxsize=PHONE_CACHE_SIZE, typed=True)  # typed: 1 and True compare differently
 def compare_key(kind: ValueKind, value: str | None) -> str | None:
     """The comparison form of ``value`` for its kind (``None`` for empty)."""
     if kind is ValueKind.EMAIL:
@@ -179,7 +201,7 @@ def check(kind: ValueKind, value: str | None) -> IssueCode | None:
         return None
     if kind is ValueKind.EMAIL and not is_valid_email(text):
         return IssueCode.INVALID_EMAIL
-    if kind is ValueKind.PHONE and parse_phone(text) is None:
+    if kind is ValueKind.PHONE and _phone_forms(text, DEFAULT_REGION)[1] is None:
         return IssueCode.UNPARSEABLE_PHONE
     return None
 

@@ -24,6 +24,8 @@ from services.mapper.migrations import (
     v002_stream_starts,
     v003_verification,
     v004_outbox_trace,
+    v005_operator_actions,
+    v006_console_read_model,
 )
 
 log = logging.getLogger("tether.mapper.migrations")
@@ -61,6 +63,10 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(v002_stream_starts.VERSION, v002_stream_starts.NAME, v002_stream_starts.SQL),
     Migration(v003_verification.VERSION, v003_verification.NAME, v003_verification.SQL),
     Migration(v004_outbox_trace.VERSION, v004_outbox_trace.NAME, v004_outbox_trace.SQL),
+    Migration(v005_operator_actions.VERSION, v005_operator_actions.NAME, v005_operator_actions.SQL),
+    Migration(
+        v006_console_read_model.VERSION, v006_console_read_model.NAME, v006_console_read_model.SQL
+    ),
 )
 
 

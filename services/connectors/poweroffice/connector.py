@@ -1,0 +1,259 @@
+"""PowerOffice Go v2 behind the connector interface (``services.core.connector``).
+
+Adapters only: every request, retry, renewal and guard is ``PowerOfficeClient``'s, unchanged.
+
+* ``PowerOfficeStream.pages``: keyset paging on ``LastChangedDateTimeOffset`` through
+  ``iter_records(changed_since=...)`` (which never stops at a short page and re-reads records
+  sharing a timestamp). The cursor is the raw ``LastChangedDateTimeOffset`` of a page's last
+  record; resuming asks for records changed after one microsecond *before* it, so the records
+  sharing that stamp are read again (the overlap) and none is skipped. No cursor: from
+  ``1970-01-01``, i.e. every record, in change order.
+* ``scan``: ``Id``/``LastChangedDateTimeOffset`` (and ``ContactId``) of every record, by ``Id``.
+* ``PowerOfficeTarget``: ``create`` with the resource's reference field (``ExternalImportReference``
+  or ``ExternalCode``: the client looks it up before and after the POST); ``update`` is a JSON
+  Patch with ``test`` operations from ``Guard.expected`` (the guard is the written fields' values
+  as read); ``delete`` by id.
+
+Resources keep the engine's names (``contact_persons``); ``API_RESOURCE`` maps them to the API's.
+
+Imports: the PowerOffice client and models, ``services.core`` — never the simulator.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final
+
+from services.connectors.poweroffice.client import (
+    MAX_PAGE_SIZE,
+    PowerOfficeClient,
+    RetryPolicy,
+    require_credentials,
+)
+from services.connectors.poweroffice.models import (
+    REFERENCE_FIELD,
+    ContactPerson,
+    Customer,
+    Employee,
+    Resource,
+    parse_timestamp,
+)
+from services.core.budget import ApiBudget
+from services.core.connector import (
+    ConnectorDescriptor,
+    Guard,
+    Listed,
+    Page,
+    RateLimit,
+    RecordKey,
+    ResourceDescriptor,
+    SourceStream,
+    Target,
+    WireRecord,
+    Written,
+)
+from services.core.errors import ContractError, NotFoundError
+from services.core.settings import PowerOfficeSettings
+
+SYSTEM: Final = "poweroffice"
+STAMP: Final = "LastChangedDateTimeOffset"
+API_RESOURCE: Final[dict[str, Resource]] = {
+    "employees": "employees",
+    "customers": "customers",
+    "contact_persons": "contactpersons",
+}
+"""Engine resource name -> API resource name."""
+PoRecord = Employee | Customer | ContactPerson
+_SCHEMA: Final[dict[str, type[PoRecord]]] = {
+    "employees": Employee,
+    "customers": Customer,
+    "contact_persons": ContactPerson,
+}
+_BEGINNING: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_TICK: Final = timedelta(microseconds=1)
+
+
+def _int_id(value: str, what: str) -> int:
+    if not value.isdigit():
+        raise NotFoundError(f"{SYSTEM}: {what} {value!r} is not a PowerOffice id", system=SYSTEM)
+    return int(value)
+
+
+class PowerOfficeStream:
+    """``SourceStream`` of one PowerOffice resource."""
+
+    def __init__(self, client: PowerOfficeClient, resource: str) -> None:
+        self.client = client
+        self._resource = resource
+        self.api_resource = API_RESOURCE[resource]
+
+    @property
+    def resource(self) -> str:
+        return self._resource
+
+    def pages(self, cursor: str | None, page_size: int) -> Iterator[Page]:
+        since = _BEGINNING if cursor is None else parse_timestamp(cursor) - _TICK
+        listing = self.client.iter_records(
+            self.api_resource, changed_since=since, page_size=min(page_size, MAX_PAGE_SIZE)
+        )
+        # One record of look-ahead tells whether a page is the last one.
+        ahead = next(listing, None)
+        if ahead is None:
+            yield Page((), cursor, True)
+            return
+        position = cursor
+        while ahead is not None:
+            records = [ahead, *itertools.islice(listing, page_size - 1)]
+            ahead = next(listing, None)
+            stamp = records[-1].get(STAMP)
+            position = stamp if isinstance(stamp, str) else position
+            yield Page(tuple(records), position, ahead is None)
+
+    def get(self, key: RecordKey) -> WireRecord | None:
+        record_id = _int_id(key.id, "id")
+        parent = None
+        if self.api_resource == "contactpersons":
+            if key.parent_id is None:
+                raise ValueError("a contact person is read with its parent (ContactId)")
+            parent = _int_id(key.parent_id, "ContactId")
+        try:
+            return self.client.get_record(self.api_resource, record_id, contact_id=parent)
+        except NotFoundError:
+            return None
+
+    def scan(self, page_size: int) -> Iterator[Listed]:
+        fields = ["Id", STAMP]
+        if self.api_resource == "contactpersons":
+            fields.append("ContactId")
+        for raw in self.client.iter_records(
+            self.api_resource,
+            fields=fields,
+            order_by="Id asc",
+            page_size=min(page_size, MAX_PAGE_SIZE),
+        ):
+            stamp = raw.get(STAMP)
+            yield Listed(self.key_of(raw), stamp if isinstance(stamp, str) else None)
+
+    def key_of(self, record: Mapping[str, Any]) -> RecordKey:
+        record_id = record.get("Id")
+        if not isinstance(record_id, int) or isinstance(record_id, bool):
+            raise ContractError(f"{SYSTEM} {self._resource}: record without an integer Id")
+        parent = record.get("ContactId") if self.api_resource == "contactpersons" else None
+        return RecordKey(str(record_id), str(parent) if isinstance(parent, int) else None)
+
+    def version_of(self, record: Mapping[str, Any]) -> str:
+        stamp = record.get(STAMP)
+        if not isinstance(stamp, str):
+            raise ContractError(f"{SYSTEM} {self._resource}: record without {STAMP}")
+        return stamp
+
+
+class PowerOfficeTarget:
+    """``Target`` of one PowerOffice resource."""
+
+    def __init__(self, client: PowerOfficeClient, resource: str) -> None:
+        self.client = client
+        self._resource = resource
+        self.api_resource = API_RESOURCE[resource]
+
+    @property
+    def resource(self) -> str:
+        return self._resource
+
+    def _written(self, record: PoRecord, created: bool = False) -> Written:
+        wire = record.to_wire()
+        parent = wire.get("ContactId") if self.api_resource == "contactpersons" else None
+        return Written(
+            RecordKey(str(wire["Id"]), str(parent) if parent is not None else None),
+            wire,
+            created,
+        )
+
+    def _parent(self, parent_id: str | None) -> int:
+        if parent_id is None:
+            raise ValueError("a contact person is written with its parent (ContactId)")
+        return _int_id(parent_id, "ContactId")
+
+    def create(
+        self, values: Mapping[str, Any], *, reference: str, parent_id: str | None = None
+    ) -> Written:
+        if self.api_resource == "employees":
+            result: Any = self.client.create_employee(values, reference=reference)
+        elif self.api_resource == "customers":
+            result = self.client.create_customer(values, reference=reference)
+        else:
+            result = self.client.create_contact_person(
+                self._parent(parent_id), values, reference=reference
+            )
+        return self._written(result.record, result.created)
+
+    def guard(self, record: Mapping[str, Any], fields: tuple[str, ...]) -> Guard:
+        return Guard(expected={name: record.get(name) for name in fields})
+
+    def update(self, key: RecordKey, changes: Mapping[str, Any], *, guard: Guard) -> Written:
+        record_id = _int_id(key.id, "id")
+        expected = dict(guard.expected) or None
+        if self.api_resource == "employees":
+            record: PoRecord = self.client.update_employee(record_id, changes, expected=expected)
+        elif self.api_resource == "customers":
+            record = self.client.update_customer(record_id, changes, expected=expected)
+        else:
+            record = self.client.update_contact_person(
+                self._parent(key.parent_id), record_id, changes, expected=expected
+            )
+        return self._written(record)
+
+    def delete(self, key: RecordKey) -> None:
+        record_id = _int_id(key.id, "id")
+        if self.api_resource == "employees":
+            self.client.delete_employee(record_id)
+        elif self.api_resource == "customers":
+            self.client.delete_customer(record_id)
+        else:
+            self.client.delete_contact_person(self._parent(key.parent_id), record_id)
+
+
+def make_client(settings: PowerOfficeSettings, budget: ApiBudget) -> PowerOfficeClient:
+    """A production client from settings (every credential required)."""
+    require_credentials(settings)
+    return PowerOfficeClient(
+        application_key=settings.poweroffice_app_key,
+        client_key=settings.poweroffice_client_key,
+        subscription_key=settings.poweroffice_subscription_key,
+        budget=budget,
+        base_url=settings.poweroffice_base_url,
+        token_url=settings.poweroffice_token_url,
+        retry=RetryPolicy(),
+    )
+
+
+def streams(client: PowerOfficeClient) -> dict[str, SourceStream]:
+    return {name: PowerOfficeStream(client, name) for name in API_RESOURCE}
+
+
+def targets(client: PowerOfficeClient) -> dict[str, Target]:
+    return {name: PowerOfficeTarget(client, name) for name in API_RESOURCE}
+
+
+DESCRIPTOR: Final = ConnectorDescriptor[PowerOfficeSettings, PowerOfficeClient](
+    system=SYSTEM,
+    resources={
+        name: ResourceDescriptor(
+            name=name,
+            record_schema=_SCHEMA[name],
+            key_field="Id",
+            version_field=STAMP,
+            reference_field=REFERENCE_FIELD[api],
+            parent_field="ContactId" if api == "contactpersons" else None,
+        )
+        for name, api in API_RESOURCE.items()
+    },
+    settings_model=PowerOfficeSettings,
+    rate_limit=RateLimit(requests=10, per_seconds=1.0),
+    client_factory=make_client,
+    streams=streams,
+    targets=targets,
+)
+"""The PowerOffice Go v2 connector (10 requests/second per subscription key)."""

@@ -1,0 +1,223 @@
+"""The connector interface: what the engine needs from one system, and nothing more.
+
+A connector is one package, ``services/connectors/<system>/``, whose ``connector.py`` exports a
+``ConnectorDescriptor``. The engine (extractor, mapper, loader) is meant to be generic over these
+types; nothing outside the package should name the system (docs/connectors.md: what still does).
+
+Three roles, each a ``typing.Protocol`` (structural: an adapter needs no base class)::
+
+    ConnectorDescriptor   system name, resources (record schema, key/version/reference/parent
+      |                   fields), settings model, client factory, documented rate limit
+      +-- SourceStream    per resource: pages(cursor) -> Page..., get(key), scan()
+      +-- Target          per resource: create(values, reference), update(key, changes, guard),
+                          delete(key), guard(record, fields)
+
+Deliberately simpler than the anchors it learned from. Kafka Connect splits Connector/Task/
+Converter and configures through ``ConfigDef``; here settings are one pydantic model and the
+records stay the API's own JSON objects (the Avro envelope is the engine's business). The
+Airbyte CDK's ``Stream`` carries ``cursor_field`` + a mutable ``state`` and Meltano's
+``RESTStream`` a ``replication_key``; here the cursor is one opaque string the connector makes
+and parses, the caller stores it after it has handled a page. Debezium's SPI streams a log;
+our sources are polled APIs, so a stream can only promise *at-least-once with overlap*:
+
+* ``pages(cursor)`` yields every record changed at or after the position ``cursor`` denotes
+  (``None``: every record), in pages of at most ``page_size``; each ``Page.cursor`` is where to
+  resume once that page is handled. Resuming may return records again (the overlap) but never
+  skips one; the caller de-duplicates on ``(key, version)``. ``Page.last`` says the source had
+  nothing more when it was read; a short page is never taken as the end (servers clamp).
+* Polling cannot see deletes: ``scan()`` lists every live record's key and version, and
+  ``get(key)`` answers ``None`` for a record that is gone — verification and reconciliation use
+  both.
+* ``Target.create`` carries an idempotency ``reference`` kept with the record (PowerOffice:
+  ``ExternalImportReference``/``ExternalCode``; Wix: an extended field): a repeated create with
+  the same reference returns the existing record (``Written.created`` false), so a create whose
+  outcome was lost can be resent.
+* ``Target.update`` takes a ``Guard`` made by ``Target.guard`` from the record as the caller read
+  it; when the record has changed since, the system refuses the write (``ConflictError``): the
+  caller re-reads and merges again. The connector decides what a guard is — a revision (Wix) or
+  the expected current values of the written fields (PowerOffice's JSON Patch ``test``) — and it
+  must be enforced by the system, not by a read-then-write race in the client.
+* Errors are ``services.core.errors`` types (``NotFoundError``, ``ConflictError``,
+  ``RateLimitedError``...); rate limits and token renewal are the client's job: a 429 or an
+  expired token never reaches the caller as long as retries remain.
+
+Field vocabulary: a record's fields are addressed by the connector's own paths — PowerOffice's
+PascalCase names, Wix's ``info.name.first``/``info.emails[primary].email`` — the same paths a
+dataflow file (``dataflows/default.json``) names, so a mapped property is one line there.
+
+Imports: the standard library, pydantic and ``services.core.budget`` only. Never a connector.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Generic, Protocol, TypeVar
+
+from pydantic import BaseModel
+from pydantic_settings import BaseSettings
+
+from services.core.budget import ApiBudget
+
+WireRecord = dict[str, Any]
+"""A record as the API sent it (a JSON object)."""
+
+
+@dataclass(frozen=True)
+class RecordKey:
+    """Where a record lives: its id, plus the parent id some APIs need in the URL (PowerOffice
+    contact persons: ``/ContactPersons/{ContactId}/{Id}``). The parent is context, not identity."""
+
+    id: str
+    parent_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of a source stream (see the module docstring for the cursor rules)."""
+
+    records: tuple[WireRecord, ...]
+    cursor: str | None
+    """Resume here after handling this page (``None``: nothing read yet, start from the top)."""
+    last: bool
+    """The source had no more records when this page was read."""
+    rejected: tuple[Any, ...] = ()
+    """Items of the page that are not JSON objects, as sent: never dropped silently — the
+    caller dead-letters them."""
+
+
+@dataclass(frozen=True)
+class Listed:
+    """One live record in a scan: its key and version (``None`` when the record carries none)."""
+
+    key: RecordKey
+    version: str | None
+
+
+@dataclass(frozen=True)
+class Guard:
+    """What must still hold for an update to apply. A connector fills what its system enforces:
+    ``version`` (a revision) and/or ``expected`` (field path -> value as read)."""
+
+    version: str | None = None
+    expected: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Written:
+    """A record after a create or an update, as the system returned it."""
+
+    key: RecordKey
+    record: WireRecord
+    created: bool = False
+    """``create`` only: False when a record with the same reference existed already."""
+
+
+class SourceStream(Protocol):
+    """Reading one resource."""
+
+    @property
+    def resource(self) -> str: ...
+
+    def pages(self, cursor: str | None, page_size: int) -> Iterator[Page]:
+        """Records changed at or after ``cursor`` (``None``: all), oldest change first."""
+        ...
+
+    def get(self, key: RecordKey) -> WireRecord | None:
+        """The record now, or ``None`` when it is gone."""
+        ...
+
+    def scan(self, page_size: int) -> Iterator[Listed]:
+        """Every live record's key and version (verification, reconciliation, deletes)."""
+        ...
+
+    def key_of(self, record: Mapping[str, Any]) -> RecordKey:
+        """The key of a record (``ContractError`` when it carries none)."""
+        ...
+
+    def version_of(self, record: Mapping[str, Any]) -> str:
+        """The record's version: it changes with every change of the record."""
+        ...
+
+
+class Target(Protocol):
+    """Writing one resource."""
+
+    @property
+    def resource(self) -> str: ...
+
+    def create(
+        self, values: Mapping[str, Any], *, reference: str, parent_id: str | None = None
+    ) -> Written:
+        """Create a record, or return the one already carrying ``reference``."""
+        ...
+
+    def guard(self, record: Mapping[str, Any], fields: tuple[str, ...]) -> Guard:
+        """The guard of an update of ``fields`` against ``record`` as the caller read it."""
+        ...
+
+    def update(self, key: RecordKey, changes: Mapping[str, Any], *, guard: Guard) -> Written:
+        """Write ``changes`` (field path -> value, ``None`` clears) unless the guard no longer
+        holds (``ConflictError``)."""
+        ...
+
+    def delete(self, key: RecordKey) -> None:
+        """Delete a record (``NotFoundError`` when it does not exist)."""
+        ...
+
+
+class Client(Protocol):
+    """What the engine does with a connector's client itself: close it."""
+
+    def close(self) -> None: ...
+
+
+SettingsT = TypeVar("SettingsT", bound=BaseSettings)
+ClientT = TypeVar("ClientT", bound=Client)
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """A system's documented request budget: ``requests`` per ``per_seconds``."""
+
+    requests: float
+    per_seconds: float
+
+    def budget(self, name: str, share: float = 1.0) -> ApiBudget:
+        """An ``ApiBudget`` for ``share`` of the limit (at least one request per window)."""
+        return ApiBudget(name, max(1, int(self.requests * share)), self.per_seconds)
+
+
+@dataclass(frozen=True)
+class ResourceDescriptor:
+    """One resource of a system, as the engine needs to know it."""
+
+    name: str
+    """The engine's name (``employees``, ``contact_persons``, ``contacts``)."""
+    record_schema: type[BaseModel]
+    """The pydantic model of a record (``model_json_schema()`` documents it)."""
+    key_field: str
+    version_field: str
+    reference_field: str
+    """Where a create's idempotency reference is kept."""
+    parent_field: str | None = None
+
+
+@dataclass(frozen=True)
+class ConnectorDescriptor(Generic[SettingsT, ClientT]):
+    """Everything the engine needs to run one system."""
+
+    system: str
+    resources: Mapping[str, ResourceDescriptor]
+    settings_model: type[SettingsT]
+    rate_limit: RateLimit
+    client_factory: Callable[[SettingsT, ApiBudget], ClientT]
+    """Builds a client from validated settings (credentials checked: ``ConfigurationError``)."""
+    streams: Callable[[ClientT], Mapping[str, SourceStream]]
+    targets: Callable[[ClientT], Mapping[str, Target]]
+
+    def resource(self, name: str) -> ResourceDescriptor:
+        try:
+            return self.resources[name]
+        except KeyError:
+            raise KeyError(f"{self.system} has no resource {name!r}") from None
