@@ -263,6 +263,18 @@ def kafka_scram_arguments() -> list[str]:
     return ["--add-scram", f"SCRAM-SHA-512=[name={KAFKA_SASL_USER},password={password}]"]
 
 
+def kraft_cluster_id(random_bytes=lambda: uuid.uuid4().bytes) -> str:  # type: ignore[no-untyped-def]
+    """A random KRaft cluster id: 16 bytes, URL-safe base64 without padding.
+
+    Like Kafka's own ``Uuid.randomUuid``, never one that starts with ``-``: ``kafka-storage
+    format -t <id>`` would read it as an option and fail (1 start in 64 failed that way).
+    """
+    while True:
+        cluster_id = base64.urlsafe_b64encode(random_bytes()).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
+
+
 def kafka_up() -> str:
     bootstrap = f"127.0.0.1:{KAFKA_PORT}"
     kdir = INFRA_DIR / "kafka"
@@ -286,7 +298,7 @@ def kafka_up() -> str:
         "log4j.logger.kafka.server.BrokerServer=INFO\n"
     )
     java = _kafka_java(kdir)
-    cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    cluster_id = kraft_cluster_id()
     log("formatting KRaft storage")
     run(
         [
