@@ -5,6 +5,7 @@
 #
 #   bash scripts/fresh-machine.sh            # make demo (200 records, exits after the sync)
 #   bash scripts/fresh-machine.sh --test     # ... then make test in the same clone
+#   TETHER_FRESH_SCREENSHOTS=DIR ...         # keep the demo's console screenshots in DIR
 #
 # It clones the committed HEAD of this repository (uncommitted changes are not part of it).
 # What it cannot make fresh: pip's download cache and Debian's installed packages (root's apt-get
@@ -34,7 +35,7 @@ cd "$clone"
 
 t0=$(date +%s)
 echo "[fresh-machine] make demo DEMO_ARGS=\"--records 200 --exit-after-sync\""
-make demo DEMO_ARGS="--records 200 --exit-after-sync --report $work/demo-report.json"
+make demo DEMO_ARGS="--records 200 --exit-after-sync --report $work/demo-report.json --screenshots ${TETHER_FRESH_SCREENSHOTS:-$work/screenshots}"
 t1=$(date +%s)
 python3 - "$work/demo-report.json" <<'PY'
 import json, sys
