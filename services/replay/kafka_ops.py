@@ -6,7 +6,13 @@ and joins no group). Offsets are reset with ``alter_group_offsets`` — an Offse
 the group that the coordinator accepts only while the group has no members; the tool checks the
 membership first and refuses an active group itself.
 
-Imports: kafka-python and the core kafka/settings/errors modules.
+An admin call that fails with a *retriable* Kafka error (``CoordinatorNotAvailable`` while a
+fresh cluster creates ``__consumer_offsets``, ``CoordinatorLoadInProgress``, ``NotCoordinator``,
+a leader election...) is retried with capped exponential back-off for up to
+``ADMIN_RETRY_SECONDS``; any other error, or one that outlasts the budget, is a
+``TransportError``.
+
+Imports: kafka-python, tenacity and the core kafka/settings/errors modules.
 """
 
 from __future__ import annotations
@@ -19,12 +25,21 @@ from kafka import TopicPartition
 from kafka.admin import OffsetSpec, OffsetTimestamp
 from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
+from tenacity import (
+    Retrying,
+    retry_if_exception,
+    stop_after_delay,
+    wait_exponential,
+)
 
 from services.core.errors import TetherError, TransportError
 from services.core.kafka import make_admin, make_consumer
 from services.core.settings import TetherSettings
 
 TP = tuple[str, int]
+
+#: How long an admin call keeps retrying a retriable Kafka error before it is a TransportError.
+ADMIN_RETRY_SECONDS = 30.0
 
 #: Group states in which nobody consumes: offsets may be reset.
 INACTIVE_STATES = frozenset({"Empty", "Dead"})
@@ -162,8 +177,16 @@ class KafkaOps:
             consumer.close()
 
     @staticmethod
-    def _call(method: Any, *args: Any) -> Any:
+    def _call(method: Any, *args: Any, retry_seconds: float = ADMIN_RETRY_SECONDS) -> Any:
+        retrying = Retrying(
+            retry=retry_if_exception(
+                lambda exc: isinstance(exc, KafkaError) and bool(getattr(exc, "retriable", False))
+            ),
+            stop=stop_after_delay(retry_seconds),
+            wait=wait_exponential(multiplier=0.1, max=2.0),
+            reraise=True,
+        )
         try:
-            return method(*args)
+            return retrying(method, *args)
         except KafkaError as exc:
             raise TransportError(f"Kafka admin call failed: {type(exc).__name__}") from exc
