@@ -8,6 +8,7 @@ harness's own helpers use the simulator's admin API, never the connector.
 
 from __future__ import annotations
 
+import abc
 import itertools
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -54,8 +55,8 @@ class Calls:
         )
 
 
-class Harness:
-    """One (connector, resource) under test."""
+class Harness(abc.ABC):
+    """One (connector, resource) under test; a connector's subclass implements the hooks."""
 
     descriptor: ConnectorDescriptor[Any, Any]
     resource: str
@@ -63,9 +64,11 @@ class Harness:
     """A writable field path the suite edits."""
     parent_id: str | None = None
 
+    @abc.abstractmethod
     def client(self, calls: Calls) -> Any:
         raise NotImplementedError
 
+    @abc.abstractmethod
     def settings(self) -> Any:
         """Production settings (``descriptor.settings_model``) pointing at the simulator."""
         raise NotImplementedError
@@ -76,35 +79,44 @@ class Harness:
     def target(self, client: Any) -> Target:
         return self.descriptor.targets(client)[self.resource]
 
+    @abc.abstractmethod
     def reset(self) -> None:
         raise NotImplementedError
 
+    @abc.abstractmethod
     def seed(self, n: int, *, same_stamp: bool = False) -> list[RecordKey]:
         """``n`` records put in by the simulator's admin API (a data import)."""
         raise NotImplementedError
 
+    @abc.abstractmethod
     def values(self, i: int) -> dict[str, Any]:
         """Values of a valid create."""
         raise NotImplementedError
 
+    @abc.abstractmethod
     def value_of(self, record: dict[str, Any]) -> Any:
         """``field``'s value in a record."""
         raise NotImplementedError
 
+    @abc.abstractmethod
     def user_edit(self, key: RecordKey, value: str) -> None:
         """Someone changes ``field`` in the product itself."""
         raise NotImplementedError
 
+    @abc.abstractmethod
     def user_delete(self, key: RecordKey) -> None:
         raise NotImplementedError
 
+    @abc.abstractmethod
     def rate_limit(self, times: int) -> None:
         """The next ``times`` API requests are answered 429."""
         raise NotImplementedError
 
+    @abc.abstractmethod
     def expire_tokens(self) -> None:
         raise NotImplementedError
 
+    @abc.abstractmethod
     def clamp(self, page_size: int | None) -> None:
         """The server returns at most ``page_size`` records per page (None: as asked)."""
         raise NotImplementedError
