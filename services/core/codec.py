@@ -99,10 +99,6 @@ class SchemaRegistry:
         for name, schema in self.current.items():
             self.writers[self.current_fingerprints[name]] = (name, schema)
 
-    def released_versions(self) -> list[str]:
-        released = self.schemas_dir / "released"
-        return sorted(p.name for p in released.glob("*") if p.is_dir())
-
 
 class SchemaIds(Protocol):
     """Schema ids of a Confluent-compatible registry (``schema_registry.RegistrySchemaIds``)."""

@@ -16,7 +16,8 @@ that knows the datum's shape:
 
 The ``reason`` is the operator's free text and may hold personal data: never log it.
 
-Imports: standard library and the core topics module only (no I/O).
+Imports: standard library and the core topics and contract modules only (no I/O).
+``ActionKind`` is ``services.core.contract.OperatorActionKind``, re-exported here.
 """
 
 from __future__ import annotations
@@ -24,9 +25,9 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable
 from datetime import UTC, datetime
-from enum import StrEnum
 from typing import Any, Final
 
+from services.core.contract import OperatorActionKind as ActionKind
 from services.core.topics import link_key, record_key
 
 __all__ = [
@@ -48,18 +49,6 @@ DEADLETTER_STAGES: Final = ("mapper", "loader")
 
 #: Namespace of action ids (never change it: retried requests would become new actions).
 _NAMESPACE: Final = uuid.UUID("0b5f3f8a-9d2e-5c4b-8a61-7e746865722d")
-
-
-class ActionKind(StrEnum):
-    LINK_TO_CANDIDATE = "LINK_TO_CANDIDATE"
-    CREATE_NEW_CONTACT = "CREATE_NEW_CONTACT"
-    IGNORE_RECORD = "IGNORE_RECORD"
-    UNIGNORE_RECORD = "UNIGNORE_RECORD"
-    UNLINK = "UNLINK"
-    RESYNC = "RESYNC"
-    RETRY_COMMAND = "RETRY_COMMAND"
-    REDRIVE_DEAD_LETTERS = "REDRIVE_DEAD_LETTERS"
-    RESET_DELETE_BREAKER = "RESET_DELETE_BREAKER"
 
 
 def action_id_for(tenant: str, actor: str, idempotency_key: str) -> str:

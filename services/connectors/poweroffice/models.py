@@ -249,12 +249,6 @@ REFERENCE_FIELD: Final[dict[Resource, str]] = {
 }
 
 
-def wire_name(model: type[BaseModel], attribute: str) -> str:
-    """The PascalCase wire name of a model attribute (``first_name`` -> ``FirstName``)."""
-    info = model.model_fields[attribute]
-    return info.alias or attribute
-
-
 def parse_record(model: type[RecordT], data: Any) -> RecordT:
     """Validate one wire record; a malformed one raises ``ContractError`` (no values quoted)."""
     name = model.__name__
