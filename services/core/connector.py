@@ -184,8 +184,9 @@ class RateLimit:
     per_seconds: float
 
     def budget(self, name: str, share: float = 1.0) -> ApiBudget:
-        """An ``ApiBudget`` for ``share`` of the limit (at least one request per window)."""
-        return ApiBudget(name, max(1, int(self.requests * share)), self.per_seconds)
+        """An ``ApiBudget`` for ``share`` of the limit, shaped like every other budget
+        (``ApiBudget.for_rate``: a fractional share keeps its average by stretching the window)."""
+        return ApiBudget.for_rate(name, self.requests * share, self.per_seconds)
 
 
 @dataclass(frozen=True)

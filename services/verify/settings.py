@@ -11,8 +11,6 @@ Imports: standard library, pydantic and ``services.core`` settings/budget only.
 
 from __future__ import annotations
 
-import math
-
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
@@ -54,7 +52,7 @@ class VerifySettings(TetherSettings, PostgresSettings, PowerOfficeSettings, WixS
     )
 
     def poweroffice_budget(self) -> ApiBudget:
-        return _budget(
+        return ApiBudget.for_rate(
             f"poweroffice-{self.tenant}-verify",
             self.poweroffice_requests_per_second
             * process_share(self.poweroffice_budget_share, self.replicas),
@@ -62,19 +60,8 @@ class VerifySettings(TetherSettings, PostgresSettings, PowerOfficeSettings, WixS
         )
 
     def wix_budget(self) -> ApiBudget:
-        return _budget(
+        return ApiBudget.for_rate(
             f"wix-{self.tenant}-verify",
             self.wix_requests_per_minute * process_share(self.wix_budget_share, self.replicas),
             60.0,
         )
-
-
-def _budget(name: str, per_window: float, window_seconds: float) -> ApiBudget:
-    """``per_window`` requests per ``window_seconds`` (0 lifts it); a fractional rate keeps its
-    average by stretching the window, as the extractor's and the loader's budgets do."""
-    if per_window <= 0:
-        return ApiBudget(name, 0)
-    whole = math.floor(per_window)
-    if whole >= 1:
-        return ApiBudget(name, whole, window_seconds * whole / per_window)
-    return ApiBudget(name, 1, window_seconds / per_window)
