@@ -43,7 +43,11 @@ our sources are polled APIs, so a stream can only promise *at-least-once with ov
 
 Field vocabulary: a record's fields are addressed by the connector's own paths — PowerOffice's
 PascalCase names, Wix's ``info.name.first``/``info.emails[primary].email`` — the same paths a
-dataflow file (``dataflows/default.json``) names, so a mapped property is one line there.
+dataflow file (``dataflows/default.json``) names, so a mapped property is one line there. Each
+resource's ``ResourceDescriptor.fields`` is its accessor table: path -> ``FieldAccessor``
+(``read`` a record's value, turn a command's text into the API's ``value``, tell whether a
+record ``holds`` a value in the field's comparison form, named by ``kind``). The write shape
+(how values become a request body) stays inside the connector, behind ``Target``.
 
 Imports: the standard library, pydantic and ``services.core.budget`` only. Never a connector.
 """
@@ -111,6 +115,35 @@ class Written:
     record: WireRecord
     created: bool = False
     """``create`` only: False when a record with the same reference existed already."""
+
+
+class FieldAccessor(Protocol):
+    """One field of a resource, addressed by its path (the dataflow file's name for it)."""
+
+    @property
+    def path(self) -> str: ...
+
+    @property
+    def kind(self) -> str:
+        """The comparison form: a normaliser key (``name``, ``email``, ``phone``) or ``exact``."""
+        ...
+
+    def read(self, record: Mapping[str, Any]) -> Any:
+        """The field's value in ``record`` (``None`` when absent)."""
+        ...
+
+    def value(self, text: str | None) -> Any:
+        """A command's text (the Avro map carries strings) as the value the API takes;
+        ``ContractError`` when it cannot be one."""
+        ...
+
+    def holds(self, record: Mapping[str, Any], value: Any) -> bool:
+        """Whether ``record`` already has ``value`` (compared in the field's comparison form)."""
+        ...
+
+
+FieldTable = Mapping[str, FieldAccessor]
+"""A resource's accessor table: field path -> accessor."""
 
 
 class SourceStream(Protocol):
@@ -201,6 +234,8 @@ class ResourceDescriptor:
     reference_field: str
     """Where a create's idempotency reference is kept."""
     parent_field: str | None = None
+    fields: FieldTable = field(default_factory=dict)
+    """The fields the engine reads and writes, by path."""
 
 
 @dataclass(frozen=True)

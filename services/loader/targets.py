@@ -49,8 +49,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-import types
-import typing
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -58,18 +56,16 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from services.connectors.poweroffice.client import GuardFailedError, PowerOfficeClient
+from services.connectors.poweroffice.connector import DESCRIPTOR as POWEROFFICE
 from services.connectors.poweroffice.models import (
     ContactPerson,
     Customer,
     Employee,
     parse_record,
 )
-from services.connectors.wix.client import (
-    UNSET,
-    DuplicateContactError,
-    WixClient,
-    build_create_info,
-)
+from services.connectors.wix.client import DuplicateContactError, WixClient
+from services.connectors.wix.connector import DESCRIPTOR as WIX
+from services.connectors.wix.fields import NATURAL_KEYS, info_for_create
 from services.connectors.wix.models import Contact, parse_contact
 from services.core.errors import (
     ConflictError,
@@ -82,24 +78,26 @@ from services.core.errors import (
 from services.loader.metrics import ApiCalls, WixLinkFieldMetrics
 from services.loader.plan import (
     Action,
-    FieldTypes,
+    FieldValues,
     LoaderCommand,
     Result,
     Status,
     Step,
-    WixValues,
+    create_values,
     decide_after_conflict,
-    decide_wix_fresh,
-    po_create,
-    po_holds,
-    po_id,
-    po_patch,
-    wix_base,
-    wix_holds,
-    wix_values,
+    decide_fresh,
+    field_values,
+    guarded_patch,
+    holds,
+    numeric_id,
+    update_base,
 )
 
 log = logging.getLogger("tether.loader.wix")
+
+CONTACTS = WIX.resource("contacts")
+FIRST, LAST = "info.name.first", "info.name.last"
+EMAIL = "info.emails[primary].email"
 
 CONTACT_ALREADY_CHANGED = "CONTACT_ALREADY_CHANGED"
 KEYLESS_CREATE_AMBIGUOUS = "KEYLESS_CREATE_AMBIGUOUS"
@@ -235,13 +233,14 @@ class WixTarget:
         )
 
     def _create(self, command: LoaderCommand) -> Result:
-        values = wix_values(command.fields)
+        values = field_values(command, CONTACTS.fields)
+        has_natural_key = any(values.get(path) is not None for path in NATURAL_KEYS)
         extended: dict[str, str | int | float] | None = None
         # Without a natural key, or creating a duplicate on purpose (an operator's
         # CREATE_NEW_CONTACT: Wix would not refuse a retry), the extended field finds a retry.
-        if not values.has_natural_key or command.allow_duplicates:
+        if not has_natural_key or command.allow_duplicates:
             key = self.link_field_key()
-            if key is None and not values.has_natural_key:
+            if key is None and not has_natural_key:
                 return self._create_without_link_field(command, values)
             if key is not None:
                 link_value = command.idempotency_key or command.link_id
@@ -250,25 +249,19 @@ class WixTarget:
                     # An earlier attempt created it (its outcome was lost): ours, no duplicate.
                     return _contact_result(Status.CREATED, found[0])
                 extended = {key: link_value}
-        info = build_create_info(
-            first_name=values.get("first_name"),
-            last_name=values.get("last_name"),
-            email=values.get("email"),
-            phone=values.get("phone"),
-            extended_fields=extended,
-        )
+        info = info_for_create(values.values, extended_fields=extended)
         if not any(k in info for k in ("name", "emails", "phones")):
             raise ContractError(f"create command {command.command_id} has no name, email or phone")
         try:
-            contact = self._client.create(info, allow_duplicates=command.allow_duplicates)
+            contact = self._client.create_info(info, allow_duplicates=command.allow_duplicates)
         except DuplicateContactError as exc:
             return self._linked_existing(exc, values)
         return _contact_result(Status.CREATED, contact)
 
-    def _create_without_link_field(self, command: LoaderCommand, values: WixValues) -> Result:
+    def _create_without_link_field(self, command: LoaderCommand, values: FieldValues) -> Result:
         """The fallback for a keyless contact when ``tether-link-id`` cannot be used: find a
         name-only contact with this exact name created since the change, else create one."""
-        first, last = values.get("first_name"), values.get("last_name")
+        first, last = values.get(FIRST), values.get(LAST)
         if first is None and last is None:
             raise ContractError(f"create command {command.command_id} has no name, email or phone")
         since = self._fallback_since(command) - FALLBACK_CLOCK_SKEW
@@ -298,8 +291,7 @@ class WixTarget:
             if self._metrics is not None:
                 self._metrics.fallback("found")
             return _contact_result(Status.CREATED, found[0])
-        info = build_create_info(first_name=first, last_name=last)
-        contact = self._client.create(info, allow_duplicates=False)
+        contact = self._client.create({FIRST: first, LAST: last}, allow_duplicates=False)
         if self._metrics is not None:
             self._metrics.fallback("created")
         return _contact_result(Status.CREATED, contact)
@@ -321,10 +313,10 @@ class WixTarget:
         refusal = self.link_field_refusal
         return refusal.detail if refusal is not None else "refused"
 
-    def _linked_existing(self, error: DuplicateContactError, values: WixValues) -> Result:
+    def _linked_existing(self, error: DuplicateContactError, values: FieldValues) -> Result:
         contact_id = error.duplicate_contact_id
         if contact_id is None:
-            email = values.get("email")
+            email = values.get(EMAIL)
             candidates = self._client.find_by_email(email) if email else []
             if len(candidates) != 1:
                 raise error
@@ -334,38 +326,33 @@ class WixTarget:
 
     def _update(self, command: LoaderCommand) -> Result:
         contact_id = command.require_target_id()
-        values = wix_values(command.fields)
-        base = wix_base(command)
+        values = field_values(command, CONTACTS.fields)
+        base = update_base(command, CONTACTS)
         if not values:
             current = parse_contact(base) if base else self._fresh(contact_id)
             return _contact_result(Status.NOOP, current)
         if base is None:
             fresh = self._fresh(contact_id)
-            step = decide_wix_fresh(command, values, _wire(fresh))
+            step = decide_fresh(command, values, _wire(fresh), CONTACTS)
             if step is Step.NOOP:
                 return _contact_result(Status.NOOP, fresh)
             if step is Step.CONFLICT:
                 return _contact_result(Status.CONFLICT, fresh)
             current = fresh
-        elif wix_holds(base, values):
+        elif holds(base, values, CONTACTS.fields):
             return _contact_result(Status.NOOP, parse_contact(base))
         else:
             current = parse_contact(base)
         try:
-            updated = self._client.update(
-                current,
-                first_name=values.values.get("first_name", UNSET),
-                last_name=values.values.get("last_name", UNSET),
-                email=values.values.get("email", UNSET),
-                phone=values.values.get("phone", UNSET),
-            )
+            updated = self._client.update(current, values.values)
         except DuplicateContactError:
             raise  # the new primary e-mail belongs to another contact: REJECTED
         except ConflictError as exc:
             if exc.error_code != CONTACT_ALREADY_CHANGED:
                 raise
             fresh = self._fresh(contact_id)
-            return _contact_result(decide_after_conflict(values, _wire(fresh)), fresh)
+            status = decide_after_conflict(values, _wire(fresh), CONTACTS.fields)
+            return _contact_result(status, fresh)
         return _contact_result(Status.APPLIED, updated)
 
     def _fresh(self, contact_id: str) -> Contact:
@@ -413,22 +400,8 @@ _OPERATIONS: Mapping[str, str] = {
 }
 
 
-def scalar_types(model: type[PoRecord]) -> dict[str, type]:
-    """PascalCase property -> ``bool``/``int``/``float`` for the model's non-string scalars."""
-    hints = typing.get_type_hints(model)
-    out: dict[str, type] = {}
-    for name, info in model.model_fields.items():
-        annotation = hints.get(name, info.annotation)
-        args = set(typing.get_args(annotation)) if _is_union(annotation) else {annotation}
-        args.discard(type(None))
-        for kind in (bool, int, float):
-            if args == {kind}:
-                out[info.alias or name] = kind
-    return out
-
-
-def _is_union(annotation: Any) -> bool:
-    return typing.get_origin(annotation) in (typing.Union, types.UnionType)
+def _po_id(value: str | None, what: str) -> int:
+    return numeric_id(value, f"poweroffice {what}")
 
 
 class PowerOfficeTarget:
@@ -437,7 +410,6 @@ class PowerOfficeTarget:
     def __init__(self, client: PowerOfficeClient, calls: ApiCalls) -> None:
         self._client = client
         self._calls = calls
-        self._types: dict[str, FieldTypes] = {r: scalar_types(m) for r, m in _MODELS.items()}
 
     def apply(self, command: LoaderCommand) -> Result:
         if command.resource not in _MODELS:
@@ -465,10 +437,10 @@ class PowerOfficeTarget:
         return parse_record(ContactPerson, data)
 
     def _parent(self, command: LoaderCommand) -> int:
-        return po_id(command.parent_id, "contact person parent (ContactId)")
+        return _po_id(command.parent_id, "contact person parent (ContactId)")
 
     def _create(self, command: LoaderCommand) -> Result:
-        values, reference = po_create(command, self._types[command.resource])
+        values, reference = create_values(command, POWEROFFICE.resource(command.resource))
         created: PoRecord
         if command.resource == "employees":
             created = self._client.create_employee(values, reference=reference).record
@@ -481,8 +453,9 @@ class PowerOfficeTarget:
         return Result(Status.CREATED, str(created.id), created.to_wire())
 
     def _update(self, command: LoaderCommand) -> Result:
-        record_id = po_id(command.target_id, "target_id")
-        patch = po_patch(command, self._types[command.resource])
+        record_id = _po_id(command.target_id, "target_id")
+        resource = POWEROFFICE.resource(command.resource)
+        patch = guarded_patch(command, resource)
         if not patch.changes:
             current = self._get(command, record_id)
             return Result(Status.NOOP, str(record_id), current.to_wire())
@@ -500,7 +473,8 @@ class PowerOfficeTarget:
                     fresh = self._parse(command, exc.current).to_wire()
                 else:
                     fresh = self._get(command, record_id).to_wire()
-                status = Status.NOOP if po_holds(fresh, patch.changes) else Status.CONFLICT
+                done = holds(fresh, FieldValues(patch.changes), resource.fields)
+                status = Status.NOOP if done else Status.CONFLICT
                 return Result(status, str(record_id), fresh)
         # The client answers a refused patch by re-reading: desired values there -> returned.
         status = Status.NOOP if refused & set(calls) else Status.APPLIED
@@ -522,7 +496,7 @@ class PowerOfficeTarget:
         )
 
     def _delete(self, command: LoaderCommand) -> Result:
-        record_id = po_id(command.target_id, "target_id")
+        record_id = _po_id(command.target_id, "target_id")
         try:
             if command.resource == "employees":
                 self._client.delete_employee(record_id)

@@ -32,6 +32,7 @@ from services.connectors.poweroffice.client import (
     RetryPolicy,
     require_credentials,
 )
+from services.connectors.poweroffice.fields import fields_of
 from services.connectors.poweroffice.models import (
     REFERENCE_FIELD,
     ContactPerson,
@@ -247,6 +248,7 @@ DESCRIPTOR: Final = ConnectorDescriptor[PowerOfficeSettings, PowerOfficeClient](
             version_field=STAMP,
             reference_field=REFERENCE_FIELD[api],
             parent_field="ContactId" if api == "contactpersons" else None,
+            fields=fields_of(name),
         )
         for name, api in API_RESOURCE.items()
     },

@@ -33,14 +33,11 @@ from typing import Any, Final
 
 from services.connectors.wix.client import (
     MAX_PAGE,
-    UNSET,
-    Value,
     WixClient,
     auth_from_settings,
-    build_create_info,
-    build_update_info,
     last_page,
 )
+from services.connectors.wix.fields import FIELDS, info_for_update
 from services.connectors.wix.models import Contact
 from services.core.budget import ApiBudget
 from services.core.connector import (
@@ -63,13 +60,6 @@ SYSTEM: Final = "wix"
 RESOURCE: Final = "contacts"
 LINK_FIELD: Final = "tether-link-id"
 """Display name of the custom extended field holding a create's idempotency reference."""
-FIELDS: Final[dict[str, str]] = {
-    "info.name.first": "first_name",
-    "info.name.last": "last_name",
-    "info.emails[primary].email": "email",
-    "info.phones[primary].phone": "phone",
-}
-"""Field path -> the client's keyword (``build_create_info``/``build_update_info``)."""
 DEFAULT_OVERLAP: Final = timedelta(minutes=5)
 
 
@@ -86,14 +76,14 @@ def _parse(value: object) -> datetime | None:
         return None
 
 
-def _keywords(values: Mapping[str, Any]) -> dict[str, Any]:
+def _known(values: Mapping[str, Any]) -> dict[str, Any]:
     unknown = sorted(set(values) - set(FIELDS))
     if unknown:
         raise ValidationError(
             f"{SYSTEM} {RESOURCE}: no writable field {unknown}; known: {sorted(FIELDS)}",
             system=SYSTEM,
         )
-    return {FIELDS[path]: value for path, value in values.items()}
+    return dict(values)
 
 
 class WixStream:
@@ -242,8 +232,8 @@ class WixTarget:
         found = self.client.find_by_extended_field(key, reference)
         if found:
             return self._written(found[0], created=False)
-        info = build_create_info(**_keywords(values), extended_fields={key: reference})
-        return self._written(self.client.create(info), created=True)
+        contact = self.client.create(_known(values), extended_fields={key: reference})
+        return self._written(contact, created=True)
 
     def guard(self, record: Mapping[str, Any], fields: tuple[str, ...]) -> Guard:
         revision = record.get("revision")
@@ -252,15 +242,9 @@ class WixTarget:
         return Guard(version=str(revision))
 
     def update(self, key: RecordKey, changes: Mapping[str, Any], *, guard: Guard) -> Written:
-        given: dict[str, Value] = _keywords(changes)
+        given = _known(changes)
         current = self.client.get(key.id).contact
-        info = build_update_info(
-            current,
-            first_name=given.get("first_name", UNSET),
-            last_name=given.get("last_name", UNSET),
-            email=given.get("email", UNSET),
-            phone=given.get("phone", UNSET),
-        )
+        info = info_for_update(current, given)
         if not info:
             return self._written(current)
         revision = int(guard.version) if guard.version is not None else current.revision
@@ -292,6 +276,7 @@ DESCRIPTOR: Final = ConnectorDescriptor[WixSettings, WixClient](
             key_field="id",
             version_field="revision",
             reference_field=f"info.extendedFields.items.custom.{LINK_FIELD}",
+            fields=FIELDS,
         )
     },
     settings_model=WixSettings,
