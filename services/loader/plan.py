@@ -297,12 +297,15 @@ def guarded_patch(command: LoaderCommand, resource: ResourceDescriptor) -> Patch
 def create_values(
     command: LoaderCommand, resource: ResourceDescriptor
 ) -> tuple[dict[str, Any], str]:
-    """Create values and the idempotency reference (``idempotency_key``; required: a create
-    that could not be found again is never sent). A field holding the reference must hold
-    this one; it is left to the target, which writes the reference itself."""
+    """Create values and the idempotency reference (``idempotency_key``; required where the
+    resource says so: a create that could not be found again is never sent — elsewhere the link
+    id stands in). A field holding the reference must hold this one; it is left to the target,
+    which writes the reference itself."""
     reference = _clean(command.idempotency_key)
     if reference is None:
-        raise ContractError(f"create command {command.command_id} has no idempotency_key")
+        if resource.reference_required:
+            raise ContractError(f"create command {command.command_id} has no idempotency_key")
+        reference = command.link_id
     values: dict[str, Any] = {}
     for path, text in command.fields.items():
         if path == resource.reference_field:
