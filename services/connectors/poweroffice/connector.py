@@ -12,11 +12,13 @@ Adapters only: every request, retry, renewal and guard is ``PowerOfficeClient``'
 * ``PowerOfficeTarget``: ``create`` with the resource's reference field (``ExternalImportReference``
   or ``ExternalCode``: the client looks it up before and after the POST); ``update`` is a JSON
   Patch with ``test`` operations from ``Guard.expected`` (the guard is the written fields' values
-  as read); ``delete`` by id.
+  as read; a refusal the client explains by a read holding the changes -> ``applied`` false,
+  else ``GuardRefusedError`` with that read); ``delete`` by id. A malformed id or parent id of a
+  write is a ``ContractError``. Fields: ``fields.fields_of(resource)`` (top-level JSON names).
 
 Resources keep the engine's names (``contact_persons``); ``API_RESOURCE`` maps them to the API's.
 
-Imports: the PowerOffice client and models, ``services.core`` — never the simulator.
+Imports: the PowerOffice client, models and field tables, ``services.core`` — never the simulator.
 """
 
 from __future__ import annotations

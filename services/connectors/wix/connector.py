@@ -13,14 +13,20 @@ Adapters only: every request, retry, token renewal and error is ``WixClient``'s,
   of Tether and Wix differ by less than ``overlap``.
 * ``scan`` — every contact's id and revision (offset paging by ``createdDate``, ids
   de-duplicated; a short page is not the end, see ``client.last_page``).
-* ``WixTarget`` — fields are addressed by path (``info.name.first``, ``info.name.last``,
-  ``info.emails[primary].email``, ``info.phones[primary].phone``: the dataflow file's
-  ``hub_field``s). ``create`` keeps the idempotency reference in the custom extended field
-  ``tether-link-id`` and finds a contact carrying it before creating; ``update`` rebuilds the
-  minimal ``info`` from the contact as it is now and sends it at the *guard's* revision, so Wix
-  itself refuses a stale guard (409 ``CONTACT_ALREADY_CHANGED``); ``delete`` by id.
+* ``WixTarget`` — fields are addressed by path (the accessor table ``fields.FIELDS``: the
+  dataflow file's ``hub_field``s). ``create`` links the contact Wix's duplicate rule matches
+  (e-mail/phone), else keeps the idempotency reference in the custom extended field
+  ``tether-link-id`` and finds a contact carrying it before creating — with a cached,
+  exported refusal and a name-only fallback when extended fields are refused (the class
+  docstring); ``update`` rebuilds the minimal ``info`` from ``base`` (else the contact as it is
+  now) and sends it at the *guard's* revision, so Wix itself refuses a stale guard (409
+  ``CONTACT_ALREADY_CHANGED`` -> ``GuardRefusedError``); ``read`` refuses a merged-away
+  contact; ``delete`` by id. ``targets(client, settings, registry)`` takes the link field's
+  name from ``WixSettings.wix_link_field_name`` and exports ``LinkFieldMetrics`` (the metric
+  names the loader always had) into ``registry``.
 
-Imports: the Wix client and models, ``services.core`` — never the simulator.
+Imports: the Wix client, models and field table, prometheus_client, ``services.core`` — never
+the simulator.
 """
 
 from __future__ import annotations
