@@ -131,3 +131,28 @@ def test_poweroffice_write_shape_reads_back_and_unknown_names_are_text(resource:
         assert accessor.read(record) == "Kari"
         assert accessor.holds(record, "Kari") and not accessor.holds(record, "kari")
         assert accessor.kind == "exact"
+
+
+@pytest.mark.parametrize(
+    "contact",
+    [
+        EXISTING,
+        {"contact": EXISTING},
+        {"id": "c", "info": {"phones": {"items": [{"phone": "912 34 567", "countryCode": "SE"}]}}},
+        {"id": "c", "info": {"phones": {"items": [{"phone": "+47 912", "e164Phone": "+47912"}]}}},
+        {
+            "id": "c",
+            "info": {"emails": {"items": [{"email": "a@x.no"}, {"email": "b@x.no"}]}},
+            "primaryInfo": {"email": "b@x.no"},
+        },
+        {"id": "c", "info": {"name": {"first": "  Kari  "}}},
+    ],
+)
+def test_wix_reading_is_the_mappers(contact: dict[str, Any]) -> None:
+    """The table reads a contact as the mapper's readers do (``WIX_READERS``), so the mapper can
+    read through it."""
+    from services.mapper.domain.mappings import WIX_READERS
+
+    assert set(WIX_READERS) == set(FIELDS)
+    for path, (_name, read) in WIX_READERS.items():
+        assert FIELDS[path].read(contact) == read(contact), path
