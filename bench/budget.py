@@ -70,7 +70,7 @@ def storm(
         for i in range(writes):
             if stop.is_set():
                 return
-            client.create({"name": {"first": f"W{w}", "last": f"N{i}"}}, allow_duplicates=True)
+            client.create_info({"name": {"first": f"W{w}", "last": f"N{i}"}}, allow_duplicates=True)
 
     started = time.monotonic()
     threads = [threading.Thread(target=work, args=(w,), daemon=True) for w in range(workers)]

@@ -252,7 +252,13 @@ class Run:
         self.ctx = ServiceContext.create("loader", self.settings, install_signals=False)
         logging.getLogger().setLevel(logging.ERROR)
         self.service = LoaderService.from_settings(
-            self.ctx, self.settings, wix_budget=wix_budget, poweroffice_budget=po_budget
+            self.ctx,
+            self.settings,
+            budgets={
+                system: budget
+                for system, budget in (("wix", wix_budget), ("poweroffice", po_budget))
+                if budget is not None
+            },
         )
         self.thread = threading.Thread(
             target=self.ctx.runtime.run, args=(self.service.run,), daemon=True

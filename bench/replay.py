@@ -59,8 +59,9 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from prometheus_client import CollectorRegistry
 from psycopg import sql
 
-from services.connectors.poweroffice.models import ContactPerson, Customer, Employee
+from services.connectors.poweroffice.connector import DESCRIPTOR as POWEROFFICE
 from services.connectors.seed import generate
+from services.connectors.wix.connector import DESCRIPTOR as WIX
 from services.core.codec import AvroCodec
 from services.core.kafka import commit_offsets, layout_from, next_offsets, provision_topics
 from services.core.metrics import CoreMetrics
@@ -74,15 +75,15 @@ from services.loader.plan import (
     LoaderCommand,
     Result,
     Status,
-    po_create,
-    po_patch,
-    wix_values,
+    create_values,
+    field_values,
+    guarded_patch,
 )
-from services.loader.targets import scalar_types
 from services.mapper.loop import Mapper
 from services.mapper.settings import MapperSettings
 
 TENANT = "default"
+CONTACTS = WIX.resource("contacts")
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
 PROGRESS_EVERY_SECONDS = 15.0
 
@@ -225,10 +226,10 @@ class AnsweringLoader:
     """Stands in for the loader and the SaaS APIs: answers every command with the Outcome the
     real loader would send after a successful write (``services.loader.messages.outcome_datum``),
     carrying the target record *after* the write — the command's ``target_record`` with its
-    fields applied (the loader's own ``po_patch``/``po_create``/``wix_values`` rules), stamped
-    with the time of the write (now: after every change already on the topics, as a real write
-    is) and, for Wix, the next revision. Guards are not checked: every write applies. Runs in
-    the caller's thread, one short poll per call."""
+    fields applied (the loader's own ``guarded_patch``/``create_values``/``field_values``
+    rules), stamped with the time of the write (now: after every change already on the topics,
+    as a real write is) and, for Wix, the next revision. Guards are not checked: every write
+    applies. Runs in the caller's thread, one short poll per call."""
 
     def __init__(self, bootstrap: str, layout: TopicLayout, codec: AvroCodec, group: str) -> None:
         self.layout = layout
@@ -244,11 +245,6 @@ class AnsweringLoader:
         self.producer = KafkaProducer(
             bootstrap_servers=bootstrap, acks="all", linger_ms=5, batch_size=1 << 20
         )
-        self.types = {
-            "employees": scalar_types(Employee),
-            "customers": scalar_types(Customer),
-            "contact_persons": scalar_types(ContactPerson),
-        }
         self.answered = 0
         self._ids = itertools.count(1)
         self._last = datetime.now(UTC)
@@ -281,7 +277,7 @@ class AnsweringLoader:
             # reads the contact when target_record is older than expected_revision).
             current = max(int(base.get("revision") or 1), command.expected_revision or 0)
             revision = 1 if created else current + 1
-            contact = _wix_written(base, wix_values(command.fields).values)
+            contact = _wix_written(base, field_values(command, CONTACTS.fields).values)
             contact.update(
                 {
                     "id": target_id,
@@ -292,16 +288,16 @@ class AnsweringLoader:
             )
             status = Status.CREATED if created else Status.APPLIED
             return Result(status, target_id, contact, str(revision))
-        types = self.types[command.resource]
+        resource = POWEROFFICE.resource(command.resource)
         if created:
-            values, _reference = po_create(command, types)
+            values, _reference = create_values(command, resource)
             target_id = str(900_000_000 + n)
             record = {**values, "Id": int(target_id)}
             if command.parent_id is not None:
                 record["ContactId"] = int(command.parent_id)
         else:
             target_id = command.target_id
-            record = {**base, **po_patch(command, types).changes}
+            record = {**base, **guarded_patch(command, resource).changes}
         record["LastChangedDateTimeOffset"] = _po_stamp(written)
         return Result(Status.CREATED if created else Status.APPLIED, target_id, record)
 
@@ -315,21 +311,22 @@ def _wix_written(contact: dict[str, Any], values: Mapping[str, str | None]) -> d
     returns after the update); a new contact when ``contact`` is empty."""
     info = dict(contact.get("info") or {})
     name = dict(info.get("name") or {})
-    for prop, key in (("first_name", "first"), ("last_name", "last")):
-        if prop in values:
-            name[key] = values[prop]
+    for path, key in (("info.name.first", "first"), ("info.name.last", "last")):
+        if path in values:
+            name[key] = values[path]
     info["name"] = name
     for prop, kind, tag in (("email", "emails", "MAIN"), ("phone", "phones", "MOBILE")):
-        if prop not in values:
+        path = f"info.{kind}[primary].{prop}"
+        if path not in values:
             continue
         items = [dict(i) for i in ((info.get(kind) or {}).get("items") or [])]
         primary = next((i for i in items if i.get("primary")), None)
-        if values[prop] is None:
+        if values[path] is None:
             items = [i for i in items if i is not primary]
         elif primary is not None:
-            primary[prop] = values[prop]
+            primary[prop] = values[path]
         else:
-            items.insert(0, {"tag": tag, prop: values[prop], "primary": True})
+            items.insert(0, {"tag": tag, prop: values[path], "primary": True})
         info[kind] = {"items": items}
     return {**contact, "info": info, "primaryInfo": None}
 

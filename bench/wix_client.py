@@ -100,7 +100,7 @@ def lifted(count: int) -> None:
 
         def update(i: int) -> None:
             current = state[contacts[i % 200].id]
-            state[current.id] = client.update(current, last_name=f"Person{i}")
+            state[current.id] = client.update(current, {"info.name.last": f"Person{i}"})
 
         timed("update (revision-guarded), 1 thread", count // 2, update)
         client.close()
@@ -145,7 +145,7 @@ def backlog(limit: int, window: float, windows: int, clients: int, share: float)
             while time.monotonic() - start < duration:
                 current = state[i % len(state)]
                 try:
-                    state[i % len(state)] = client.update(current, last_name=f"P{i}")
+                    state[i % len(state)] = client.update(current, {"info.name.last": f"P{i}"})
                 except RateLimitedError:
                     errors[k] += 1
                 except ApiError:

@@ -18,7 +18,7 @@ import time
 from pydantic import SecretStr
 
 from services.connectors.simkit import ServerThread
-from services.connectors.wix.client import ApiKeyAuth, WixClient, build_create_info
+from services.connectors.wix.client import ApiKeyAuth, WixClient
 from services.connectors.wix.simulator import WixSimulator
 from services.core.budget import ApiBudget
 
@@ -48,11 +48,11 @@ def run(size: int, creates: int) -> tuple[float, float]:
             started = time.perf_counter()
             for i in range(creates):
                 client.create(
-                    build_create_info(
-                        first_name=f"New{i}",
-                        email=f"new{i}@example.com",
-                        phone=f"+4792{i:06d}",
-                    )
+                    {
+                        "info.name.first": f"New{i}",
+                        "info.emails[primary].email": f"new{i}@example.com",
+                        "info.phones[primary].phone": f"+4792{i:06d}",
+                    }
                 )
             create_rate = creates / (time.perf_counter() - started)
             started = time.perf_counter()

@@ -32,32 +32,51 @@ our sources are polled APIs, so a stream can only promise *at-least-once with ov
   ``ExternalImportReference``/``ExternalCode``; Wix: an extended field): a repeated create with
   the same reference returns the existing record (``Written.created`` false), so a create whose
   outcome was lost can be resent.
+* ``Target.create`` with ``allow_duplicates`` false lets a system with natural keys (Wix: the
+  e-mail/phone duplicate rule) answer with the existing record it matched (``Written.matched``:
+  not ours, the caller links it); ``made_after`` bounds the look-up of a system that cannot keep
+  the reference (see the Wix connector).
 * ``Target.update`` takes a ``Guard`` made by ``Target.guard`` from the record as the caller read
-  it; when the record has changed since, the system refuses the write (``ConflictError``): the
-  caller re-reads and merges again. The connector decides what a guard is — a revision (Wix) or
-  the expected current values of the written fields (PowerOffice's JSON Patch ``test``) — and it
-  must be enforced by the system, not by a read-then-write race in the client.
+  it (or by the caller from what it computed against: ``Guard(version=...)`` /
+  ``Guard(expected=...)``, as ``ResourceDescriptor.guarded_by`` says); when the record has
+  changed since, the system refuses the write (``GuardRefusedError``, a ``ConflictError``,
+  carrying the record as the refusal showed it when the system told): the caller re-reads
+  (``Target.read``) and merges again. ``base`` is the record the write is computed against (a
+  version-guarded system needs it to build the write; without it the target reads it). The
+  connector decides what a guard is — a revision (Wix) or the expected current values of the
+  written fields (PowerOffice's JSON Patch ``test``) — and it must be enforced by the system,
+  not by a read-then-write race in the client.
 * Errors are ``services.core.errors`` types (``NotFoundError``, ``ConflictError``,
   ``RateLimitedError``...); rate limits and token renewal are the client's job: a 429 or an
   expired token never reaches the caller as long as retries remain.
 
 Field vocabulary: a record's fields are addressed by the connector's own paths — PowerOffice's
 PascalCase names, Wix's ``info.name.first``/``info.emails[primary].email`` — the same paths a
-dataflow file (``dataflows/default.json``) names, so a mapped property is one line there.
+dataflow file (``dataflows/default.json``) names, so a mapped property is one line there. Each
+resource's ``ResourceDescriptor.fields`` is its accessor table: path -> ``FieldAccessor``
+(``read`` a record's value, turn a command's text into the API's ``value``, tell whether a
+record ``holds`` a value in the field's comparison form, named by ``kind``). The write shape
+(how values become a request body) stays inside the connector, behind ``Target``.
 
-Imports: the standard library, pydantic and ``services.core.budget`` only. Never a connector.
+Imports: the standard library, pydantic, ``services.core.budget`` and ``services.core.errors``
+only (prometheus_client for a type only). Never a connector.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Generic, Protocol, TypeVar
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from pydantic import BaseModel
 from pydantic_settings import BaseSettings
 
 from services.core.budget import ApiBudget
+from services.core.errors import ConflictError
+
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
 
 WireRecord = dict[str, Any]
 """A record as the API sent it (a JSON object)."""
@@ -111,6 +130,52 @@ class Written:
     record: WireRecord
     created: bool = False
     """``create`` only: False when a record with the same reference existed already."""
+    matched: bool = False
+    """``create`` only: the system refused a duplicate and this is the existing record its natural
+    key matched (not one carrying our reference)."""
+    applied: bool = True
+    """``update`` only: False when the system already held the changes (nothing written)."""
+    version: str | None = None
+    """The version a later guarded write is sent at (a revision); None where writes are guarded
+    by values."""
+
+
+class GuardRefusedError(ConflictError):
+    """The system refused a guarded update: the record changed since the guard was made.
+    ``current`` is the record as the refusal showed it (None: read it again)."""
+
+    def __init__(self, message: str, *, current: WireRecord | None = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.current = current
+
+
+class FieldAccessor(Protocol):
+    """One field of a resource, addressed by its path (the dataflow file's name for it)."""
+
+    @property
+    def path(self) -> str: ...
+
+    @property
+    def kind(self) -> str:
+        """The comparison form: a normaliser key (``name``, ``email``, ``phone``) or ``exact``."""
+        ...
+
+    def read(self, record: Mapping[str, Any]) -> Any:
+        """The field's value in ``record`` (``None`` when absent)."""
+        ...
+
+    def value(self, text: str | None) -> Any:
+        """A command's text (the Avro map carries strings) as the value the API takes;
+        ``ContractError`` when it cannot be one."""
+        ...
+
+    def holds(self, record: Mapping[str, Any], value: Any) -> bool:
+        """Whether ``record`` already has ``value`` (compared in the field's comparison form)."""
+        ...
+
+
+FieldTable = Mapping[str, FieldAccessor]
+"""A resource's accessor table: field path -> accessor."""
 
 
 class SourceStream(Protocol):
@@ -147,18 +212,42 @@ class Target(Protocol):
     def resource(self) -> str: ...
 
     def create(
-        self, values: Mapping[str, Any], *, reference: str, parent_id: str | None = None
+        self,
+        values: Mapping[str, Any],
+        *,
+        reference: str,
+        parent_id: str | None = None,
+        allow_duplicates: bool = True,
+        made_after: datetime | None = None,
     ) -> Written:
-        """Create a record, or return the one already carrying ``reference``."""
+        """Create a record, or return the one already carrying ``reference`` (``created``
+        false), or — ``allow_duplicates`` false — the existing one the system's duplicate rule
+        matched (``matched``)."""
         ...
 
     def guard(self, record: Mapping[str, Any], fields: tuple[str, ...]) -> Guard:
         """The guard of an update of ``fields`` against ``record`` as the caller read it."""
         ...
 
-    def update(self, key: RecordKey, changes: Mapping[str, Any], *, guard: Guard) -> Written:
+    def read(self, key: RecordKey) -> Written:
+        """The record as it is now, to decide a write on (``NotFoundError`` when it is gone or
+        is no longer that record, e.g. merged into another)."""
+        ...
+
+    def written(self, record: Mapping[str, Any]) -> Written:
+        """A record the caller holds, in the form the target returns records."""
+        ...
+
+    def update(
+        self,
+        key: RecordKey,
+        changes: Mapping[str, Any],
+        *,
+        guard: Guard,
+        base: Mapping[str, Any] | None = None,
+    ) -> Written:
         """Write ``changes`` (field path -> value, ``None`` clears) unless the guard no longer
-        holds (``ConflictError``)."""
+        holds (``GuardRefusedError``)."""
         ...
 
     def delete(self, key: RecordKey) -> None:
@@ -174,6 +263,21 @@ class Client(Protocol):
 
 SettingsT = TypeVar("SettingsT", bound=BaseSettings)
 ClientT = TypeVar("ClientT", bound=Client)
+SettingsT_contra = TypeVar("SettingsT_contra", bound=BaseSettings, contravariant=True)
+ClientT_contra = TypeVar("ClientT_contra", bound=Client, contravariant=True)
+
+
+class TargetFactory(Protocol[ClientT_contra, SettingsT_contra]):
+    """``targets(client, settings, registry)``: a connector's targets by resource. ``settings``
+    (the connector's settings model, or a service's settings extending it) and ``registry``
+    (where a target exports its own metrics) are optional."""
+
+    def __call__(
+        self,
+        client: ClientT_contra,
+        settings: SettingsT_contra | None = None,
+        registry: CollectorRegistry | None = None,
+    ) -> Mapping[str, Target]: ...
 
 
 @dataclass(frozen=True)
@@ -202,6 +306,14 @@ class ResourceDescriptor:
     reference_field: str
     """Where a create's idempotency reference is kept."""
     parent_field: str | None = None
+    fields: FieldTable = field(default_factory=dict)
+    """The fields the engine reads and writes, by path."""
+    guarded_by: str = "values"
+    """What an update's guard is: ``version`` (the record's ``version_field``: a revision the
+    write is sent at) or ``values`` (the written fields' expected values)."""
+    reference_required: bool = True
+    """False: a create may go without an idempotency reference of its own (a natural key finds
+    it again; the caller supplies a stand-in)."""
 
 
 @dataclass(frozen=True)
@@ -215,7 +327,7 @@ class ConnectorDescriptor(Generic[SettingsT, ClientT]):
     client_factory: Callable[[SettingsT, ApiBudget], ClientT]
     """Builds a client from validated settings (credentials checked: ``ConfigurationError``)."""
     streams: Callable[[ClientT], Mapping[str, SourceStream]]
-    targets: Callable[[ClientT], Mapping[str, Target]]
+    targets: TargetFactory[ClientT, SettingsT]
 
     def resource(self, name: str) -> ResourceDescriptor:
         try:

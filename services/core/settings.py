@@ -184,3 +184,6 @@ class WixSettings(BaseSettings):
         le=1,
         description="This Deployment's share of the Wix budget, split by its replicas.",
     )
+    wix_link_field_name: str = Field(
+        "tether-link-id", description="Display name of the Wix extended field carrying link ids."
+    )

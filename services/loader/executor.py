@@ -1,6 +1,6 @@
 """Running one command to its outcome: retries for transient errors, classification of the rest.
 
-``CommandExecutor.execute(command)`` calls the command's ``Target`` and returns an ``Execution``:
+``CommandExecutor.execute(command)`` calls its system's ``Applier`` and returns an ``Execution``:
 
 - a ``Result`` from the target (CREATED / APPLIED / NOOP / LINKED_EXISTING / CONFLICT);
 - after a retriable error (``TetherError.retriable``: 5xx, timeouts, dropped connections, a 429
@@ -13,7 +13,8 @@
 - ``aborted`` when the loader is stopping while the command waits to be retried: no outcome, the
   offset is not committed, and the command is re-delivered to the next loader.
 
-Imports: tenacity, the core errors, ``plan``, ``targets`` (the protocol) and ``metrics``.
+Imports: tenacity, the core errors, ``plan``, ``targets`` (the ``Applier`` protocol) and
+``metrics``.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from tenacity import RetryCallState, Retrying, retry_if_exception, wait_random_e
 from services.core.errors import RateLimitedError, TetherError
 from services.loader.metrics import REFLECTED, LoaderMetrics
 from services.loader.plan import LoaderCommand, Result, failure
-from services.loader.targets import Target
+from services.loader.targets import Applier
 
 log = logging.getLogger("tether.loader")
 
@@ -59,7 +60,7 @@ def _retriable(error: BaseException) -> bool:
 class CommandExecutor:
     def __init__(
         self,
-        targets: Mapping[str, Target],
+        targets: Mapping[str, Applier],
         *,
         metrics: LoaderMetrics | None = None,
         max_attempts: int = 8,

@@ -25,7 +25,7 @@ log = logging.getLogger("tether.loader")
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
         prog="tether loader",
-        description="Apply commands to PowerOffice Go and Wix; report an outcome for each.",
+        description="Apply commands to the target systems; report an outcome for each.",
     )
     parser.add_argument(
         "--provision-topics", action="store_true", help="create missing topics before starting"

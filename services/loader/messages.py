@@ -5,8 +5,9 @@
   ``DecodeError``; a command that decodes but cannot be meant (unknown system/resource) raises
   ``ContractError`` — both become dead letters.
 - ``outcome_datum`` builds the Outcome for a command and its ``Result``: ``target_record`` wrapped
-  with ``records.wrap_record``; ``target_revision`` is the Wix revision (PowerOffice has none);
-  ``target_id`` is the created/linked id, else the command's target.
+  with ``records.wrap_record``; ``target_revision`` is the version a version-guarded target
+  reported (none for a value-guarded one); ``target_id`` is the created/linked id, else the
+  command's target.
 - ``outcome_command_id`` reads just the ``command_id`` of an Outcome payload (the start-up index
   of completed commands reads the whole outcomes topic, so it skips decoding the records).
 

@@ -3,23 +3,18 @@
 Besides ``CoreMetrics`` (Kafka I/O, dead letters, API requests by system/operation/status and
 their latency up to 60 s) and the ``BudgetCollector`` (permits used, time waited, 429s), the
 loader exports outcomes by target and status, retries by reason, commands in flight, duplicate
-commands skipped, command durations and the size of its completed-commands index, and whether
-the Wix ``tether-link-id`` extended field is refused (``WixLinkFieldMetrics``). Labels are
-low-cardinality (system, resource, action, status, error class) — never an id.
+commands skipped, command durations and the size of its completed-commands index (a
+connector's target may export its own, e.g. whether a reference field is refused). Labels are
+low-cardinality (system, resource, action, status, error class) — never an id; system label
+values are the connectors' system names.
 
-``ApiCalls`` is the ``on_request`` hook given to both clients: it feeds
-``CoreMetrics.observe_api`` and lets the thread applying one command see the calls it made
-(``capture``) — the PowerOffice client re-reads a record itself when a guarded patch is refused,
-and the calls tell the loader that the write was a no-op.
+``ApiCalls`` is the ``on_request`` hook given to every client: it feeds
+``CoreMetrics.observe_api``.
 
 Imports: prometheus_client and the core metrics module.
 """
 
 from __future__ import annotations
-
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
@@ -34,7 +29,7 @@ REFLECTED = frozenset({"CREATED", "APPLIED", "NOOP", "LINKED_EXISTING"})
 
 
 class LoaderMetrics:
-    def __init__(self, registry: CollectorRegistry) -> None:
+    def __init__(self, registry: CollectorRegistry, *, systems: tuple[str, ...] = ()) -> None:
         self.outcomes = Counter(
             "tether_loader_outcomes",
             "Outcomes produced",
@@ -72,8 +67,8 @@ class LoaderMetrics:
             buckets=FRESHNESS_BUCKETS,
             registry=registry,
         )
-        for system in ("poweroffice", "wix"):
-            self.freshness.labels(system)  # both series exist before the first change
+        for system in systems:
+            self.freshness.labels(system)  # every target's series exists before its first change
         self.completed_index = Gauge(
             "tether_loader_completed_commands",
             "Command ids known to have an outcome (the de-duplication index)",
@@ -96,63 +91,12 @@ class LoaderMetrics:
         )
 
 
-class WixLinkFieldMetrics:
-    """Whether keyless Wix contacts can carry the ``tether-link-id`` extended field
-    (``targets.WixTarget``): a refusal is exported once per cached period, not per record."""
-
-    REASONS = ("permission_denied", "not_found", "unavailable")
-
-    def __init__(self, registry: CollectorRegistry) -> None:
-        self.unavailable = Gauge(
-            "tether_loader_wix_link_field_unavailable",
-            "1 while the Wix Extended Fields API refuses the tether-link-id field, by reason "
-            "(permission_denied: the API key lacks the permission; not_found; unavailable: 5xx "
-            "or no answer); keyless contacts are then created by the name-only fallback",
-            ["reason"],
-            registry=registry,
-        )
-        self.fallback_creates = Counter(
-            "tether_loader_wix_fallback_creates",
-            "Keyless Wix contacts handled without the tether-link-id field (created, or found "
-            "again after a lost answer)",
-            ["how"],
-            registry=registry,
-        )
-        self.clear()
-
-    def refused(self, reason: str) -> None:
-        for known in self.REASONS:
-            self.unavailable.labels(known).set(1 if known == reason else 0)
-
-    def clear(self) -> None:
-        for known in self.REASONS:
-            self.unavailable.labels(known).set(0)
-
-    def fallback(self, how: str) -> None:
-        self.fallback_creates.labels(how).inc()
-
-
 class ApiCalls:
     """``on_request(system, operation, status, seconds)`` for the connectors' clients."""
 
     def __init__(self, metrics: CoreMetrics | None = None) -> None:
         self._metrics = metrics
-        self._local = threading.local()
 
     def __call__(self, system: str, operation: str, status: int, seconds: float) -> None:
         if self._metrics is not None:
             self._metrics.observe_api(system, operation, status, seconds)
-        calls: list[tuple[str, int]] | None = getattr(self._local, "calls", None)
-        if calls is not None:
-            calls.append((operation, status))
-
-    @contextmanager
-    def capture(self) -> Iterator[list[tuple[str, int]]]:
-        """The ``(operation, status)`` of every request this thread makes inside the block."""
-        previous = getattr(self._local, "calls", None)
-        calls: list[tuple[str, int]] = []
-        self._local.calls = calls
-        try:
-            yield calls
-        finally:
-            self._local.calls = previous

@@ -1,69 +1,69 @@
 """The loader's pure rules: what to write for a command, and what an answer means.
 
-Everything here is a function of a command and the target state the shell read — no HTTP, no
-Kafka — so each rule is tested on its own (``tests/loader/test_plan.py``):
+Everything here is a function of a command, the target resource's descriptor (its accessor
+table, key/version/reference fields: ``services.core.connector.ResourceDescriptor``) and the
+target state the shell read — no HTTP, no Kafka — so each rule is tested on its own
+(``tests/loader/test_plan.py``). No system is named: what a field means comes from the
+connector's accessor table.
 
 - ``LoaderCommand`` / ``Result``: a decoded command and the outcome the shell reports for it;
-- Wix: ``wix_values`` turns the command's Wix paths (``info.name.first``, ``info.name.last``,
-  ``info.emails[primary].email``, ``info.phones[primary].phone``) into the four values the client
-  writes; ``read_wix`` reads them back from a contact (the primary items); ``wix_holds`` says a
-  contact already has them (comparison forms, as the mapper compares: names with collapsed
-  whitespace, e-mails case-folded, phones in E.164); ``wix_base`` is the contact the update is
-  computed against (``target_record`` at ``expected_revision``); ``decide_wix_fresh`` /
-  ``decide_after_conflict`` turn a freshly read contact into write / NOOP / CONFLICT;
-- PowerOffice: ``po_patch`` builds the ``replace`` values and the ``test`` guards (from
-  ``expected``, for exactly the properties written), ``po_create`` the create values and the
-  idempotency reference, ``po_holds`` says a record already has the desired values; values arrive
-  as strings (the Avro map) and are coerced to the field's JSON type (``IsPerson`` -> bool);
+- ``field_values`` turns the command's field paths into the values the API takes (the
+  accessors' ``value``: trimmed text, or the property's JSON type — ``"true"`` -> ``True``);
+  ``holds`` says a record already has them (each field's comparison form: names with
+  collapsed whitespace, e-mails case-folded, phones in E.164, or exact equality);
+- updates guarded by a version: ``update_base`` is the record the update is computed against
+  (``target_record`` at ``expected_revision``); ``decide_fresh`` / ``decide_after_conflict``
+  turn a freshly read record into write / NOOP / CONFLICT;
+- updates guarded by values: ``guarded_patch`` builds the ``replace`` values and the ``test``
+  guards (from ``expected``, for exactly the properties written); ``create_values`` the create
+  values and the idempotency reference;
 - ``failure`` classifies a permanent (or exhausted) error into a REJECTED/FAILED result whose
   code and message carry no personal data.
 
-Pure module: it imports no I/O library (only the standard library, ``phonenumbers`` and
-``services.core.errors``).
+Pure module: it imports no I/O library (only the standard library, ``services.core.errors``
+and the connector interface's types, ``services.core.connector``).
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-import phonenumbers
-
+from services.core.connector import FieldAccessor, FieldTable, ResourceDescriptor
 from services.core.errors import ApiError, ContractError, TetherError
-from services.core.wix_items import clean_text as _clean
-from services.core.wix_items import primary_item
 
 __all__ = [
-    "PO_REFERENCE_FIELDS",
-    "WIX_FIELDS",
     "Action",
-    "FieldTypes",
+    "FieldValues",
     "LoaderCommand",
-    "PoPatch",
+    "Patch",
     "Result",
     "Status",
     "Step",
-    "WixValues",
-    "coerce",
-    "contact_revision",
+    "create_values",
     "decide_after_conflict",
-    "decide_wix_fresh",
+    "decide_fresh",
     "failure",
-    "po_create",
-    "po_holds",
-    "po_id",
-    "po_patch",
-    "read_wix",
+    "field_values",
+    "guarded_patch",
+    "holds",
+    "matches_expected",
+    "numeric_id",
+    "record_version",
     "strip_nulls",
-    "wix_base",
-    "wix_holds",
-    "wix_matches_expected",
-    "wix_values",
+    "update_base",
 ]
+
+
+def _clean(value: object) -> str | None:
+    """The value as text, trimmed; ``None`` for missing or blank values."""
+    if value is None:
+        return None
+    text = (value if isinstance(value, str) else str(value)).strip()
+    return text or None
 
 
 class Action(StrEnum):
@@ -105,7 +105,7 @@ class LoaderCommand:
     cause_changed_at: datetime | None = None
     """When the live change that caused it was made at its source (None: not a live change)."""
     allow_duplicates: bool = False
-    """Wix create: create even when another contact has its e-mail/phone (CREATE_NEW_CONTACT)."""
+    """A create even when another record has its natural key (an operator's CREATE_NEW_CONTACT)."""
 
     def require_target_id(self) -> str:
         if not self.target_id:
@@ -139,95 +139,69 @@ class Step(StrEnum):
 
 
 # ------------------------------------------------------------------------------------------------
-# Comparison forms (the mapper's: format-only differences are no difference)
+# Field values (through the target resource's accessor table)
 # ------------------------------------------------------------------------------------------------
-
-_WHITESPACE = re.compile(r"\s+")
-_PHONE_CHARS = re.compile(r"[^0-9+]")
-DEFAULT_REGION = "NO"
-
-
-def _name_key(value: object) -> str | None:
-    text = _clean(value)
-    return _WHITESPACE.sub(" ", text) if text is not None else None
-
-
-def _email_key(value: object) -> str | None:
-    text = _clean(value)
-    return text.casefold() if text is not None else None
-
-
-def _phone_key(value: object, region: str | None = None) -> str | None:
-    text = _clean(value)
-    if text is None:
-        return None
-    try:
-        number = phonenumbers.parse(text, (region or DEFAULT_REGION).upper())
-    except phonenumbers.NumberParseException:
-        number = None
-    if number is not None and phonenumbers.is_possible_number(number):
-        e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
-        return f"{e164};ext={number.extension}" if number.extension else e164
-    digits = _PHONE_CHARS.sub("", text)
-    return digits or text.casefold()
-
-
-_KEYS = {
-    "first_name": _name_key,
-    "last_name": _name_key,
-    "email": _email_key,
-    "phone": _phone_key,
-}
-
-
-# ------------------------------------------------------------------------------------------------
-# Wix
-# ------------------------------------------------------------------------------------------------
-
-#: The Wix paths a command may write -> the value the client writes.
-WIX_FIELDS: Mapping[str, str] = {
-    "info.name.first": "first_name",
-    "info.name.last": "last_name",
-    "info.emails[primary].email": "email",
-    "info.phones[primary].phone": "phone",
-}
 
 
 @dataclass(frozen=True)
-class WixValues:
-    """The values a Wix command writes, by ``first_name``/``last_name``/``email``/``phone``.
+class FieldValues:
+    """The values a command writes, by field path, as the API takes them.
 
-    A missing key is left alone; ``None`` clears.
+    A missing path is left alone; ``None`` clears.
     """
 
-    values: Mapping[str, str | None]
+    values: Mapping[str, Any]
 
     def __bool__(self) -> bool:
         return bool(self.values)
 
-    def get(self, name: str) -> str | None:
-        return _clean(self.values.get(name))
-
-    @property
-    def has_natural_key(self) -> bool:
-        """Whether Wix's duplicate rule can find the contact again (an e-mail or a phone)."""
-        return self.get("email") is not None or self.get("phone") is not None
+    def get(self, path: str) -> Any:
+        return self.values.get(path)
 
 
-def wix_values(fields: Mapping[str, str | None]) -> WixValues:
-    """The command's Wix paths as values; an unknown path is a ``ContractError``."""
-    values: dict[str, str | None] = {}
-    for path, value in fields.items():
-        name = WIX_FIELDS.get(path)
-        if name is None:
-            raise ContractError(f"wix command writes an unknown field {path!r}")
-        values[name] = _clean(value)
-    return WixValues(values)
+def _accessor(fields: FieldTable, command: LoaderCommand, path: str) -> FieldAccessor:
+    accessor = fields.get(path)
+    if accessor is None:
+        raise ContractError(f"{command.system} command writes an unknown field {path!r}")
+    return accessor
+
+
+def field_values(command: LoaderCommand, fields: FieldTable) -> FieldValues:
+    """The command's fields as the values the API takes; an unknown path is a
+    ``ContractError``."""
+    return FieldValues(
+        {
+            path: _accessor(fields, command, path).value(text)
+            for path, text in command.fields.items()
+        }
+    )
+
+
+def holds(record: Mapping[str, Any], values: FieldValues, fields: FieldTable) -> bool:
+    """Whether ``record`` already has every value (each field's comparison form)."""
+    return all(fields[path].holds(record, value) for path, value in values.values.items())
+
+
+def matches_expected(
+    record: Mapping[str, Any], expected: Mapping[str, str | None], fields: FieldTable
+) -> bool:
+    """Whether ``record`` still has the values the command was computed against (known paths
+    only; the guard used when a command carries no version)."""
+    for path, text in expected.items():
+        accessor = fields.get(path)
+        if accessor is not None and not accessor.holds(record, accessor.value(text)):
+            return False
+    return True
+
+
+# ------------------------------------------------------------------------------------------------
+# Updates guarded by a version (the record's revision)
+# ------------------------------------------------------------------------------------------------
 
 
 def strip_nulls(value: Any) -> Any:
     """Drop ``None`` members recursively (an Avro record brings absent API fields back as null;
-    for a Wix contact null and absent mean the same)."""
+    for a JSON record null and absent mean the same)."""
     if isinstance(value, Mapping):
         return {k: strip_nulls(v) for k, v in value.items() if v is not None}
     if isinstance(value, list):
@@ -235,57 +209,9 @@ def strip_nulls(value: Any) -> Any:
     return value
 
 
-def read_wix(contact: Mapping[str, Any]) -> dict[str, str | None]:
-    """``first_name``, ``last_name``, ``email``, ``phone`` of a contact (primary items)."""
-    info = contact.get("info")
-    name = info.get("name") if isinstance(info, Mapping) else None
-    name = name if isinstance(name, Mapping) else {}
-    email = primary_item(contact, "emails", "email")
-    phone = primary_item(contact, "phones", "phone")
-    phone_value: str | None = None
-    if phone is not None:
-        phone_value = _clean(phone.get("e164Phone")) or _clean(phone.get("phone"))
-    return {
-        "first_name": _clean(name.get("first")),
-        "last_name": _clean(name.get("last")),
-        "email": _clean(email.get("email")) if email is not None else None,
-        "phone": phone_value,
-    }
-
-
-def _phone_region(contact: Mapping[str, Any]) -> str | None:
-    item = primary_item(contact, "phones", "phone")
-    region = item.get("countryCode") if item is not None else None
-    return region if isinstance(region, str) and region else None
-
-
-def _same(name: str, current: str | None, wanted: str | None, region: str | None) -> bool:
-    if name == "phone":
-        return _phone_key(current, region) == _phone_key(wanted)
-    return _KEYS[name](current) == _KEYS[name](wanted)
-
-
-def wix_holds(contact: Mapping[str, Any], values: WixValues) -> bool:
-    """Whether ``contact`` already has every value the command writes (comparison forms)."""
-    current = read_wix(contact)
-    region = _phone_region(contact)
-    return all(_same(name, current[name], value, region) for name, value in values.values.items())
-
-
-def wix_matches_expected(contact: Mapping[str, Any], expected: Mapping[str, str | None]) -> bool:
-    """Whether ``contact`` still has the values the command was computed against (known paths
-    only; the guard used when a command carries no revision)."""
-    current = read_wix(contact)
-    region = _phone_region(contact)
-    for path, value in expected.items():
-        name = WIX_FIELDS.get(path)
-        if name is not None and not _same(name, current[name], value, region):
-            return False
-    return True
-
-
-def contact_revision(contact: Mapping[str, Any]) -> int | None:
-    value = contact.get("revision")
+def record_version(record: Mapping[str, Any], version_field: str) -> int | None:
+    """A record's numeric version (a revision), or None."""
+    value = record.get(version_field)
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
@@ -295,135 +221,107 @@ def contact_revision(contact: Mapping[str, Any]) -> int | None:
     return None
 
 
-def wix_base(command: LoaderCommand) -> dict[str, Any] | None:
-    """The contact the update was computed against: ``target_record`` at ``expected_revision``
-    (or its own revision when the command names none). ``None`` when the command carries no
-    usable record (another id, no revision): the shell then reads the contact first."""
+def update_base(command: LoaderCommand, resource: ResourceDescriptor) -> dict[str, Any] | None:
+    """The record the update was computed against: ``target_record`` at ``expected_revision``
+    (or its own version when the command names none). ``None`` when the command carries no
+    usable record (another id, no version): the shell then reads the record first."""
     record = command.target_record
-    if record is None or record.get("id") != command.target_id:
+    if record is None or record.get(resource.key_field) != command.target_id:
         return None
     base: dict[str, Any] = strip_nulls(dict(record))
     revision = command.expected_revision
     if revision is None:
-        revision = contact_revision(base)
+        revision = record_version(base, resource.version_field)
     if revision is None:
         return None
-    base["revision"] = revision
+    base[resource.version_field] = revision
     return base
 
 
-def decide_wix_fresh(command: LoaderCommand, values: WixValues, fresh: Mapping[str, Any]) -> Step:
-    """Given the contact as it is now: NOOP when it already has the values; WRITE when it is
-    still the state the command was computed against (same revision, or — without a revision —
+def decide_fresh(
+    command: LoaderCommand,
+    values: FieldValues,
+    fresh: Mapping[str, Any],
+    resource: ResourceDescriptor,
+) -> Step:
+    """Given the record as it is now: NOOP when it already has the values; WRITE when it is
+    still the state the command was computed against (same version, or — without a version —
     the ``expected`` values); else CONFLICT."""
-    if wix_holds(fresh, values):
+    if holds(fresh, values, resource.fields):
         return Step.NOOP
     if command.expected_revision is not None:
-        return Step.WRITE if contact_revision(fresh) == command.expected_revision else Step.CONFLICT
-    return Step.WRITE if wix_matches_expected(fresh, command.expected) else Step.CONFLICT
+        version = record_version(fresh, resource.version_field)
+        return Step.WRITE if version == command.expected_revision else Step.CONFLICT
+    if matches_expected(fresh, command.expected, resource.fields):
+        return Step.WRITE
+    return Step.CONFLICT
 
 
-def decide_after_conflict(values: WixValues, fresh: Mapping[str, Any]) -> Status:
+def decide_after_conflict(
+    values: FieldValues, fresh: Mapping[str, Any], fields: FieldTable
+) -> Status:
     """A write refused because the target changed: NOOP if the fresh state already has the
     desired values (e.g. a re-sent command whose first write landed), else CONFLICT."""
-    return Status.NOOP if wix_holds(fresh, values) else Status.CONFLICT
+    return Status.NOOP if holds(fresh, values, fields) else Status.CONFLICT
 
 
 # ------------------------------------------------------------------------------------------------
-# PowerOffice
+# Updates guarded by the expected values (JSON Patch ``test``), creates with a reference field
 # ------------------------------------------------------------------------------------------------
-
-#: Tether resource -> the property the API keeps unique and the loader uses as idempotency key.
-PO_REFERENCE_FIELDS: Mapping[str, str] = {
-    "employees": "ExternalImportReference",
-    "customers": "ExternalImportReference",
-    "contact_persons": "ExternalCode",
-}
-
-FieldTypes = Mapping[str, type]
-"""PascalCase property -> its JSON scalar type (``bool``, ``int``, ``float``; else string)."""
-
-_TRUE = {"true", "1", "yes"}
-_FALSE = {"false", "0", "no"}
-
-
-def coerce(name: str, value: str | None, types: FieldTypes) -> Any:
-    """A command value (a string in the Avro map) as the JSON type of property ``name``."""
-    if value is None:
-        return None
-    kind = types.get(name)
-    try:
-        if kind is bool:
-            lowered = value.strip().lower()
-            if lowered in _TRUE:
-                return True
-            if lowered in _FALSE:
-                return False
-            raise ValueError("not a boolean")
-        if kind is int:
-            return int(value.strip())
-        if kind is float:
-            return float(value.strip())
-    except ValueError:
-        raise ContractError(
-            f"value of {name} is not a valid {kind.__name__ if kind else 'value'}"
-        ) from None
-    return value
 
 
 @dataclass(frozen=True)
-class PoPatch:
-    """``replace`` values and ``test`` guards (JSON types) of one PowerOffice update."""
+class Patch:
+    """``replace`` values and ``test`` guards (the API's types) of one guarded update."""
 
     changes: dict[str, Any]
     guards: dict[str, Any]
 
 
-def po_patch(command: LoaderCommand, types: FieldTypes) -> PoPatch:
-    """The patch of an update: every field replaced, and a ``test`` guard from ``expected`` for
-    exactly the properties it changes (none for a property the mapper had no value for)."""
-    reference = PO_REFERENCE_FIELDS.get(command.resource)
+def guarded_patch(command: LoaderCommand, resource: ResourceDescriptor) -> Patch:
+    """The patch of an update: every field replaced, and a guard from ``expected`` for exactly
+    the properties it changes (none for a property the mapper had no value for). The
+    idempotency reference is never changed."""
     changes: dict[str, Any] = {}
     guards: dict[str, Any] = {}
-    for name, value in command.fields.items():
-        if name == reference:
-            raise ContractError(f"an update must not change the idempotency reference {name}")
-        changes[name] = coerce(name, value, types)
-        if name in command.expected:
-            guards[name] = coerce(name, command.expected[name], types)
-    return PoPatch(changes, guards)
+    for path, text in command.fields.items():
+        if path == resource.reference_field:
+            raise ContractError(f"an update must not change the idempotency reference {path}")
+        accessor = _accessor(resource.fields, command, path)
+        changes[path] = accessor.value(text)
+        if path in command.expected:
+            guards[path] = accessor.value(command.expected[path])
+    return Patch(changes, guards)
 
 
-def po_create(command: LoaderCommand, types: FieldTypes) -> tuple[dict[str, Any], str]:
-    """Create values and the idempotency reference (``idempotency_key``; required: a create
-    that could not be found again is never sent)."""
-    reference_field = PO_REFERENCE_FIELDS.get(command.resource)
-    if reference_field is None:
-        raise ContractError(f"no poweroffice resource {command.resource!r}")
+def create_values(
+    command: LoaderCommand, resource: ResourceDescriptor
+) -> tuple[dict[str, Any], str]:
+    """Create values and the idempotency reference (``idempotency_key``; required where the
+    resource says so: a create that could not be found again is never sent — elsewhere the link
+    id stands in). A field holding the reference must hold this one; it is left to the target,
+    which writes the reference itself."""
     reference = _clean(command.idempotency_key)
     if reference is None:
-        raise ContractError(f"create command {command.command_id} has no idempotency_key")
+        if resource.reference_required:
+            raise ContractError(f"create command {command.command_id} has no idempotency_key")
+        reference = command.link_id
     values: dict[str, Any] = {}
-    for name, value in command.fields.items():
-        if name == reference_field:
-            if _clean(value) not in (None, reference):
-                raise ContractError(f"{name} differs from the command's idempotency_key")
+    for path, text in command.fields.items():
+        if path == resource.reference_field:
+            if _clean(text) not in (None, reference):
+                raise ContractError(f"{path} differs from the command's idempotency_key")
             continue
-        values[name] = coerce(name, value, types)
+        values[path] = _accessor(resource.fields, command, path).value(text)
     if not values:
         raise ContractError(f"create command {command.command_id} has no fields")
     return values, reference
 
 
-def po_holds(record: Mapping[str, Any], values: Mapping[str, Any]) -> bool:
-    """Whether the record already has exactly these values (as the API compares ``test``)."""
-    return all(record.get(name) == value for name, value in values.items())
-
-
-def po_id(value: str | None, what: str) -> int:
-    """A PowerOffice id from the command's text."""
+def numeric_id(value: str | None, what: str) -> int:
+    """A numeric record id from the command's text."""
     if value is None or not value.strip().isdigit():
-        raise ContractError(f"poweroffice {what} is not a numeric id")
+        raise ContractError(f"{what} is not a numeric id")
     return int(value)
 
 

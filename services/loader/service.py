@@ -65,11 +65,11 @@ from services.loader.completed import (
 )
 from services.loader.executor import CommandExecutor, Execution
 from services.loader.messages import decode_command, outcome_datum
-from services.loader.metrics import ApiCalls, LoaderMetrics, WixLinkFieldMetrics
+from services.loader.metrics import ApiCalls, LoaderMetrics
 from services.loader.offsets import OffsetBook, Ticket
 from services.loader.plan import LoaderCommand
 from services.loader.settings import LoaderSettings
-from services.loader.targets import PowerOfficeTarget, Target, WixTarget
+from services.loader.targets import Applier
 from services.loader.workers import KeyedWorkers
 
 log = logging.getLogger("tether.loader")
@@ -123,14 +123,14 @@ class LoaderService:
         self,
         ctx: ServiceContext,
         settings: LoaderSettings,
-        targets: Mapping[str, Target],
+        targets: Mapping[str, Applier],
         *,
         metrics: LoaderMetrics | None = None,
         budgets: list[ApiBudget] | None = None,
     ) -> None:
         self.ctx = ctx
         self.settings = settings
-        self.metrics = metrics or LoaderMetrics(ctx.registry)
+        self.metrics = metrics or LoaderMetrics(ctx.registry, systems=tuple(targets))
         self.budgets = list(budgets or [])
         if self.budgets:
             ctx.registry.register(BudgetCollector(self.budgets))
@@ -174,27 +174,17 @@ class LoaderService:
         ctx: ServiceContext,
         settings: LoaderSettings,
         *,
-        wix_budget: ApiBudget | None = None,
-        poweroffice_budget: ApiBudget | None = None,
+        budgets: Mapping[str, ApiBudget] | None = None,
     ) -> LoaderService:
         """The production wiring: clients from the settings, the loader's share of each budget
-        (the benchmark passes budgets with a scaled-down window)."""
+        (``budgets`` by system: the benchmark passes budgets with a scaled-down window)."""
         calls = ApiCalls(ctx.metrics)
-        clients = build_clients(
-            settings, calls, wix_budget=wix_budget, poweroffice_budget=poweroffice_budget
-        )
+        clients = build_clients(settings, calls, budgets=budgets)
         service = cls(
             ctx,
             settings,
-            {
-                "wix": WixTarget(
-                    clients.wix,
-                    settings.wix_link_field_name,
-                    metrics=WixLinkFieldMetrics(ctx.registry),
-                ),
-                "poweroffice": PowerOfficeTarget(clients.poweroffice, calls),
-            },
-            budgets=clients.budgets,
+            clients.targets(settings, ctx.registry),
+            budgets=list(clients.budgets.values()),
         )
         service._clients = clients
         return service

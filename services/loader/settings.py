@@ -66,9 +66,6 @@ class LoaderSettings(TetherSettings, PowerOfficeSettings, WixSettings):
         ge=0,
         description="Rejoin with a new consumer after this long without any partition (0: off).",
     )
-    wix_link_field_name: str = Field(
-        "tether-link-id", description="Display name of the Wix extended field carrying link ids."
-    )
 
     def poweroffice_budget(self) -> ApiBudget:
         return budget_for(

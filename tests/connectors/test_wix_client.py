@@ -13,13 +13,11 @@ from pydantic import SecretStr
 from services.connectors.simkit import ServerThread
 from services.connectors.wix.admin import WixAdmin
 from services.connectors.wix.client import (
-    UNSET,
     ApiKeyAuth,
     AppAuth,
     DuplicateContactError,
     RequestNotSentError,
     WixClient,
-    build_create_info,
 )
 from services.connectors.wix.models import Contact, primary_email, primary_phone
 from services.connectors.wix.simulator import WixSimulator
@@ -94,14 +92,14 @@ def client(sim: WixSimulator, server: ServerThread, calls: Calls) -> Iterator[Wi
 
 def new_contact(client: WixClient, email: str = EMAIL, **extra: Any) -> Contact:
     return client.create(
-        build_create_info(
-            first_name="Kari",
-            last_name="Nordmann",
-            email=email,
-            phone=PHONE,
-            phone_country="NO",
-            **extra,
-        )
+        {
+            "info.name.first": "Kari",
+            "info.name.last": "Nordmann",
+            "info.emails[primary].email": email,
+            "info.phones[primary].phone": PHONE,
+        },
+        phone_country="NO",
+        **extra,
     )
 
 
@@ -169,7 +167,14 @@ def test_update_changes_only_primary_items_and_keeps_others(client: WixClient, a
         ]
     )
     current = client.get(seeded["id"]).contact
-    updated = client.update(current, last_name="Hansen", email="new@example.com", phone="98765432")
+    updated = client.update(
+        current,
+        {
+            "info.name.last": "Hansen",
+            "info.emails[primary].email": "new@example.com",
+            "info.phones[primary].phone": "98765432",
+        },
+    )
     assert updated.revision == current.revision + 1
     assert (updated.first_name, updated.last_name) == ("Kari", "Hansen")
     emails = {e.tag: (e.email, e.primary) for e in updated.emails}
@@ -189,18 +194,23 @@ def test_update_stale_revision_is_a_conflict(client: WixClient, admin: WixAdmin)
     current = new_contact(client)
     admin.edit(current.id, {"name": {"first": "Edited", "last": "InDashboard"}})
     with pytest.raises(ConflictError) as caught:
-        client.update(current, first_name="Mine")
+        client.update(current, {"info.name.first": "Mine"})
     assert caught.value.error_code == "CONTACT_ALREADY_CHANGED"
     assert not isinstance(caught.value, DuplicateContactError)
     assert caught.value.retriable is False
 
 
 def test_update_clearing_the_last_identifier_is_rejected(client: WixClient):
-    current = client.create(build_create_info(email=EMAIL))
+    current = client.create({"info.emails[primary].email": EMAIL})
     with pytest.raises(ValidationError) as caught:
-        client.update(current, email=None)
+        client.update(current, {"info.emails[primary].email": None})
     assert caught.value.error_code == "INSUFFICIENT_CONTACT_DATA"
-    assert client.update(current, email=None, first_name="Kari").emails == []
+    assert (
+        client.update(
+            current, {"info.emails[primary].email": None, "info.name.first": "Kari"}
+        ).emails
+        == []
+    )
 
 
 def test_query_iterates_all_pages_sorted_by_creation(
@@ -238,9 +248,9 @@ def test_find_by_email_and_by_extended_field(client: WixClient):
     assert [c.id for c in client.find_by_email(" KARI.nordmann@example.com")] == [linked.id]
     assert [c.id for c in client.find_by_extended_field(key, "link-1")] == [linked.id]
     assert client.find_by_extended_field(key, "missing") == []
-    relinked = client.update(linked, extended_fields={key: "link-9"})
+    relinked = client.update(linked, {}, extended_fields={key: "link-9"})
     assert relinked.extended_fields[key] == "link-9"
-    unlinked = client.update(relinked, first_name=UNSET, extended_fields={key: None})
+    unlinked = client.update(relinked, {}, extended_fields={key: None})
     assert key not in unlinked.extended_fields
     assert unlinked.extended_fields["contacts.displayByFirstName"] == "Kari Nordmann"
     assert key not in client.get(linked.id).contact.extended_fields
@@ -267,7 +277,7 @@ def test_app_credentials_token_exchange_and_renewal(
     with WixClient(
         auth, ApiBudget("wix-test", 0), base_url=server.url, on_request=lambda *a: calls.append(a)
     ) as app_client:
-        created = app_client.create(build_create_info(first_name="App"))
+        created = app_client.create({"info.name.first": "App"})
         assert created.model_extra is not None
         assert created.model_extra["source"]["sourceType"] == "WIX_APP"
         app_client.get(created.id)
@@ -324,7 +334,7 @@ def test_bad_credentials_and_missing_permission(sim: WixSimulator, server: Serve
     with WixClient(reader, ApiBudget("t", 0), base_url=server.url) as read_only:
         assert read_only.query_page().contacts == []
         with pytest.raises(PermissionDeniedError):
-            read_only.create(build_create_info(first_name="X"))
+            read_only.create({"info.name.first": "X"})
     assert "not-the-key" not in repr(bad_key) and "wrong-secret" not in repr(bad_app)
 
 
@@ -345,7 +355,7 @@ def test_idempotent_calls_retry_5xx_and_timeouts(
         admin.add_fault(kind="timeout", seconds=3.0, path="/query", times=1)
         assert client.query_page().total == 1
         admin.add_fault(kind="drop", path="/contacts/v4/contacts/", method="PATCH", times=1)
-        assert client.update(contact, first_name="Retried").revision == 2
+        assert client.update(contact, {"info.name.first": "Retried"}).revision == 2
         admin.add_fault(kind="status", status=500, method="DELETE", times=1)
         client.delete(contact.id)
     statuses = [(c[1], c[2]) for c in calls]
@@ -421,7 +431,7 @@ def test_create_retried_when_the_request_never_left(sim: WixSimulator, calls: Ca
         backoff_initial_seconds=0.01,
     )
     with client, pytest.raises(RequestNotSentError) as caught:
-        client.create(build_create_info(first_name="X"))
+        client.create({"info.name.first": "X"})
     assert caught.value.retriable
     assert [(c[1], c[2]) for c in calls] == [("create", 0), ("create", 0)]
 

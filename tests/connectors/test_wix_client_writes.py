@@ -18,10 +18,9 @@ from services.connectors.wix.client import (
     ApiKeyAuth,
     AppAuth,
     WixClient,
-    build_create_info,
-    build_update_info,
     last_page,
 )
+from services.connectors.wix.fields import info_for_update
 from services.connectors.wix.models import parse_contact
 from services.connectors.wix.simulator import WixSimulator
 from services.core.budget import ApiBudget
@@ -50,16 +49,27 @@ def client(sim: WixSimulator, server: ServerThread) -> Iterator[WixClient]:
 
 def test_update_sends_no_read_only_item_fields_to_a_strict_server(client: WixClient):
     created = client.create(
-        build_create_info(
-            first_name="Kari", email="k@example.com", phone="41234567", phone_country="NO"
-        )
+        {
+            "info.name.first": "Kari",
+            "info.emails[primary].email": "k@example.com",
+            "info.phones[primary].phone": "41234567",
+        },
+        phone_country="NO",
     )
     assert created.phones[0].e164_phone == "+4741234567"  # the server derived read-only fields
     assert created.phones[0].id and created.emails[0].id
-    updated = client.update(created, email="kari@example.com", phone="98765432")
+    updated = client.update(
+        created,
+        {
+            "info.emails[primary].email": "kari@example.com",
+            "info.phones[primary].phone": "98765432",
+        },
+    )
     assert [e.email for e in updated.emails] == ["kari@example.com"]
     assert [(p.phone, p.e164_phone) for p in updated.phones] == [("98765432", "+4798765432")]
-    renamed = client.update(updated, last_name="Nordmann")  # name only: items not sent at all
+    renamed = client.update(
+        updated, {"info.name.last": "Nordmann"}
+    )  # name only: items not sent at all
     assert renamed.last_name == "Nordmann"
 
 
@@ -102,7 +112,10 @@ def test_update_body_carries_only_writable_item_fields():
     with WixClient(
         auth, ApiBudget("t", 0), base_url="https://wix.test", transport=httpx.MockTransport(handler)
     ) as client:
-        client.update(current, email="c@x.no", phone="98765432")
+        client.update(
+            current,
+            {"info.emails[primary].email": "c@x.no", "info.phones[primary].phone": "98765432"},
+        )
     [body] = sent
     assert body["info"]["emails"]["items"] == [
         {"tag": "WORK", "email": "c@x.no", "primary": True},
@@ -111,7 +124,7 @@ def test_update_body_carries_only_writable_item_fields():
     assert body["info"]["phones"]["items"] == [
         {"tag": "MOBILE", "countryCode": "NO", "phone": "98765432", "primary": True}
     ]
-    assert build_update_info(current, first_name="K") == {"name": {"first": "K"}}
+    assert info_for_update(current, {"info.name.first": "K"}) == {"name": {"first": "K"}}
 
 
 def test_paging_survives_a_server_that_clamps_the_page_size(

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from services.connectors.wix.client import build_create_info, build_update_info
+from services.connectors.wix.fields import info_for_create, info_for_update
 from services.connectors.wix.models import (
     parse_contact,
     primary_email,
@@ -111,11 +111,13 @@ def test_contract_error_does_not_echo_personal_data():
     assert "secret" not in str(caught.value)
 
 
-def test_build_create_info():
-    assert build_create_info(
-        first_name="Kari",
-        email=" k@example.com ",
-        phone="412",
+def test_info_for_create():
+    assert info_for_create(
+        {
+            "info.name.first": "Kari",
+            "info.emails[primary].email": " k@example.com ",
+            "info.phones[primary].phone": "412",
+        },
         phone_country="NO",
         extended_fields={"custom.l": "1"},
     ) == {
@@ -130,16 +132,16 @@ def test_build_create_info():
 
 def test_update_info_touches_only_what_changed():
     contact = parse_contact(FULL)
-    assert build_update_info(contact, last_name="Hansen") == {
+    assert info_for_update(contact, {"info.name.last": "Hansen"}) == {
         "name": {"first": "Kari", "last": "Hansen"}
     }
-    assert build_update_info(contact, first_name=None) == {"name": {"last": "Nordmann"}}
-    assert build_update_info(contact) == {}
+    assert info_for_update(contact, {"info.name.first": None}) == {"name": {"last": "Nordmann"}}
+    assert info_for_update(contact, {}) == {}
 
 
 def test_update_info_replaces_only_the_primary_email():
     contact = parse_contact(FULL)
-    info = build_update_info(contact, email="new@example.com")
+    info = info_for_update(contact, {"info.emails[primary].email": "new@example.com"})
     assert info == {
         "emails": {
             "items": [
@@ -149,18 +151,22 @@ def test_update_info_replaces_only_the_primary_email():
         }
     }  # read-only item ids are never sent back (docs/wix-decisions.md)
     # the new value already exists as another item: listed once, as the primary item
-    promoted = build_update_info(contact, email="WORK@example.com")["emails"]["items"]
+    promoted = info_for_update(contact, {"info.emails[primary].email": "WORK@example.com"})[
+        "emails"
+    ]["items"]
     assert promoted == [{"tag": "HOME", "email": "WORK@example.com", "primary": True}]
-    cleared = build_update_info(contact, email=None)["emails"]["items"]
+    cleared = info_for_update(contact, {"info.emails[primary].email": None})["emails"]["items"]
     assert cleared == [{"tag": "WORK", "email": "work@example.com", "primary": False}]
     bare = parse_contact(wire(name={"first": "X"}))
-    assert build_update_info(bare, email="x@example.com") == {
+    assert info_for_update(bare, {"info.emails[primary].email": "x@example.com"}) == {
         "emails": {"items": [{"tag": "MAIN", "email": "x@example.com", "primary": True}]}
     }
 
 
 def test_update_info_phone_sends_only_writable_fields_and_keeps_other_items():
-    items = build_update_info(parse_contact(FULL), phone="+47 98765432")["phones"]["items"]
+    items = info_for_update(parse_contact(FULL), {"info.phones[primary].phone": "+47 98765432"})[
+        "phones"
+    ]["items"]
     assert items == [
         {
             "tag": "MOBILE",
@@ -174,11 +180,11 @@ def test_update_info_phone_sends_only_writable_fields_and_keeps_other_items():
 
 def test_update_info_extended_fields_keep_other_custom_keys():
     contact = parse_contact(FULL)
-    info = build_update_info(contact, extended_fields={"custom.other": 5})
+    info = info_for_update(contact, {}, extended_fields={"custom.other": 5})
     assert info == {
         "extendedFields": {"items": {"custom.tether-link-id": "L-1", "custom.other": 5}}
     }
-    removed = build_update_info(contact, extended_fields={"custom.tether-link-id": None})
+    removed = info_for_update(contact, {}, extended_fields={"custom.tether-link-id": None})
     assert removed == {"extendedFields": {"items": {}}}
     with pytest.raises(ValueError):
-        build_update_info(contact, extended_fields={"contacts.displayByFirstName": "x"})
+        info_for_update(contact, {}, extended_fields={"contacts.displayByFirstName": "x"})

@@ -59,7 +59,9 @@ def storm(sim: WixSimulator, server: ServerThread, *, adaptive: bool) -> Storm:
     def worker(w: int) -> None:
         for i in range(WRITES_PER_WORKER):
             try:
-                client.create({"name": {"first": f"W{w}", "last": f"N{i}"}}, allow_duplicates=True)
+                client.create_info(
+                    {"name": {"first": f"W{w}", "last": f"N{i}"}}, allow_duplicates=True
+                )
             except Exception as exc:  # counted: the assertion below names it
                 failures.append(exc)
 

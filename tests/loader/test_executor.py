@@ -117,7 +117,7 @@ def test_keyed_workers_keep_one_key_in_order() -> None:
 
 def test_change_to_target_freshness_counts_live_changes_the_target_now_holds() -> None:
     registry = CollectorRegistry()
-    metrics = LoaderMetrics(registry)
+    metrics = LoaderMetrics(registry, systems=("poweroffice", "wix"))
     changed = datetime.now(UTC) - timedelta(seconds=42)
     live = replace(COMMAND, cause_changed_at=changed)
 

@@ -12,11 +12,17 @@ from pydantic import SecretStr
 
 from services.connectors.simkit import FaultRule
 from services.connectors.wix.client import ApiKeyAuth, WixClient
+from services.connectors.wix.connector import (
+    DESCRIPTOR,
+    KEYLESS_CREATE_AMBIGUOUS,
+    LINK_FIELD_REFUSED_SECONDS,
+    LinkFieldMetrics,
+    WixTarget,
+)
 from services.core.budget import ApiBudget
 from services.core.errors import ConflictError
-from services.loader.metrics import WixLinkFieldMetrics
 from services.loader.plan import Action, failure
-from services.loader.targets import KEYLESS_CREATE_AMBIGUOUS, LINK_FIELD_REFUSED_SECONDS, WixTarget
+from services.loader.targets import CommandTarget
 from tests.loader.support import (
     LoaderHarness,
     Stack,
@@ -421,7 +427,8 @@ def test_an_extended_fields_refusal_is_cached_logged_once_and_exported(
     clock = [0.0]
     auth = ApiKeyAuth(api_key=SecretStr(sims.wix.api_key), site_id=sims.wix.site_id)
     with WixClient(auth, ApiBudget("t", 0), base_url=sims.wix_server.url) as client:
-        target = WixTarget(client, metrics=WixLinkFieldMetrics(registry), clock=lambda: clock[0])
+        contacts = WixTarget(client, metrics=LinkFieldMetrics(registry), clock=lambda: clock[0])
+        target = CommandTarget(DESCRIPTOR, {"contacts": contacts})
         with caplog.at_level(logging.WARNING, logger="tether.loader.wix"):
             for i in range(3):
                 result = target.apply(wix_create({"info.name.first": f"K{i}"}))
@@ -452,7 +459,9 @@ def test_ambiguous_keyless_fallback_is_rejected_for_review(sims: Stack) -> None:
         WixClient(auth, ApiBudget("t", 0), base_url=sims.wix_server.url) as client,
         pytest.raises(ConflictError) as refused,
     ):
-        WixTarget(client).apply(wix_create({"info.name.first": "Twin"}))
+        CommandTarget(DESCRIPTOR, {"contacts": WixTarget(client)}).apply(
+            wix_create({"info.name.first": "Twin"})
+        )
     assert refused.value.error_code == KEYLESS_CREATE_AMBIGUOUS
     assert failure(refused.value).status.value == "REJECTED"
     assert len(sims.wix_admin.contacts()) == 2  # nothing created

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
+from services.connectors.wix.connector import DESCRIPTOR as WIX
 from services.core.errors import ContractError, DecodeError
 from services.core.records import unwrap_record
 from services.loader.messages import (
@@ -16,7 +18,16 @@ from services.loader.messages import (
     outcome_command_id,
     outcome_datum,
 )
-from services.loader.plan import Action, LoaderCommand, Result, Status
+from services.loader.plan import (
+    Action,
+    LoaderCommand,
+    Result,
+    Status,
+    field_values,
+    holds,
+    matches_expected,
+    update_base,
+)
 from tests.loader.support import CODEC
 
 CONTACT = {
@@ -103,3 +114,25 @@ def test_outcome_command_id_rejects_other_payloads() -> None:
         outcome_command_id(CODEC, command)
     with pytest.raises(DecodeError):
         outcome_command_id(CODEC, b"nope")
+
+
+RELEASED = Path(__file__).resolve().parents[2] / "schemas" / "released"
+
+
+@pytest.mark.parametrize(
+    "golden", sorted(RELEASED.glob("v*/golden/Command.bin")), ids=lambda p: p.parts[-3]
+)
+def test_commands_of_every_release_plan_through_the_accessor_table(golden: Path) -> None:
+    """A command an earlier release's mapper wrote (its fields keyed by the same paths) is still
+    planned the same way now that the paths resolve through the connector's accessor table."""
+    command = decode_command(CODEC, golden.read_bytes())
+    contacts = WIX.resource(command.resource)
+    base = update_base(command, contacts)
+    assert base is not None and base["revision"] == command.expected_revision
+    paths = {p: v for p, v in command.fields.items() if p in contacts.fields}
+    values = field_values(replace(command, fields=paths), contacts.fields)
+    assert values.values == {"info.name.first": "Åse Marie"}
+    assert not holds(base, values, contacts.fields)  # the update still has something to write
+    assert matches_expected(base, command.expected, contacts.fields)
+    with pytest.raises(ContractError, match="unknown field 'phone'"):
+        field_values(command, contacts.fields)  # a bare name was never a path (as before)

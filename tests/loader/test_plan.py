@@ -6,6 +6,8 @@ from typing import Any
 
 import pytest
 
+from services.connectors.poweroffice.connector import DESCRIPTOR as POWEROFFICE
+from services.connectors.wix.connector import DESCRIPTOR as WIX
 from services.core.errors import (
     AuthenticationError,
     ConflictError,
@@ -17,24 +19,25 @@ from services.core.errors import (
 )
 from services.loader.plan import (
     Action,
+    FieldValues,
     LoaderCommand,
     Status,
     Step,
-    coerce,
+    create_values,
     decide_after_conflict,
-    decide_wix_fresh,
+    decide_fresh,
     failure,
-    po_create,
-    po_holds,
-    po_id,
-    po_patch,
-    read_wix,
+    field_values,
+    guarded_patch,
+    holds,
+    matches_expected,
+    numeric_id,
     strip_nulls,
-    wix_base,
-    wix_holds,
-    wix_matches_expected,
-    wix_values,
+    update_base,
 )
+
+CONTACTS = WIX.resource("contacts")
+CUSTOMERS = POWEROFFICE.resource("customers")
 
 
 def command(**kw: Any) -> LoaderCommand:
@@ -71,11 +74,15 @@ def contact(**kw: Any) -> dict[str, Any]:
     return base
 
 
-# -- Wix ---------------------------------------------------------------------------------------
+# -- a revision-guarded target (Wix contacts) ----------------------------------------------------
 
 
-def test_wix_values_map_paths_and_refuse_unknown_ones() -> None:
-    values = wix_values(
+def values_of(fields: dict[str, str | None]) -> FieldValues:
+    return field_values(command(fields=fields), CONTACTS.fields)
+
+
+def test_field_values_map_paths_through_the_accessors_and_refuse_unknown_ones() -> None:
+    values = values_of(
         {
             "info.name.first": " Ole ",
             "info.name.last": "",
@@ -84,139 +91,115 @@ def test_wix_values_map_paths_and_refuse_unknown_ones() -> None:
         }
     )
     assert values.values == {
-        "first_name": "Ole",
-        "last_name": None,
-        "email": "ole@example.no",
-        "phone": None,
+        "info.name.first": "Ole",
+        "info.name.last": None,
+        "info.emails[primary].email": "ole@example.no",
+        "info.phones[primary].phone": None,
     }
-    assert values.has_natural_key
-    assert not wix_values(
-        {"info.name.first": "A", "info.phones[primary].phone": " "}
-    ).has_natural_key
-    with pytest.raises(ContractError, match=r"info\.company"):
-        wix_values({"info.company": "Acme"})
+    with pytest.raises(ContractError, match=r"wix command writes an unknown field 'info\.company'"):
+        values_of({"info.company": "Acme"})
 
 
-def test_read_wix_takes_the_primary_items() -> None:
-    assert read_wix(contact()) == {
-        "first_name": "Ola",
-        "last_name": "Nordmann",
-        "email": "Ola@Example.no",
-        "phone": "912 34 567",
-    }
-    unflagged = contact(primaryInfo={"email": "other@example.no"})
-    for item in unflagged["info"]["emails"]["items"]:
-        item.pop("primary", None)
-    assert read_wix(unflagged)["email"] == "other@example.no"
-    projection = {"id": "w", "info": {"emails": {"items": [{"email": "first@example.no"}]}}}
-    assert read_wix(projection)["email"] == "first@example.no"
-    e164 = contact()
-    e164["info"]["phones"]["items"][0]["e164Phone"] = "+4791234567"
-    assert read_wix(e164)["phone"] == "+4791234567"
-
-
-def test_wix_holds_compares_like_the_mapper() -> None:
+def test_holds_compares_like_the_mapper() -> None:
     current = contact()
-    assert wix_holds(current, wix_values({"info.emails[primary].email": "ola@example.NO "}))
-    assert wix_holds(current, wix_values({"info.phones[primary].phone": "+47 912 34 567"}))
-    assert wix_holds(current, wix_values({"info.name.first": "Ola", "info.name.last": "Nordmann"}))
-    assert not wix_holds(current, wix_values({"info.name.first": "ola"}))  # case counts in names
-    assert not wix_holds(current, wix_values({"info.phones[primary].phone": None}))
+    fields = CONTACTS.fields
+    assert holds(current, values_of({"info.emails[primary].email": "ola@example.NO "}), fields)
+    assert holds(current, values_of({"info.phones[primary].phone": "+47 912 34 567"}), fields)
+    assert holds(
+        current, values_of({"info.name.first": "Ola", "info.name.last": "Nordmann"}), fields
+    )
+    assert not holds(current, values_of({"info.name.first": "ola"}), fields)  # case counts
+    assert not holds(current, values_of({"info.phones[primary].phone": None}), fields)
     no_phone = contact(info={}, primaryInfo={})
-    assert wix_holds(no_phone, wix_values({"info.phones[primary].phone": None}))
+    assert holds(no_phone, values_of({"info.phones[primary].phone": None}), fields)
 
 
-def test_wix_base_is_the_target_record_at_the_expected_revision() -> None:
+def test_update_base_is_the_target_record_at_the_expected_revision() -> None:
     record = contact(revision=None, primaryInfo=None)
-    base = wix_base(command(target_record=record, expected_revision=2))
+    base = update_base(command(target_record=record, expected_revision=2), CONTACTS)
     assert base is not None and base["revision"] == 2 and "primaryInfo" not in base
-    assert wix_base(command(target_record=contact(), expected_revision=None))["revision"] == 3  # type: ignore[index]
-    assert wix_base(command(target_record=None, expected_revision=2)) is None
-    assert wix_base(command(target_record=contact(id="other"), expected_revision=2)) is None
-    assert wix_base(command(target_record=contact(revision=None))) is None
+    own = update_base(command(target_record=contact(), expected_revision=None), CONTACTS)
+    assert own is not None and own["revision"] == 3
+    assert update_base(command(target_record=None, expected_revision=2), CONTACTS) is None
+    other = command(target_record=contact(id="other"), expected_revision=2)
+    assert update_base(other, CONTACTS) is None
+    assert update_base(command(target_record=contact(revision=None)), CONTACTS) is None
 
 
-def test_decide_wix_fresh() -> None:
-    values = wix_values({"info.name.first": "Ole"})
+def test_decide_fresh() -> None:
+    values = values_of({"info.name.first": "Ole"})
     at_3 = command(expected_revision=3, fields={"info.name.first": "Ole"})
-    assert decide_wix_fresh(at_3, values, contact()) is Step.WRITE
-    assert decide_wix_fresh(at_3, values, contact(revision=4)) is Step.CONFLICT
+    assert decide_fresh(at_3, values, contact(), CONTACTS) is Step.WRITE
+    assert decide_fresh(at_3, values, contact(revision=4), CONTACTS) is Step.CONFLICT
     ole = contact(revision=4, info={"name": {"first": "Ole"}})
-    assert decide_wix_fresh(at_3, values, ole) is Step.NOOP
+    assert decide_fresh(at_3, values, ole, CONTACTS) is Step.NOOP
     unguarded = command(expected={"info.name.first": "Ola"})
-    assert decide_wix_fresh(unguarded, values, contact(revision=9)) is Step.WRITE
+    assert decide_fresh(unguarded, values, contact(revision=9), CONTACTS) is Step.WRITE
     moved = command(expected={"info.name.first": "Per"})
-    assert decide_wix_fresh(moved, values, contact(revision=9)) is Step.CONFLICT
+    assert decide_fresh(moved, values, contact(revision=9), CONTACTS) is Step.CONFLICT
 
 
 def test_decide_after_conflict() -> None:
-    values = wix_values({"info.emails[primary].email": "ola@example.no"})
-    assert decide_after_conflict(values, contact()) is Status.NOOP
-    assert decide_after_conflict(wix_values({"info.name.last": "X"}), contact()) is Status.CONFLICT
+    values = values_of({"info.emails[primary].email": "ola@example.no"})
+    assert decide_after_conflict(values, contact(), CONTACTS.fields) is Status.NOOP
+    other = values_of({"info.name.last": "X"})
+    assert decide_after_conflict(other, contact(), CONTACTS.fields) is Status.CONFLICT
 
 
-def test_wix_matches_expected_ignores_unknown_paths() -> None:
-    assert wix_matches_expected(contact(), {"info.name.first": "Ola", "whatever": "x"})
-    assert not wix_matches_expected(contact(), {"info.phones[primary].phone": "+4799999999"})
+def test_matches_expected_ignores_unknown_paths() -> None:
+    fields = CONTACTS.fields
+    assert matches_expected(contact(), {"info.name.first": "Ola", "whatever": "x"}, fields)
+    assert not matches_expected(contact(), {"info.phones[primary].phone": "+4799999999"}, fields)
 
 
 def test_strip_nulls() -> None:
     assert strip_nulls({"a": None, "b": [1, None, {"c": None, "d": 2}]}) == {"b": [1, {"d": 2}]}
 
 
-# -- PowerOffice --------------------------------------------------------------------------------
-
-TYPES = {"IsPerson": bool, "DepartmentId": int, "Allowance": float}
+# -- a value-guarded target with a reference field (PowerOffice) ---------------------------------
 
 
 def po(**kw: Any) -> LoaderCommand:
     return command(**{"system": "poweroffice", "resource": "customers", "target_id": "7", **kw})
 
 
-def test_po_patch_guards_exactly_the_written_properties() -> None:
-    patch = po_patch(
+def test_guarded_patch_guards_exactly_the_written_properties() -> None:
+    patch = guarded_patch(
         po(
             fields={"FirstName": "Ole", "EmailAddress": None},
             expected={"FirstName": "Ola", "LastName": "Nordmann", "EmailAddress": "o@x.no"},
         ),
-        TYPES,
+        CUSTOMERS,
     )
     assert patch.changes == {"FirstName": "Ole", "EmailAddress": None}
     assert patch.guards == {"FirstName": "Ola", "EmailAddress": "o@x.no"}
-    assert po_patch(po(fields={"FirstName": "Ole"}), TYPES).guards == {}
+    assert guarded_patch(po(fields={"FirstName": "Ole"}), CUSTOMERS).guards == {}
+    typed = guarded_patch(
+        po(fields={"IsPerson": "true"}, expected={"IsPerson": "false"}), CUSTOMERS
+    )
+    assert (typed.changes, typed.guards) == ({"IsPerson": True}, {"IsPerson": False})
     with pytest.raises(ContractError):
-        po_patch(po(fields={"ExternalImportReference": "x"}), TYPES)
+        guarded_patch(po(fields={"ExternalImportReference": "x"}), CUSTOMERS)
 
 
-def test_coerce_to_the_json_type_of_the_property() -> None:
-    assert coerce("IsPerson", "true", TYPES) is True
-    assert coerce("IsPerson", "False", TYPES) is False
-    assert coerce("DepartmentId", " 12 ", TYPES) == 12
-    assert coerce("Allowance", "1.5", TYPES) == 1.5
-    assert coerce("FirstName", "007", TYPES) == "007"
-    assert coerce("IsPerson", None, TYPES) is None
-    with pytest.raises(ContractError, match="IsPerson"):
-        coerce("IsPerson", "maybe", TYPES)
-
-
-def test_po_create_needs_an_idempotency_key() -> None:
+def test_create_values_need_an_idempotency_key() -> None:
     create = po(
         action=Action.CREATE,
         target_id=None,
         fields={"IsPerson": "true", "FirstName": "Kari", "ExternalImportReference": "ref"},
         idempotency_key="ref",
     )
-    assert po_create(create, TYPES) == ({"IsPerson": True, "FirstName": "Kari"}, "ref")
+    assert create_values(create, CUSTOMERS) == ({"IsPerson": True, "FirstName": "Kari"}, "ref")
     with pytest.raises(ContractError, match="idempotency_key"):
-        po_create(po(action=Action.CREATE, fields={"FirstName": "K"}), TYPES)
+        create_values(po(action=Action.CREATE, fields={"FirstName": "K"}), CUSTOMERS)
     with pytest.raises(ContractError, match="differs"):
-        po_create(
+        create_values(
             po(
                 action=Action.CREATE,
                 fields={"FirstName": "K", "ExternalImportReference": "other"},
                 idempotency_key="ref",
             ),
-            TYPES,
+            CUSTOMERS,
         )
     contact_person = command(
         system="poweroffice",
@@ -225,17 +208,19 @@ def test_po_create_needs_an_idempotency_key() -> None:
         fields={"FirstName": "K"},
         idempotency_key="code",
     )
-    assert po_create(contact_person, TYPES) == ({"FirstName": "K"}, "code")
+    persons = POWEROFFICE.resource("contact_persons")
+    assert create_values(contact_person, persons) == ({"FirstName": "K"}, "code")
 
 
-def test_po_holds_and_ids() -> None:
-    assert po_holds({"FirstName": "Ole", "LastName": "N"}, {"FirstName": "Ole"})
-    assert not po_holds({"FirstName": "ole"}, {"FirstName": "Ole"})
-    assert po_id("42", "target_id") == 42
+def test_exact_holds_and_ids() -> None:
+    fields = CUSTOMERS.fields
+    assert holds({"FirstName": "Ole", "LastName": "N"}, FieldValues({"FirstName": "Ole"}), fields)
+    assert not holds({"FirstName": "ole"}, FieldValues({"FirstName": "Ole"}), fields)
+    assert numeric_id("42", "target_id") == 42
     with pytest.raises(ContractError):
-        po_id("w-1", "target_id")
+        numeric_id("w-1", "target_id")
     with pytest.raises(ContractError):
-        po_id(None, "target_id")
+        numeric_id(None, "target_id")
 
 
 # -- errors -------------------------------------------------------------------------------------

@@ -213,6 +213,15 @@ class CreateResult(Generic[RecordT]):
     created: bool
 
 
+@dataclass(frozen=True)
+class UpdateResult(Generic[RecordT]):
+    """A record after a guarded ``update_record``; ``written`` is False when the API refused the
+    patch and a read showed the record already held the changes (nothing was written)."""
+
+    record: RecordT
+    written: bool
+
+
 @dataclass
 class _CallState:
     attempts: int = 0
@@ -518,7 +527,9 @@ class PowerOfficeClient:
         *,
         expected: Mapping[str, Any] | None = None,
     ) -> Employee:
-        return self._update(Employee, "employees", f"/Employees/{employee_id}", changes, expected)
+        return self._update(
+            Employee, "employees", f"/Employees/{employee_id}", changes, expected
+        ).record
 
     def delete_employee(self, employee_id: int) -> None:
         self._delete("employees", f"/Employees/{employee_id}")
@@ -564,7 +575,9 @@ class PowerOfficeClient:
         *,
         expected: Mapping[str, Any] | None = None,
     ) -> Customer:
-        return self._update(Customer, "customers", f"/Customers/{customer_id}", changes, expected)
+        return self._update(
+            Customer, "customers", f"/Customers/{customer_id}", changes, expected
+        ).record
 
     def delete_customer(self, customer_id: int) -> None:
         self._delete("customers", f"/Customers/{customer_id}")
@@ -619,10 +632,35 @@ class PowerOfficeClient:
         expected: Mapping[str, Any] | None = None,
     ) -> ContactPerson:
         path = f"/ContactPersons/{contact_id}/{person_id}"
-        return self._update(ContactPerson, "contactpersons", path, changes, expected)
+        return self._update(ContactPerson, "contactpersons", path, changes, expected).record
 
     def delete_contact_person(self, contact_id: int, person_id: int) -> None:
         self._delete("contactpersons", f"/ContactPersons/{contact_id}/{person_id}")
+
+    # -- generic writes --------------------------------------------------------------------------
+
+    def update_record(
+        self,
+        model: type[RecordT],
+        resource: Resource,
+        record_id: int,
+        changes: Mapping[str, Any],
+        *,
+        expected: Mapping[str, Any] | None = None,
+        contact_id: int | None = None,
+    ) -> UpdateResult[RecordT]:
+        """``update_*`` for any resource, saying whether the patch was written (see
+        ``UpdateResult``). Contact persons need ``contact_id``."""
+        path = self._record_path(resource, record_id, contact_id)
+        return self._update(model, resource, path, changes, expected)
+
+    @staticmethod
+    def _record_path(resource: Resource, record_id: int, contact_id: int | None) -> str:
+        if resource == "contactpersons":
+            if contact_id is None:
+                raise ValueError("contact persons are addressed with their contact_id")
+            return f"/ContactPersons/{contact_id}/{record_id}"
+        return f"{_PATH[resource]}/{record_id}"
 
     # -- generic reads --------------------------------------------------------------------------
 
@@ -866,7 +904,7 @@ class PowerOfficeClient:
         path: str,
         changes: Mapping[str, Any],
         expected: Mapping[str, Any] | None,
-    ) -> RecordT:
+    ) -> UpdateResult[RecordT]:
         if not changes:
             raise ValueError("changes must not be empty")
         operation = f"{resource}.update"
@@ -879,12 +917,12 @@ class PowerOfficeClient:
                     raise
                 current = self._get_one(resource, path)
                 if not _holds(current, changes):
-                    return parse_record(model, current)  # already in the desired state
+                    # already in the desired state
+                    return UpdateResult(parse_record(model, current), written=False)
                 raise
-            return parse_record(
-                model, self._resolve_refused(resource, path, changes, expected, exc)
-            )
-        return parse_record(model, self._json(response, operation))
+            held = self._resolve_refused(resource, path, changes, expected, exc)
+            return UpdateResult(parse_record(model, held), written=False)
+        return UpdateResult(parse_record(model, self._json(response, operation)), written=True)
 
     def _resolve_refused(
         self,
@@ -1259,6 +1297,7 @@ __all__ = [
     "PowerOfficeClient",
     "RequestObserver",
     "RetryPolicy",
+    "UpdateResult",
     "build_patch",
     "names_failed_test",
     "names_reference_in_use",

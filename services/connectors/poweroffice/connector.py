@@ -12,11 +12,13 @@ Adapters only: every request, retry, renewal and guard is ``PowerOfficeClient``'
 * ``PowerOfficeTarget``: ``create`` with the resource's reference field (``ExternalImportReference``
   or ``ExternalCode``: the client looks it up before and after the POST); ``update`` is a JSON
   Patch with ``test`` operations from ``Guard.expected`` (the guard is the written fields' values
-  as read); ``delete`` by id.
+  as read; a refusal the client explains by a read holding the changes -> ``applied`` false,
+  else ``GuardRefusedError`` with that read); ``delete`` by id. A malformed id or parent id of a
+  write is a ``ContractError``. Fields: ``fields.fields_of(resource)`` (top-level JSON names).
 
 Resources keep the engine's names (``contact_persons``); ``API_RESOURCE`` maps them to the API's.
 
-Imports: the PowerOffice client and models, ``services.core`` — never the simulator.
+Imports: the PowerOffice client, models and field tables, ``services.core`` — never the simulator.
 """
 
 from __future__ import annotations
@@ -26,24 +28,30 @@ from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
+from prometheus_client import CollectorRegistry
+
 from services.connectors.poweroffice.client import (
     MAX_PAGE_SIZE,
+    GuardFailedError,
     PowerOfficeClient,
     RetryPolicy,
     require_credentials,
 )
+from services.connectors.poweroffice.fields import fields_of
 from services.connectors.poweroffice.models import (
     REFERENCE_FIELD,
     ContactPerson,
     Customer,
     Employee,
     Resource,
+    parse_record,
     parse_timestamp,
 )
 from services.core.budget import ApiBudget
 from services.core.connector import (
     ConnectorDescriptor,
     Guard,
+    GuardRefusedError,
     Listed,
     Page,
     RateLimit,
@@ -150,34 +158,57 @@ class PowerOfficeStream:
         return stamp
 
 
+def _command_id(value: str | None, what: str) -> int:
+    """A record id the engine asks to write: numeric, else the command is malformed."""
+    if value is None or not value.strip().isdigit():
+        raise ContractError(f"{SYSTEM} {what} is not a numeric id")
+    return int(value)
+
+
 class PowerOfficeTarget:
-    """``Target`` of one PowerOffice resource."""
+    """``Target`` of one PowerOffice resource.
+
+    ``update`` is a JSON Patch with a ``test`` per ``Guard.expected`` property. A refused guard
+    (409, or a 400 the client traces to a failed ``test``) is never final: the client re-reads
+    until a read explains it (reads may lag the writes) — the changes already there: the record,
+    ``applied`` false; else ``GuardRefusedError`` carrying the record that read showed.
+    """
 
     def __init__(self, client: PowerOfficeClient, resource: str) -> None:
         self.client = client
         self._resource = resource
         self.api_resource = API_RESOURCE[resource]
+        # ``Any``: the client's record type variable is constrained, not a union.
+        self._model: type[Any] = _SCHEMA[resource]
 
     @property
     def resource(self) -> str:
         return self._resource
 
-    def _written(self, record: PoRecord, created: bool = False) -> Written:
+    def _written(self, record: PoRecord, *, created: bool = False, applied: bool = True) -> Written:
         wire = record.to_wire()
         parent = wire.get("ContactId") if self.api_resource == "contactpersons" else None
         return Written(
             RecordKey(str(wire["Id"]), str(parent) if parent is not None else None),
             wire,
-            created,
+            created=created,
+            applied=applied,
         )
 
     def _parent(self, parent_id: str | None) -> int:
-        if parent_id is None:
-            raise ValueError("a contact person is written with its parent (ContactId)")
-        return _int_id(parent_id, "ContactId")
+        return _command_id(parent_id, "contact person parent (ContactId)")
+
+    def _parent_of(self, key: RecordKey) -> int | None:
+        return self._parent(key.parent_id) if self.api_resource == "contactpersons" else None
 
     def create(
-        self, values: Mapping[str, Any], *, reference: str, parent_id: str | None = None
+        self,
+        values: Mapping[str, Any],
+        *,
+        reference: str,
+        parent_id: str | None = None,
+        allow_duplicates: bool = False,
+        made_after: datetime | None = None,
     ) -> Written:
         if self.api_resource == "employees":
             result: Any = self.client.create_employee(values, reference=reference)
@@ -187,26 +218,54 @@ class PowerOfficeTarget:
             result = self.client.create_contact_person(
                 self._parent(parent_id), values, reference=reference
             )
-        return self._written(result.record, result.created)
+        return self._written(result.record, created=result.created)
 
     def guard(self, record: Mapping[str, Any], fields: tuple[str, ...]) -> Guard:
         return Guard(expected={name: record.get(name) for name in fields})
 
-    def update(self, key: RecordKey, changes: Mapping[str, Any], *, guard: Guard) -> Written:
-        record_id = _int_id(key.id, "id")
+    def read(self, key: RecordKey) -> Written:
+        record_id = _command_id(key.id, "target_id")
+        wire = self.client.get_record(self.api_resource, record_id, contact_id=self._parent_of(key))
+        return self.written(wire)
+
+    def written(self, record: Mapping[str, Any]) -> Written:
+        return self._written(parse_record(self._model, record))
+
+    def update(
+        self,
+        key: RecordKey,
+        changes: Mapping[str, Any],
+        *,
+        guard: Guard,
+        base: Mapping[str, Any] | None = None,
+    ) -> Written:
+        record_id = _command_id(key.id, "target_id")
         expected = dict(guard.expected) or None
-        if self.api_resource == "employees":
-            record: PoRecord = self.client.update_employee(record_id, changes, expected=expected)
-        elif self.api_resource == "customers":
-            record = self.client.update_customer(record_id, changes, expected=expected)
-        else:
-            record = self.client.update_contact_person(
-                self._parent(key.parent_id), record_id, changes, expected=expected
+        try:
+            result = self.client.update_record(
+                self._model,
+                self.api_resource,
+                record_id,
+                changes,
+                expected=expected,
+                contact_id=self._parent_of(key),
             )
-        return self._written(record)
+        except GuardFailedError as exc:
+            current = exc.current
+            raise GuardRefusedError(
+                str(exc),
+                current=(
+                    parse_record(self._model, current).to_wire() if current is not None else None
+                ),
+                system=SYSTEM,
+                status=exc.status,
+                error_code=exc.error_code,
+                data=exc.data,
+            ) from exc
+        return self._written(result.record, applied=result.written)
 
     def delete(self, key: RecordKey) -> None:
-        record_id = _int_id(key.id, "id")
+        record_id = _command_id(key.id, "target_id")
         if self.api_resource == "employees":
             self.client.delete_employee(record_id)
         elif self.api_resource == "customers":
@@ -233,7 +292,12 @@ def streams(client: PowerOfficeClient) -> dict[str, SourceStream]:
     return {name: PowerOfficeStream(client, name) for name in API_RESOURCE}
 
 
-def targets(client: PowerOfficeClient) -> dict[str, Target]:
+def targets(
+    client: PowerOfficeClient,
+    settings: PowerOfficeSettings | None = None,
+    registry: CollectorRegistry | None = None,
+) -> dict[str, Target]:
+    """One target per resource (no settings or metrics of their own)."""
     return {name: PowerOfficeTarget(client, name) for name in API_RESOURCE}
 
 
@@ -247,6 +311,7 @@ DESCRIPTOR: Final = ConnectorDescriptor[PowerOfficeSettings, PowerOfficeClient](
             version_field=STAMP,
             reference_field=REFERENCE_FIELD[api],
             parent_field="ContactId" if api == "contactpersons" else None,
+            fields=fields_of(name),
         )
         for name, api in API_RESOURCE.items()
     },

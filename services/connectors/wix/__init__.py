@@ -1,7 +1,8 @@
 """Wix Contacts v4 connector: production client, webhook verification, models — and a simulator.
 
 Production (extractor, loader): ``client.WixClient`` (+ ``ApiKeyAuth`` / ``AppAuth``),
-``webhooks.verify_and_parse`` -> ``ContactWebhookEvent``, ``models.Contact`` and helpers. These
+``webhooks.verify_and_parse`` -> ``ContactWebhookEvent``, ``models.Contact`` and helpers,
+``fields.FIELDS`` (the field accessors) and the write shapes they build. These
 are re-exported here.
 
 Tests, bench and demo only: ``simulator.WixSimulator`` (with ``sim*`` modules: store, query
@@ -10,16 +11,14 @@ imported here, so importing the package never pulls in starlette/uvicorn.
 """
 
 from services.connectors.wix.client import (
-    UNSET,
     ApiKeyAuth,
     AppAuth,
     ContactPage,
     DuplicateContactError,
     GetContactResult,
     WixClient,
-    build_create_info,
-    build_update_info,
 )
+from services.connectors.wix.fields import FIELDS, info_for_create, info_for_update
 from services.connectors.wix.models import Contact, parse_contact, primary_email, primary_phone
 from services.connectors.wix.webhooks import (
     ContactWebhookEvent,
@@ -28,7 +27,7 @@ from services.connectors.wix.webhooks import (
 )
 
 __all__ = [
-    "UNSET",
+    "FIELDS",
     "ApiKeyAuth",
     "AppAuth",
     "Contact",
@@ -38,8 +37,8 @@ __all__ = [
     "GetContactResult",
     "WebhookRejectedError",
     "WixClient",
-    "build_create_info",
-    "build_update_info",
+    "info_for_create",
+    "info_for_update",
     "parse_contact",
     "primary_email",
     "primary_phone",

@@ -22,47 +22,43 @@ in ``admin.py``). Decisions are listed in ``docs/wix-decisions.md``; the ones ca
   ``duplicate_contact_id``; a stale revision raises ``ConflictError`` with
   ``error_code="CONTACT_ALREADY_CHANGED"``. Messages and ``data`` carry ids and codes only — no
   secret, token, e-mail or phone (Wix's own message/description are dropped for that reason).
-- **Update**: ``update(current, ...)`` sends ``revision=current.revision`` and a minimal ``info``:
-  ``name`` when a name part changes, and the full ``emails``/``phones`` collection rebuilt from
-  ``current`` with only the primary item's value changed (Wix replaces a sent collection). Items
-  carry only their writable fields (``tag``, ``email`` / ``countryCode``, ``phone``, ``primary``):
-  the read-only ``id``, ``e164Phone``, ``formattedPhone`` and anything else Wix added are never
-  sent back (Wix matches an item by its value; the simulator's ``strict_read_only_items`` refuses
-  them like a strict server would).
+- **Writes** take the fields as a mapping of field path -> value (``fields.FIELDS``: the paths a
+  dataflow file names; a missing path is left alone, ``None`` clears): ``create(values)``,
+  ``update(current, values)``. ``update`` sends ``revision=current.revision`` and the minimal
+  ``info`` ``fields.info_for_update`` builds: ``name`` when a name part changes, and the full
+  ``emails``/``phones`` collection rebuilt from ``current`` with only the primary item's value
+  changed (Wix replaces a sent collection). Items carry only their writable fields (``tag``,
+  ``email`` / ``countryCode``, ``phone``, ``primary``): the read-only ``id``, ``e164Phone``,
+  ``formattedPhone`` and anything else Wix added are never sent back (Wix matches an item by its
+  value; the simulator's ``strict_read_only_items`` refuses them like a strict server would).
+  ``create_info``/``update_info`` send an ``info`` as given.
 - **Paging**: ``iter_query`` pages on until a page comes back empty, or ``total`` (when Wix
   counted it: not ``tooManyToCount``) is reached — never stopping at the first short page, since
   a server may clamp the page size below the one asked for.
 - A delete retried after an unknown outcome treats 404 as done.
 
-Imports: standard library, httpx, tenacity, pydantic, ``services.core`` and ``models`` — never the
-simulator.
+Imports: standard library, httpx, tenacity, pydantic, ``services.core``, ``models`` and ``fields``
+— never the simulator.
 """
 
 from __future__ import annotations
 
 import logging
 import random
-import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any, Final, TypeVar
+from typing import Any, Final
 
 import httpx
 from pydantic import BaseModel, ConfigDict, SecretStr
 from tenacity import RetryCallState, Retrying
 
-from services.connectors.wix.models import (
-    Contact,
-    ContactEmail,
-    ContactPhone,
-    parse_contact,
-    primary_email_item,
-    primary_phone_item,
-)
+from services.connectors.wix.fields import info_for_create, info_for_update
+from services.connectors.wix.models import Contact, parse_contact
 from services.core.budget import ApiBudget
 from services.core.errors import (
     ApiError,
@@ -82,7 +78,6 @@ from services.core.tokens import renew_at
 
 __all__ = [
     "DEFAULT_BASE_URL",
-    "UNSET",
     "ApiKeyAuth",
     "AppAuth",
     "ContactPage",
@@ -93,8 +88,6 @@ __all__ = [
     "RequestNotSentError",
     "WixAuth",
     "WixClient",
-    "build_create_info",
-    "build_update_info",
     "last_page",
 ]
 
@@ -166,27 +159,6 @@ class DuplicateContactError(ConflictError):
 
 class RequestNotSentError(TransportError):
     """The request never reached Wix (connect failure, token endpoint down): safe to resend."""
-
-
-class _Unset:
-    """Marker for "leave this property alone" (``None`` means "clear it")."""
-
-    _instance: _Unset | None = None
-
-    def __new__(cls) -> _Unset:
-        if cls._instance is None:
-            cls._instance = super().__new__(cls)
-        return cls._instance
-
-    def __repr__(self) -> str:
-        return "UNSET"
-
-    def __bool__(self) -> bool:
-        return False
-
-
-UNSET: Final = _Unset()
-Value = str | None | _Unset
 
 
 @dataclass(frozen=True)
@@ -316,13 +288,25 @@ class WixClient:
             contact=_contact_of(body, "get"), response_type=str(body.get("responseType", "REGULAR"))
         )
 
-    def create(self, info: Mapping[str, Any], *, allow_duplicates: bool = False) -> Contact:
-        """Create a contact (``info`` in wire form, see ``build_create_info``).
+    def create(
+        self,
+        values: Mapping[str, str | None],
+        *,
+        phone_country: str | None = None,
+        extended_fields: Mapping[str, str | int | float] | None = None,
+        allow_duplicates: bool = False,
+    ) -> Contact:
+        """Create a contact holding ``values`` (field path -> value, ``fields.FIELDS``).
 
         Raises ``DuplicateContactError`` when the duplicate rule refuses it. Never retried after
         the request may have reached Wix: on ``ServerError`` / ``TransportError`` the caller must
         look the contact up (by email or extended field) before creating again.
         """
+        info = info_for_create(values, phone_country=phone_country, extended_fields=extended_fields)
+        return self.create_info(info, allow_duplicates=allow_duplicates)
+
+    def create_info(self, info: Mapping[str, Any], *, allow_duplicates: bool = False) -> Contact:
+        """Raw create: ``info`` in wire form, sent as given (see ``create``)."""
         body = self._call(
             "POST",
             CONTACTS,
@@ -335,28 +319,18 @@ class WixClient:
     def update(
         self,
         current: Contact,
+        values: Mapping[str, str | None],
         *,
-        first_name: Value = UNSET,
-        last_name: Value = UNSET,
-        email: Value = UNSET,
-        phone: Value = UNSET,
         extended_fields: Mapping[str, str | int | float | None] | None = None,
         allow_duplicates: bool = False,
     ) -> Contact:
-        """Write the given properties onto ``current`` at ``current.revision``.
+        """Write ``values`` (field path -> value; a missing path is left alone, ``None`` clears
+        it) onto ``current`` at ``current.revision``.
 
-        ``UNSET`` leaves a property alone, ``None`` clears it. Raises ``ConflictError``
-        (``CONTACT_ALREADY_CHANGED``) when Wix has a newer revision, ``DuplicateContactError`` when
-        the new primary email belongs to another contact.
+        Raises ``ConflictError`` (``CONTACT_ALREADY_CHANGED``) when Wix has a newer revision,
+        ``DuplicateContactError`` when the new primary email belongs to another contact.
         """
-        info = build_update_info(
-            current,
-            first_name=first_name,
-            last_name=last_name,
-            email=email,
-            phone=phone,
-            extended_fields=extended_fields,
-        )
+        info = info_for_update(current, values, extended_fields=extended_fields)
         return self.update_info(
             current.id, current.revision, info, allow_duplicates=allow_duplicates
         )
@@ -716,134 +690,6 @@ def last_page(received: int, offset_after: int, total: int | None) -> bool:
     ``offset_after``: an empty page, or a counted ``total`` reached. A short page alone proves
     nothing — Wix (or a proxy) may return fewer than the ``limit`` asked for."""
     return received == 0 or (total is not None and offset_after >= total)
-
-
-def build_create_info(
-    *,
-    first_name: str | None = None,
-    last_name: str | None = None,
-    email: str | None = None,
-    phone: str | None = None,
-    phone_country: str | None = None,
-    extended_fields: Mapping[str, str | int | float] | None = None,
-) -> dict[str, Any]:
-    """A create ``info`` holding only what Tether maps (primary email/phone flagged)."""
-    info: dict[str, Any] = {}
-    name = {k: v for k, v in (("first", first_name), ("last", last_name)) if v}
-    if name:
-        info["name"] = name
-    if email:
-        info["emails"] = {"items": [{"tag": "MAIN", "email": email.strip(), "primary": True}]}
-    if phone:
-        item: dict[str, Any] = {"tag": "MAIN", "phone": phone.strip(), "primary": True}
-        if phone_country:
-            item["countryCode"] = phone_country
-        info["phones"] = {"items": [item]}
-    if extended_fields:
-        info["extendedFields"] = {"items": dict(extended_fields)}
-    return info
-
-
-def build_update_info(
-    current: Contact,
-    *,
-    first_name: Value = UNSET,
-    last_name: Value = UNSET,
-    email: Value = UNSET,
-    phone: Value = UNSET,
-    extended_fields: Mapping[str, str | int | float | None] | None = None,
-) -> dict[str, Any]:
-    """The minimal PATCH ``info`` for the given changes against ``current`` (pure).
-
-    - name parts: ``name`` sent whole (the unchanged part from ``current``).
-    - email / phone: the whole collection from ``current`` (ids, tags and other items kept), with
-      the primary item's value replaced — or a new primary item when there is none, or the primary
-      item removed when cleared (Wix then makes the first remaining item primary). Another item
-      already holding the new value is dropped so the value is not listed twice.
-    - extended fields: all current ``custom.*`` keys plus the changes (``None`` removes a key).
-    """
-    info: dict[str, Any] = {}
-    if not isinstance(first_name, _Unset) or not isinstance(last_name, _Unset):
-        first = current.first_name if isinstance(first_name, _Unset) else first_name
-        last = current.last_name if isinstance(last_name, _Unset) else last_name
-        info["name"] = {k: v for k, v in (("first", first), ("last", last)) if v}
-    if not isinstance(email, _Unset):
-        items = _replace_primary(
-            current.emails,
-            primary_email_item(current),
-            email,
-            same=lambda item, value: item.email.strip().lower() == value.strip().lower(),
-            make=lambda value: ContactEmail(tag="MAIN", email=value, primary=True),
-            assign=lambda item, value: item.model_copy(update={"email": value}),
-        )
-        info["emails"] = {"items": items}
-    if not isinstance(phone, _Unset):
-        items = _replace_primary(
-            current.phones,
-            primary_phone_item(current),
-            phone,
-            same=lambda item, value: _digits(item.phone) == _digits(value),
-            make=lambda value: ContactPhone(tag="MAIN", phone=value, primary=True),
-            assign=lambda item, value: item.model_copy(update={"phone": value}),
-        )
-        info["phones"] = {"items": items}
-    if extended_fields is not None:
-        custom = {k: v for k, v in current.extended_fields.items() if k.startswith("custom.")}
-        for key, value in extended_fields.items():
-            if not key.startswith("custom."):
-                raise ValueError("only custom.* extended fields can be written")
-            if value is None:
-                custom.pop(key, None)
-            else:
-                custom[key] = value
-        info["extendedFields"] = {"items": custom}
-    return info
-
-
-_Item = TypeVar("_Item", ContactEmail, ContactPhone)
-
-
-#: The item fields a write may carry (reference §4): ``id``, ``e164Phone``, ``formattedPhone`` and
-#: whatever else Wix adds to an item are read-only and never sent back.
-WRITABLE_ITEM_FIELDS: Final = {
-    "emails": ("tag", "email", "primary"),
-    "phones": ("tag", "countryCode", "phone", "primary"),
-}
-
-
-def writable_item(item: ContactEmail | ContactPhone) -> dict[str, Any]:
-    """The item as a write sends it: its writable fields only."""
-    wire = item.to_wire()
-    allowed = WRITABLE_ITEM_FIELDS["emails" if isinstance(item, ContactEmail) else "phones"]
-    return {k: wire[k] for k in allowed if k in wire}
-
-
-def _replace_primary(
-    items: list[_Item],
-    primary: _Item | None,
-    value: str | None,
-    *,
-    same: Callable[[_Item, str], bool],
-    make: Callable[[str], _Item],
-    assign: Callable[[_Item, str], _Item],
-) -> list[dict[str, Any]]:
-    value = value.strip() if value else None
-    out: list[_Item] = []
-    for item in items:
-        if item is primary:
-            if value is not None:
-                out.append(assign(item, value).model_copy(update={"primary": True}))
-        elif value is not None and same(item, value):
-            continue  # the new primary value is already listed: keep it once
-        else:
-            out.append(item.model_copy(update={"primary": False}))
-    if value is not None and primary is None:
-        out.insert(0, make(value))
-    return [writable_item(item) for item in out]
-
-
-def _digits(value: str) -> str:
-    return re.sub(r"\D", "", value)
 
 
 def _iso(moment: datetime | str) -> str:
