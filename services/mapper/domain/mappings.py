@@ -133,8 +133,11 @@ def hub() -> Hub:
 
 
 def is_hub(system: str, resource: str) -> bool:
-    """Whether ``system``/``resource`` is the hub's."""
-    installed = hub()
+    """Whether ``system``/``resource`` is the hub's (on the hot path: every member's ``mapped``
+    asks it, hence no call to ``hub()``)."""
+    installed = _Installed.hub
+    if installed is None:
+        raise ContractError("no dataflow installed (services.mapper installs the shipped one)")
     return system == installed.system and resource == installed.resource
 
 
