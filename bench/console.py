@@ -57,10 +57,12 @@ import httpx
 import psycopg
 from psycopg import sql
 
-from services.mapper.domain.identity import WIX, RecordRef
+from services.mapper.domain.identity import RecordRef
 from services.mapper.domain.mappings import props_match_keys
 from services.mapper.domain.state import Link, Member, Snapshot, Written
 from services.mapper.migrations import apply_migrations
+
+WIX = "wix"  # the shipped dataflow's hub system
 
 TENANT = "default"
 

@@ -66,7 +66,7 @@ from services.demo.progress import render, snapshot
 from services.demo.seeding import seed_simulators
 from services.demo.stack import SERVICES, Stack
 from services.demo.verify import LinkView
-from services.mapper.domain import read_poweroffice, read_wix
+from services.mapper.domain import read_hub, read_member
 
 SETTLED_FOR_SECONDS = 3.0  # settled this long = done (the time is not counted)
 POLL_SECONDS = 0.5
@@ -178,7 +178,7 @@ class Edit:
 def _po_mapped(po: PowerOfficeSimulatorAdmin, member: tuple[str, str], prop: str) -> Any:
     resource, record_id = member
     record = po.record(PO_RESOURCE[resource], int(record_id))["record"]
-    return read_poweroffice(resource, record).get(prop, Ellipsis)
+    return read_member(resource, record).get(prop, Ellipsis)
 
 
 def _until(predicate: Callable[[], bool]) -> float | None:
@@ -207,14 +207,14 @@ def one_edit(po: PowerOfficeSimulatorAdmin, wix: WixAdmin, link: LinkView, i: in
         made_at = time.time()
 
         def arrived() -> bool:
-            if read_wix(wix.contact(contact_id)).get(prop) != value:
+            if read_hub(wix.contact(contact_id)).get(prop) != value:
                 return False
             return all(_po_mapped(po, m, prop) == value for m in targets)
 
         return Edit("poweroffice->wix", _until(arrived), 1 + len(targets), value, made_at)
     prop = "first_name"
     targets = [m for m in link.members if _po_mapped(po, m, prop) is not Ellipsis]
-    last = read_wix(wix.contact(contact_id)).get("last_name")
+    last = read_hub(wix.contact(contact_id)).get("last_name")
     wix.edit(contact_id, {"name": {"first": value, "last": last}})
     made_at = time.time()
     seconds = _until(lambda: all(_po_mapped(po, m, prop) == value for m in targets))

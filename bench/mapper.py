@@ -59,9 +59,12 @@ from services.core.records import wrap_record
 from services.core.runtime import ServiceRuntime
 from services.core.service import ServiceContext
 from services.core.topics import record_key
-from services.mapper.domain import CONTACTS, EMPLOYEES, WIX, Link, Member, RecordRef
+from services.mapper.domain import Link, Member, RecordRef
 from services.mapper.loop import Mapper
 from services.mapper.settings import MapperSettings
+
+# The shipped dataflow's hub system and resource, and a member resource.
+WIX, CONTACTS, EMPLOYEES = "wix", "contacts", "employees"
 
 TENANT = "default"
 T0 = datetime(2025, 1, 1, tzinfo=UTC)

@@ -39,19 +39,18 @@ from services.connectors.wix.simulator import WixSimulator
 from services.core.budget import ApiBudget
 from services.demo.seeding import seed_simulators
 from services.mapper.domain import (
-    CONTACTS,
-    EMPLOYEES,
-    POWEROFFICE,
-    WIX,
     Link,
     Member,
     RecordRef,
     Snapshot,
-    read_poweroffice,
-    read_wix,
+    read_hub,
+    read_member,
 )
 from services.verify.compare import Status, verify_link
 from services.verify.reading import Clients, read_all
+
+POWEROFFICE, WIX = "poweroffice", "wix"  # the shipped dataflow's systems
+EMPLOYEES, CONTACTS = "employees", "contacts"
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -131,17 +130,17 @@ def bench_compare(links_wanted: int) -> None:
     for index, seeded in enumerate(employees):
         record = {**seeded, "Id": index + 1, "LastChangedDateTimeOffset": "2026-01-01T00:00:00Z"}
         record_id, contact_id = str(index + 1), f"c-{index + 1}"
-        contact = _contact(contact_id, read_poweroffice(EMPLOYEES, record))
+        contact = _contact(contact_id, read_member(EMPLOYEES, record))
         po = Member(
             ref=RecordRef(tenant="t", system=POWEROFFICE, resource=EMPLOYEES, id=record_id),
             flow=EMPLOYEES,
-            observed=Snapshot(props=read_poweroffice(EMPLOYEES, record), source_ts=NOW),
+            observed=Snapshot(props=read_member(EMPLOYEES, record), source_ts=NOW),
             joined_at=NOW,
         )
         wix = Member(
             ref=RecordRef(tenant="t", system=WIX, resource=CONTACTS, id=contact_id),
             flow=WIX,
-            observed=Snapshot(props=read_wix(contact), source_ts=NOW, revision=2),
+            observed=Snapshot(props=read_hub(contact), source_ts=NOW, revision=2),
             joined_at=NOW,
         )
         links.append(

@@ -48,7 +48,7 @@ import psycopg
 from psycopg import sql
 
 from services.core.topics import RESOURCES
-from services.mapper.domain.mappings import read_poweroffice, read_wix
+from services.mapper.domain.mappings import read_hub, read_member
 from services.mapper.domain.normalize import normalize_email, normalize_phone
 
 MAX_PAGE = 500
@@ -391,8 +391,8 @@ def _props_of(system: str, resource: str, record: Any) -> dict[str, Any]:
     """The mapped properties of a raw record (what the mapper compares), {} when unreadable."""
     try:
         if system == "wix":
-            return dict(read_wix(record))
-        return dict(read_poweroffice(resource, record))
+            return dict(read_hub(record))
+        return dict(read_member(resource, record))
     except Exception:  # a resource without a flow, a malformed record: show the raw record only
         return {}
 

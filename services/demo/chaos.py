@@ -68,7 +68,7 @@ from services.demo.main import PO_RESOURCE, collect_records
 from services.demo.seeding import Seeded, seed_simulators
 from services.demo.stack import Stack
 from services.demo.verify import LinkView, reconcile
-from services.mapper.domain import read_poweroffice, read_wix
+from services.mapper.domain import read_hub, read_member
 from services.mapper.domain.mappings import kind_of
 from services.mapper.domain.normalize import same
 
@@ -246,9 +246,9 @@ def _value(po: PowerOfficeSimulatorAdmin, wix: WixAdmin, where: tuple[str, str],
     """The mapped value of ``prop`` at ``where``; ``Ellipsis`` when that record does not map it."""
     system_or_resource, record_id = where
     if system_or_resource == "wix":
-        return read_wix(wix.contact(record_id)).get(prop)
+        return read_hub(wix.contact(record_id)).get(prop)
     record = po.record(PO_RESOURCE[system_or_resource], int(record_id))["record"]
-    return read_poweroffice(system_or_resource, record).get(prop, Ellipsis)
+    return read_member(system_or_resource, record).get(prop, Ellipsis)
 
 
 def make_edits(
@@ -845,9 +845,9 @@ class ChaosRun:
             "by_error_class": dict(by_class),
         }
         forged_arrived = any(
-            read_wix(c).get("first_name") == self.forged_marker for c in contacts
+            read_hub(c).get("first_name") == self.forged_marker for c in contacts
         ) or any(
-            read_poweroffice(resource, record).get("first_name") == self.forged_marker
+            read_member(resource, record).get("first_name") == self.forged_marker
             for resource, rows in records.items()
             for record in rows
         )

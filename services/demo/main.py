@@ -36,7 +36,7 @@ from services.demo.progress import render, snapshot
 from services.demo.seeding import seed_simulators
 from services.demo.stack import Stack
 from services.demo.verify import reconcile
-from services.mapper.domain import read_poweroffice, read_wix
+from services.mapper.domain import read_hub, read_member
 from services.onboarding.preview import predict
 
 PO_RESOURCE = {
@@ -231,11 +231,11 @@ def _po_value(po: PowerOfficeSimulatorAdmin, member: tuple[str, str], prop: str)
     """The member's mapped value of ``prop``; ``Ellipsis`` when its flow does not map it."""
     resource, record_id = member
     record = po.record(PO_RESOURCE[resource], int(record_id))["record"]
-    return read_poweroffice(resource, record).get(prop, Ellipsis)
+    return read_member(resource, record).get(prop, Ellipsis)
 
 
 def _wix_value(wix: WixAdmin, contact_id: str, prop: str) -> str | None:
-    return read_wix(wix.contact(contact_id)).get(prop)
+    return read_hub(wix.contact(contact_id)).get(prop)
 
 
 def _arrived(

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from services.mapper.domain import read_poweroffice, read_wix
+from services.mapper.domain import read_hub, read_member
 from services.mapper.domain.mappings import kind_of
 from services.mapper.domain.normalize import normalize_email, normalize_phone, same
 
@@ -37,7 +37,7 @@ def duplicate_contacts(contacts: Iterable[Mapping[str, Any]]) -> list[list[str]]
     """Groups of contact ids sharing a primary e-mail (or, without e-mail, a primary phone)."""
     groups: dict[str, list[str]] = defaultdict(list)
     for contact in contacts:
-        props = read_wix(contact)
+        props = read_hub(contact)
         email = normalize_email(props.get("email"))
         phone = normalize_phone(props.get("phone"))
         key = f"email:{email}" if email else (f"phone:{phone}" if phone else None)
@@ -82,8 +82,8 @@ def reconcile(
                         }
                     )
                     continue
-                wix_props = read_wix(contact)
-                for name, value in read_poweroffice(resource, record).items():
+                wix_props = read_hub(contact)
+                for name, value in read_member(resource, record).items():
                     if not same(kind_of(name), value, wix_props.get(name)):
                         mismatches.append(
                             {

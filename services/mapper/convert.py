@@ -1,10 +1,11 @@
 """Translation between the Avro contracts and the domain's inputs/outputs (pure, no I/O).
 
 * ``changes_from_event`` — a decoded ``ChangeEvent`` -> domain ``Change`` objects: UPSERT and
-  DELETE give one; a Wix MERGE gives a delete per merged-away contact (``merged_into`` = the
-  survivor) followed by the survivor's upsert when the event carries its state;
+  DELETE give one; a MERGE of hub records gives a delete per merged-away record
+  (``merged_into`` = the survivor) followed by the survivor's upsert when the event carries its
+  state;
 * ``outcome_from_datum`` — a decoded ``Outcome`` -> domain ``Outcome`` (status -> kind; the
-  outcome id is derived from its content, the Wix revision and the source timestamp are read from
+  outcome id is derived from its content, the revision and the source timestamp are read from
   the carried target record);
 * ``command_datum`` — a domain ``Command`` -> the Avro ``Command`` datum (see ``docs/mapper.md``
   for the exact semantics the loader codes against).
@@ -16,7 +17,9 @@ An *identifier* holding NUL is not rewritten (that would address another record)
 ``ContractError``.
 
 Anything that violates the contract raises ``ContractError`` (the loop turns it into a dead
-letter). Imports: the core records/errors/timestamps modules, pydantic and the domain only.
+letter). What differs per system (id and timestamp fields, revisions, create references) comes
+from ``wiring.RECORDS``. Imports: the core records/errors/timestamps modules, pydantic, the domain
+and ``wiring`` only.
 """
 
 from __future__ import annotations
@@ -33,9 +36,7 @@ from services.core.records import record_type_for, unwrap_record, wrap_record
 from services.core.timestamps import parse_api_timestamp
 from services.core.topics import RESOURCES
 from services.mapper.domain import (
-    CONTACTS,
-    POWEROFFICE,
-    WIX,
+    FLOWS,
     Change,
     Command,
     CommandAction,
@@ -43,9 +44,11 @@ from services.mapper.domain import (
     Outcome,
     OutcomeKind,
     RecordRef,
+    is_hub,
 )
-from services.mapper.domain.identity import CONTACT_PERSONS, derive_id
+from services.mapper.domain.identity import derive_id
 from services.mapper.domain.normalize import has_nul, without_nul
+from services.mapper.wiring import RECORDS, RecordConventions
 
 OUTCOME_KINDS: dict[str, OutcomeKind] = {
     "CREATED": OutcomeKind.CREATED,
@@ -57,24 +60,23 @@ OUTCOME_KINDS: dict[str, OutcomeKind] = {
     "FAILED": OutcomeKind.FAILED,
 }
 
-#: Prefix of the idempotency key of PowerOffice creates (ExternalImportReference/ExternalCode:
-#: at most 50 characters, no comma; "tether:" + a 36-character link id = 43).
-POWEROFFICE_REFERENCE_PREFIX = "tether:"
-#: Where a PowerOffice resource keeps that reference.
-POWEROFFICE_REFERENCE_FIELDS = {
-    "employees": "ExternalImportReference",
-    "customers": "ExternalImportReference",
-    "contact_persons": "ExternalCode",
-}
+
+def _conventions(system: str) -> RecordConventions:
+    conventions = RECORDS.get(system)
+    if conventions is None:
+        raise ContractError(f"unknown system {system}")
+    return conventions
 
 
-def referenced_link_id(resource: str, record: Mapping[str, Any] | None) -> str | None:
-    """The link id a PowerOffice record's ``tether:<link id>`` reference names (a record the
-    engine created), else None."""
-    field = POWEROFFICE_REFERENCE_FIELDS.get(resource)
+def referenced_link_id(system: str, resource: str, record: Mapping[str, Any] | None) -> str | None:
+    """The link id a record's create reference names (a record the engine created), else None."""
+    conventions = RECORDS.get(system)
+    field = conventions.reference_fields.get(resource) if conventions is not None else None
     value = record.get(field) if field is not None and record is not None else None
-    if isinstance(value, str) and value.startswith(POWEROFFICE_REFERENCE_PREFIX):
-        return value.removeprefix(POWEROFFICE_REFERENCE_PREFIX) or None
+    if conventions is not None and isinstance(value, str):
+        prefix = conventions.reference_prefix
+        if value.startswith(prefix):
+            return value.removeprefix(prefix) or None
     return None
 
 
@@ -113,8 +115,9 @@ def _check_ids(datum: Mapping[str, Any]) -> None:
             raise ContractError(f"{name} contains a NUL character")
 
 
-def _wix_revision(text: str | None) -> int | None:
-    if text is None:
+def _revision(system: str, text: str | None) -> int | None:
+    """A version text as the record's revision, for a system whose records have one."""
+    if text is None or not _conventions(system).revisioned:
         return None
     stripped = text.strip()
     return int(stripped) if stripped.isdigit() else None
@@ -131,7 +134,7 @@ def changes_from_event(datum: Mapping[str, Any]) -> list[Change]:
     record_id = str(datum["record_id"])
     if not record_id:
         raise ContractError(f"{system}/{resource} event without a record id")
-    revision = _wix_revision(datum.get("source_version")) if system == WIX else None
+    revision = _revision(system, datum.get("source_version"))
     base: dict[str, Any] = {
         "event_id": str(datum["event_id"]),
         "tenant": str(datum["tenant"]),
@@ -150,8 +153,8 @@ def changes_from_event(datum: Mapping[str, Any]) -> list[Change]:
         if operation == "DELETE":
             return [Change(**base, operation=Operation.DELETE)]
         if operation == "MERGE":
-            if system != WIX:
-                raise ContractError(f"MERGE event for {system}/{resource}")
+            if not is_hub(system, resource):
+                raise ContractError(f"MERGE event for {system}/{resource} (not the hub)")
             changes = [
                 Change(
                     event_id=f"{base['event_id']}/merged/{merged}",
@@ -177,11 +180,11 @@ def changes_from_event(datum: Mapping[str, Any]) -> list[Change]:
 
 
 def record_timestamp(system: str, record: Mapping[str, Any] | None) -> datetime | None:
-    """When the source system says ``record`` last changed (Wix ``updatedDate``, PowerOffice
-    ``LastChangedDateTimeOffset``), or ``None``."""
+    """When the source system says ``record`` last changed (its ``changed_at_field``), or
+    ``None``."""
     if record is None:
         return None
-    value = record.get("updatedDate" if system == WIX else "LastChangedDateTimeOffset")
+    value = record.get(_conventions(system).changed_at_field)
     if not isinstance(value, str) or not value.strip():
         return None
     try:
@@ -203,12 +206,14 @@ def outcome_from_datum(datum: Mapping[str, Any]) -> Outcome:
     record = _record(datum.get("target_record"), system, resource)
     target_id = datum.get("target_id")
     if target_id is None and record is not None:
-        raw_id = record.get("id" if system == WIX else "Id")
+        raw_id = record.get(_conventions(system).id_field)
         target_id = str(raw_id) if raw_id is not None else None
     parent_id = None
-    if resource == CONTACT_PERSONS and record is not None and record.get("ContactId") is not None:
-        parent_id = str(record["ContactId"])
-    revision = _wix_revision(datum.get("target_revision")) if system == WIX else None
+    flow = FLOWS.get(resource)
+    if flow is not None and flow.system == system and flow.parent_field is not None:
+        parent = record.get(flow.parent_field) if record is not None else None
+        parent_id = str(parent) if parent is not None else None
+    revision = _revision(system, datum.get("target_revision"))
     completed_at = datum["completed_at"]
     outcome_id = derive_id(
         "outcome",
@@ -252,14 +257,11 @@ def field_text(value: object) -> str | None:
 
 
 def idempotency_key(command: Command) -> str | None:
-    """The key that finds a create again on retry: the link id for Wix creates (stored in the
-    ``tether-link-id`` extended field), ``tether:<link id>`` for PowerOffice creates (written to
-    ``ExternalImportReference``, or ``ExternalCode`` for contact persons)."""
+    """The key that finds a create again on retry: the target system's reference prefix + the
+    link id (``wiring.RecordConventions``; the loader writes it where that system keeps it)."""
     if command.action is not CommandAction.CREATE:
         return None
-    if command.target.system == WIX:
-        return command.link_id
-    return f"{POWEROFFICE_REFERENCE_PREFIX}{command.link_id}"
+    return f"{_conventions(command.target.system).reference_prefix}{command.link_id}"
 
 
 def command_datum(
@@ -298,11 +300,3 @@ def command_datum(
         "created_at": created_at,
         "cause_changed_at": cause_changed_at,
     }
-
-
-def is_wix_contact(system: str, resource: str) -> bool:
-    return system == WIX and resource == CONTACTS
-
-
-def is_poweroffice(system: str) -> bool:
-    return system == POWEROFFICE

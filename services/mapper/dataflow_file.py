@@ -3,14 +3,18 @@
 The shell around ``services.mapper.domain.dataflow``: it reads the file (JSON), validates it and
 turns every problem into one ``ConfigurationError`` whose lines read ``<file>: <path>: <message>``
 (``flows[1].properties[0].property: unknown property 'emial'``), so an operator sees where to
-look. The mapper loads the file once at start-up (``MapperSettings.dataflow``) and exits with
-code 2 on a bad one.
+look. A file is validated against the systems the mapper registers
+(``services.mapper.wiring.REGISTERED``). The mapper loads the file once at start-up
+(``MapperSettings.dataflow``) and exits with code 2 on a bad one; importing ``services.mapper``
+installs the shipped default (``install_shipped_dataflow``), so that the domain's registries are
+never empty.
 
 ``tether dataflow check [FILE]`` validates a file (default: the shipped one) and prints a summary;
 ``tether dataflow schema [--write PATH]`` prints (or writes) the JSON Schema that
 ``dataflows/dataflow.schema.json`` must equal (a test checks it).
 
-Imports: the standard library, pydantic, ``services.core.errors`` and the mapper's domain only.
+Imports: the standard library, pydantic, ``services.core.errors``, the mapper's domain and
+``wiring`` only.
 """
 
 from __future__ import annotations
@@ -23,7 +27,8 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from services.core.errors import ConfigurationError
-from services.mapper.domain.dataflow import Dataflow, json_schema
+from services.mapper.domain.dataflow import CompiledDataflow, Dataflow, json_schema
+from services.mapper.wiring import REGISTERED, install
 
 DATAFLOWS_DIR = Path(__file__).resolve().parent / "dataflows"
 """The shipped dataflow files (``services/mapper/dataflows`` links to the top-level
@@ -66,7 +71,7 @@ def parse_dataflow(text: str | bytes, source: str) -> Dataflow:
     if not isinstance(data, dict):
         raise ConfigurationError(f"{source}: a dataflow file holds one JSON object")
     try:
-        return Dataflow.from_mapping(data)
+        return Dataflow.from_mapping(data, REGISTERED)
     except ValidationError as exc:
         lines = "\n".join(f"{source}: {line}" for line in describe(exc))
         raise ConfigurationError(f"invalid dataflow file\n{lines}") from None
@@ -79,6 +84,17 @@ def load_dataflow(path: Path) -> Dataflow:
     except OSError as exc:
         raise ConfigurationError(f"{path}: cannot read the dataflow file: {exc.strerror}") from None
     return parse_dataflow(text, str(path))
+
+
+def load_compiled(path: Path) -> CompiledDataflow:
+    """Read, validate and compile the dataflow file at ``path``."""
+    return load_dataflow(path).compile(REGISTERED)
+
+
+def install_shipped_dataflow() -> None:
+    """Install the shipped default dataflow: the registries every process starts with (the
+    mapper's ``main`` replaces them with the configured file's)."""
+    install(load_compiled(DEFAULT_DATAFLOW_FILE))
 
 
 def schema_text() -> str:
@@ -110,7 +126,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if command == "check" and len(rest) <= 1:
         path = Path(rest[0]) if rest else DEFAULT_DATAFLOW_FILE
         try:
-            compiled = load_dataflow(path).compile()
+            compiled = load_compiled(path)
         except ConfigurationError as exc:
             sys.stderr.write(f"{exc}\n")
             return 1

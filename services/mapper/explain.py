@@ -3,9 +3,9 @@
 ``explain_record(conn, tenant, system, resource, record_id)`` answers with a JSON-ready dict:
 
 * ``status`` — ``unknown`` (never seen), ``linked``, ``syncing`` (a write in flight),
-  ``creating`` (its Wix contact / PowerOffice record is being created), ``in_review``, ``error``
-  (a failed create or write), ``unlinked``, ``not_linked`` (seen, but not synced: indexed Wix
-  contact, skipped/archived record...) — and a one-line ``summary``;
+  ``creating`` (the other side's record is being created), ``in_review``, ``error`` (a failed
+  create or write), ``unlinked``, ``not_linked`` (seen, but not synced: an indexed hub record, a
+  skipped/archived record...) — and a one-line ``summary``;
 * ``link`` — the link and every member: last observed and last written values, the write in
   flight, refused values, last error;
 * ``pending_commands`` — the writes in flight (issued, no outcome yet; ``produced_at`` null:
@@ -24,11 +24,11 @@ Served on the mapper's HTTP port (``GET /explain?system=&resource=&id=[&tenant=]
 authentication; operators see the values in the console), and in full as a CLI reading
 PostgreSQL directly (its caller holds the database credentials already)::
 
-    tether explain --system poweroffice --resource employees --id 123 [--tenant default]
+    tether explain --system SYSTEM --resource RESOURCE --id ID [--tenant default]
 
 Exit codes: 0 the record is known, 1 unknown record, 2 usage or database error.
 
-Imports: psycopg, the mapper's settings/store and the domain only.
+Imports: psycopg, the mapper's settings/store/wiring and the domain only.
 """
 
 from __future__ import annotations
@@ -45,18 +45,19 @@ import psycopg
 from services.core.deadletters import fix_hint_for
 from services.core.topics import RESOURCES
 from services.mapper.domain import (
-    CONTACTS,
-    WIX,
     ErrorInfo,
     Link,
     LinkStatus,
     Member,
     RecordRef,
-    read_poweroffice,
-    read_wix,
+    hub,
+    is_hub,
+    read_hub,
+    read_member,
 )
 from services.mapper.settings import MapperSettings
 from services.mapper.store import MapperStore
+from services.mapper.wiring import RECORDS
 
 RECENT = 20
 
@@ -153,7 +154,7 @@ def _link(link: Link) -> dict[str, Any]:
         "status_reason": link.status_reason,
         "merged_into": link.merged_into,
         "version": link.version,
-        "wix_contact_id": link.wix_contact_id,
+        "hub_record_id": link.hub_record_id,
         "base": link.base,
         "created_at": _iso(link.created_at),
         "updated_at": _iso(link.updated_at),
@@ -254,15 +255,18 @@ def create_failed_summary(reason: str | None, error: ErrorInfo | None) -> str:
     if code == "KEYLESS_CREATE_AMBIGUOUS" or (
         code in _PERMISSION_CODES and "extended_field" in message
     ):
+        the_hub = hub()
+        system = RECORDS[the_hub.system].display_name
         return (
             f"{what}: extended fields permission missing — Tether cannot mark a contact with "
             "neither e-mail nor phone with its tether-link-id field"
             + (
-                " and several name-only Wix contacts match it"
+                f" and several name-only {system} {the_hub.resource} match it"
                 if "AMBIGUOUS" in (code or "")
                 else ""
             )
-            + ". Fix: give the Wix API key (or app) the permission to manage extended fields, or "
+            + f". Fix: give the {system} API key (or app) the permission to manage extended "
+            "fields, or "
             "add an e-mail/phone to the record; then re-drive the dead letter (a retry before "
             "that fails the same way)"
         )
@@ -371,7 +375,7 @@ _LINK_KEYS = (
     "status_reason",
     "merged_into",
     "version",
-    "wix_contact_id",
+    "hub_record_id",
     "created_at",
     "updated_at",
 )
@@ -488,14 +492,14 @@ def _observed(
 ) -> dict[str, Any] | None:
     """What the mapper last saw of the record itself (mapped properties only)."""
     assert ref.id is not None
-    if ref.system == WIX and ref.resource == CONTACTS:
+    if is_hub(ref.system, ref.resource):
         row = conn.execute(EXPLAIN_CONTACT, (ref.tenant, ref.id)).fetchone()
         if row is None:
             return None
         props, revision, source_ts, deleted = row
         known = store.contact_record(ref.tenant, ref.id)
         if known is not None and known.record is not None:
-            props = read_wix(known.record)
+            props = read_hub(known.record)
         return {
             "props": props,
             "revision": revision,
@@ -506,10 +510,12 @@ def _observed(
     if record is None:
         return None
     try:
-        props = read_poweroffice(ref.resource, record)
+        props = read_member(ref.resource, record)
     except Exception:  # a resource without a flow: show nothing rather than fail
         props = {}
-    return {"props": props, "source_ts": record.get("LastChangedDateTimeOffset")}
+    conventions = RECORDS.get(ref.system)
+    changed_at = record.get(conventions.changed_at_field) if conventions is not None else None
+    return {"props": props, "source_ts": changed_at}
 
 
 # ------------------------------------------------------------------------------------------------

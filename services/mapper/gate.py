@@ -1,26 +1,29 @@
-"""Wix first: PowerOffice changes wait until the Wix changes extracted before them are handled.
+"""Hub first: member changes wait until the hub changes extracted before them are handled.
 
-Matching before creating only works if the mapper has seen the Wix contacts a PowerOffice record
-could match. The extractor puts them on Kafka first (its Wix poller runs before the PowerOffice
-pollers and waits for Kafka's acknowledgement page by page), but the mapper reads all change
-topics at once and Kafka promises no order *between* topics: after a restart or a rebalance a poll
-can return employees while the contacts produced before them are still unfetched. Without this
-gate such a record is created in Wix although a contact for it exists — Wix's duplicate rule
-catches that for e-mails, nothing catches it for phones — and records of the same key later land
-in review as "ambiguous".
+Matching before creating only works if the mapper has seen the hub records a member record
+could match. The extractor puts them on Kafka first (its hub poller runs before the member
+pollers and waits for Kafka's acknowledgement page by page), but the mapper reads all
+change topics at once and Kafka promises no order *between* topics: after a restart or a
+rebalance a poll can return employees while the hub records produced before them are still
+unfetched. Without this gate such a record is created in the hub although a hub record for it
+exists — the hub's duplicate rule may catch that for e-mails, nothing catches it for phones — and
+records of the same key later land in review as "ambiguous".
 
-The rule: a batch's PowerOffice changes are handled only when, on every Wix change-topic
+The hub's change topics are the installed dataflow's (``loop``); the setting that turns the gate
+off and the gate's metrics keep their earlier names (``settings``, ``metrics``).
+
+The rule: a batch's member changes are handled only when, on every hub change-topic
 partition, the group has handled every message whose Kafka timestamp is at most the newest
-PowerOffice change's timestamp (both are stamped by the same extractor process at ``send``, so one
+member change's timestamp (both are stamped by the same extractor process at ``send``, so one
 clock orders them). "Handled" is the mapper's tracking row (PostgreSQL, the truth — it covers every
 replica's work), never below the partition's log start (a partition without a row, or whose
-older messages retention deleted), raised by the Wix messages of the batch itself (the loop handles
-those first, in the same transaction). Otherwise the PowerOffice messages are held: not handled,
+older messages retention deleted), raised by the hub messages of the batch itself (the loop handles
+those first, in the same transaction). Otherwise the member messages are held: not handled,
 not committed, and their partitions are rewound (``seek``) to the first held offset, so the next
-polls read them again; the batch's Wix changes and outcomes are handled meanwhile.
+polls read them again; the batch's hub changes and outcomes are handled meanwhile.
 
 **Nothing is ever paused.** An earlier version paused the held partitions and resumed them when
-the Wix partitions caught up. That stranded partitions for good (issue #11): kafka-python 3.0.12
+the hub partitions caught up. That stranded partitions for good (issue #11): kafka-python 3.0.12
 parks the buffered records of a paused partition and, after ``resume``, only un-parks them when its
 in-line record slot is empty — which it seldom is once other partitions flowed — while a partition
 with parked records is never fetched again (``Fetcher._fetchable_partitions``); on top of that the
@@ -29,17 +32,17 @@ keeps no state in the consumer that can outlive the hold: each poll re-reads the
 the rule runs again, on every batch, against PostgreSQL; a rebalance hands the (uncommitted) held
 records to whoever owns the partition next, which applies the same rule. The cost is re-fetching
 the held records while a hold lasts (the loop idles ``poll_timeout_ms`` when a whole batch was
-held). The alternative — PowerOffice creates held as decisions in PostgreSQL until a Wix
+held). The alternative — member creates held as decisions in PostgreSQL until a hub
 watermark passes them — would need a watermark the extractor does not publish yet and a second
 decision path in the handler; the rewind keeps one path and is exact.
 
-Kafka requests: none for a batch without PowerOffice changes; ``offsets_for_times`` and
-``end_offsets``/``beginning_offsets`` for the Wix partitions only when a batch's newest
-PowerOffice change is newer than the last mark the gate computed (a hold reuses its mark, a
+Kafka requests: none for a batch without member changes; ``offsets_for_times`` and
+``end_offsets``/``beginning_offsets`` for the hub partitions only when a batch's newest
+member change is newer than the last mark the gate computed (a hold reuses its mark, a
 cleared mark lets every older change through without any request or query).
 
 The pure half (``required_offsets``, ``handled_offsets``, ``behind``, ``rewind_points``) is
-separate from ``WixFirstGate``, which talks to the Kafka consumer and reads tracking rows through
+separate from ``HubFirstGate``, which talks to the Kafka consumer and reads tracking rows through
 a callable.
 
 Imports: kafka-python and the core errors only (no PostgreSQL driver, no mapper domain).
@@ -70,8 +73,8 @@ Position = tuple[str, int]
 def required_offsets(
     first_after: Mapping[Position, int | None], end: Mapping[Position, int]
 ) -> dict[Position, int]:
-    """Per Wix partition, the offset the group must have handled: the first message stamped
-    after the newest PowerOffice change (``first_after``), or the partition's end when no
+    """Per hub partition, the offset the group must have handled: the first message stamped
+    after the newest member change (``first_after``), or the partition's end when no
     message is (``None``: every message there is older)."""
     return {
         position: (offset if offset is not None else end[position])
@@ -85,7 +88,7 @@ def handled_offsets(
     log_start: Mapping[Position, int],
     batch: Iterable[Any],
 ) -> dict[Position, int]:
-    """Per Wix partition, the first offset not yet handled: the tracking row, never below the
+    """Per hub partition, the first offset not yet handled: the tracking row, never below the
     log start (no row yet, or retention deleted messages nobody handled: they can never be),
     raised past the batch's own messages of that partition."""
     handled = {p: max(tracked.get(p, 0), log_start.get(p, 0)) for p in partitions}
@@ -99,7 +102,7 @@ def handled_offsets(
 def behind(
     required: Mapping[Position, int], handled: Mapping[Position, int]
 ) -> dict[Position, int]:
-    """The Wix partitions still short of ``required``, with how many messages they lack."""
+    """The hub partitions still short of ``required``, with how many messages they lack."""
     return {
         p: offset - handled.get(p, 0)
         for p, offset in required.items()
@@ -123,16 +126,16 @@ def rewind_points(held: Iterable[Any]) -> dict[Position, int]:
 
 @dataclass(frozen=True)
 class Mark:
-    """What a hold waits for: per Wix partition the offset to reach (``required``), computed for
-    PowerOffice changes stamped up to ``newest_ms``, and the log starts seen then."""
+    """What a hold waits for: per hub partition the offset to reach (``required``), computed for
+    member changes stamped up to ``newest_ms``, and the log starts seen then."""
 
     newest_ms: int
     required: dict[Position, int]
     log_start: dict[Position, int]
 
 
-class WixFirstGate:
-    """Admits a polled batch's PowerOffice changes only when the Wix changes before them are in;
+class HubFirstGate:
+    """Admits a polled batch's member changes only when the hub changes before them are in;
     the others are rewound (never paused) and come back with a later poll.
 
     ``tracked()`` returns the group's tracking rows ``{(topic, partition): next offset}`` (or
@@ -143,14 +146,14 @@ class WixFirstGate:
     def __init__(
         self,
         consumer: KafkaConsumer,
-        wix_topics: Iterable[str],
+        hub_topics: Iterable[str],
         gated_topics: Iterable[str],
         tracked: Callable[[], Mapping[Position, int]],
         on_hold: Callable[[int, bool], None] = lambda _n, _began: None,
         on_release: Callable[[], None] = lambda: None,
     ) -> None:
         self._consumer = consumer
-        self._wix_topics = sorted(set(wix_topics))
+        self._hub_topics = sorted(set(hub_topics))
         self._gated = frozenset(gated_topics)
         self._tracked = tracked
         self._on_hold = on_hold
@@ -158,7 +161,7 @@ class WixFirstGate:
         self._mark: Mark | None = None
         """The hold in force (None: not holding)."""
         self._cleared_ms = -1
-        """Every Wix change stamped up to here is known handled: older changes pass at once."""
+        """Every hub change stamped up to here is known handled: older changes pass at once."""
 
     @property
     def holding(self) -> bool:
@@ -166,7 +169,7 @@ class WixFirstGate:
 
     def release_if_caught_up(self) -> None:
         """Re-check the hold (once per loop iteration, also when a poll brings nothing): end it
-        when the Wix partitions reached its mark. Releasing only ends the hold's bookkeeping —
+        when the hub partitions reached its mark. Releasing only ends the hold's bookkeeping —
         the held records are re-read by the consumer anyway, nothing to resume."""
         mark = self._mark
         if mark is None:
@@ -174,7 +177,7 @@ class WixFirstGate:
         try:
             handled = handled_offsets(mark.required, self._tracked(), mark.log_start, ())
         except TransportError as exc:
-            log.warning("wix-first check failed (%s): still holding", type(exc).__name__)
+            log.warning("hub-first check failed (%s): still holding", type(exc).__name__)
             return
         if not behind(mark.required, handled):
             self._release(mark)
@@ -193,7 +196,7 @@ class WixFirstGate:
             handled = handled_offsets(mark.required, self._tracked(), mark.log_start, others)
         except (KafkaError, TransportError) as exc:
             # Cannot tell: handle nothing gated this round (rewound), retry with the next poll.
-            log.warning("wix-first check failed (%s): PowerOffice changes wait", type(exc).__name__)
+            log.warning("hub-first check failed (%s): member changes wait", type(exc).__name__)
             self._rewind(gated)
             return others
         missing = behind(mark.required, handled)
@@ -203,7 +206,7 @@ class WixFirstGate:
         began = self._mark is None
         if began:
             log.info(
-                "holding PowerOffice changes until %d older Wix changes are handled",
+                "holding member changes until %d older hub changes are handled",
                 sum(missing.values()),
             )
         self._mark = mark
@@ -243,7 +246,7 @@ class WixFirstGate:
 
     def _partitions(self) -> list[TopicPartition]:
         partitions: list[TopicPartition] = []
-        for topic in self._wix_topics:
+        for topic in self._hub_topics:
             ids = self._consumer.partitions_for_topic(topic) or set()
             partitions.extend(TopicPartition(topic, p) for p in sorted(ids))
         return partitions

@@ -3,11 +3,12 @@
 ``Handler.change(datum, now)`` and ``Handler.outcome(datum, now)`` take a decoded ``ChangeEvent``
 / ``Outcome``, and for each domain input they
 
-1. take the locks (advisory locks on match keys and contacts, then the link rows ``FOR UPDATE``),
+1. take the locks (advisory locks on match keys and hub records ("contacts"), then the link rows
+   ``FOR UPDATE``),
 2. load the link holding the record (by member identity) and, for a record without one, the
-   candidates: contact index entries sharing a match key (with the link owning each) and links
-   indexed under one of its keys (``link_match_keys``: contacts still being created, and the
-   keys of the links' PowerOffice members),
+   candidates: hub index entries sharing a match key (with the link owning each) and links
+   indexed under one of its keys (``link_match_keys``: hub records still being created, and the
+   keys of the links' flow members),
 3. call the pure domain function,
 4. persist the ``Decision`` exactly as ``services.mapper.domain`` asks: links (optimistic version
    check, member index, link match keys), contact index upserts (only when not older) and
@@ -24,11 +25,13 @@ at once. The steps and the domain calls are the same either way.
 It never commits or produces: the loop does (tracking row, effects and outbox in one
 transaction). Returns ``Handled`` records for the metrics, applied after the commit.
 
-Besides the domain's own outputs the shell keeps the last-known full target records (Wix: on the
-contact index row; PowerOffice: ``mapper_records``) to send as ``target_record``, and
+Besides the domain's own outputs the shell keeps the last-known full target records (the hub's:
+on its index row, ``mapper_contacts``; members': ``mapper_records``) to send as
+``target_record``, and
 
-* catches a completed create up with a newer state of the same contact that the index received
-  while the create's outcome was in flight (the domain would otherwise never see that edit);
+* catches a completed hub create up with a newer state of the same hub record that the index
+  received while the create's outcome was in flight (the domain would otherwise never see that
+  edit);
 * holds back delete commands beyond ``mapper_max_deletes_per_hour`` (mass-delete breaker, only
   relevant with the ``propagate_deletes`` policy) and raises a review row instead.
 
@@ -52,8 +55,6 @@ from services.mapper.convert import (
     referenced_link_id,
 )
 from services.mapper.domain import (
-    CONTACTS,
-    WIX,
     Candidate,
     Change,
     Command,
@@ -72,14 +73,17 @@ from services.mapper.domain import (
     ReviewReason,
     adopt_own_create,
     flow_for,
+    hub,
+    hub_match_keys,
+    is_hub,
     match_keys,
-    observe_wix,
+    on_hub_change,
+    on_member_change,
     on_outcome,
-    on_poweroffice_change,
-    on_wix_change,
-    wix_match_keys,
 )
 from services.mapper.domain.identity import derive_id
+from services.mapper.domain.mappings import hub_revision
+from services.mapper.domain.sync import index_entry
 from services.mapper.domain.timeline import field_changes
 from services.mapper.store import BatchStore, Identity, KeyRef, MapperStore
 
@@ -155,11 +159,11 @@ class Handler:
         """Read what a whole batch needs with a ``BatchStore``, a constant number of statements
         however many inputs (``source`` is "change" or "outcome"; datums decoded):
 
-        1. one advisory-lock statement: every match key of the batch's changes, then every Wix
-           contact it names (its changes' contacts, completing outcomes' contacts);
-        2. one candidate query: the contacts and links indexed under any of those keys;
-           the candidate contacts' locks (one statement; keys before contacts, as always);
-        3. the contact index rows of all those contacts, with the link holding each;
+        1. one advisory-lock statement: every match key of the batch's changes, then every hub
+           record it names (its changes' records, completing outcomes' records);
+        2. one candidate query: the hub records and links indexed under any of those keys;
+           the candidate records' locks (one statement; keys before hub records, as always);
+        3. the hub index rows of all those records, with the link holding each;
         4. the links of the batch's records, outcomes, own-create references and candidates,
            locked ``FOR UPDATE`` (two statements), and the last-known records the commands
            to those links' other members may need (one or two statements).
@@ -168,6 +172,7 @@ class Handler:
         fail again, in place, when handled). The per-input work then runs from memory."""
         store = self.store
         assert isinstance(store, BatchStore), "prepare needs a BatchStore"
+        the_hub = hub()
         keys: set[KeyRef] = set()
         contacts: set[tuple[str, str]] = set()
         records: set[Identity] = set()
@@ -179,9 +184,9 @@ class Handler:
                     self._outcomes[id(datum)] = outcome
                     link_ids.add(outcome.link_id)
                     target = outcome.target
-                    if target.system == WIX and target.id is not None:
+                    if is_hub(target.system, target.resource) and target.id is not None:
                         contacts.add((outcome.tenant, target.id))
-                        records.add((outcome.tenant, WIX, CONTACTS, target.id))
+                        records.add((outcome.tenant, the_hub.system, the_hub.resource, target.id))
                     continue
                 changes = changes_from_event(datum)
                 self._changes[id(datum)] = changes
@@ -193,13 +198,13 @@ class Handler:
             for change in changes:
                 records.add((change.tenant, change.system, change.resource, change.record_id))
                 found: Sequence[MatchKey] = ()
-                if change.system == WIX:
+                if is_hub(change.system, change.resource):
                     contacts.add((change.tenant, change.record_id))
                     if change.record is not None:
-                        found = wix_match_keys(change.record)
+                        found = hub_match_keys(change.record)
                 elif change.operation is Operation.UPSERT:
                     found = match_keys(flow_for(change.resource), change.record or {})
-                    referenced = referenced_link_id(change.resource, change.record)
+                    referenced = referenced_link_id(change.system, change.resource, change.record)
                     if referenced is not None:
                         link_ids.add(referenced)
                 keys.update((change.tenant, k[0], k[1]) for k in found)
@@ -207,19 +212,22 @@ class Handler:
         candidate_contacts, candidate_links = store.load_keys(keys)
         store.lock_batch((), candidate_contacts - contacts)
         store.load_contacts(contacts | candidate_contacts)
-        owners = {store.link_id_for_record(t, WIX, CONTACTS, c) for t, c in candidate_contacts}
+        owners = {
+            store.link_id_for_record(t, the_hub.system, the_hub.resource, c)
+            for t, c in candidate_contacts
+        }
         link_ids |= candidate_links | {o for o in owners if o is not None}
         self.prefetch(sorted(records), sorted(link_ids))
         # The last-known target records of commands to the members of these links.
         linked = list(self._by_id.values())
         store.load_contacts(
-            (link.tenant, link.wix_contact_id) for link in linked if link.wix_contact_id
+            (link.tenant, link.hub_record_id) for link in linked if link.hub_record_id
         )
         store.load_records(
             (r.tenant, r.system, r.resource, r.id)
             for link in linked
             for r in link.member_refs()
-            if r.system != WIX and r.id is not None
+            if not is_hub(r.system, r.resource) and r.id is not None
         )
 
     def prefetch(
@@ -229,14 +237,14 @@ class Handler:
 
         The rows stay locked until the batch commits, so a cached link cannot change under us;
         the cache follows every link this batch saves. A record without a link is cached as
-        such only for PowerOffice (no other transaction can put it in a link); a Wix contact
-        without one is looked up again under its contact lock."""
+        such only for a member record (no other transaction can put it in a link); a hub
+        record without one is looked up again under its lock."""
         found = self.store.links_for_records(records)
         for identity in records:
             link = found.get(identity)
             if link is not None and link.status is LinkStatus.MERGED:
                 continue  # merged while we waited for its lock: resolve it when handled
-            if link is not None or identity[1] != WIX:
+            if link is not None or not is_hub(identity[1], identity[2]):
                 self._by_record[identity] = link
             if link is not None:
                 self._by_id[link.link_id] = link
@@ -304,7 +312,8 @@ class Handler:
         if outcome is None:
             outcome = outcome_from_datum(datum)
         target = outcome.target
-        contact_id = target.id if target.system == WIX else None
+        to_hub = is_hub(target.system, target.resource)
+        contact_id = target.id if to_hub else None
         completing = outcome.kind in (OutcomeKind.CREATED, OutcomeKind.LINKED_EXISTING)
         if contact_id is not None and completing:
             self.store.lock(outcome.tenant, contacts=[contact_id])
@@ -313,7 +322,8 @@ class Handler:
         contact_link = None
         if outcome.kind is OutcomeKind.LINKED_EXISTING and contact_id is not None:
             contact_link = self._load(
-                loaded, self._record_link(outcome.tenant, WIX, CONTACTS, contact_id)
+                loaded,
+                self._record_link(outcome.tenant, target.system, target.resource, contact_id),
             )
         decision = on_outcome(link, outcome, self.policy, now, contact_link)
         observed = None
@@ -335,7 +345,7 @@ class Handler:
                 error=(outcome.error_code, outcome.error_message),
             )
         ]
-        if completing and target.system == WIX:
+        if completing and to_hub:
             caught_up = self._catch_up(decision, loaded, outcome, now)
             if caught_up is not None:
                 handled.append(caught_up)
@@ -346,14 +356,15 @@ class Handler:
     def _change(self, change: Change, now: datetime, changed_at: datetime | None) -> Handled:
         loaded: dict[str, Link] = {}
         observed = None
-        if change.system == WIX:
-            keys = wix_match_keys(change.record) if change.record is not None else []
-            link = self._record_link(change.tenant, WIX, CONTACTS, change.record_id)
+        if is_hub(change.system, change.resource):
+            keys = hub_match_keys(change.record) if change.record is not None else []
+            identity = (change.tenant, change.system, change.resource, change.record_id)
+            link = self._record_link(*identity)
             if link is None:
-                # Keys before contacts, one statement: a record linking to this contact holds
+                # Keys before hub records, one statement: a record linking to this one holds
                 # them; then look again (it may have been linked while we waited).
                 self.store.lock(change.tenant, keys, [change.record_id])
-                link = self.store.link_for_record(change.tenant, WIX, CONTACTS, change.record_id)
+                link = self.store.link_for_record(*identity)
                 if link is not None:
                     self._cache(link)
             self._load(loaded, link)
@@ -361,12 +372,12 @@ class Handler:
             if (
                 link is None
                 and change.operation is Operation.UPSERT
-                and self.policy.create_wix_only_in_poweroffice
+                and self.policy.create_members_for_unmatched_hub
             ):
                 candidates = self._candidates(
                     change.tenant, keys, loaded, exclude=change.record_id, linked_only=True
                 )
-            decision = on_wix_change(link, change, self.policy, now, candidates)
+            decision = on_hub_change(link, change, self.policy, now, candidates)
             if change.record is not None:
                 # The domain decides whether the index takes this state (never an older one).
                 observed = Observed(
@@ -385,7 +396,7 @@ class Handler:
                 candidates = self._candidates(
                     change.tenant, match_keys(flow, change.record or {}), loaded
                 )
-            decision = on_poweroffice_change(link, change, candidates, self.policy, now)
+            decision = on_member_change(link, change, candidates, self.policy, now)
             if change.record is not None:
                 observed = Observed(change.ref, change.record, change.source_ts)
         return self._persist(
@@ -406,7 +417,7 @@ class Handler:
     def _own_create(self, change: Change, loaded: dict[str, Link]) -> Link | None:
         """The link whose pending create this record is (its reference names the link), with
         the record adopted (``adopt_own_create``); None for any other record."""
-        link_id = referenced_link_id(change.resource, change.record)
+        link_id = referenced_link_id(change.system, change.resource, change.record)
         link = self._link(link_id) if link_id is not None else None
         if link is None or link.tenant != change.tenant:
             return None
@@ -430,7 +441,7 @@ class Handler:
         linked_only: bool = False,
     ) -> list[Candidate]:
         """Index entries sharing a key (with the link holding each) and the links indexed under
-        one of the keys (contacts being created; other records' keys), their links locked."""
+        one of the keys (hub records being created; other records' keys), their links locked."""
         if not keys:
             return []
         self.store.lock(tenant, keys)
@@ -438,7 +449,7 @@ class Handler:
         contact_ids = [c for c in contact_ids if c != exclude]
         entries: list[tuple[ContactIndexEntry, str | None]] = []
         if contact_ids:
-            # Lock the contacts, then read which link holds each (fresh under the lock).
+            # Lock the hub records, then read which link holds each (fresh under the lock).
             self.store.lock(tenant, contacts=contact_ids)
             entries = self.store.contact_entries(tenant, contact_ids)
         wanted = {link_id for _, link_id in entries if link_id is not None} | set(by_key)
@@ -461,34 +472,41 @@ class Handler:
     def _catch_up(
         self, decision: Decision, loaded: dict[str, Link], outcome: Outcome, now: datetime
     ) -> Handled | None:
-        """After a Wix create/link completed: if the index already holds a newer state of that
-        contact (its change event was handled while the outcome was in flight, as an unlinked
-        contact), feed that state to the link now."""
+        """After a hub create/link completed: if the index already holds a newer state of that
+        hub record (its change event was handled while the outcome was in flight, as an unlinked
+        record), feed that state to the link now."""
         contact_id = outcome.target.id
         link = decision.link
         if contact_id is None or link is None:
             return None
         link = loaded.get(link.link_id, link)
-        wix = link.wix_member
-        if wix is None or wix.ref.id != contact_id or not wix.active or wix.observed is None:
+        hub_member = link.hub_member
+        if (
+            hub_member is None
+            or hub_member.ref.id != contact_id
+            or not hub_member.active
+            or hub_member.observed is None
+        ):
             return None
         known = self.store.contact_record(outcome.tenant, contact_id)
         if known is None or known.record is None or known.revision is None:
             return None
-        observed = wix.observed.revision
+        observed = hub_member.observed.revision
         if observed is not None and known.revision <= observed:
             return None
         change = Change(
             event_id=derive_id("catch-up", outcome.outcome_id, contact_id, known.revision),
             tenant=outcome.tenant,
-            system=WIX,
-            resource=CONTACTS,
+            system=hub_member.ref.system,
+            resource=hub_member.ref.resource,
             record_id=contact_id,
-            source_ts=known.source_ts or record_timestamp(WIX, known.record) or now,
+            source_ts=known.source_ts
+            or record_timestamp(hub_member.ref.system, known.record)
+            or now,
             revision=known.revision,
             record=known.record,
         )
-        follow_up = on_wix_change(link, change, self.policy, now)
+        follow_up = on_hub_change(link, change, self.policy, now)
         return self._persist(
             follow_up,
             loaded,
@@ -548,7 +566,7 @@ class Handler:
             # 2. the contact index (only when not older) and its full records
             for entry in decision.index_upserts:
                 record = None
-                if observed is not None and observed.ref.system == WIX:
+                if observed is not None and is_hub(observed.ref.system, observed.ref.resource):
                     record = observed.record if observed.ref.id == entry.contact_id else None
                 store.upsert_contact(entry, record, now)
             for contact_id in decision.index_deletes:
@@ -612,8 +630,8 @@ class Handler:
         ref = observed.ref
         if ref.id is None:
             return
-        if ref.system == WIX:
-            entry = wix_index_entry(
+        if is_hub(ref.system, ref.resource):
+            entry = hub_index_entry(
                 ref.tenant, ref.id, observed.record, observed.revision, observed.source_ts
             )
             self.store.upsert_contact(entry, observed.record, now)
@@ -630,7 +648,7 @@ class Handler:
             return None
         if observed is not None and observed.ref.identity == target.identity:
             return observed.record
-        if target.system == WIX:
+        if is_hub(target.system, target.resource):
             known = self.store.contact_record(target.tenant, target.id)
             return known.record if known is not None else None
         return self.store.record(target.tenant, target.system, target.resource, target.id)
@@ -660,24 +678,13 @@ class Handler:
         return [c for c in commands if c.command_id not in held_ids], len(held)
 
 
-def wix_index_entry(
+def hub_index_entry(
     tenant: str,
-    contact_id: str,
-    contact: Mapping[str, Any],
+    record_id: str,
+    record: Mapping[str, Any],
     revision: int | None,
     source_ts: datetime | None,
 ) -> ContactIndexEntry:
-    """The contact index entry of a Wix contact state (as the domain builds it)."""
-    reading = observe_wix(contact)
-    if revision is None:
-        raw = contact.get("revision")
-        revision = raw if isinstance(raw, int) and not isinstance(raw, bool) else None
-    return ContactIndexEntry(
-        tenant=tenant,
-        contact_id=contact_id,
-        keys=tuple(wix_match_keys(contact)),
-        props=reading.props,
-        revision=revision,
-        source_ts=source_ts,
-        has_other_items=reading.has_other_items,
-    )
+    """The index entry of a hub record's state (as the domain builds it; the revision the input
+    named, else the record's own)."""
+    return index_entry(tenant, record_id, dict(record), hub_revision(revision, record), source_ts)

@@ -3,8 +3,8 @@
 One iteration, in this order (the numbers are repeated as comments where they run):
 
 1. **poll** a batch from every change topic and the outcomes topic (consumer group
-   ``<topic_prefix>-mapper``; auto-commit off); **gate** it (``gate.WixFirstGate``): PowerOffice
-   changes whose older Wix changes are not handled yet are rewound (never paused), not handled;
+   ``<topic_prefix>-mapper``; auto-commit off); **gate** it (``gate.HubFirstGate``): member
+   changes whose older hub changes are not handled yet are rewound (never paused), not handled;
    then the lag/progress exporter notes every owned partition's position (stall detection:
    ``services.core.progress``; ``/readyz`` fails while a partition is stalled);
 2. **handle + persist** the whole batch in ONE PostgreSQL transaction: lock the batch's tracking
@@ -60,8 +60,8 @@ from services.core.kafka import (
 )
 from services.core.service import ServiceContext
 from services.core.tracing import kafka_headers, traceparent_of
-from services.mapper.domain import Policy, ReviewReason
-from services.mapper.gate import WixFirstGate
+from services.mapper.domain import Policy, ReviewReason, hub
+from services.mapper.gate import HubFirstGate
 from services.mapper.handler import Handled, Handler
 from services.mapper.metrics import MapperMetrics
 from services.mapper.migrations import apply_migrations
@@ -154,10 +154,11 @@ class Mapper:
         )
         self.group = settings.group_id
         self.topics = [*ctx.layout.all_changes(), ctx.layout.outcomes, ctx.layout.operator_actions]
-        self._wix_topics = {ctx.layout.changes("wix", resource) for resource in ("contacts",)}
+        the_hub = hub()
+        self._hub_topics = {ctx.layout.changes(the_hub.system, the_hub.resource)}
         self.conn: psycopg.Connection[Any] | None = None
         self.consumer: KafkaConsumer | None = None
-        self.gate: WixFirstGate | None = None
+        self.gate: HubFirstGate | None = None
         self.lag = progress_exporter(ctx.metrics, self.group, settings.stall_after_seconds)
         """Consumer lag and stall detection; its ``healthy`` is the readiness check below."""
         ctx.runtime.http.add_check("partitions_progressing", self.lag.healthy)
@@ -188,11 +189,11 @@ class Mapper:
             consumer.partitions_for_topic(topic)
         consumer.subscribe(self.topics)
         self.consumer = consumer
-        if self.settings.mapper_wix_first:
-            self.gate = WixFirstGate(
+        if self.settings.hub_first:
+            self.gate = HubFirstGate(
                 consumer,
-                self._wix_topics,
-                [t for t in self.ctx.layout.all_changes() if t not in self._wix_topics],
+                self._hub_topics,
+                [t for t in self.ctx.layout.all_changes() if t not in self._hub_topics],
                 self._tracked,
                 on_hold=self._held,
                 on_release=lambda: self.metrics.holding.set(0),
@@ -251,13 +252,13 @@ class Mapper:
             admitted = self.gate.admit(records)
             if records and not admitted:
                 # Everything polled was held (and rewound): the next poll would fetch the same
-                # records at once; give the Wix partitions' owners a poll interval instead.
+                # records at once; give the hub partitions' owners a poll interval instead.
                 time.sleep(self.settings.poll_timeout_ms / 1000)
             records = admitted
         self.lag.update(self.consumer)
-        # Wix contact changes first (a stable sort keeps every partition's own order): a
-        # PowerOffice record in the same batch is then matched against the contacts it carries
-        # instead of creating a duplicate of one of them.
+        # Hub changes first (a stable sort keeps every partition's own order): a member record
+        # in the same batch is then matched against the hub records it carries instead of
+        # creating a duplicate of one of them.
         records.sort(key=self._priority)
         started = time.monotonic()
         if records:
@@ -318,7 +319,7 @@ class Mapper:
         self.metrics.holding.set(1)
 
     def _priority(self, record: Any) -> int:
-        return 0 if record.topic in self._wix_topics else 1
+        return 0 if record.topic in self._hub_topics else 1
 
     # -- step 2 -------------------------------------------------------------------------------
 

@@ -4,7 +4,8 @@ Labels are low-cardinality only: source (``change``/``outcome``), system, resour
 ``DecisionKind`` value, ``dead_letter`` or ``replayed``), action, link state, review reason,
 property, and ``tenant`` on the per-tenant gauges (links, open review items): the configured
 ``TETHER_TENANT`` of this mapper, so one value per tenant deployed (docs/operations.md,
-"Observability"). Never a record id, link id or value.
+"Observability"). Never a record id, link id or value. The hub-first gate's metrics keep the
+names they had before the hub was a role (dashboards and alerts use them).
 
 Imports: prometheus_client only.
 """
@@ -47,18 +48,18 @@ class MapperMetrics:
         )
         self.holds = Counter(
             "tether_mapper_wix_first_holds",
-            "Times PowerOffice changes were held until older Wix changes were handled",
+            "Times member changes were held until older hub changes were handled",
             registry=registry,
         )
         self.held = Counter(
             "tether_mapper_wix_first_held_messages",
-            "PowerOffice change reads held back by the wix-first gate (rewound and read again; "
+            "Member change reads held back by the hub-first gate (rewound and read again; "
             "a change held over several polls counts each time)",
             registry=registry,
         )
         self.holding = Gauge(
             "tether_mapper_wix_first_holding",
-            "1 while PowerOffice changes are held (rewound, read again) for older Wix changes",
+            "1 while member changes are held (rewound, read again) for older hub changes",
             registry=registry,
         )
         self.processing = Histogram(

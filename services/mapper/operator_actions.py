@@ -51,9 +51,6 @@ from services.core.records import wrap_record
 from services.core.topics import TopicLayout, link_key
 from services.mapper.convert import changes_from_event, command_datum
 from services.mapper.domain import (
-    CONTACTS,
-    POWEROFFICE,
-    WIX,
     Candidate,
     Command,
     CommandAction,
@@ -65,6 +62,8 @@ from services.mapper.domain import (
     ReviewItem,
     ReviewReason,
     flow_for,
+    hub,
+    is_hub,
     match_keys,
 )
 from services.mapper.domain.actions import (
@@ -233,14 +232,14 @@ class ActionApplier:
         return {(str(t), str(s), str(r), str(i)) for t, s, r, i in rows}
 
     def skip_ignored(self, datum: Mapping[str, Any], now: datetime) -> list[Handled]:
-        """A change of an ignored record: remember its state (a PowerOffice record's, for a later
+        """A change of an ignored record: remember its state (a member record's, for a later
         UNIGNORE), record ``ignored`` in the history, decide nothing."""
         handled = []
         for change in changes_from_event(datum):
             link_id = self.store.link_id_for_record(
                 change.tenant, change.system, change.resource, change.record_id
             )
-            if change.system == POWEROFFICE and change.record is not None:
+            if not is_hub(change.system, change.resource) and change.record is not None:
                 self.store.upsert_record(change.ref, change.record, change.source_ts, now)
             self._history(
                 tenant=change.tenant,
@@ -294,7 +293,7 @@ class ActionApplier:
             kind in (ActionKind.LINK_TO_CANDIDATE, ActionKind.CREATE_NEW_CONTACT)
             and subject is not None
             and subject.id is not None
-            and subject.system == POWEROFFICE
+            and not is_hub(subject.system, subject.resource)
         ):
             known = self._known(subject)
             contacts = []
@@ -377,9 +376,9 @@ class ActionApplier:
         return item, (resolution or "resolved") if resolved else None
 
     def _known(self, ref: RecordRef) -> tuple[dict[str, Any], datetime, int | None] | None:
-        """The record's last known full state, its source time and (Wix) revision."""
+        """The record's last known full state, its source time and (the hub's) revision."""
         assert ref.id is not None
-        if ref.system == WIX:
+        if is_hub(ref.system, ref.resource):
             row = self.conn.execute(KNOWN_CONTACT, (ref.tenant, ref.id)).fetchone()
         else:
             row = self.conn.execute(
@@ -621,8 +620,9 @@ class ActionApplier:
         if known is None or ref.id is None:
             return []  # nothing known yet: its next change is synced as usual
         record, source_ts, revision = known
-        if ref.system == WIX and ref.resource != CONTACTS:
-            return []
+        the_hub = hub()
+        if ref.system == the_hub.system and ref.resource != the_hub.resource:
+            return []  # the hub's system syncs only the hub's resource
         datum = {
             "event_id": f"action:{action.action_id}",
             "tenant": ref.tenant,

@@ -26,10 +26,10 @@ from pydantic import Field
 
 from services.core.errors import ConfigurationError
 from services.core.settings import PostgresSettings, PublicHttpSettings, TetherSettings
-from services.mapper.dataflow_file import DEFAULT_DATAFLOW_FILE, load_dataflow
+from services.mapper.dataflow_file import DEFAULT_DATAFLOW_FILE, load_compiled
 from services.mapper.domain import Policy
-from services.mapper.domain.dataflow import CompiledDataflow
-from services.mapper.domain.mappings import use_dataflow
+from services.mapper.domain.dataflow import CompiledDataflow, policy_problems
+from services.mapper.wiring import install
 
 CrashPoint = Literal["after_db_commit", "after_produce", "after_mark"]
 
@@ -87,13 +87,19 @@ class MapperSettings(TetherSettings, PostgresSettings, PublicHttpSettings):
     )
     mapper_wix_first: bool = Field(
         True,
-        description="Handle a PowerOffice change only after the Wix changes extracted before it "
-        "(matching before creating; see services/mapper/gate.py).",
+        description="Handle a member change only after the hub changes extracted before it "
+        "(matching before creating; see services/mapper/gate.py). The name is from when the hub "
+        "was always Wix; it stays, deployments set it.",
     )
     mapper_relay_batch: int = Field(1000, ge=1, description="Outbox rows produced per round.")
     mapper_crash_point: CrashPoint | None = Field(
         None, description="Fault injection for the crash tests: os._exit(137) at this point."
     )
+
+    @property
+    def hub_first(self) -> bool:
+        """Whether the hub-first gate runs (``TETHER_MAPPER_WIX_FIRST``)."""
+        return self.mapper_wix_first
 
     @property
     def group_id(self) -> str:
@@ -102,16 +108,19 @@ class MapperSettings(TetherSettings, PostgresSettings, PublicHttpSettings):
     def dataflow(self) -> CompiledDataflow:
         """The dataflow file, validated and compiled (``ConfigurationError`` naming the file
         and the path of every problem)."""
-        return load_dataflow(self.mapper_dataflow_file).compile()
+        return load_compiled(self.mapper_dataflow_file)
 
     def install_dataflow(self) -> Policy:
-        """Load the dataflow file, make its flows and properties the ones the mapper's domain
-        reads (``mappings.use_dataflow``) and return the effective policy. Every process that
+        """Load the dataflow file, make its hub, flows and properties the ones the mapper's
+        domain reads (``wiring.install``) and return the effective policy. Every process that
         runs the mapper's decisions (the mapper, ``tether replay``'s preview, ``tether preview``)
         calls it once at start-up, before any change is handled."""
         dataflow = self.dataflow()
         policy = self.policy(default=dataflow.policy)
-        use_dataflow(dataflow.flows, dataflow.properties)
+        problems = policy_problems(policy, dataflow.systems)
+        if problems:
+            raise ConfigurationError(f"invalid mapper policy: {'; '.join(problems)}")
+        install(dataflow)
         return policy
 
     def policy(self, default: Policy | None = None) -> Policy:

@@ -36,8 +36,8 @@ from services.mapper.domain import (
     Link,
     LinkStatus,
     Member,
-    read_poweroffice,
-    read_wix,
+    read_hub,
+    read_member,
 )
 from services.mapper.domain.mappings import kind_of
 from services.mapper.domain.normalize import compare_key
@@ -90,9 +90,9 @@ def _key(prop: str, value: str | None) -> str | None:
 
 
 def _props(member: Member, record: Mapping[str, Any]) -> dict[str, str | None]:
-    if member.is_wix:
-        return dict(read_wix(dict(record)))
-    return dict(read_poweroffice(member.ref.resource, dict(record)))
+    if member.is_hub:
+        return dict(read_hub(dict(record)))
+    return dict(read_member(member.ref.resource, dict(record)))
 
 
 def _stamp_older(member: Member, record: Mapping[str, Any]) -> bool:
@@ -100,7 +100,7 @@ def _stamp_older(member: Member, record: Mapping[str, Any]) -> bool:
     observed = member.observed
     if observed is None:
         return False
-    if member.is_wix:
+    if member.is_hub:
         revision = record.get("revision")
         if isinstance(revision, int) and observed.revision is not None:
             return revision < observed.revision
@@ -125,10 +125,10 @@ def _differs_from_observed(member: Member, props: Mapping[str, str | None]) -> b
 
 
 def flow_of(link: Link) -> str:
-    for member in link.poweroffice_members:
+    for member in link.flow_members:
         if member.active:
             return member.flow
-    return link.poweroffice_members[0].flow if link.poweroffice_members else "wix"
+    return link.flow_members[0].flow if link.flow_members else "wix"
 
 
 def verify_link(
@@ -136,7 +136,7 @@ def verify_link(
 ) -> Verdict | None:
     """The verdict for one link (see the module docstring); ``reviews`` holds the properties
     named by the link's open review items (``None``: an item about the whole link)."""
-    wix = link.wix_member
+    wix = link.hub_member
     if link.status is not LinkStatus.ACTIVE or wix is None or not wix.active or wix.ref.id is None:
         return None
     flow = flow_of(link)
@@ -174,7 +174,7 @@ def verify_link(
     explained: set[str] = set()
     whole_link_review = None in reviews
     for member in active:
-        if member.is_wix or member.key not in read:
+        if member.is_hub or member.key not in read:
             continue
         for prop, value in read[member.key].items():
             theirs = wix_props.get(prop)

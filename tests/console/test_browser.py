@@ -36,7 +36,7 @@ from services.core.topics import TopicLayout
 from services.demo.main import wait_for_sync
 from services.demo.seeding import seed_simulators
 from services.demo.stack import Stack
-from services.mapper.domain import read_wix
+from services.mapper.domain import read_hub
 from services.mapper.domain.normalize import normalize_phone
 
 # The stack's start and initial sync (the module fixture) count towards the first test's time:
@@ -125,7 +125,7 @@ def running(
 
 
 def _phone(contact: dict[str, Any]) -> str | None:
-    value = read_wix(contact).get("phone")
+    value = read_hub(contact).get("phone")
     return normalize_phone(value) if value else None
 
 
@@ -259,7 +259,7 @@ def test_an_operator_resolves_an_ambiguous_match_in_the_browser(
         wix.close()
     assert phone_arrived, "the Wix contact did not get the employee's phone"
     assert duplicate_after.get("revision") == before_duplicate.get("revision")
-    assert read_wix(duplicate_after) == read_wix(before_duplicate)
+    assert read_hub(duplicate_after) == read_hub(before_duplicate)
     pngs = sorted(p.name for p in shots.glob("*.png"))
     assert len(pngs) == 10 and all((shots / p).stat().st_size > 5_000 for p in pngs), pngs
     print(f"\nscreenshots: {shots}")

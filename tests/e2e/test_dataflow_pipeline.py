@@ -15,7 +15,7 @@ import pytest
 
 from services.demo import mapperdb
 from services.demo.main import PO_RESOURCE
-from services.mapper.domain import read_wix
+from services.mapper.domain import read_hub
 from tests.e2e.test_pipeline import Running, start_stack, stop_stack
 
 pytestmark = pytest.mark.integration
@@ -65,7 +65,7 @@ def test_a_customer_phone_mapped_in_the_file_syncs_both_ways(running: Running) -
     api = PO_RESOURCE["customers"]
 
     def wix_phone() -> str | None:
-        return read_wix(running.wix.contact(contact_id)).get("phone")
+        return read_hub(running.wix.contact(contact_id)).get("phone")
 
     def po_phone() -> Any:
         return running.po.record(api, int(customer_id))["record"].get("PhoneNumber")

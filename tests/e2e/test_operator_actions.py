@@ -26,7 +26,7 @@ from services.core.codec import AvroCodec
 from services.core.operator_actions import ActionKind, action_key, new_action
 from services.demo import mapperdb
 from services.demo.main import PO_RESOURCE
-from services.mapper.domain import read_poweroffice, read_wix
+from services.mapper.domain import read_hub, read_member
 from services.replay.stages import stage_topics
 from tests.e2e.test_pipeline import Running, start_stack, stop_stack
 from tests.mapper.support import dump_state, reset_group_to_beginning
@@ -153,7 +153,7 @@ class World:
         return record
 
     def wix_first_name(self, contact_id: str) -> str | None:
-        return read_wix(self.wix.contact(contact_id)).get("first_name")
+        return read_hub(self.wix.contact(contact_id)).get("first_name")
 
     def ambiguous_employee(self, tag: str) -> tuple[str, str, tuple[str, ...]]:
         """Two new Wix contacts sharing a new employee's phone: the employee goes to review.
@@ -300,7 +300,7 @@ def test_an_invalid_action_is_rejected_and_the_partition_goes_on(world: World) -
 
 def test_create_new_contact_creates_one_anyway(world: World) -> None:
     record_id, review_id, candidates = world.ambiguous_employee("C")
-    phone = read_poweroffice("employees", world.employee(record_id))["phone"]
+    phone = read_member("employees", world.employee(record_id))["phone"]
     assert phone is not None
     digits = "".join(ch for ch in phone if ch.isdigit())[-8:]
     datum, result = world.act(ActionKind.CREATE_NEW_CONTACT, review_id=review_id)
@@ -309,7 +309,7 @@ def test_create_new_contact_creates_one_anyway(world: World) -> None:
     assert eventually(lambda: len(world.contacts_with_phone(digits)) == 3)
     world.settle()
     [created] = [c for c in world.contacts_with_phone(digits) if c["id"] not in candidates]
-    assert read_wix(created)["first_name"] == "PersonC"
+    assert read_hub(created)["first_name"] == "PersonC"
     links = {link.contact_id: link for link in mapperdb.links(world.dsn)}
     assert links[created["id"]].members == (("employees", record_id),)
 
@@ -359,7 +359,7 @@ def test_unlink_dissolves_a_link_and_keeps_both_records(world: World) -> None:
     datum, result = world.act(ActionKind.UNLINK, link_id=link_id)
     assert result == "applied"
     assert world.link_state(link_id)["status"] == "unlinked"
-    before = read_poweroffice("employees", world.employee(record_id))["first_name"]
+    before = read_member("employees", world.employee(record_id))["first_name"]
     world.wix.edit(contact_id, {"name": {"first": "AfterUnlink", "last": "Contact"}})
 
     def recorded() -> bool:
@@ -372,7 +372,7 @@ def test_unlink_dissolves_a_link_and_keeps_both_records(world: World) -> None:
 
     assert eventually(recorded), "the Wix edit after the unlink was never seen"
     world.settle()
-    assert read_poweroffice("employees", world.employee(record_id))["first_name"] == before
+    assert read_member("employees", world.employee(record_id))["first_name"] == before
     assert world.wix.contact(contact_id)["id"] == contact_id  # nothing deleted
     version = world.link_state(link_id)["version"]
     world.again(datum)
@@ -381,8 +381,8 @@ def test_unlink_dissolves_a_link_and_keeps_both_records(world: World) -> None:
 
 def test_resync_pushes_the_chosen_side_over_a_silent_change(world: World) -> None:
     link_id, record_id, contact_id = world.single_employee_link()
-    po_first = read_poweroffice("employees", world.employee(record_id))["first_name"]
-    last = read_wix(world.wix.contact(contact_id)).get("last_name")
+    po_first = read_member("employees", world.employee(record_id))["first_name"]
+    last = read_hub(world.wix.contact(contact_id)).get("last_name")
     # changed behind the API's back: no revision bump, no webhook — the engine cannot know
     world.wix.edit(contact_id, {"name": {"first": "Drifted", "last": last}}, silent=True)
     assert world.wix_first_name(contact_id) == "Drifted"
@@ -412,10 +412,10 @@ def test_retry_command_resends_a_rejected_write(world: World) -> None:
     finally:
         world.wix.clear_faults()
     command_id = rejected()
-    assert read_wix(world.wix.contact(contact_id)).get("last_name") != "Retried"
+    assert read_hub(world.wix.contact(contact_id)).get("last_name") != "Retried"
     datum, result = world.act(ActionKind.RETRY_COMMAND, link_id=link_id, command_id=command_id)
     assert result == "applied"
-    assert eventually(lambda: read_wix(world.wix.contact(contact_id)).get("last_name") == "Retried")
+    assert eventually(lambda: read_hub(world.wix.contact(contact_id)).get("last_name") == "Retried")
     world.settle()
     assert rejected() is None
     revision = world.wix.contact(contact_id)["revision"]

@@ -25,7 +25,7 @@ from services.demo.main import PO_RESOURCE, collect_records, make_edits, wait_fo
 from services.demo.seeding import Seeded, seed_simulators
 from services.demo.stack import SERVICES, Stack
 from services.demo.verify import reconcile
-from services.mapper.domain import read_poweroffice, read_wix
+from services.mapper.domain import read_hub, read_member
 
 pytestmark = pytest.mark.integration
 
@@ -154,13 +154,13 @@ def test_shared_link_fans_a_wix_edit_out_to_every_member(synced: Running) -> Non
     assert shared, "the seed must contain people with several PowerOffice records"
     link = shared[0]
     contact = synced.wix.contact(str(link.contact_id))
-    last = read_wix(contact).get("last_name")
+    last = read_hub(contact).get("last_name")
     synced.wix.edit(str(link.contact_id), {"name": {"first": "Fanout", "last": last}})
 
     def all_members_have_it() -> bool:
         for resource, record_id in link.members:
             record = synced.po.record(PO_RESOURCE[resource], int(record_id))["record"]
-            props = read_poweroffice(resource, record)
+            props = read_member(resource, record)
             if "first_name" in props and props["first_name"] != "Fanout":
                 return False
         return True
@@ -182,14 +182,14 @@ def test_concurrent_edits_converge_on_the_latest(synced: Running) -> None:
     synced.po.edit(PO_RESOURCE[resource], int(record_id), {"LastName": "Older"})
     time.sleep(0.05)
     contact = synced.wix.contact(str(link.contact_id))
-    first = read_wix(contact).get("first_name")
+    first = read_hub(contact).get("first_name")
     synced.wix.edit(str(link.contact_id), {"name": {"first": first, "last": "Newer"}})
 
     def converged() -> bool:
-        po_value = read_poweroffice(
+        po_value = read_member(
             resource, synced.po.record(PO_RESOURCE[resource], int(record_id))["record"]
         ).get("last_name")
-        wix_value = read_wix(synced.wix.contact(str(link.contact_id))).get("last_name")
+        wix_value = read_hub(synced.wix.contact(str(link.contact_id))).get("last_name")
         return po_value == wix_value == "Newer"
 
     assert eventually(converged)

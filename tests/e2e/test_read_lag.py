@@ -25,7 +25,7 @@ from services.demo import mapperdb
 from services.demo.main import PO_RESOURCE, wait_for_sync
 from services.demo.seeding import seed_simulators
 from services.demo.stack import SERVICES, Stack
-from services.mapper.domain import read_poweroffice, read_wix
+from services.mapper.domain import read_hub, read_member
 
 pytestmark = pytest.mark.integration
 
@@ -105,7 +105,7 @@ def test_concurrent_edits_on_both_sides_converge_with_no_lost_edit_while_reads_l
     resource, record_id = link.members[0]
     po_resource = PO_RESOURCE[resource]
     contact_id = str(link.contact_id)
-    first_before = read_wix(lagging.wix.contact(contact_id)).get("first_name")
+    first_before = read_hub(lagging.wix.contact(contact_id)).get("first_name")
 
     # PowerOffice: first and last name (reads show it only a second later) ...
     lagging.po.edit(po_resource, int(record_id), {"FirstName": "Lagfirst", "LastName": "Older"})
@@ -115,8 +115,8 @@ def test_concurrent_edits_on_both_sides_converge_with_no_lost_edit_while_reads_l
     lagging.wix.edit(contact_id, {"name": {"first": first_before, "last": "Newer"}})
 
     def state() -> tuple[dict[str, object], dict[str, object]]:
-        po = read_poweroffice(resource, lagging.po.record(po_resource, int(record_id))["record"])
-        wix = read_wix(lagging.wix.contact(contact_id))
+        po = read_member(resource, lagging.po.record(po_resource, int(record_id))["record"])
+        wix = read_hub(lagging.wix.contact(contact_id))
         return po, wix
 
     def converged() -> bool:

@@ -18,7 +18,7 @@ from services.mapper.domain import (
     Operation,
     OutcomeKind,
     Policy,
-    on_poweroffice_change,
+    on_member_change,
 )
 
 from .support import change_event, customer, employee, outcome_event, ts, wix_contact
@@ -88,7 +88,7 @@ def test_an_outcome_carries_kind_revision_source_time_and_a_content_derived_id()
 
 
 def test_a_command_datum_follows_the_loader_contract() -> None:
-    decision = on_poweroffice_change(
+    decision = on_member_change(
         None,
         changes_from_event(
             roundtrip(

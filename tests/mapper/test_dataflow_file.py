@@ -16,12 +16,13 @@ import pytest
 from services.core.errors import ConfigurationError
 from services.mapper.dataflow_file import (
     DEFAULT_DATAFLOW_FILE,
+    load_compiled,
     load_dataflow,
     parse_dataflow,
     schema_text,
 )
 from services.mapper.domain import Policy
-from services.mapper.domain.mappings import FLOWS, PROPERTIES, use_dataflow
+from services.mapper.domain.mappings import FLOWS, PROPERTIES, hub, use_dataflow
 from services.mapper.settings import MapperSettings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,9 +35,9 @@ def default_data() -> dict[str, Any]:
 
 @pytest.fixture
 def restore_registries() -> Iterator[None]:
-    flows, props = dict(FLOWS), dict(PROPERTIES)
+    saved = (hub(), dict(FLOWS), dict(PROPERTIES))
     yield
-    use_dataflow(flows, props)
+    use_dataflow(*saved)
 
 
 def write(tmp_path: Path, data: object, name: str = "flow.json") -> Path:
@@ -61,7 +62,7 @@ def test_the_schema_describes_the_file() -> None:
 def test_the_shipped_default_is_the_settings_default_and_is_packaged() -> None:
     assert DEFAULT_DATAFLOW_FILE.resolve() == (ROOT / "dataflows" / "default.json").resolve()
     assert MapperSettings().mapper_dataflow_file == DEFAULT_DATAFLOW_FILE
-    assert load_dataflow(DEFAULT_DATAFLOW_FILE).compile().flows == FLOWS
+    assert load_compiled(DEFAULT_DATAFLOW_FILE).flows == FLOWS
 
 
 def test_a_bad_file_names_the_file_and_every_path(tmp_path: Path) -> None:
@@ -116,9 +117,20 @@ def test_settings_install_the_configured_file_and_an_explicit_policy_wins(
     assert policy.propagate_deletes is True
     assert set(FLOWS) == {"contact_persons", "customers"}
     explicit = MapperSettings(
-        mapper_dataflow_file=path, mapper_policy='{"create_wix_only_in_poweroffice": true}'
+        mapper_dataflow_file=path, mapper_policy='{"create_members_for_unmatched_hub": true}'
     ).install_dataflow()
-    assert explicit == Policy(create_wix_only_in_poweroffice=True)
+    assert explicit == Policy(create_members_for_unmatched_hub=True)
+
+
+def test_a_policy_naming_a_system_the_dataflow_does_not_sync_is_refused(
+    tmp_path: Path, restore_registries: None
+) -> None:
+    settings = MapperSettings(
+        mapper_dataflow_file=write(tmp_path, default_data()),
+        mapper_policy='{"conflict_default": {"winner": "hubspot"}}',
+    )
+    with pytest.raises(ConfigurationError, match="winner 'hubspot' is not a system"):
+        settings.install_dataflow()
 
 
 def _tether(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:

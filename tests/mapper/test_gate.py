@@ -19,7 +19,7 @@ from kafka import KafkaConsumer, TopicPartition
 
 from services.core.topics import TopicLayout, record_key
 from services.mapper.gate import (
-    WixFirstGate,
+    HubFirstGate,
     behind,
     handled_offsets,
     required_offsets,
@@ -124,7 +124,7 @@ def test_a_change_waits_for_older_wix_changes_and_not_for_newer_ones(gated: Harn
     consumer = _consumer(gated.settings.kafka_bootstrap_servers, tp)
     tracked: dict[tuple[str, int], int] = {}
     holds: list[tuple[int, bool]] = []
-    gate = WixFirstGate(
+    gate = HubFirstGate(
         consumer, [wix_topic], [employees], lambda: tracked, on_hold=lambda *a: holds.append(a)
     )
     lookups: list[int] = []
@@ -164,7 +164,7 @@ def test_a_change_waits_for_older_wix_changes_and_not_for_newer_ones(gated: Harn
         assert gate.admit([rec(wix_topic, wix_partition, 1)]) == [rec(wix_topic, wix_partition, 1)]
         assert len(lookups) == 1
         # And a batch carrying the older contact itself is enough (handled first, same batch).
-        fresh = WixFirstGate(consumer, [wix_topic], [employees], dict)
+        fresh = HubFirstGate(consumer, [wix_topic], [employees], dict)
         contact = rec(wix_topic, wix_partition, 0)
         assert fresh.admit([contact, again]) == [contact, again]
     finally:
@@ -249,7 +249,7 @@ def test_a_held_partition_is_read_again_after_a_reassignment(gated: Harness) -> 
         max_poll_records=5,
     )
     handled: dict[tuple[str, int], int] = {}  # what the "mapper" handled: its tracking rows
-    gate = WixFirstGate(consumer, [wix_topic], [employees], lambda: dict(handled))
+    gate = HubFirstGate(consumer, [wix_topic], [employees], lambda: dict(handled))
     admitted: list[int] = []
     try:
         consumer.assign([tp])

@@ -366,7 +366,7 @@ def test_supplier_contact_persons_are_synced_unless_the_policy_excludes_them(
 def test_a_customer_we_create_seen_before_its_outcome_joins_its_own_link_once(
     started_with: Callable[[str], AbstractContextManager[Harness]],
 ) -> None:
-    with started_with('{"create_wix_only_in_poweroffice": true}') as h:
+    with started_with('{"create_members_for_unmatched_hub": true}') as h:
         h.send_change(wix_event(wix_contact("c-9", "Siri", "Dahl", "siri@example.no"), ts(1)))
         h.drain()
         [create] = h.commands()

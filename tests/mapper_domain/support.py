@@ -17,9 +17,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from services.mapper.domain import (
-    CONTACTS,
-    POWEROFFICE,
-    WIX,
     Candidate,
     Change,
     Command,
@@ -33,13 +30,18 @@ from services.mapper.domain import (
     Policy,
     RecordRef,
     flow_for,
+    hub_match_keys,
     link_match_keys,
     match_keys,
     on_change,
     on_outcome,
-    wix_match_keys,
 )
 from services.mapper.domain.normalize import phone_e164
+
+POWEROFFICE = "poweroffice"
+WIX = "wix"
+CONTACTS = "contacts"
+"""The shipped default dataflow's systems: PowerOffice's flows, Wix contacts as the hub."""
 
 TENANT = "t1"
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
@@ -268,7 +270,7 @@ class Shell:
             if change.system == POWEROFFICE:
                 keys = match_keys(flow_for(change.resource), change.record)
             else:
-                keys = wix_match_keys(change.record)
+                keys = hub_match_keys(change.record)
             candidates = self.candidates(keys)
         decision = on_change(link, change, candidates, self.policy, self.now)
         self.apply(decision)

@@ -16,8 +16,8 @@ from services.mapper.domain import (
     Policy,
     ReviewItem,
     ReviewReason,
-    read_poweroffice,
-    read_wix,
+    read_hub,
+    read_member,
 )
 from services.mapper.domain.actions import (
     ActionInputs,
@@ -101,13 +101,13 @@ def test_link_to_a_listed_candidate_links_and_updates_that_contact() -> None:
     assert result.decision.kind in (DecisionKind.LINKED, DecisionKind.CONFLICT)
     assert result.resolve_reviews == (item.review_id,)
     link = result.decision.link
-    assert link is not None and link.wix_contact_id == "c-2"
+    assert link is not None and link.hub_record_id == "c-2"
     assert [c.target.id for c in result.decision.commands] == ["c-2"]
     assert all(c.cause.id.startswith("action:") for c in result.decision.commands)
     apply(world, result)
     # the newer PowerOffice values won the initial merge: the chosen contact carries them now
-    assert read_wix(world.wix["c-2"])["first_name"] == "Kari"
-    assert read_wix(world.wix["c-1"])["first_name"] == "Kari"  # untouched (was Kari already)
+    assert read_hub(world.wix["c-2"])["first_name"] == "Kari"
+    assert read_hub(world.wix["c-1"])["first_name"] == "Kari"  # untouched (was Kari already)
     assert world.wix["c-1"]["revision"] == 1
 
 
@@ -171,7 +171,7 @@ def test_create_new_contact_creates_one_anyway() -> None:
     assert command.allow_duplicates  # Wix must not refuse it for the candidates' phone/e-mail
     apply(world, result)
     assert sorted(world.wix) == ["c-1", "c-2", "c-new-1"]
-    assert read_wix(world.wix["c-new-1"])["email"] == "kari@example.no"
+    assert read_hub(world.wix["c-new-1"])["email"] == "kari@example.no"
 
 
 # ------------------------------------------------------------------------------------------------
@@ -184,7 +184,7 @@ def linked_employee(world: World) -> Link:
     world.deliver(world.po_put("employees", employee()))
     world.pump()
     link = world.shell.link_of("poweroffice", "employees", "1")
-    assert link is not None and link.wix_contact_id == "c-1"
+    assert link is not None and link.hub_record_id == "c-1"
     return link
 
 
@@ -211,7 +211,7 @@ def test_ignoring_a_linked_record_takes_it_out_of_its_link_without_deleting() ->
 def test_a_linked_wix_contact_is_not_ignored_and_unignore_needs_an_ignored_record() -> None:
     world = World()
     link = linked_employee(world)
-    wix = link.wix_member
+    wix = link.hub_member
     assert wix is not None
     result = decide(
         world, action(ActionKind.IGNORE_RECORD, record=wix.ref), ActionInputs(record_link=link)
@@ -239,7 +239,7 @@ def test_unlink_dissolves_the_link_and_later_edits_are_not_synced() -> None:
     decision = world.deliver(world.wix_edit("c-1", first_name="Changed"))
     assert decision.kind is DecisionKind.UNLINKED and decision.commands == ()
     world.pump()
-    assert read_poweroffice("employees", world.po[("employees", "1")])["first_name"] == "Ola"
+    assert read_member("employees", world.po[("employees", "1")])["first_name"] == "Ola"
 
     twice = decide(
         world, action(ActionKind.UNLINK, link_id=link.link_id), ActionInputs(link=unlinked)
@@ -259,7 +259,7 @@ def drifted(world: World) -> Link:
     link = linked_employee(world)
     contact = world.wix["c-1"]
     contact["info"]["name"]["first"] = "Drift"
-    wix = link.wix_member
+    wix = link.hub_member
     assert wix is not None and wix.observed is not None
     observed = wix.observed.model_copy(
         update={"props": {**wix.observed.props, "first_name": "Drift"}}
@@ -279,7 +279,7 @@ def test_resync_pushes_the_chosen_side_to_the_other() -> None:
     assert command.target.id == "c-1" and command.props["first_name"] == "Ola"
     assert command.expected == {} and command.expected_revision is None  # unguarded
     apply(world, result)
-    assert read_wix(world.wix["c-1"])["first_name"] == "Ola"
+    assert read_hub(world.wix["c-1"])["first_name"] == "Ola"
 
     world2 = World()
     link2 = drifted(world2)
@@ -289,7 +289,7 @@ def test_resync_pushes_the_chosen_side_to_the_other() -> None:
     assert command2.target.key == "poweroffice:employees:1"
     apply(world2, result2)
     record = world2.po[("employees", "1")]
-    assert read_poweroffice("employees", record)["first_name"] == "Drift"
+    assert read_member("employees", record)["first_name"] == "Drift"
     # settled: nothing left to write, no ping-pong
     after = world2.shell.links[link2.link_id]
     assert after.base["first_name"] == "Drift"
@@ -317,7 +317,7 @@ def test_retry_resends_a_rejected_write_under_a_new_command_id() -> None:
     rejected = world.deliver(outcome_for(command, OutcomeKind.REJECTED, error_code="INVALID"))
     [review] = rejected.review_items
     link = world.shell.links[link.link_id]
-    wix = link.wix_member
+    wix = link.hub_member
     assert wix is not None and wix.last_error is not None and wix.rejected
 
     act = action(ActionKind.RETRY_COMMAND, link_id=link.link_id, command_id=command.command_id)
@@ -327,7 +327,7 @@ def test_retry_resends_a_rejected_write_under_a_new_command_id() -> None:
     assert again.props == command.props and again.target == command.target
     assert result.resolve_reviews == (review.review_id,)
     apply(world, result)
-    assert read_wix(world.wix["c-1"])["last_name"] == "Berg"
+    assert read_hub(world.wix["c-1"])["last_name"] == "Berg"
 
     stale = decide(world, act, ActionInputs(link=world.shell.links[link.link_id]))
     assert stale.status is ActionStatus.REJECTED and "not the last failed write" in stale.detail

@@ -13,8 +13,8 @@ from services.mapper.domain import (
     OutcomeKind,
     Policy,
     ReviewReason,
+    on_member_change,
     on_outcome,
-    on_poweroffice_change,
 )
 
 from .support import (
@@ -32,7 +32,7 @@ from .support import (
 
 
 def test_new_record_without_match_creates_a_wix_contact() -> None:
-    decision = on_poweroffice_change(
+    decision = on_member_change(
         None, po_change("employees", employee(), ts(1)), [], Policy(), ts(2)
     )
     assert decision.kind is DecisionKind.CREATE
@@ -42,7 +42,7 @@ def test_new_record_without_match_creates_a_wix_contact() -> None:
     assert command.props == {"first_name": "Ola", "last_name": "Nordmann", "phone": "+4791234567"}
     assert command.fields["info.phones[primary].phone"] == "+4791234567"
     link = decision.link
-    assert link is not None and link.pending_create and link.wix_contact_id is None
+    assert link is not None and link.pending_create and link.hub_record_id is None
     assert command.link_id == link.link_id
 
 
@@ -52,14 +52,14 @@ def test_created_outcome_completes_the_link() -> None:
     world.pump()
     link = world.shell.link_of("poweroffice", "employees", "1")
     assert link is not None
-    assert link.wix_contact_id == "c-new-1" and not link.pending_create
+    assert link.hub_record_id == "c-new-1" and not link.pending_create
     assert link.base == {
         "first_name": "Ola",
         "last_name": "Nordmann",
         "phone": "+4791234567",
         "email": None,
     }
-    wix = link.wix_member
+    wix = link.hub_member
     assert wix is not None and wix.created_by_engine and wix.written is not None
     assert "c-new-1" in world.shell.index
     kinds = [d.kind for d in world.shell.decisions]
@@ -89,8 +89,8 @@ def test_a_second_record_joins_the_link_whose_contact_is_being_created() -> None
     world.pump()
     assert len(world.wix) == 1
     link = world.shell.link_of("poweroffice", "contact_persons", "100")
-    assert link is not None and link.wix_contact_id == "c-new-1"
-    assert len(link.poweroffice_members) == 2
+    assert link is not None and link.hub_record_id == "c-new-1"
+    assert len(link.flow_members) == 2
 
 
 def test_existing_contact_is_linked_not_duplicated() -> None:
@@ -134,7 +134,7 @@ def test_employee_matches_by_phone_when_it_has_no_email() -> None:
     world.deliver(world.wix_put(wix_contact("c-1", phone="+47 912 34 567")))
     decision = world.deliver(world.po_put("employees", employee(phone="912 34 567")))
     assert decision.kind is DecisionKind.LINKED
-    assert decision.link is not None and decision.link.wix_contact_id == "c-1"
+    assert decision.link is not None and decision.link.hub_record_id == "c-1"
 
 
 def test_events_for_a_linked_record_never_create() -> None:
@@ -219,7 +219,7 @@ def test_archived_record_is_unlinked_and_nothing_is_deleted() -> None:
 
 
 def test_unknown_archived_record_is_skipped() -> None:
-    decision = on_poweroffice_change(
+    decision = on_member_change(
         None, po_change("customers", customer(IsArchived=True), ts(1)), [], Policy(), ts(1)
     )
     assert decision.kind is DecisionKind.SKIPPED and decision.links == ()
@@ -227,27 +227,25 @@ def test_unknown_archived_record_is_skipped() -> None:
 
 def test_supplier_contact_persons_sync_by_default_and_can_be_excluded() -> None:
     change = po_change("contact_persons", contact_person(), ts(1), parent_kind="supplier")
-    assert on_poweroffice_change(None, change, [], Policy(), ts(1)).kind is DecisionKind.CREATE
+    assert on_member_change(None, change, [], Policy(), ts(1)).kind is DecisionKind.CREATE
     no_suppliers = Policy.from_mapping({"contact_persons": {"include_suppliers": False}})
-    skipped = on_poweroffice_change(None, change, [], no_suppliers, ts(1))
+    skipped = on_member_change(None, change, [], no_suppliers, ts(1))
     assert skipped.kind is DecisionKind.SKIPPED and skipped.reason == "filtered"
     by_parent = Policy.from_mapping({"contact_persons": {"exclude_parent_ids": ["10"]}})
     plain = po_change("contact_persons", contact_person(), ts(1))
-    assert on_poweroffice_change(None, plain, [], by_parent, ts(1)).kind is DecisionKind.SKIPPED
+    assert on_member_change(None, plain, [], by_parent, ts(1)).kind is DecisionKind.SKIPPED
 
 
 def test_record_with_nothing_to_sync_goes_to_review() -> None:
     company = customer(first=None, last=None, email=None, is_person=False)
-    decision = on_poweroffice_change(
-        None, po_change("customers", company, ts(1)), [], Policy(), ts(1)
-    )
+    decision = on_member_change(None, po_change("customers", company, ts(1)), [], Policy(), ts(1))
     assert decision.kind is DecisionKind.REVIEW
     assert decision.links == () and decision.commands == ()
     assert decision.review_items[0].reason is ReviewReason.INSUFFICIENT_CONTACT_DATA
 
 
 def test_invalid_values_are_synced_and_reported() -> None:
-    decision = on_poweroffice_change(
+    decision = on_member_change(
         None, po_change("customers", customer(email="kari.example.no"), ts(1)), [], Policy(), ts(1)
     )
     assert decision.kind is DecisionKind.CREATE
@@ -297,9 +295,7 @@ def test_delete_of_one_member_keeps_the_shared_link() -> None:
 
 
 def test_failed_create_marks_the_link_and_the_next_change_retries() -> None:
-    first = on_poweroffice_change(
-        None, po_change("employees", employee(), ts(1)), [], Policy(), ts(1)
-    )
+    first = on_member_change(None, po_change("employees", employee(), ts(1)), [], Policy(), ts(1))
     link = first.link
     assert link is not None
     failed = on_outcome(
@@ -311,9 +307,9 @@ def test_failed_create_marks_the_link_and_the_next_change_retries() -> None:
     assert failed.kind is DecisionKind.RECORDED
     link = failed.link
     assert link is not None and link.status is LinkStatus.ERROR
-    wix = link.wix_member
+    wix = link.hub_member
     assert wix is not None and wix.last_error is not None and wix.last_error.code == "timeout"
-    retry = on_poweroffice_change(
+    retry = on_member_change(
         link, po_change("employees", employee(last="Hansen"), ts(3)), [], Policy(), ts(3)
     )
     assert [c.action for c in retry.commands] == [CommandAction.CREATE]
@@ -329,7 +325,7 @@ def test_linked_existing_contact_already_owned_by_another_link_merges_the_links(
     )
     # (joined the pending link; now simulate a separate link owning c-1)
     assert owner.link is not None
-    other = on_poweroffice_change(
+    other = on_member_change(
         None,
         po_change("employees", employee(email="kari@example.no"), world.tick()),
         [
@@ -353,7 +349,7 @@ def test_linked_existing_contact_already_owned_by_another_link_merges_the_links(
     )
     world.shell.apply(other)
     contact_link = other.link
-    assert contact_link is not None and contact_link.wix_contact_id == "c-1"
+    assert contact_link is not None and contact_link.hub_record_id == "c-1"
     outcome = outcome_for(
         create,
         OutcomeKind.LINKED_EXISTING,
@@ -366,7 +362,7 @@ def test_linked_existing_contact_already_owned_by_another_link_merges_the_links(
     assert decision.reason == "merged_into_existing_link"
     merged, retired = decision.links
     assert merged.link_id == contact_link.link_id
-    assert {m.key for m in merged.poweroffice_members} == {
+    assert {m.key for m in merged.flow_members} == {
         "poweroffice:employees:1",
         "poweroffice:customers:10",
         "poweroffice:contact_persons:100",

@@ -14,9 +14,9 @@ from services.mapper.domain import (
     Policy,
     ReviewReason,
     adopt_own_create,
+    on_hub_change,
+    on_member_change,
     on_outcome,
-    on_poweroffice_change,
-    on_wix_change,
 )
 
 from .support import (
@@ -52,13 +52,13 @@ def shared_world(policy: Policy | None = None) -> World:
     )
     world.pump()
     link = world.shell.link_of("wix", "contacts", "c-new-1")
-    assert link is not None and len(link.poweroffice_members) == 3
+    assert link is not None and len(link.flow_members) == 3
     return world
 
 
 def test_unlinked_contact_only_updates_the_index() -> None:
     contact = wix_contact("c-9", email="new@example.no", phone="912 34 567")
-    decision = on_wix_change(None, wix_change(contact, ts(1)), Policy(), ts(1))
+    decision = on_hub_change(None, wix_change(contact, ts(1)), Policy(), ts(1))
     assert decision.kind is DecisionKind.INDEXED
     assert decision.links == () and decision.commands == ()
     [entry] = decision.index_upserts
@@ -67,9 +67,9 @@ def test_unlinked_contact_only_updates_the_index() -> None:
 
 
 def test_wix_only_contact_becomes_a_private_customer_when_opted_in() -> None:
-    policy = Policy(create_wix_only_in_poweroffice=True)
+    policy = Policy(create_members_for_unmatched_hub=True)
     contact = wix_contact("c-9", "Siri", "Dahl", email="siri@example.no")
-    decision = on_wix_change(None, wix_change(contact, ts(1)), policy, ts(1))
+    decision = on_hub_change(None, wix_change(contact, ts(1)), policy, ts(1))
     assert decision.kind is DecisionKind.CREATE
     [command] = decision.commands
     assert command.action is CommandAction.CREATE
@@ -83,16 +83,16 @@ def test_wix_only_contact_becomes_a_private_customer_when_opted_in() -> None:
 
 
 def test_wix_only_contact_without_full_name_is_not_created() -> None:
-    policy = Policy(create_wix_only_in_poweroffice=True)
+    policy = Policy(create_members_for_unmatched_hub=True)
     contact = wix_contact("c-9", "Siri", None, email="siri@example.no")
-    decision = on_wix_change(None, wix_change(contact, ts(1)), policy, ts(1))
+    decision = on_hub_change(None, wix_change(contact, ts(1)), policy, ts(1))
     assert decision.kind is DecisionKind.REVIEW and decision.commands == ()
     assert decision.review_items[0].reason is ReviewReason.INSUFFICIENT_CONTACT_DATA
 
 
 def test_contact_we_are_creating_is_not_created_back_in_poweroffice() -> None:
     world = World()
-    world.shell.policy = Policy(create_wix_only_in_poweroffice=True)
+    world.shell.policy = Policy(create_members_for_unmatched_hub=True)
     world.deliver(world.po_put("customers", customer()))
     world.load(world.shell.outbox.pop())
     outcome, webhook = world.events.popleft(), world.events.popleft()
@@ -168,7 +168,7 @@ def test_clearing_that_would_empty_the_wix_contact_is_refused() -> None:
     decision = world.deliver(world.po_edit("employees", "1", PhoneNumber=None))
     assert decision.kind is DecisionKind.REVIEW and decision.commands == ()
     [item] = decision.review_items
-    assert item.reason is ReviewReason.WOULD_EMPTY_WIX_CONTACT
+    assert item.reason is ReviewReason.WOULD_EMPTY_HUB_RECORD
     assert "phone" in item.detail
     world.pump()
     assert world.wix["c-new-1"]["info"]["phones"]["items"][0]["phone"] == "+4791234567"
@@ -203,7 +203,7 @@ def test_wix_delete_unlinks_everything_and_nothing_is_deleted_by_default() -> No
 
 def test_wix_delete_propagates_only_to_records_we_created() -> None:
     world = World()
-    world.shell.policy = Policy(create_wix_only_in_poweroffice=True, propagate_deletes=True)
+    world.shell.policy = Policy(create_members_for_unmatched_hub=True, propagate_deletes=True)
     world.deliver(world.wix_put(wix_contact("c-9", "Siri", "Dahl", email="siri@example.no")))
     world.pump()
     [(_, created_id)] = list(world.po)
@@ -220,16 +220,16 @@ def test_wix_merge_unlinks_and_asks_for_review() -> None:
         None, world.tick(), contact_id="c-new-1", operation=Operation.DELETE, merged_into="c-7"
     )
     decision = world.deliver(merged)
-    assert decision.kind is DecisionKind.UNLINKED and decision.reason == "wix_contact_merged"
-    assert decision.review_items[0].reason is ReviewReason.WIX_CONTACT_MERGED
+    assert decision.kind is DecisionKind.UNLINKED and decision.reason == "hub_record_merged"
+    assert decision.review_items[0].reason is ReviewReason.HUB_RECORD_MERGED
     assert decision.review_items[0].candidates == ("c-7",)
 
 
 def _opted_in_create() -> tuple[Policy, Any, Any]:
     """A Wix-only contact being created as a customer: (policy, link, the create command)."""
-    policy = Policy(create_wix_only_in_poweroffice=True)
+    policy = Policy(create_members_for_unmatched_hub=True)
     contact = wix_contact("c-9", "Siri", "Dahl", email="siri@example.no")
-    decision = on_wix_change(None, wix_change(contact, ts(1)), policy, ts(1))
+    decision = on_hub_change(None, wix_change(contact, ts(1)), policy, ts(1))
     [link] = decision.links
     [command] = decision.commands
     return policy, link, command
@@ -241,9 +241,9 @@ def test_our_created_customer_seen_before_the_outcome_joins_its_pending_member()
     change = po_change("customers", record, ts(2))
     adopted = adopt_own_create(link, change)
     assert adopted is not None
-    [member] = adopted.poweroffice_members
+    [member] = adopted.flow_members
     assert member.ref.id == "77" and member.pending is not None  # the outcome completes it
-    seen = on_poweroffice_change(adopted, change, [], policy, ts(2))
+    seen = on_member_change(adopted, change, [], policy, ts(2))
     assert seen.commands == ()  # exactly what we created: nothing to write anywhere
     done = on_outcome(
         seen.links[0],
@@ -252,7 +252,7 @@ def test_our_created_customer_seen_before_the_outcome_joins_its_pending_member()
         ts(3),
     )
     assert done.kind is DecisionKind.COMPLETED and done.commands == ()
-    assert [m.ref.id for m in done.links[0].poweroffice_members] == ["77"]
+    assert [m.ref.id for m in done.links[0].flow_members] == ["77"]
     # A link with no create in flight for that resource adopts nothing.
     assert adopt_own_create(done.links[0], change) is None
     assert adopt_own_create(link, po_change("employees", employee(5), ts(2))) is None
@@ -265,12 +265,12 @@ def test_an_edit_of_our_created_customer_made_before_the_outcome_is_kept_and_syn
     change = po_change("customers", edited, ts(5))
     adopted = adopt_own_create(link, change)
     assert adopted is not None
-    seen = on_poweroffice_change(adopted, change, [], policy, ts(5))
+    seen = on_member_change(adopted, change, [], policy, ts(5))
     assert [(c.target.key, c.props) for c in seen.commands] == [
         ("wix:contacts:c-9", {"last_name": "Dahl-Berg"})
     ]
     outcome = outcome_for(command, OutcomeKind.CREATED, record=created, target_id="77", at=ts(3))
     done = on_outcome(seen.links[0], outcome, policy, ts(6))
-    [member] = done.links[0].poweroffice_members
+    [member] = done.links[0].flow_members
     assert member.observed is not None and member.observed.props["last_name"] == "Dahl-Berg"
     assert done.commands == (), "the older created state must not be written back"

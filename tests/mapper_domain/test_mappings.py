@@ -14,53 +14,53 @@ from services.mapper.domain import (
     MatchKey,
     PropertyMap,
     flow_for,
+    hub_match_keys,
+    hub_write_values,
     match_keys,
-    observe_poweroffice,
-    observe_wix,
-    poweroffice_patch_values,
-    read_poweroffice,
-    read_wix,
-    wix_info_values,
-    wix_match_keys,
+    member_field_values,
+    observe_hub,
+    observe_member,
+    read_hub,
+    read_member,
 )
-from services.mapper.domain.mappings import EMAIL, FIRST_NAME, KeyKind, MatchRule
+from services.mapper.domain.mappings import KeyKind, MatchRule
 from services.mapper.domain.merge import cmp
 
 from .support import contact_person, customer, employee, wix_contact
 
 
 def test_flow_a_employees_maps_names_and_phone_only() -> None:
-    props = read_poweroffice("employees", employee(email="ola@example.no"))
+    props = read_member("employees", employee(email="ola@example.no"))
     assert props == {"first_name": "Ola", "last_name": "Nordmann", "phone": "912 34 567"}
 
 
 def test_flow_b_contact_persons_maps_email_and_names() -> None:
-    props = read_poweroffice("contact_persons", contact_person())
+    props = read_member("contact_persons", contact_person())
     assert props == {"email": "per@example.no", "first_name": "Per", "last_name": "Olsen"}
 
 
 def test_flow_c_person_customer_maps_email_and_names() -> None:
-    props = read_poweroffice("customers", customer())
+    props = read_member("customers", customer())
     assert props == {"email": "kari@example.no", "first_name": "Kari", "last_name": "Hansen"}
 
 
 def test_flow_c_company_customer_syncs_email_only() -> None:
-    props = read_poweroffice("customers", customer(first=None, last=None, is_person=False))
+    props = read_member("customers", customer(first=None, last=None, is_person=False))
     assert props == {"email": "kari@example.no"}
 
 
 def test_values_are_trimmed_and_blank_is_empty() -> None:
-    props = read_poweroffice("employees", employee(first="  Ola ", last="", phone=None))
+    props = read_member("employees", employee(first="  Ola ", last="", phone=None))
     assert props == {"first_name": "Ola", "last_name": None, "phone": None}
 
 
 def test_raw_values_are_kept_for_patch_test_guards() -> None:
-    reading = observe_poweroffice("employees", employee(first="  Ola "))
+    reading = observe_member("employees", employee(first="  Ola "))
     assert reading.raw["FirstName"] == "  Ola "
 
 
 def test_invalid_values_are_reported_not_dropped() -> None:
-    reading = observe_poweroffice("contact_persons", contact_person(email="per.example.no"))
+    reading = observe_member("contact_persons", contact_person(email="per.example.no"))
     assert reading.props["email"] == "per.example.no"
     assert [(i.property, i.code.value) for i in reading.issues] == [("email", "invalid_email")]
 
@@ -73,14 +73,14 @@ def test_read_wix_takes_the_primary_items() -> None:
         extra_phones=("22 22 55 55",),
     )
     contact["info"]["emails"]["items"].reverse()  # primary is not first
-    props = read_wix(contact)
+    props = read_hub(contact)
     assert props == {
         "first_name": "Ola",
         "last_name": "Nordmann",
         "email": "main@example.no",
         "phone": "+4791234567",
     }
-    assert observe_wix(contact).has_other_items
+    assert observe_hub(contact).has_other_items
 
 
 def test_read_wix_absent_primary_flag_is_false_and_falls_back() -> None:
@@ -89,13 +89,13 @@ def test_read_wix_absent_primary_flag_is_false_and_falls_back() -> None:
         "info": {"emails": {"items": [{"email": "a@example.no"}, {"email": "b@example.no"}]}},
         "primaryInfo": {"email": "b@example.no"},
     }
-    assert read_wix(contact)["email"] == "b@example.no"
+    assert read_hub(contact)["email"] == "b@example.no"
     contact["primaryInfo"] = {}
-    assert read_wix(contact)["email"] is None  # the mirror says: no primary e-mail
+    assert read_hub(contact)["email"] is None  # the mirror says: no primary e-mail
     del contact["primaryInfo"]
-    assert read_wix(contact)["email"] == "a@example.no"  # first item
+    assert read_hub(contact)["email"] == "a@example.no"  # first item
     contact["info"]["emails"]["items"][1]["primary"] = False
-    assert read_wix(contact)["email"] == "a@example.no"
+    assert read_hub(contact)["email"] == "a@example.no"
 
 
 def test_read_wix_phone_uses_the_items_country_code() -> None:
@@ -105,24 +105,24 @@ def test_read_wix_phone_uses_the_items_country_code() -> None:
             "phones": {"items": [{"phone": "097495550", "countryCode": "IL", "primary": True}]}
         },
     }
-    assert read_wix(contact)["phone"] == "+97297495550"
+    assert read_hub(contact)["phone"] == "+97297495550"
 
 
 def test_read_wix_accepts_the_api_envelope() -> None:
-    assert read_wix({"contact": wix_contact(first="Kari")})["first_name"] == "Kari"
+    assert read_hub({"contact": wix_contact(first="Kari")})["first_name"] == "Kari"
 
 
 def test_write_helpers() -> None:
     props = {"first_name": "Ola", "email": " Ola@Example.no ", "phone": "912 34 567"}
-    assert poweroffice_patch_values("contact_persons", props) == {
+    assert member_field_values("contact_persons", props) == {
         "FirstName": "Ola",
         "EmailAddress": "Ola@Example.no",
     }
-    assert poweroffice_patch_values("employees", props) == {
+    assert member_field_values("employees", props) == {
         "FirstName": "Ola",
         "PhoneNumber": "912 34 567",
     }
-    assert wix_info_values(props) == {
+    assert hub_write_values(props) == {
         "first_name": "Ola",
         "email": "Ola@Example.no",
         "phone": "+4791234567",
@@ -150,7 +150,7 @@ def test_match_keys_by_flow() -> None:
 
 def test_wix_index_keys_cover_every_item() -> None:
     contact = wix_contact(email="a@example.no", phone="912 34 567", extra_emails=("B@example.no",))
-    assert set(wix_match_keys(contact)) == {
+    assert set(hub_match_keys(contact)) == {
         MatchKey("email", "a@example.no"),
         MatchKey("email", "b@example.no"),
         MatchKey("phone", "+4791234567"),
@@ -161,19 +161,23 @@ def test_a_new_flow_is_configuration() -> None:
     """A flow is data: a FlowSpec with property maps and match rules, nothing else."""
     suppliers = FlowSpec(
         name="suppliers_demo",
+        system="poweroffice",
         label="D",
-        properties=(PropertyMap(EMAIL, "EmailAddress"), PropertyMap(FIRST_NAME, "FirstName")),
+        properties=(
+            PropertyMap(PROPERTIES["email"], "EmailAddress"),
+            PropertyMap(PROPERTIES["first_name"], "FirstName"),
+        ),
         match_rules=(MatchRule(KeyKind.EMAIL, "EmailAddress"),),
         is_inactive=lambda record: record.get("IsArchived") is True,
     )
     FLOWS[suppliers.name] = suppliers
     try:
         record = {"Id": 1, "EmailAddress": "s@example.no", "FirstName": "Sup"}
-        assert read_poweroffice("suppliers_demo", record) == {
+        assert read_member("suppliers_demo", record) == {
             "email": "s@example.no",
             "first_name": "Sup",
         }
-        assert poweroffice_patch_values("suppliers_demo", {"email": "x@example.no"}) == {
+        assert member_field_values("suppliers_demo", {"email": "x@example.no"}) == {
             "EmailAddress": "x@example.no"
         }
     finally:
@@ -212,7 +216,7 @@ phones = st.one_of(
 
 
 def _wix_from_values(values: dict[str, str | None]) -> dict[str, Any]:
-    """What the Wix client builds from wix_info_values (primary items only)."""
+    """What the Wix client builds from hub_write_values (primary items only)."""
     info: dict[str, Any] = {"name": {}}
     if values.get("first_name") is not None:
         info["name"]["first"] = values["first_name"]
@@ -250,13 +254,13 @@ def test_poweroffice_to_wix_to_poweroffice_is_identity(
         "PhoneNumber": phone,
         "IsPerson": is_person,
     }
-    props = read_poweroffice(resource, record)
-    back_from_wix = read_wix(_wix_from_values(wix_info_values(props)))
+    props = read_member(resource, record)
+    back_from_wix = read_hub(_wix_from_values(hub_write_values(props)))
     for name, value in props.items():
         assert cmp(name, back_from_wix[name]) == cmp(name, value), name
     # and back into PowerOffice
-    patch = poweroffice_patch_values(resource, {p: back_from_wix[p] for p in props})
-    again = read_poweroffice(resource, {**record, **patch})
+    patch = member_field_values(resource, {p: back_from_wix[p] for p in props})
+    again = read_member(resource, {**record, **patch})
     assert {p: cmp(p, v) for p, v in again.items()} == {p: cmp(p, v) for p, v in props.items()}
 
 
@@ -268,16 +272,16 @@ def test_wix_to_poweroffice_to_wix_is_identity(
     contact = _wix_from_values(
         {"first_name": first, "last_name": last, "email": email, "phone": phone}
     )
-    props = read_wix(contact)
+    props = read_hub(contact)
     for resource in FLOWS:
         flow = FLOWS[resource]
-        patch = poweroffice_patch_values(resource, props)
+        patch = member_field_values(resource, props)
         record = {"Id": 1, "IsPerson": True, **patch}
-        back = read_poweroffice(resource, record)
-        again = read_wix(_wix_from_values(wix_info_values(back)))
+        back = read_member(resource, record)
+        again = read_hub(_wix_from_values(hub_write_values(back)))
         for name in flow.property_names:
             assert cmp(name, again[name]) == cmp(name, props[name]), (resource, name)
 
 
 def test_every_canonical_property_is_readable_from_wix() -> None:
-    assert set(read_wix(wix_contact())) == set(PROPERTIES)
+    assert set(read_hub(wix_contact())) == set(PROPERTIES)

@@ -14,7 +14,7 @@ from services.mapper.domain import (
     Policy,
     link_match_keys,
     match,
-    on_poweroffice_change,
+    on_member_change,
 )
 
 from .support import T0, TENANT, World, customer, employee, po_change
@@ -66,9 +66,9 @@ def test_candidates_must_really_share_a_key_and_the_tenant() -> None:
 
 
 def test_a_link_still_creating_its_contact_is_a_candidate() -> None:
-    decision = on_poweroffice_change(None, po_change("customers", customer(), T0), [], Policy(), T0)
+    decision = on_member_change(None, po_change("customers", customer(), T0), [], Policy(), T0)
     link = decision.link
-    assert link is not None and link.wix_contact_id is None
+    assert link is not None and link.hub_record_id is None
     assert EMAIL in link_match_keys(link)
     result = match([EMAIL], [Candidate(link=link)], TENANT)
     assert result.kind is MatchKind.LINK

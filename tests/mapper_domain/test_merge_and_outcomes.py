@@ -129,7 +129,7 @@ def test_applied_outcome_sets_written_and_base() -> None:
     assert decision.kind is DecisionKind.COMPLETED
     link = decision.link
     assert link is not None and link.base["last_name"] == "Hansen"
-    wix = link.wix_member
+    wix = link.hub_member
     assert wix is not None and wix.pending is None
     assert wix.written is not None and wix.written.props == {"last_name": "Hansen"}
     echo = world.deliver(world.events.popleft())

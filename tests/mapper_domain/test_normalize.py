@@ -11,7 +11,7 @@ from services.mapper.domain.normalize import (
     check,
     clean,
     compare_key,
-    for_wix,
+    e164_form,
     normalize_email,
     normalize_phone,
     phone_e164,
@@ -23,7 +23,7 @@ from services.mapper.domain.normalize import (
 def test_norwegian_phone_formats_normalize_to_e164(raw: str) -> None:
     assert normalize_phone(raw) == "+4791234567"
     assert phone_e164(raw) == "+4791234567"
-    assert for_wix(ValueKind.PHONE, raw) == "+4791234567"
+    assert e164_form(ValueKind.PHONE, raw) == "+4791234567"
 
 
 def test_foreign_number_keeps_its_country() -> None:
@@ -31,7 +31,7 @@ def test_foreign_number_keeps_its_country() -> None:
 
 
 def test_unparseable_phone_is_kept_as_typed_and_reported() -> None:
-    assert for_wix(ValueKind.PHONE, " call me ") == "call me"
+    assert e164_form(ValueKind.PHONE, " call me ") == "call me"
     assert check(ValueKind.PHONE, "call me") is IssueCode.UNPARSEABLE_PHONE
     assert check(ValueKind.PHONE, "123") is IssueCode.UNPARSEABLE_PHONE
     # still compares stably, on its digits
@@ -47,7 +47,7 @@ def test_phone_with_extension_is_not_flattened() -> None:
 def test_email_compares_case_insensitively_but_is_written_as_typed() -> None:
     assert normalize_email("  Ola.Nordmann@Example.NO ") == "ola.nordmann@example.no"
     assert same(ValueKind.EMAIL, "Ola@Example.no", "ola@example.NO ")
-    assert for_wix(ValueKind.EMAIL, "  Ola@Example.no ") == "Ola@Example.no"
+    assert e164_form(ValueKind.EMAIL, "  Ola@Example.no ") == "Ola@Example.no"
 
 
 @pytest.mark.parametrize("bad", ["ola", "ola@", "@example.no", "ola@example", "o la@example.no"])
@@ -81,13 +81,13 @@ def test_nul_is_removed_from_the_display_and_comparison_forms_and_the_write_form
     assert normalize.clean("\x00") is None
     assert normalize.same(normalize.ValueKind.NAME, "Ola\x00", "Ola")
     assert normalize.same(normalize.ValueKind.EMAIL, "a\x00@x.no", "A@x.no")
-    assert normalize.for_wix(normalize.ValueKind.NAME, "K\x00ari") == "Kari"
+    assert normalize.e164_form(normalize.ValueKind.NAME, "K\x00ari") == "Kari"
 
 
 def test_other_control_characters_emoji_and_rtl_pass_through():
     for value in ("Ola\x07", "Ø\x1bst", "😀 Smile", "נורדמן", "\u200fعلي"):
         assert normalize.clean(value) == value
-        assert normalize.for_wix(normalize.ValueKind.NAME, value) == value
+        assert normalize.e164_form(normalize.ValueKind.NAME, value) == value
     assert not normalize.same(normalize.ValueKind.NAME, "Ola\x07", "Ola")  # significant
 
 

@@ -21,7 +21,7 @@ from services.mapper.domain import (
     DecisionKind,
     Outcome,
     Policy,
-    on_poweroffice_change,
+    on_member_change,
 )
 from services.mapper.domain.merge import cmp
 
@@ -72,9 +72,9 @@ def shared_world() -> World:
 def value_of(world: World, member: str, prop: str) -> str | None:
     resource, rid, _ = MEMBERS[member]
     if member == "wix":
-        from services.mapper.domain import read_wix
+        from services.mapper.domain import read_hub
 
-        return read_wix(world.wix[rid])[prop]
+        return read_hub(world.wix[rid])[prop]
     return world.po[(resource, rid)].get(PO_FIELD[prop])
 
 
@@ -97,7 +97,7 @@ class Checked:
         linked = None
         if not isinstance(item, Outcome):
             link = shell.link_of(item.system, item.resource, item.record_id)
-            linked = link is not None and link.wix_contact_id is not None
+            linked = link is not None and link.hub_record_id is not None
             self.delivered.append(item)
         decision = self.world.deliver(item)
         if linked:
@@ -236,17 +236,17 @@ def test_a_change_and_its_replay_decide_the_same_and_never_twice(
 ) -> None:
     policy = Policy()
     change = po_change("employees", employee(first=first, phone=phone), ts(1))
-    a = on_poweroffice_change(None, change, [], policy, ts(2))
-    b = on_poweroffice_change(None, change, [], policy, ts(2))
+    a = on_member_change(None, change, [], policy, ts(2))
+    b = on_member_change(None, change, [], policy, ts(2))
     assert a == b
     if a.link is None:
         return
-    again = on_poweroffice_change(a.link, change, [], policy, ts(3))
+    again = on_member_change(a.link, change, [], policy, ts(3))
     assert again.commands == ()
     later = po_change("employees", employee(first=first, phone=second_phone), ts(4))
-    step = on_poweroffice_change(a.link, later, [], policy, ts(5))
+    step = on_member_change(a.link, later, [], policy, ts(5))
     assert all(c.action is not CommandAction.CREATE for c in step.commands)
     assert step.link is not None or step.kind is DecisionKind.NOOP
     if step.link is not None:
-        replayed = on_poweroffice_change(step.link, later, [], policy, ts(6))
+        replayed = on_member_change(step.link, later, [], policy, ts(6))
         assert replayed.commands == ()

@@ -12,7 +12,6 @@ ALLOWED_THIRD_PARTY = {"pydantic", "phonenumbers"}
 ALLOWED_FIRST_PARTY = (
     "services.mapper.domain",
     "services.core.errors",
-    "services.core.wix_items",
     "services.core.operator_actions",
 )
 

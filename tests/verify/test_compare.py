@@ -101,7 +101,7 @@ def test_values_that_differ_where_the_mapper_agrees_with_both_records_are_stuck(
     # Corrupt the mapper's own view so that each record equals what it observed of it but the
     # two differ: nothing a re-read could repair — it must stay visible, with no repair.
     world.po[("employees", "1")]["LastName"] = "Berg"
-    po = link.poweroffice_members[0]
+    po = link.flow_members[0]
     assert po.observed is not None
     observed = po.observed.model_copy(update={"props": {**po.observed.props, "last_name": "Berg"}})
     link = link.replace_member(po.key, po.model_copy(update={"observed": observed}))

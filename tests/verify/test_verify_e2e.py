@@ -25,7 +25,7 @@ from services.core.metrics import CoreMetrics
 from services.demo import mapperdb
 from services.demo.main import PO_RESOURCE
 from services.demo.verify import LinkView
-from services.mapper.domain import read_poweroffice, read_wix
+from services.mapper.domain import read_hub, read_member
 from services.mapper.explain import explain_record
 from services.verify.cycle import Report, Verifier
 from services.verify.metrics import VerifyMetrics
@@ -100,8 +100,8 @@ def po_record(running: Running, record_id: str) -> dict[str, Any]:
 
 def last_names(running: Running, link: LinkView) -> tuple[str | None, str | None]:
     record_id = link.members[0][1]
-    po_value = read_poweroffice("employees", po_record(running, record_id)).get("last_name")
-    wix_value = read_wix(running.wix.contact(str(link.contact_id))).get("last_name")
+    po_value = read_member("employees", po_record(running, record_id)).get("last_name")
+    wix_value = read_hub(running.wix.contact(str(link.contact_id))).get("last_name")
     return po_value, wix_value
 
 

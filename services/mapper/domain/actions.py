@@ -8,18 +8,19 @@ outbox, review items) plus what only actions do (review items to resolve, the re
 or stop ignoring). An action that cannot apply is *rejected* with a reason, never raised: the
 shell records it in the audit table and moves on.
 
-* ``LINK_TO_CANDIDATE`` — link the PowerOffice record of an open review item to one of the
+* ``LINK_TO_CANDIDATE`` — link the member record of an open review item to one of the
   candidates that review lists (only a listed one, and only while it still shares a match key);
-  the ordinary merge follows, so the Wix contact is updated.
-* ``CREATE_NEW_CONTACT`` — create a Wix contact for a record in review anyway.
+  the ordinary merge follows, so the hub record is updated.
+* ``CREATE_NEW_CONTACT`` — create a hub record for a record in review anyway.
 * ``IGNORE_RECORD`` — never sync this record (its changes are skipped as ``ignored``); a linked
-  PowerOffice record leaves its link first (member ``unlinked``, reason ``ignored``; nothing is
-  deleted). A linked Wix contact is not ignored: unlink its link first.
+  member record leaves its link first (member ``unlinked``, reason ``ignored``; nothing is
+  deleted). A linked hub record is not ignored: unlink its link first.
 * ``UNIGNORE_RECORD`` — stop ignoring; the shell feeds the record's last known state through
   the ordinary change path (it rejoins its link, is matched, or goes to review again).
 * ``UNLINK`` — dissolve a link: it and its members become ``unlinked`` (``operator_unlink``);
   the records stay, nothing is deleted; later changes of its records are recorded, not synced.
-* ``RESYNC`` — push the current (observed) values of one side to every other member now: every
+* ``RESYNC`` — push the current (observed) values of one side (``side``: a system name, the
+  hub's or a member flow's) to every other member now: every
   property they map is written, unguarded, against the target's fresh state (the loader reads
   it: a change made behind the engine's back, which no event showed, is overwritten too).
 * ``RETRY_COMMAND`` — a member's last write failed or was rejected: forget that error and the
@@ -43,9 +44,16 @@ from enum import StrEnum
 from pydantic import BaseModel, ConfigDict
 
 from services.core.operator_actions import ACTING_ROLES, ActionKind
-from services.mapper.domain.decide import on_poweroffice_change
-from services.mapper.domain.identity import POWEROFFICE, WIX, RecordRef
-from services.mapper.domain.mappings import CONTACT_DATA_PROPERTIES, flow_for, match_keys
+from services.mapper.domain.decide import on_member_change
+from services.mapper.domain.identity import RecordRef
+from services.mapper.domain.mappings import (
+    CONTACT_DATA_PROPERTIES,
+    FLOWS,
+    flow_for,
+    hub,
+    is_hub,
+    match_keys,
+)
 from services.mapper.domain.matching import MatchKind, match
 from services.mapper.domain.merge import refresh_base
 from services.mapper.domain.messages import (
@@ -60,6 +68,7 @@ from services.mapper.domain.messages import (
 )
 from services.mapper.domain.policy import Policy
 from services.mapper.domain.state import (
+    NO_MEMBER_LEFT,
     CommandAction,
     Link,
     LinkStatus,
@@ -308,15 +317,16 @@ def _open_review(action: OperatorAction, inputs: ActionInputs) -> str | None:
     return None
 
 
-def _unlinked_poweroffice_record(
+def _unlinked_member_record(
     action: OperatorAction, inputs: ActionInputs
 ) -> tuple[RecordRef | None, str | None]:
-    """The action's PowerOffice record, or why it cannot be linked or created."""
+    """The action's member record, or why it cannot be linked or created."""
     ref = subject_of(action, inputs.review)
     if ref is None or ref.id is None:
         return None, "no record named (neither a record nor a review item with one)"
-    if ref.system != POWEROFFICE:
-        return ref, f"{ref.key} is not a PowerOffice record"
+    flow = FLOWS.get(ref.resource)
+    if flow is None or flow.system != ref.system:
+        return ref, f"{ref.key} is not a record of a member flow"
     why = _open_review(action, inputs)
     if why is not None:
         return ref, why
@@ -332,7 +342,7 @@ def _unlinked_poweroffice_record(
 def _link_to_candidate(
     action: OperatorAction, inputs: ActionInputs, policy: Policy, now: datetime
 ) -> ActionResult:
-    ref, why = _unlinked_poweroffice_record(action, inputs)
+    ref, why = _unlinked_member_record(action, inputs)
     if why is not None:
         return _rejected(why, ref)
     review = inputs.review
@@ -352,7 +362,7 @@ def _link_to_candidate(
             "or its link is not live)",
             ref,
         )
-    decision = on_poweroffice_change(None, inputs.change, [candidate], policy, now)
+    decision = on_member_change(None, inputs.change, [candidate], policy, now)
     if decision.kind not in _LINKED:
         return _rejected(f"not linked: {decision.kind.value} ({decision.reason})", ref)
     return _applied(
@@ -366,25 +376,25 @@ def _link_to_candidate(
 def _create_new_contact(
     action: OperatorAction, inputs: ActionInputs, policy: Policy, now: datetime
 ) -> ActionResult:
-    ref, why = _unlinked_poweroffice_record(action, inputs)
+    ref, why = _unlinked_member_record(action, inputs)
     if why is not None:
         return _rejected(why, ref)
     assert ref is not None and inputs.change is not None
-    decision = on_poweroffice_change(None, inputs.change, [], policy, now)
+    decision = on_member_change(None, inputs.change, [], policy, now)
     if decision.kind is not DecisionKind.CREATE:
         return _rejected(f"not created: {decision.kind.value} ({decision.reason})", ref)
-    # A new contact although others carry its e-mail/phone: Wix must not refuse it as a
+    # A new hub record although others carry its e-mail/phone: the hub must not refuse it as a
     # duplicate (the loader would link the existing one instead).
     commands = tuple(
         c.model_copy(update={"allow_duplicates": True})
-        if c.action is CommandAction.CREATE and c.target.system == WIX
+        if c.action is CommandAction.CREATE and is_hub(c.target.system, c.target.resource)
         else c
         for c in decision.commands
     )
     decision = decision.model_copy(update={"commands": commands})
     reviews = (inputs.review.review_id,) if inputs.review is not None else ()
     return _applied(
-        f"creating a Wix contact for {ref.key}", decision, record=ref, resolve_reviews=reviews
+        f"creating a hub record for {ref.key}", decision, record=ref, resolve_reviews=reviews
     )
 
 
@@ -398,9 +408,9 @@ def _ignore(action: OperatorAction, inputs: ActionInputs, now: datetime) -> Acti
     member = link.member_for(ref) if link is not None else None
     links: tuple[Link, ...] = ()
     if link is not None and member is not None and member.active:
-        if member.is_wix:
+        if member.is_hub:
             return _rejected(
-                f"{ref.key} is the contact of link {link.link_id}: unlink the link first", ref
+                f"{ref.key} is the hub record of link {link.link_id}: unlink the link first", ref
             )
         link = link.replace_member(
             member.key,
@@ -413,9 +423,9 @@ def _ignore(action: OperatorAction, inputs: ActionInputs, now: datetime) -> Acti
                 }
             ),
         )
-        if not [m for m in link.poweroffice_members if m.active]:
+        if not [m for m in link.flow_members if m.active]:
             link = link.model_copy(
-                update={"status": LinkStatus.UNLINKED, "status_reason": "no_poweroffice_member"}
+                update={"status": LinkStatus.UNLINKED, "status_reason": NO_MEMBER_LEFT}
             )
         links = (touch(link, now),)
     kind = DecisionKind.UNLINKED if links else DecisionKind.SKIPPED
@@ -476,31 +486,38 @@ def _unlink(action: OperatorAction, inputs: ActionInputs, now: datetime) -> Acti
         make_decision(
             DecisionKind.UNLINKED, Effects(), reason=OPERATOR_UNLINK, links=(touch(unlinked, now),)
         ),
-        record=link.wix_member.ref if link.wix_member is not None else None,
+        record=link.hub_member.ref if link.hub_member is not None else None,
     )
 
 
 def _resync_source(action: OperatorAction, link: Link) -> Member | str:
     """The member whose state a RESYNC pushes, or why there is none."""
-    if action.side == WIX:
-        wix = link.wix_member
-        if wix is None or not wix.active or wix.ref.id is None or wix.observed is None:
-            return f"link {link.link_id} has no live Wix contact with a known state"
-        return wix
-    if action.side != POWEROFFICE:
-        return f"unknown side {action.side!r} (wix or poweroffice)"
+    hub_system = hub().system
+    if action.side == hub_system:
+        hub_member = link.hub_member
+        if (
+            hub_member is None
+            or not hub_member.active
+            or hub_member.ref.id is None
+            or hub_member.observed is None
+        ):
+            return f"link {link.link_id} has no live hub record with a known state"
+        return hub_member
+    member_systems = sorted({flow.system for flow in FLOWS.values()})
+    if action.side not in member_systems:
+        return f"unknown side {action.side!r} ({' or '.join([hub_system, *member_systems])})"
     if action.record is not None:
         member = link.member_for(action.record)
-        if member is None or member.ref.system != POWEROFFICE:
-            return f"{action.record.key} is not a PowerOffice record of link {link.link_id}"
+        if member is None or member.is_hub or member.ref.system != action.side:
+            return f"{action.record.key} is not a {action.side} record of link {link.link_id}"
         candidates = [member]
     else:
-        candidates = list(link.poweroffice_members)
+        candidates = [m for m in link.flow_members if m.ref.system == action.side]
     live = [m for m in candidates if m.active and m.ref.id is not None and m.observed is not None]
     if len(live) != 1:
         return (
-            f"link {link.link_id} has {len(live)} live PowerOffice records with a known state: "
-            "name the record to push"
+            f"link {link.link_id} has {len(live)} live {action.side} records with a known "
+            "state: name the record to push"
         )
     return live[0]
 
@@ -534,12 +551,12 @@ def _resync(action: OperatorAction, inputs: ActionInputs, now: datetime) -> Acti
         props = {p: desired[p] for p in target.mapped if p in desired}
         if not props:
             continue
-        if target.is_wix:
+        if target.is_hub:
             after = {**held, **props}
             if not any(after.get(p) is not None for p in CONTACT_DATA_PROPERTIES) and not (
                 target.observed.has_other_items
             ):
-                return _rejected("the Wix contact would be left without any name, e-mail or phone")
+                return _rejected("the hub record would be left without any name, e-mail or phone")
         current = link.member(target.key)
         assert current is not None
         link, command = issue_write(link, current, CommandAction.UPDATE, props, action.cause, now)

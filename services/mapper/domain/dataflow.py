@@ -2,12 +2,12 @@
 
 A dataflow file (``dataflows/default.json``, JSON Schema ``dataflows/dataflow.schema.json``) is
 validated into ``Dataflow`` and compiled into the registries the decision code reads: the
-``CanonicalProperty``s, one ``FlowSpec`` per member resource, and the ``Policy``. The shipped
-default compiles to exactly the built-in ``mappings.FLOWS``/``PROPERTIES`` and ``Policy()``
-(a test proves it), so an operator can change the mapping without code.
+``Hub``, the ``CanonicalProperty``s, one ``FlowSpec`` per member resource, and the ``Policy``.
+The shipped default compiles to exactly the flows, properties and policy of the release before
+dataflow files (a test proves it), so an operator can change the mapping without code.
 
-Shape (roles, not systems: the *hub* is the record every member links to, today a Wix contact;
-the *members* are PowerOffice records)::
+Shape (roles, not systems: the *hub* is the record every member links to; the *members* are
+records of the flows' systems; which systems play them is data)::
 
     version: 1
     hub:        {system, resource}
@@ -19,11 +19,13 @@ the *members* are PowerOffice records)::
     policy:     services.mapper.domain.policy.Policy
 
 ``kind`` is the normaliser/comparison form (``normalize.ValueKind``); ``when``/``inactive_when``
-are ``{"field": F, "is": true|false}`` (``mappings.FieldIs``). What the rest of the pipeline can
-execute today limits what a file may say, and validation says so instead of letting commands
-dead-letter later: the hub is ``wix``/``contacts``, members are PowerOffice's three resources, a
-hub field must be one the Wix client writes (``mappings.WIX_READERS``) under its canonical name,
-and ``direction`` is ``both`` (one-way properties are not implemented yet).
+are ``{"field": F, "is": true|false}`` (``mappings.FieldIs``). What the pipeline can execute
+limits what a file may say, and validation says so instead of letting commands dead-letter
+later. The wiring passes what it registers (``Registered``: each system's resources, and the
+field accessors of each system that can be the hub): the hub and every flow must name a
+registered system and resource, a hub field must be one the hub's accessors know under its
+canonical name, a conflict rule's winner must be a system of the dataflow, and ``direction`` is
+``both`` (one-way properties are not implemented yet).
 
 Errors name the offending place as a path (``flows[1].properties[0].property``) so that the
 shell (``services.mapper.dataflow_file``) can report "file: path: message".
@@ -37,15 +39,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, model_validator
 
-from services.mapper.domain.identity import POWEROFFICE, SYSTEM_RESOURCES
 from services.mapper.domain.mappings import (
     ALWAYS,
-    WIX_READERS,
     CanonicalProperty,
     FieldIs,
     FlowSpec,
+    Hub,
+    HubAccessors,
     JsonScalar,
     KeyKind,
     MatchRule,
@@ -63,6 +65,19 @@ _NATURAL_KEY: dict[ValueKind, KeyKind] = {
 """The only match key a value kind can yield (names identify no one)."""
 
 
+@dataclass(frozen=True)
+class Registered:
+    """What the wiring registers, against which a dataflow is validated and compiled."""
+
+    resources: Mapping[str, tuple[str, ...]]
+    """System -> the resources its connector syncs."""
+    hubs: Mapping[str, HubAccessors]
+    """System -> the field accessors of its records, for each system that can be the hub."""
+
+
+_CONTEXT_KEY = "registered"
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
@@ -78,10 +93,10 @@ class Condition(_Model):
 
 
 class HubSide(_Model):
-    """The hub of every link (a role): today the Wix contact."""
+    """The hub of every link (a role): one resource of a registered system."""
 
-    system: Literal["wix"] = Field(description="The hub's system.")
-    resource: Literal["contacts"] = Field(description="The hub's resource.")
+    system: str = Field(min_length=1, description="The hub's system (a registered connector).")
+    resource: str = Field(min_length=1, description="The hub's resource.")
 
 
 class PropertyDecl(_Model):
@@ -126,7 +141,7 @@ class FlowDecl(_Model):
     """Everything synced of one member resource."""
 
     label: str = Field(min_length=1, description="A short name (the spec's flow letter).")
-    system: Literal["poweroffice"] = Field(description="The member's system.")
+    system: str = Field(min_length=1, description="The member's system (a registered connector).")
     resource: str = Field(description="The member resource (employees, customers, ...).")
     properties: tuple[FlowProperty, ...] = Field(min_length=1)
     match: tuple[MatchDecl, ...] = Field(
@@ -155,34 +170,49 @@ class Dataflow(_Model):
     policy: Policy = Field(default_factory=Policy)
 
     @model_validator(mode="after")
-    def _consistent(self) -> Dataflow:
-        problems = _problems(self)
+    def _consistent(self, info: ValidationInfo) -> Dataflow:
+        context = info.context if isinstance(info.context, Mapping) else {}
+        registered = context.get(_CONTEXT_KEY)
+        if not isinstance(registered, Registered):
+            raise ValueError(
+                "validated without the registered systems (use Dataflow.from_mapping/from_json "
+                "with the wiring's Registered)"
+            )
+        problems = _problems(self, registered)
         if problems:
             raise ValueError("\n".join(problems))
         return self
 
-    def compile(self) -> CompiledDataflow:
-        """The registries the decision code reads (see ``mappings.use_dataflow``)."""
+    def compile(self, registered: Registered) -> CompiledDataflow:
+        """The registries the decision code reads (see ``mappings.use_dataflow``);
+        ``registered`` is what the file was validated against."""
+        hub = Hub(self.hub.system, self.hub.resource, registered.hubs[self.hub.system])
         props = {p.name: _compile_property(p) for p in self.properties}
         flows = {f.resource: _compile_flow(f, props) for f in self.flows}
-        return CompiledDataflow(properties=props, flows=flows, policy=self.policy)
+        return CompiledDataflow(hub=hub, properties=props, flows=flows, policy=self.policy)
 
     @classmethod
-    def from_mapping(cls, data: Mapping[str, Any]) -> Dataflow:
-        return cls.model_validate(dict(data))
+    def from_mapping(cls, data: Mapping[str, Any], registered: Registered) -> Dataflow:
+        return cls.model_validate(dict(data), context={_CONTEXT_KEY: registered})
 
     @classmethod
-    def from_json(cls, text: str | bytes) -> Dataflow:
-        return cls.model_validate_json(text)
+    def from_json(cls, text: str | bytes, registered: Registered) -> Dataflow:
+        return cls.model_validate_json(text, context={_CONTEXT_KEY: registered})
 
 
 @dataclass(frozen=True)
 class CompiledDataflow:
     """A validated dataflow in the domain's terms."""
 
+    hub: Hub
     properties: Mapping[str, CanonicalProperty]
     flows: Mapping[str, FlowSpec]
     policy: Policy
+
+    @property
+    def systems(self) -> set[str]:
+        """The hub's system and every member flow's."""
+        return {self.hub.system, *(flow.system for flow in self.flows.values())}
 
 
 def json_schema() -> dict[str, Any]:
@@ -197,21 +227,50 @@ def json_schema() -> dict[str, Any]:
 # --------------------------------------------------------------------------------------------
 
 
-def _problems(dataflow: Dataflow) -> list[str]:
-    problems: list[str] = []
+def _resource_problem(where: str, system: str, resource: str, registered: Registered) -> str | None:
+    if system not in registered.resources:
+        return (
+            f"{where}.system: {system!r} is not a registered system; "
+            f"registered: {sorted(registered.resources)}"
+        )
+    resources = registered.resources[system]
+    if resource not in resources:
+        return (
+            f"{where}.resource: {resource!r} is not a {system} resource; known: {list(resources)}"
+        )
+    return None
+
+
+def _hub_problems(dataflow: Dataflow, registered: Registered) -> list[str]:
+    hub = dataflow.hub
+    problem = _resource_problem("hub", hub.system, hub.resource, registered)
+    if problem is not None:
+        return [problem]
+    if hub.system not in registered.hubs:
+        return [
+            f"hub.system: {hub.system!r} cannot be the hub (no field accessors registered); "
+            f"can be: {sorted(registered.hubs)}"
+        ]
+    return []
+
+
+def _problems(dataflow: Dataflow, registered: Registered) -> list[str]:
+    problems = _hub_problems(dataflow, registered)
+    hub_fields = registered.hubs[dataflow.hub.system].fields if not problems else None
     declared: dict[str, PropertyDecl] = {}
     for i, prop in enumerate(dataflow.properties):
         where = f"properties[{i}]"
         if prop.name in declared:
             problems.append(f"{where}.name: property {prop.name!r} is declared twice")
         declared[prop.name] = prop
-        known = WIX_READERS.get(prop.hub_field)
-        if known is None:
+        if hub_fields is None:
+            known = None  # the hub itself is wrong: its fields cannot be checked
+        elif (known := hub_fields.get(prop.hub_field)) is None:
             problems.append(
                 f"{where}.hub_field: {prop.hub_field!r} is not a hub field Tether can read and "
-                f"write; known: {sorted(WIX_READERS)}"
+                f"write; known: {sorted(hub_fields)}"
             )
-        elif known[0] != prop.name:
+        if known is not None and known[0] != prop.name:
             problems.append(
                 f"{where}.name: the hub field {prop.hub_field!r} is written under the name "
                 f"{known[0]!r}; name the property {known[0]!r}"
@@ -222,16 +281,15 @@ def _problems(dataflow: Dataflow) -> list[str]:
                 f"{where}.match_key: a {prop.kind.value} value cannot yield a "
                 f"{prop.match_key.value} key"
             )
-    resources = SYSTEM_RESOURCES[POWEROFFICE]
     seen_resources: set[str] = set()
     seen_labels: set[str] = set()
     for i, f in enumerate(dataflow.flows):
         where = f"flows[{i}]"
-        if f.resource not in resources:
-            problems.append(
-                f"{where}.resource: {f.resource!r} is not a {POWEROFFICE} resource; "
-                f"known: {list(resources)}"
-            )
+        problem = _resource_problem(where, f.system, f.resource, registered)
+        if problem is not None:
+            problems.append(problem)
+        elif (f.system, f.resource) == (dataflow.hub.system, dataflow.hub.resource):
+            problems.append(f"{where}.resource: the hub's resource cannot be a member flow")
         if f.resource in seen_resources:
             problems.append(f"{where}.resource: a second flow for {f.resource!r}")
         seen_resources.add(f.resource)
@@ -253,7 +311,18 @@ def _problems(dataflow: Dataflow) -> list[str]:
     unknown_rules = sorted(set(dataflow.policy.conflict_rules) - set(declared))
     if unknown_rules:
         problems.append(f"policy.conflict_rules: unknown properties {unknown_rules}")
+    systems = {dataflow.hub.system, *(f.system for f in dataflow.flows)}
+    problems.extend(f"policy: {why}" for why in policy_problems(dataflow.policy, systems))
     return problems
+
+
+def policy_problems(policy: Policy, systems: set[str]) -> list[str]:
+    """Why ``policy`` does not fit a dataflow syncing ``systems`` (a winner it does not sync)."""
+    return [
+        f"the conflict rule winner {system!r} is not a system of the dataflow "
+        f"({', '.join(sorted(systems))})"
+        for system in sorted(policy.winners - systems)
+    ]
 
 
 # --------------------------------------------------------------------------------------------
@@ -262,13 +331,13 @@ def _problems(dataflow: Dataflow) -> list[str]:
 
 
 def _compile_property(decl: PropertyDecl) -> CanonicalProperty:
-    _name, reader = WIX_READERS[decl.hub_field]
-    return CanonicalProperty(decl.name, decl.kind, decl.hub_field, reader, decl.match_key)
+    return CanonicalProperty(decl.name, decl.kind, decl.hub_field, decl.match_key)
 
 
 def _compile_flow(decl: FlowDecl, props: Mapping[str, CanonicalProperty]) -> FlowSpec:
     return FlowSpec(
         name=decl.resource,
+        system=decl.system,
         label=decl.label,
         properties=tuple(
             PropertyMap(

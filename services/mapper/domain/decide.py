@@ -2,17 +2,18 @@
 
 Entry points for the service loop (it decodes, loads, calls one of these, persists, emits):
 
-* ``on_poweroffice_change(link, change, candidates, policy, now)`` — an upsert (or delete) of a
-  PowerOffice record; ``link`` is the link holding that record, or ``None`` (then ``candidates``
+* ``on_member_change(link, change, candidates, policy, now)`` — an upsert (or delete) of a record
+  of a member flow; ``link`` is the link holding that record, or ``None`` (then ``candidates``
   from the match index are used: link / create / review);
-* ``on_wix_change(link, change, policy, now, candidates=())`` — an upsert (or delete) of a Wix
-  contact; ``link`` is the link holding that contact, or ``None`` (index only, unless the policy
-  creates Wix-only contacts in PowerOffice; ``candidates`` then are links matching its keys);
+* ``on_hub_change(link, change, policy, now, candidates=())`` — an upsert (or delete) of a hub
+  record; ``link`` is the link holding it, or ``None`` (index only, unless the policy creates
+  member records for unmatched hub records; ``candidates`` then are links matching its keys);
 * ``on_delete(link, change, policy, now)`` — a record deleted in its system (or merged away);
 * ``on_outcome(link, outcome, policy, now, contact_link=None)`` — the loader's report on one of
   our commands (``contact_link``: the link already holding the contact a ``linked_existing``
   outcome names, if any);
-* ``on_change(...)`` dispatches a change by system.
+* ``on_change(...)`` dispatches a change by role: the hub's system/resource (the installed
+  dataflow's ``hub``), else a member flow.
 
 Rules (``docs/mapping-rules.md`` has the full list): an event for a record with a link never
 yields a create; older changes than the last observed one are ``stale``; a change equal to what we
@@ -34,22 +35,24 @@ from datetime import datetime
 
 from services.core.errors import ContractError
 from services.mapper.domain.identity import (
-    CONTACTS,
+    CONTACT_PERSONS,
     CUSTOMERS,
-    POWEROFFICE,
-    WIX,
     RecordRef,
     link_id_for,
 )
 from services.mapper.domain.mappings import (
+    FLOWS,
     PROPERTIES,
     FlowSpec,
     MatchKey,
     Reading,
     flow_for,
+    hub,
+    hub_revision,
+    is_hub,
     match_keys,
-    observe_poweroffice,
-    observe_wix,
+    observe_hub,
+    observe_member,
 )
 from services.mapper.domain.matching import MatchKind, match
 from services.mapper.domain.messages import (
@@ -66,6 +69,9 @@ from services.mapper.domain.messages import (
 from services.mapper.domain.outcomes import on_outcome
 from services.mapper.domain.policy import Policy
 from services.mapper.domain.state import (
+    HUB_RECORD_DELETED,
+    HUB_RECORD_MERGED,
+    NO_MEMBER_LEFT,
     Link,
     LinkStatus,
     Member,
@@ -75,6 +81,7 @@ from services.mapper.domain.state import (
 )
 from services.mapper.domain.sync import (
     CUSTOMER_NEEDS,
+    HUB_RECORD_NEEDS,
     Effects,
     delete_command,
     index_entry,
@@ -89,30 +96,39 @@ from services.mapper.domain.sync import (
     review_item,
     sync,
     touch,
-    wix_revision,
 )
 
-__all__ = ["on_change", "on_delete", "on_outcome", "on_poweroffice_change", "on_wix_change"]
+__all__ = ["on_change", "on_delete", "on_hub_change", "on_member_change", "on_outcome"]
 
 # ------------------------------------------------------------------------------------------------
 
 
-def _poweroffice_ref(change: Change, flow: FlowSpec, record: dict[str, object]) -> RecordRef:
+def _member_ref(change: Change, flow: FlowSpec, record: dict[str, object]) -> RecordRef:
     parent = change.parent_id
     if parent is None and flow.parent_field is not None:
         value = record.get(flow.parent_field)
         parent = str(value) if value is not None else None
     return RecordRef(
         tenant=change.tenant,
-        system=POWEROFFICE,
+        system=flow.system,
         resource=change.resource,
         id=change.record_id,
         parent_id=parent,
     )
 
 
+def _hub_ref(tenant: str, record_id: str | None = None) -> RecordRef:
+    the_hub = hub()
+    return RecordRef(tenant=tenant, system=the_hub.system, resource=the_hub.resource, id=record_id)
+
+
+def _hub_member(ref: RecordRef, now: datetime, observed: Snapshot | None = None) -> Member:
+    """A link's hub member (its ``flow`` is the hub's system, as stored links have it)."""
+    return Member(ref=ref, flow=ref.system, observed=observed, joined_at=now)
+
+
 def _filtered(policy: Policy, change: Change, ref: RecordRef) -> bool:
-    if change.resource != "contact_persons":
+    if change.resource != CONTACT_PERSONS:
         return False
     rules = policy.contact_persons
     if change.parent_kind == "supplier" and not rules.include_suppliers:
@@ -120,21 +136,24 @@ def _filtered(policy: Policy, change: Change, ref: RecordRef) -> bool:
     return ref.parent_id is not None and ref.parent_id in rules.exclude_parent_ids
 
 
-def on_poweroffice_change(
+def on_member_change(
     link: Link | None,
     change: Change,
     candidates: Sequence[Candidate],
     policy: Policy,
     now: datetime,
 ) -> Decision:
-    """Decide on a PowerOffice upsert (deletes are handed to ``on_delete``)."""
-    require(change.system == POWEROFFICE, "on_poweroffice_change needs a poweroffice change")
+    """Decide on an upsert of a member flow's record (deletes are handed to ``on_delete``)."""
+    flow = flow_for(change.resource)
+    require(
+        change.system == flow.system,
+        f"on_member_change needs a change of a member flow, not {change.system}/{change.resource}",
+    )
     if change.operation is Operation.DELETE:
         return on_delete(link, change, policy, now)
-    flow = flow_for(change.resource)
     record = record_of(change)
-    ref = _poweroffice_ref(change, flow, record)
-    reading = observe_poweroffice(change.resource, record)
+    ref = _member_ref(change, flow, record)
+    reading = observe_member(change.resource, record)
     excluded = _filtered(policy, change, ref)
     inactive = flow.is_inactive(record)
     if link is None:
@@ -142,7 +161,7 @@ def on_poweroffice_change(
             return make_decision(DecisionKind.SKIPPED, Effects(), reason="filtered")
         if inactive:
             return make_decision(DecisionKind.SKIPPED, Effects(), reason="inactive")
-        return _new_poweroffice_record(change, flow, record, ref, reading, candidates, policy, now)
+        return _new_member_record(change, flow, record, ref, reading, candidates, policy, now)
 
     require(link.tenant == change.tenant, "link and change belong to different tenants")
     member = link.member_for(ref)
@@ -150,8 +169,8 @@ def on_poweroffice_change(
     assert member is not None
     if is_stale(member.observed, None, change.source_ts):
         return make_decision(DecisionKind.STALE, Effects(), reason="older_than_observed")
-    wix = link.wix_member
-    if wix is None or not wix.active or link.status is LinkStatus.MERGED:
+    hub_member = link.hub_member
+    if hub_member is None or not hub_member.active or link.status is LinkStatus.MERGED:
         return make_decision(
             DecisionKind.UNLINKED, Effects(), reason=link.status_reason or "unlinked"
         )
@@ -171,30 +190,30 @@ def on_poweroffice_change(
 
 
 def adopt_own_create(link: Link, change: Change) -> Link | None:
-    """``link`` with its pending PowerOffice create given the record of ``change``.
+    """``link`` with its pending member create given the record of ``change``.
 
-    The shell calls this for a PowerOffice record it has no link for whose idempotency
-    reference (``ExternalImportReference`` / ``ExternalCode``) names ``link``: the record the
-    engine is creating, seen before the create's outcome (the opt-in creation of Wix-only
-    contacts). Matching it instead would add it to the link a second time, or create a second
-    Wix contact for it. The pending member takes its id now; the change is then an ordinary
-    change of that member (``on_poweroffice_change``), and the outcome completes it later. None
-    when ``link`` creates no such record (then the change is matched as usual)."""
+    The shell calls this for a member record it has no link for whose idempotency reference
+    names ``link``: the record the engine is creating, seen before the create's outcome (the
+    opt-in creation of member records for unmatched hub records). Matching it instead would add
+    it to the link a second time, or create a second hub record for it. The pending member
+    takes its id now; the change is then an ordinary change of that member
+    (``on_member_change``), and the outcome completes it later. None when ``link`` creates no
+    such record (then the change is matched as usual)."""
     for member in link.members:
         pending = member.pending
         if (
-            member.ref.system == POWEROFFICE
+            member.ref.system == change.system
             and member.ref.resource == change.resource
             and member.ref.id is None
             and pending is not None
             and pending.action is CommandAction.CREATE
         ):
-            ref = _poweroffice_ref(change, flow_for(change.resource), record_of(change))
+            ref = _member_ref(change, flow_for(change.resource), record_of(change))
             return link.replace_member(member.key, member.model_copy(update={"ref": ref}))
     return None
 
 
-def _po_member(
+def _flow_member(
     ref: RecordRef,
     flow: FlowSpec,
     reading: Reading,
@@ -217,7 +236,7 @@ def _po_member(
     )
 
 
-def _new_poweroffice_record(
+def _new_member_record(
     change: Change,
     flow: FlowSpec,
     record: dict[str, object],
@@ -236,7 +255,7 @@ def _new_poweroffice_record(
             review_item(
                 change.tenant,
                 ReviewReason.AMBIGUOUS_MATCH,
-                f"{ref.key} matches {len(result.candidate_ids)} Wix contacts: not linked, "
+                f"{ref.key} matches {len(result.candidate_ids)} hub records: not linked, "
                 "not created",
                 now,
                 record=ref,
@@ -247,13 +266,12 @@ def _new_poweroffice_record(
             fx.add_review(item)
         return make_decision(DecisionKind.REVIEW, fx, reason=ReviewReason.AMBIGUOUS_MATCH.value)
 
-    member = _po_member(ref, flow, reading, change, now, keys)
+    member = _flow_member(ref, flow, reading, change, now, keys)
     if result.kind is MatchKind.CREATE:
-        wix_ref = RecordRef(tenant=change.tenant, system=WIX, resource=CONTACTS)
         link = Link(
             link_id=link_id_for(ref),
             tenant=change.tenant,
-            members=(member, Member(ref=wix_ref, flow=WIX, joined_at=now)),
+            members=(member, _hub_member(_hub_ref(change.tenant), now)),
             created_at=now,
             updated_at=now,
         )
@@ -268,14 +286,12 @@ def _new_poweroffice_record(
         else:
             contact = candidate.contact
             assert contact is not None
-            wix_member = Member(
-                ref=RecordRef(
-                    tenant=change.tenant, system=WIX, resource=CONTACTS, id=contact.contact_id
-                ),
-                flow=WIX,
+            hub_member = _hub_member(
+                _hub_ref(change.tenant, contact.contact_id),
+                now,
                 observed=Snapshot(
                     props=dict(contact.props),
-                    raw={PROPERTIES[p].wix_path: v for p, v in contact.props.items()},
+                    raw={PROPERTIES[p].hub_field: v for p, v in contact.props.items()},
                     source_ts=contact.source_ts,
                     revision=contact.revision,
                     changed_at=(
@@ -285,12 +301,11 @@ def _new_poweroffice_record(
                     ),
                     has_other_items=contact.has_other_items,
                 ),
-                joined_at=now,
             )
             link = Link(
                 link_id=link_id_for(ref),
                 tenant=change.tenant,
-                members=(member, wix_member),
+                members=(member, hub_member),
                 created_at=now,
                 updated_at=now,
             )
@@ -299,12 +314,8 @@ def _new_poweroffice_record(
         fx.add_review(item)
     link = sync(link, policy, cause, now, fx)
     if kind is DecisionKind.CREATE and not fx.commands:
-        # Nothing to create the contact from: no link is kept, the next change tries again.
-        fx.add_review(
-            insufficient(
-                change.tenant, ref, "a Wix contact needs a name, an e-mail or a phone", now
-            )
-        )
+        # Nothing to create the hub record from: no link is kept, the next change tries again.
+        fx.add_review(insufficient(change.tenant, ref, HUB_RECORD_NEEDS, now))
         return make_decision(
             DecisionKind.REVIEW, fx, reason=ReviewReason.INSUFFICIENT_CONTACT_DATA.value
         )
@@ -347,28 +358,28 @@ def _rejoin(
 
 
 # ------------------------------------------------------------------------------------------------
-# Wix changes
+# Hub changes
 # ------------------------------------------------------------------------------------------------
 
 
-def on_wix_change(
+def on_hub_change(
     link: Link | None,
     change: Change,
     policy: Policy,
     now: datetime,
     candidates: Sequence[Candidate] = (),
 ) -> Decision:
-    """Decide on a Wix contact upsert (deletes are handed to ``on_delete``)."""
-    require(change.system == WIX, "on_wix_change needs a wix change")
+    """Decide on a hub record upsert (deletes are handed to ``on_delete``)."""
+    require(is_hub(change.system, change.resource), "on_hub_change needs a change of the hub")
     if change.operation is Operation.DELETE:
         return on_delete(link, change, policy, now)
-    contact = record_of(change)
-    revision = wix_revision(change.revision, contact)
-    entry = index_entry(change.tenant, change.record_id, contact, revision, change.source_ts)
-    reading = observe_wix(contact)
-    ref = RecordRef(tenant=change.tenant, system=WIX, resource=CONTACTS, id=change.record_id)
+    record = record_of(change)
+    revision = hub_revision(change.revision, record)
+    entry = index_entry(change.tenant, change.record_id, record, revision, change.source_ts)
+    reading = observe_hub(record)
+    ref = _hub_ref(change.tenant, change.record_id)
     if link is None:
-        return _unlinked_wix_contact(change, ref, reading, entry, candidates, policy, now)
+        return _unlinked_hub_record(change, ref, reading, entry, candidates, policy, now)
 
     require(link.tenant == change.tenant, "link and change belong to different tenants")
     member = link.member_for(ref)
@@ -383,7 +394,7 @@ def on_wix_change(
     return member_change(link, member, reading, change, revision, policy, now, (entry,))
 
 
-def _unlinked_wix_contact(
+def _unlinked_hub_record(
     change: Change,
     ref: RecordRef,
     reading: Reading,
@@ -393,18 +404,18 @@ def _unlinked_wix_contact(
     now: datetime,
 ) -> Decision:
     fx = Effects()
-    if not policy.create_wix_only_in_poweroffice:
+    if not policy.create_members_for_unmatched_hub:
         return make_decision(DecisionKind.INDEXED, fx, index_upserts=(entry,))
     result = match(list(entry.keys), candidates, change.tenant)
     if result.kind is not MatchKind.CREATE:
-        # A PowerOffice record is (being) linked to a contact with these keys: never duplicate it.
+        # A member record is (being) linked to a hub record with these keys: never duplicate it.
         return make_decision(
             DecisionKind.INDEXED, fx, reason="matches_existing_link", index_upserts=(entry,)
         )
     cause = EventRef(kind="change", id=change.event_id)
-    wix_member = Member(
-        ref=ref,
-        flow=WIX,
+    hub_member = _hub_member(
+        ref,
+        now,
         observed=new_snapshot(
             reading,
             source_ts=change.source_ts,
@@ -412,17 +423,17 @@ def _unlinked_wix_contact(
             origin=Origin.EVENT,
             event_id=change.event_id,
         ),
-        joined_at=now,
     )
+    customers = flow_for(CUSTOMERS)
     customer = Member(
-        ref=RecordRef(tenant=change.tenant, system=POWEROFFICE, resource=CUSTOMERS),
+        ref=RecordRef(tenant=change.tenant, system=customers.system, resource=CUSTOMERS),
         flow=CUSTOMERS,
         joined_at=now,
     )
     link = Link(
         link_id=link_id_for(ref),
         tenant=change.tenant,
-        members=(wix_member, customer),
+        members=(hub_member, customer),
         created_at=now,
         updated_at=now,
     )
@@ -447,12 +458,13 @@ def on_change(
     policy: Policy,
     now: datetime,
 ) -> Decision:
-    """Dispatch a change to the decision function of its system."""
-    if change.system == POWEROFFICE:
-        return on_poweroffice_change(link, change, candidates, policy, now)
-    if change.system == WIX:
-        return on_wix_change(link, change, policy, now, candidates)
-    raise ContractError(f"unknown system {change.system!r}")
+    """Dispatch a change to the decision function of its role (hub or member flow)."""
+    if is_hub(change.system, change.resource):
+        return on_hub_change(link, change, policy, now, candidates)
+    flow = FLOWS.get(change.resource)
+    if flow is not None and flow.system == change.system:
+        return on_member_change(link, change, candidates, policy, now)
+    raise ContractError(f"no flow for {change.system}/{change.resource}")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -469,7 +481,7 @@ def _unlink_member(
     now: datetime,
     deleted: bool,
 ) -> Decision:
-    """Unlink one PowerOffice member (deleted, archived or filtered out)."""
+    """Unlink one flow member (deleted, archived or filtered out)."""
     cause = EventRef(kind="change", id=change.event_id)
     fx = Effects()
     observed = member.observed
@@ -489,39 +501,40 @@ def _unlink_member(
             }
         ),
     )
-    remaining = [m for m in link.poweroffice_members if m.active]
+    remaining = [m for m in link.flow_members if m.active]
     if not remaining:
         link = link.model_copy(
-            update={"status": LinkStatus.UNLINKED, "status_reason": "no_poweroffice_member"}
+            update={"status": LinkStatus.UNLINKED, "status_reason": NO_MEMBER_LEFT}
         )
-        wix = link.wix_member
+        hub_member = link.hub_member
         if (
             deleted
             and policy.propagate_deletes
-            and wix is not None
-            and wix.active
-            and wix.created_by_engine
-            and wix.ref.id is not None
+            and hub_member is not None
+            and hub_member.active
+            and hub_member.created_by_engine
+            and hub_member.ref.id is not None
         ):
-            fx.commands.append(delete_command(link, wix, cause))
+            fx.commands.append(delete_command(link, hub_member, cause))
     return make_decision(DecisionKind.UNLINKED, fx, reason=reason, links=(touch(link, now),))
 
 
 def on_delete(link: Link | None, change: Change, policy: Policy, now: datetime) -> Decision:
-    """A record was deleted in its system (PowerOffice: found missing; Wix: webhook or merge).
+    """A record was deleted in its system (a member: found missing; the hub: a webhook or a
+    merge).
 
     Default: unlink and record. With ``policy.propagate_deletes``, the linked record in the
-    other system is deleted too — only if the engine created it (and, for a Wix contact, no
-    other PowerOffice record remains on the link). The shell's mass-delete breaker inspects
+    other system is deleted too — only if the engine created it (and, for the hub record, no
+    other flow member remains on the link). The shell's mass-delete breaker inspects
     ``Decision.delete_commands`` before emitting them."""
     cause = EventRef(kind="change", id=change.event_id)
     fx = Effects()
-    if change.system == POWEROFFICE:
+    if not is_hub(change.system, change.resource):
         if link is None:
             return make_decision(DecisionKind.SKIPPED, fx, reason="not_linked")
         ref = RecordRef(
             tenant=change.tenant,
-            system=POWEROFFICE,
+            system=change.system,
             resource=change.resource,
             id=change.record_id,
         )
@@ -534,18 +547,17 @@ def on_delete(link: Link | None, change: Change, policy: Policy, now: datetime) 
             return make_decision(DecisionKind.STALE, fx, reason="older_than_observed")
         return _unlink_member(link, member, "deleted", change, policy, now, True)
 
-    require(change.system == WIX, f"unknown system {change.system!r}")
     if link is None:
         return make_decision(DecisionKind.INDEXED, fx, index_deletes=(change.record_id,))
-    ref = RecordRef(tenant=change.tenant, system=WIX, resource=CONTACTS, id=change.record_id)
-    wix = link.member_for(ref)
-    require(wix is not None, f"link {link.link_id} does not hold {ref.key}")
-    assert wix is not None
-    if not wix.active:
+    ref = _hub_ref(change.tenant, change.record_id)
+    hub_member = link.member_for(ref)
+    require(hub_member is not None, f"link {link.link_id} does not hold {ref.key}")
+    assert hub_member is not None
+    if not hub_member.active:
         return make_decision(
             DecisionKind.NOOP, fx, reason="already_unlinked", index_deletes=(change.record_id,)
         )
-    reason = "wix_contact_merged" if change.merged_into else "wix_contact_deleted"
+    reason = HUB_RECORD_MERGED if change.merged_into else HUB_RECORD_DELETED
     members = []
     for m in link.members:
         if not m.active:
@@ -554,7 +566,7 @@ def on_delete(link: Link | None, change: Change, policy: Policy, now: datetime) 
         if (
             change.merged_into is None
             and policy.propagate_deletes
-            and not m.is_wix
+            and not m.is_hub
             and m.created_by_engine
             and m.ref.id is not None
         ):
@@ -571,8 +583,8 @@ def on_delete(link: Link | None, change: Change, policy: Policy, now: datetime) 
         fx.add_review(
             review_item(
                 link.tenant,
-                ReviewReason.WIX_CONTACT_MERGED,
-                f"Wix contact {change.record_id} was merged into {change.merged_into}; "
+                ReviewReason.HUB_RECORD_MERGED,
+                f"hub record {change.record_id} was merged into {change.merged_into}; "
                 "its link was unlinked",
                 now,
                 record=ref,

@@ -1,9 +1,11 @@
 """Record identities and the deterministic ids the mapper derives from them.
 
-A record's identity is ``(tenant, system, resource, id)``: PowerOffice ids are only unique per
+A record's identity is ``(tenant, system, resource, id)``: a system's ids may be unique only per
 resource, so the resource is part of the identity. ``RecordRef`` also carries the parent id that
-PowerOffice contact persons need for their URL (``/ContactPersons/{ContactId}/{Id}``); the parent
-is context, not identity (``RecordRef.identity`` leaves it out).
+a child resource needs for its URL (contact persons: ``/ContactPersons/{ContactId}/{Id}``); the
+parent is context, not identity (``RecordRef.identity`` leaves it out). Which systems and
+resources exist is the dataflow's business (``mappings.hub``, ``mappings.FLOWS``); the two
+resource names below are the ones the policy speaks of.
 
 Every id the mapper hands out is a UUIDv5 over a canonical JSON rendering of its inputs, so the
 same input always yields the same id (replay safety, loader de-duplication). Derived ids are
@@ -21,18 +23,11 @@ from typing import Any, Final
 
 from pydantic import BaseModel, ConfigDict
 
-POWEROFFICE: Final = "poweroffice"
-WIX: Final = "wix"
-
-EMPLOYEES: Final = "employees"
 CUSTOMERS: Final = "customers"
+"""The member resource a hub record matching nothing becomes (policy
+``create_members_for_unmatched_hub``)."""
 CONTACT_PERSONS: Final = "contact_persons"
-CONTACTS: Final = "contacts"
-
-SYSTEM_RESOURCES: Final[dict[str, tuple[str, ...]]] = {
-    POWEROFFICE: (EMPLOYEES, CUSTOMERS, CONTACT_PERSONS),
-    WIX: (CONTACTS,),
-}
+"""The member resource ``Policy.contact_persons`` filters."""
 
 NAMESPACE: Final = uuid.UUID("6f1d2c8e-3b1a-5d7e-9a40-7e7465746865")
 """Root namespace of every id Tether's mapper derives (never change it: ids would change)."""

@@ -1,45 +1,40 @@
-"""Declarative property mappings: one ``FlowSpec`` per PowerOffice resource, read/write helpers.
+"""Declarative property mappings: the hub's properties, one ``FlowSpec`` per member resource,
+read/write helpers.
 
-The spec's tables (``spec/dataflows.md``) become data here:
+A link joins one *hub* record with *member* records (roles, not systems: which systems and
+resources play them is the dataflow's ``hub`` and ``flows``). The dataflow's tables become data
+here:
 
-* a ``CanonicalProperty`` names a synced property (``first_name``, ``last_name``, ``email``,
-  ``phone``), its ``ValueKind`` and how it is read from a Wix contact (the primary item for e-mail
-  and phone);
-* a ``PropertyMap`` ties a canonical property to the PowerOffice field of one flow, optionally
-  only for some records (``applies``: a company customer has no person name to sync);
-* a ``FlowSpec`` lists a flow's property maps, its match rules (which keys find an existing Wix
-  contact), when a record counts as archived/inactive, and the fixed fields of a create.
+* a ``CanonicalProperty`` names a synced property (``first_name``, ``email``, ...), its
+  ``ValueKind``, the hub field path it lives at and the match key its values yield;
+* ``HubAccessors`` read a hub record: one reader per field path, the record's identifying values,
+  its revision and its write form. They are the hub connector's knowledge, installed by the
+  wiring (``use_dataflow``), never written here;
+* a ``PropertyMap`` ties a canonical property to the member field of one flow, optionally only
+  for some records (``applies``: a company customer has no person name to sync);
+* a ``FlowSpec`` lists a flow's property maps, its match rules (which keys find an existing hub
+  record), when a record counts as archived/inactive, and the fixed fields of a create.
 
-Adding a property or a flow is configuration: a new ``CanonicalProperty``, ``PropertyMap`` or
-``FlowSpec`` registered in ``PROPERTIES``/``FLOWS`` plus tests; the decision code never names a
-field.
-
-Reading Wix primary items: the item flagged ``primary: true`` (an absent flag is ``false``). When
-no item is flagged and the contact carries ``primaryInfo`` (Wix's read-only mirror of the primary
-items), the item equal to ``primaryInfo.email``/``primaryInfo.phone`` (or that value itself), and
-no value when the mirror has none. Only when ``primaryInfo`` is missing altogether (a partial
-projection) is the first item taken — Wix makes the first item primary when none is flagged.
+The registries (``hub()``, ``FLOWS``, ``PROPERTIES``) are empty until a dataflow is installed;
+importing ``services.mapper`` installs the shipped default (``services.mapper.wiring``), the
+mapper's ``main`` the configured one. The decision code never names a system or a field.
 
 Pure module: it imports no I/O library.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, NamedTuple, TypeAlias
 
 from services.core.errors import ContractError
-from services.core.wix_items import contact_items
-from services.core.wix_items import primary_item as wix_primary_item
-from services.mapper.domain.identity import CONTACT_PERSONS, CUSTOMERS, EMPLOYEES
 from services.mapper.domain.normalize import (
     IssueCode,
     ValueKind,
     check,
     clean,
-    for_wix,
     is_valid_email,
     normalize_email,
     phone_e164,
@@ -74,97 +69,84 @@ class Issue:
 
 
 # --------------------------------------------------------------------------------------------
-# Wix accessors
+# The hub and its properties
 # --------------------------------------------------------------------------------------------
-
-
-def unwrap_contact(contact: Record) -> Record:
-    """Accept both a bare contact and the API's ``{"contact": {...}}`` envelope."""
-    inner = contact.get("contact")
-    if isinstance(inner, Mapping) and "id" not in contact:
-        return inner
-    return contact
-
-
-def _items(contact: Record, collection: str) -> list[Record]:
-    return contact_items(contact, collection)
-
-
-def primary_item(contact: Record, collection: str, value_field: str) -> Record | None:
-    """The primary item of ``info.<collection>.items`` (see the module docstring for the rule)."""
-    return wix_primary_item(unwrap_contact(contact), collection, value_field)
-
-
-def _wix_phone_value(item: Record | None) -> str | None:
-    if item is None:
-        return None
-    e164 = clean(item.get("e164Phone"))
-    if e164 is not None:
-        return e164
-    raw = clean(item.get("phone"))
-    region = clean(item.get("countryCode"))
-    if raw is not None and region is not None:
-        return phone_e164(raw, region.upper()) or raw
-    return raw
-
-
-def _read_wix_first(contact: Record) -> str | None:
-    info = unwrap_contact(contact).get("info")
-    name = info.get("name") if isinstance(info, Mapping) else None
-    return clean(name.get("first")) if isinstance(name, Mapping) else None
-
-
-def _read_wix_last(contact: Record) -> str | None:
-    info = unwrap_contact(contact).get("info")
-    name = info.get("name") if isinstance(info, Mapping) else None
-    return clean(name.get("last")) if isinstance(name, Mapping) else None
-
-
-def _read_wix_email(contact: Record) -> str | None:
-    item = primary_item(contact, "emails", "email")
-    return clean(item.get("email")) if item is not None else None
-
-
-def _read_wix_phone(contact: Record) -> str | None:
-    return _wix_phone_value(primary_item(contact, "phones", "phone"))
 
 
 @dataclass(frozen=True)
 class CanonicalProperty:
-    """A synced property: its canonical name, value kind and Wix accessor."""
+    """A synced property: its canonical name, value kind and the hub's field path."""
 
     name: str
     kind: ValueKind
-    wix_path: str
-    read_wix: Callable[[Record], str | None]
+    hub_field: str
+    """The hub record's field path (``HubAccessors.fields`` reads it), e.g. ``info.name.first``."""
     key_kind: KeyKind | None = None
-    """The match-key kind its values produce, if it can identify a contact."""
+    """The match-key kind its values produce, if it can identify a record."""
 
 
-FIRST_NAME = CanonicalProperty("first_name", ValueKind.NAME, "info.name.first", _read_wix_first)
-LAST_NAME = CanonicalProperty("last_name", ValueKind.NAME, "info.name.last", _read_wix_last)
-EMAIL = CanonicalProperty(
-    "email", ValueKind.EMAIL, "info.emails[primary].email", _read_wix_email, KeyKind.EMAIL
-)
-PHONE = CanonicalProperty(
-    "phone", ValueKind.PHONE, "info.phones[primary].phone", _read_wix_phone, KeyKind.PHONE
-)
+FieldReader: TypeAlias = Callable[[Record], str | None]
 
-PROPERTIES: dict[str, CanonicalProperty] = {
-    p.name: p for p in (FIRST_NAME, LAST_NAME, EMAIL, PHONE)
-}
-"""Every canonical property; a Wix contact carries all of them (``use_dataflow`` may replace
-them with a dataflow file's declarations, which can only use the ``WIX_READERS`` below)."""
 
-WIX_READERS: dict[str, tuple[str, Callable[[Record], str | None]]] = {
-    p.wix_path: (p.name, p.read_wix) for p in (FIRST_NAME, LAST_NAME, EMAIL, PHONE)
-}
-"""Wix field path -> (the canonical name the loader and the Wix client write it under, reader).
-A dataflow file can map only these paths until the field accessors move into the connector
-packages (issue 15)."""
+@dataclass(frozen=True)
+class HubAccessors:
+    """How the domain reads the hub's records: the hub connector's accessors, keyed by the
+    dataflow's ``hub_field`` paths. The wiring installs them with the dataflow
+    (``use_dataflow``); the domain itself knows no system's record shape."""
+
+    fields: Mapping[str, tuple[str, FieldReader]]
+    """Field path -> (the canonical name the hub's writer writes it under, reader of its
+    display value). A dataflow file can map only these paths."""
+    identifiers: Callable[[Record], Iterable[tuple[KeyKind, object]]]
+    """Every value a record can be found by (e.g. each e-mail and phone item), not only the
+    mapped ones; normalised into match keys by the domain."""
+    has_other_items: Callable[[Record], bool]
+    """Whether the record keeps identifying values besides the mapped ones (so clearing every
+    mapped property would not leave it empty)."""
+    revision: Callable[[Record], int | None]
+    """The record's own revision, when it carries one (orders changes before timestamps do)."""
+    write_form: Callable[[ValueKind, str | None], str | None]
+    """A value as the hub stores it (e.g. phones in E.164): what a command writes there."""
+
+
+@dataclass(frozen=True)
+class Hub:
+    """The hub role of every link: which system/resource holds it and how its records read."""
+
+    system: str
+    resource: str
+    accessors: HubAccessors
+
+
+class _Installed:
+    """The hub installed by ``use_dataflow`` (one per process, like ``FLOWS``)."""
+
+    hub: Hub | None = None
+
+
+def hub() -> Hub:
+    """The installed hub; ``ContractError`` before a dataflow is installed."""
+    installed = _Installed.hub
+    if installed is None:
+        raise ContractError("no dataflow installed (services.mapper installs the shipped one)")
+    return installed
+
+
+def is_hub(system: str, resource: str) -> bool:
+    """Whether ``system``/``resource`` is the hub's (on the hot path: every member's ``mapped``
+    asks it, hence no call to ``hub()``)."""
+    installed = _Installed.hub
+    if installed is None:
+        raise ContractError("no dataflow installed (services.mapper installs the shipped one)")
+    return system == installed.system and resource == installed.resource
+
+
+PROPERTIES: dict[str, CanonicalProperty] = {}
+"""Every canonical property, keyed by name; the hub carries all of them (filled by
+``use_dataflow`` from the dataflow file)."""
 
 CONTACT_DATA_PROPERTIES: tuple[str, ...] = ("first_name", "last_name", "email", "phone")
-"""A Wix contact must keep at least one of these (or another email/phone item)."""
+"""A hub record must keep at least one of these (or another identifying item)."""
 
 
 def kind_of(name: str) -> ValueKind:
@@ -173,7 +155,7 @@ def kind_of(name: str) -> ValueKind:
 
 
 # --------------------------------------------------------------------------------------------
-# PowerOffice flows
+# Member flows
 # --------------------------------------------------------------------------------------------
 
 
@@ -199,17 +181,14 @@ class FieldIs:
 
 
 ALWAYS = Always()
-_is_person = FieldIs("IsPerson", True)
-_archived = FieldIs("IsArchived", True)
-_contact_person_inactive = FieldIs("IsActive", False)
 
 
 @dataclass(frozen=True)
 class PropertyMap:
-    """One row of a spec table: canonical property <-> PowerOffice field (PascalCase)."""
+    """One row of a flow: canonical property <-> the member resource's field."""
 
     prop: CanonicalProperty
-    poweroffice_field: str
+    member_field: str
     applies: Callable[[Record], bool] = ALWAYS
     """Whether a given record carries this property (evaluated on every observation)."""
 
@@ -220,18 +199,20 @@ class PropertyMap:
 
 @dataclass(frozen=True)
 class MatchRule:
-    """Match on the normalized value of a PowerOffice field (synced or not)."""
+    """Match on the normalized value of a member field (synced or not)."""
 
     key_kind: KeyKind
-    poweroffice_field: str
+    member_field: str
 
 
 @dataclass(frozen=True)
 class FlowSpec:
-    """Everything the mapper knows about one PowerOffice resource."""
+    """Everything the mapper knows about one member resource."""
 
     name: str
-    """The PowerOffice resource (``employees``, ``contact_persons``, ``customers``)."""
+    """The member resource (e.g. ``employees``); flows are keyed by it."""
+    system: str
+    """The member resource's system."""
     label: str
     """The spec's flow letter."""
     properties: tuple[PropertyMap, ...]
@@ -241,7 +222,7 @@ class FlowSpec:
     is_inactive: Callable[[Record], bool]
     """Archived/inactive records are unlinked, never created."""
     create_fields: Mapping[str, JsonScalar] = field(default_factory=dict)
-    """Fixed fields of a PowerOffice create (e.g. ``IsPerson: true`` for a private customer)."""
+    """Fixed fields of a member create (e.g. ``IsPerson: true`` for a private customer)."""
     parent_field: str | None = None
     """Field holding the parent id (contact persons: ``ContactId``)."""
 
@@ -256,75 +237,30 @@ class FlowSpec:
         return tuple(p.name for p in self.properties)
 
 
-FLOW_A_EMPLOYEES = FlowSpec(
-    name=EMPLOYEES,
-    label="A",
-    properties=(
-        PropertyMap(FIRST_NAME, "FirstName"),
-        PropertyMap(LAST_NAME, "LastName"),
-        PropertyMap(PHONE, "PhoneNumber"),
-    ),
-    match_rules=(
-        MatchRule(KeyKind.EMAIL, "EmailAddress"),
-        MatchRule(KeyKind.PHONE, "PhoneNumber"),
-    ),
-    is_inactive=_archived,
-)
-
-FLOW_B_CONTACT_PERSONS = FlowSpec(
-    name=CONTACT_PERSONS,
-    label="B",
-    properties=(
-        PropertyMap(EMAIL, "EmailAddress"),
-        PropertyMap(FIRST_NAME, "FirstName"),
-        PropertyMap(LAST_NAME, "LastName"),
-    ),
-    match_rules=(MatchRule(KeyKind.EMAIL, "EmailAddress"),),
-    is_inactive=_contact_person_inactive,
-    parent_field="ContactId",
-)
-
-FLOW_C_CUSTOMERS = FlowSpec(
-    name=CUSTOMERS,
-    label="C",
-    properties=(
-        PropertyMap(EMAIL, "EmailAddress"),
-        # A company customer (IsPerson false/absent) carries its name in `Name`, and its
-        # FirstName/LastName are normally empty: names are synced for person customers only.
-        PropertyMap(FIRST_NAME, "FirstName", applies=_is_person),
-        PropertyMap(LAST_NAME, "LastName", applies=_is_person),
-    ),
-    match_rules=(MatchRule(KeyKind.EMAIL, "EmailAddress"),),
-    is_inactive=_archived,
-    create_fields={"IsPerson": True},
-)
-
-FLOWS: dict[str, FlowSpec] = {
-    f.name: f for f in (FLOW_A_EMPLOYEES, FLOW_B_CONTACT_PERSONS, FLOW_C_CUSTOMERS)
-}
-"""Flow registry, keyed by PowerOffice resource (the built-in default; ``use_dataflow`` replaces
-it with a dataflow file's flows at start-up)."""
+FLOWS: dict[str, FlowSpec] = {}
+"""Flow registry, keyed by member resource (filled by ``use_dataflow`` from the dataflow file)."""
 
 
 def use_dataflow(
-    flows: Mapping[str, FlowSpec], properties: Mapping[str, CanonicalProperty]
+    the_hub: Hub, flows: Mapping[str, FlowSpec], properties: Mapping[str, CanonicalProperty]
 ) -> None:
-    """Make ``flows``/``properties`` (built from a validated dataflow file, see ``dataflow``)
-    the registries every function of the domain reads. Called once, at process start, before
-    any change is handled: the registries are replaced in place so that every module holding a
+    """Make ``the_hub``, ``flows`` and ``properties`` (built from a validated dataflow file, see
+    ``dataflow``) what every function of the domain reads. Called at process start, before any
+    change is handled: the registries are replaced in place so that every module holding a
     reference to ``FLOWS``/``PROPERTIES`` sees the new content."""
     FLOWS.clear()
     FLOWS.update(flows)
     PROPERTIES.clear()
     PROPERTIES.update(properties)
+    _Installed.hub = the_hub
 
 
 def flow_for(resource: str) -> FlowSpec:
-    """The flow of a PowerOffice resource; ``ContractError`` for a resource with no flow."""
+    """The flow of a member resource; ``ContractError`` for a resource with no flow."""
     try:
         return FLOWS[resource]
     except KeyError:
-        raise ContractError(f"no mapping flow for poweroffice resource {resource!r}") from None
+        raise ContractError(f"no mapping flow for member resource {resource!r}") from None
 
 
 # --------------------------------------------------------------------------------------------
@@ -338,10 +274,10 @@ class Reading:
 
     props: Props
     raw: dict[str, JsonScalar]
-    """PowerOffice: field -> value exactly as read (JSON Patch ``test`` guards need it)."""
+    """Field -> value exactly as read (a member's JSON Patch ``test`` guards need it)."""
     issues: tuple[Issue, ...] = ()
     has_other_items: bool = False
-    """Wix: the contact has email/phone items besides the primary ones."""
+    """Hub: the record keeps identifying items besides the mapped ones."""
 
 
 def _raw(value: Any) -> JsonScalar:
@@ -359,47 +295,53 @@ def _issues(props: Props) -> tuple[Issue, ...]:
     return tuple(found)
 
 
-def observe_poweroffice(resource: str, record: Record) -> Reading:
-    """Read the mapped properties (those that apply to this record) of a PowerOffice record."""
+def observe_member(resource: str, record: Record) -> Reading:
+    """Read the mapped properties (those that apply to this record) of a member record."""
     flow = flow_for(resource)
     props: Props = {}
     raw: dict[str, JsonScalar] = {}
     for pmap in flow.properties:
         if not pmap.applies(record):
             continue
-        value = record.get(pmap.poweroffice_field)
+        value = record.get(pmap.member_field)
         props[pmap.name] = clean(value)
-        raw[pmap.poweroffice_field] = _raw(value)
+        raw[pmap.member_field] = _raw(value)
     return Reading(props=props, raw=raw, issues=_issues(props))
 
 
-def read_poweroffice(resource: str, record: Record) -> Props:
-    """Canonical props of a PowerOffice record (display form)."""
-    return observe_poweroffice(resource, record).props
+def read_member(resource: str, record: Record) -> Props:
+    """Canonical props of a member record (display form)."""
+    return observe_member(resource, record).props
 
 
-def observe_wix(contact: Record) -> Reading:
-    """Read every canonical property of a Wix contact (primary email/phone items)."""
-    contact = unwrap_contact(contact)
-    props: Props = {name: prop.read_wix(contact) for name, prop in PROPERTIES.items()}
-    items = len(_items(contact, "emails")) + len(_items(contact, "phones"))
-    primaries = sum(
-        1
-        for collection, value_field in (("emails", "email"), ("phones", "phone"))
-        if primary_item(contact, collection, value_field) is not None
-        and _items(contact, collection)
-    )
+def _read_hub_field(accessors: HubAccessors, prop: CanonicalProperty, record: Record) -> str | None:
+    return accessors.fields[prop.hub_field][1](record)
+
+
+def observe_hub(record: Record) -> Reading:
+    """Read every canonical property of a hub record."""
+    accessors = hub().accessors
+    props: Props = {
+        name: _read_hub_field(accessors, prop, record) for name, prop in PROPERTIES.items()
+    }
     return Reading(
         props=props,
-        raw={prop.wix_path: props[name] for name, prop in PROPERTIES.items()},
+        raw={prop.hub_field: props[name] for name, prop in PROPERTIES.items()},
         issues=_issues(props),
-        has_other_items=items > primaries,
+        has_other_items=accessors.has_other_items(record),
     )
 
 
-def read_wix(contact: Record) -> Props:
-    """Canonical props of a Wix contact (display form; phones in E.164 when parseable)."""
-    return observe_wix(contact).props
+def read_hub(record: Record) -> Props:
+    """Canonical props of a hub record (display form)."""
+    return observe_hub(record).props
+
+
+def hub_revision(change_revision: int | None, record: Record) -> int | None:
+    """The revision a change names, else the one the hub record carries (if any)."""
+    if change_revision is not None:
+        return change_revision
+    return hub().accessors.revision(record)
 
 
 # --------------------------------------------------------------------------------------------
@@ -407,26 +349,22 @@ def read_wix(contact: Record) -> Props:
 # --------------------------------------------------------------------------------------------
 
 
-def poweroffice_patch_values(
-    resource: str, props: Mapping[str, str | None]
-) -> dict[str, str | None]:
-    """``{PascalField: value}`` for the props the flow maps (values as displayed/typed)."""
+def member_field_values(resource: str, props: Mapping[str, str | None]) -> dict[str, str | None]:
+    """``{member field: value}`` for the props the flow maps (values as displayed/typed)."""
     flow = flow_for(resource)
     out: dict[str, str | None] = {}
     for name, value in props.items():
         pmap = flow.property_map(name)
         if pmap is not None:
-            out[pmap.poweroffice_field] = clean(value)
+            out[pmap.member_field] = clean(value)
     return out
 
 
-def wix_info_values(props: Mapping[str, str | None]) -> dict[str, str | None]:
-    """Canonical name -> value as written to Wix (phones in E.164 when parseable).
-
-    The Wix client turns these into ``info.name`` and the PRIMARY email/phone item, keeping every
-    other item of the contact (``None`` removes the primary item's value)."""
+def hub_write_values(props: Mapping[str, str | None]) -> dict[str, str | None]:
+    """Canonical name -> value as the hub stores it (``HubAccessors.write_form``)."""
+    write_form = hub().accessors.write_form
     return {
-        name: for_wix(PROPERTIES[name].kind, value)
+        name: write_form(PROPERTIES[name].kind, value)
         for name, value in props.items()
         if name in PROPERTIES
     }
@@ -455,38 +393,37 @@ def key_for(kind: KeyKind | str, value: object) -> MatchKey | None:
 
 
 def match_keys(flow: FlowSpec, record: Record) -> list[MatchKey]:
-    """The keys to look a PowerOffice record up by (first rule that yields a key wins).
+    """The keys to look a member record up by (first rule that yields a key wins).
 
     Takes the raw record because match fields need not be synced (employees match on their
     ``EmailAddress``, which flow A does not sync)."""
     for rule in flow.match_rules:
-        key = key_for(rule.key_kind, record.get(rule.poweroffice_field))
+        key = key_for(rule.key_kind, record.get(rule.member_field))
         if key is not None:
             return [key]
     return []
 
 
-def wix_match_keys(contact: Record) -> list[MatchKey]:
-    """Index keys of a Wix contact: every email item and every phone item (not only primary)."""
-    contact = unwrap_contact(contact)
+def hub_match_keys(record: Record) -> list[MatchKey]:
+    """Index keys of a hub record: every identifying value it holds (``identifiers``: e.g. every
+    e-mail and phone item, not only the primary ones), then those of its mapped properties."""
+    accessors = hub().accessors
     keys: list[MatchKey] = []
-    for item in _items(contact, "emails"):
-        key = key_for(KeyKind.EMAIL, item.get("email"))
+    for kind, value in accessors.identifiers(record):
+        key = key_for(kind, value)
         if key is not None and key not in keys:
             keys.append(key)
-    for item in _items(contact, "phones"):
-        key = key_for(KeyKind.PHONE, _wix_phone_value(item))
-        if key is not None and key not in keys:
-            keys.append(key)
-    for name in ("email", "phone"):
-        key = props_key(name, PROPERTIES[name].read_wix(contact))
+    for prop in PROPERTIES.values():
+        if prop.key_kind is None:
+            continue
+        key = key_for(prop.key_kind, _read_hub_field(accessors, prop, record))
         if key is not None and key not in keys:
             keys.append(key)
     return keys
 
 
 def props_key(name: str, value: str | None) -> MatchKey | None:
-    """The match key a canonical property value yields, if the property identifies contacts."""
+    """The match key a canonical property value yields, if the property identifies records."""
     prop = PROPERTIES.get(name)
     if prop is None or prop.key_kind is None:
         return None
@@ -494,7 +431,7 @@ def props_key(name: str, value: str | None) -> MatchKey | None:
 
 
 def props_match_keys(props: Mapping[str, str | None]) -> list[MatchKey]:
-    """Keys of canonical props (used for links whose Wix contact is still being created)."""
+    """Keys of canonical props (used for links whose hub record is still being created)."""
     keys: list[MatchKey] = []
     for name, value in props.items():
         key = props_key(name, value)

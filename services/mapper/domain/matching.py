@@ -1,4 +1,4 @@
-"""Matching a new record against existing Wix contacts (and links still creating theirs).
+"""Matching a new record against existing hub records (and links still creating theirs).
 
 The shell looks candidates up in the mapper's own index by ``match_keys`` (a record's keys,
 ``mappings.match_keys``) and passes them to ``match``. ``match`` re-checks that each candidate
@@ -10,7 +10,7 @@ same link) into one, and decides:
 * several → ``AMBIGUOUS``: no link and no create; the record goes to the review list.
 
 A record with no usable key (no valid e-mail / parseable phone for its rules) matches nothing.
-A ``MatchResult`` names at most one candidate, so one record is never linked to two contacts.
+A ``MatchResult`` names at most one candidate, so one record is never linked to two hub records.
 
 Pure module: it imports no I/O library.
 """
@@ -42,19 +42,19 @@ class MatchResult:
 
 
 def link_match_keys(link: Link) -> list[MatchKey]:
-    """Keys under which a link is a candidate: the props its Wix contact has or is being
-    created/updated with, and the match keys of its active PowerOffice members (an employee
-    matched on an e-mail that flow A never writes to Wix). Index these for every live link."""
-    wix = link.wix_member
-    if wix is None:
+    """Keys under which a link is a candidate: the props its hub record has or is being
+    created/updated with, and the match keys of its active flow members (an employee matched on
+    an e-mail that flow A never writes to the hub). Index these for every live link."""
+    hub_member = link.hub_member
+    if hub_member is None:
         return []
     props: dict[str, str | None] = {}
-    if wix.observed is not None:
-        props.update(wix.observed.props)
-    if wix.pending is not None:
-        props.update(wix.pending.props)
+    if hub_member.observed is not None:
+        props.update(hub_member.observed.props)
+    if hub_member.pending is not None:
+        props.update(hub_member.pending.props)
     keys = props_match_keys(props)
-    for member in link.poweroffice_members:
+    for member in link.flow_members:
         if member.active:
             for key in member.match_keys:
                 found = MatchKey(*key)
@@ -73,7 +73,7 @@ def candidate_keys(candidate: Candidate) -> set[MatchKey]:
 
 
 def usable(candidate: Candidate, tenant: str) -> bool:
-    """A candidate can receive a new member: same tenant, contact alive or being created."""
+    """A candidate can receive a new member: same tenant, hub record alive or being created."""
     if candidate.contact is not None and candidate.contact.tenant != tenant:
         return False
     link = candidate.link
@@ -81,10 +81,10 @@ def usable(candidate: Candidate, tenant: str) -> bool:
         return candidate.contact is not None
     if link.tenant != tenant or link.status is LinkStatus.MERGED:
         return False
-    wix = link.wix_member
-    if wix is None or not wix.active:
+    hub_member = link.hub_member
+    if hub_member is None or not hub_member.active:
         return False
-    return wix.ref.id is not None or wix.pending is not None
+    return hub_member.ref.id is not None or hub_member.pending is not None
 
 
 def match(keys: Sequence[MatchKey], candidates: Sequence[Candidate], tenant: str) -> MatchResult:

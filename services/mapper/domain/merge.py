@@ -12,9 +12,9 @@
   an empty value never clears on joining; with no base at all (a brand-new link), non-empty
   values compete and empty ones only receive.
 * One changed value → it wins. Several different values → ``Policy.conflict_rule`` decides
-  (default: latest ``changed_at``; ties go to PowerOffice, then to the smaller member key) and
-  a conflict is reported.
-* A result that would leave the Wix contact without any name, e-mail or phone (and no other
+  (default: latest ``changed_at``; ties go to a flow member over the hub, then to the smaller
+  member key) and a conflict is reported.
+* A result that would leave the hub record without any name, e-mail or phone (and no other
   email/phone item) is refused for the clearing properties (they are left out of the plan).
 
 ``needs(link, plan)`` lists, per member, the properties whose desired value differs from what the
@@ -32,7 +32,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from services.mapper.domain.identity import POWEROFFICE, WIX
 from services.mapper.domain.mappings import CONTACT_DATA_PROPERTIES, Props, kind_of
 from services.mapper.domain.normalize import compare_key
 from services.mapper.domain.policy import ConflictRule, Policy
@@ -48,10 +47,13 @@ class Contender:
 
     member: str
     system: str
+    """The member's system (``link`` for the link's own value)."""
     value: str | None
     changed_at: datetime | None
     kind: str
     """``edit`` (changed since the last sync), ``join``/``initial`` (never synced), ``base``."""
+    from_flow_member: bool = False
+    """Whether the value comes from a flow member (wins a tie against the hub's)."""
 
 
 @dataclass(frozen=True)
@@ -69,7 +71,7 @@ class Plan:
     """Property -> value every member mapping it should hold (absent: nothing to decide)."""
     conflicts: tuple[PropertyConflict, ...] = ()
     refused: tuple[str, ...] = ()
-    """Properties whose clearing was refused (would empty the Wix contact)."""
+    """Properties whose clearing was refused (would empty the hub record)."""
 
 
 def cmp(prop: str, value: str | None) -> str | None:
@@ -148,7 +150,9 @@ def _contenders(link: Link, prop: str) -> list[Contender]:
             continue
         else:
             kind = "initial"
-        found.append(Contender(member.key, member.ref.system, value, changed_at, kind))
+        found.append(
+            Contender(member.key, member.ref.system, value, changed_at, kind, not member.is_hub)
+        )
     if found and has_base and base_key is not None and all(c.kind == "join" for c in found):
         found.append(
             Contender(LINK_SIDE, LINK_SIDE, link.base[prop], link.base_ts.get(prop), "base")
@@ -157,7 +161,7 @@ def _contenders(link: Link, prop: str) -> list[Contender]:
 
 
 def _rank(contender: Contender) -> tuple[datetime, int]:
-    return (contender.changed_at or _EPOCH, 1 if contender.system == POWEROFFICE else 0)
+    return (contender.changed_at or _EPOCH, 1 if contender.from_flow_member else 0)
 
 
 def _latest(contenders: Iterable[Contender]) -> Contender:
@@ -167,9 +171,8 @@ def _latest(contenders: Iterable[Contender]) -> Contender:
 
 def resolve(contenders: list[Contender], rule: ConflictRule) -> Contender:
     """The winning contender under ``rule``."""
-    preferred = {ConflictRule.POWEROFFICE_WINS: POWEROFFICE, ConflictRule.WIX_WINS: WIX}.get(rule)
-    if preferred is not None:
-        favoured = [c for c in contenders if c.system == preferred]
+    if rule.winner is not None:
+        favoured = [c for c in contenders if c.system == rule.winner]
         if favoured:
             return _latest(favoured)
     return _latest(contenders)
@@ -186,14 +189,14 @@ def _conflict_kind(contenders: list[Contender]) -> str:
     return "concurrent_edit"
 
 
-def _refuse_empty_contact(link: Link, desired: Props) -> tuple[Props, tuple[str, ...]]:
-    wix = link.wix_member
-    if wix is None or not wix.active:
+def _refuse_empty_hub_record(link: Link, desired: Props) -> tuple[Props, tuple[str, ...]]:
+    hub_member = link.hub_member
+    if hub_member is None or not hub_member.active:
         return desired, ()
-    if wix.observed is not None and wix.observed.has_other_items:
+    if hub_member.observed is not None and hub_member.observed.has_other_items:
         return desired, ()
     final = {
-        prop: desired[prop] if prop in desired else known_value(wix, prop)
+        prop: desired[prop] if prop in desired else known_value(hub_member, prop)
         for prop in CONTACT_DATA_PROPERTIES
     }
     if any(value is not None for value in final.values()):
@@ -201,7 +204,7 @@ def _refuse_empty_contact(link: Link, desired: Props) -> tuple[Props, tuple[str,
     refused = tuple(
         prop
         for prop in CONTACT_DATA_PROPERTIES
-        if prop in desired and desired[prop] is None and known_value(wix, prop) is not None
+        if prop in desired and desired[prop] is None and known_value(hub_member, prop) is not None
     )
     if not refused:
         return desired, ()
@@ -227,7 +230,7 @@ def plan(link: Link, policy: Policy) -> Plan:
         desired[prop] = winner.value
         losers = tuple(c for c in contenders if cmp(prop, c.value) != cmp(prop, winner.value))
         conflicts.append(PropertyConflict(prop, _conflict_kind(contenders), rule, winner, losers))
-    desired, refused = _refuse_empty_contact(link, desired)
+    desired, refused = _refuse_empty_hub_record(link, desired)
     kept = tuple(c for c in conflicts if c.property not in refused)
     return Plan(desired=desired, conflicts=kept, refused=refused)
 

@@ -3,7 +3,7 @@
 Inputs (decoded by the service shell from the Avro events):
 
 * ``Change`` — what a system said about one record (upsert or delete), with its source timestamp,
-  Wix revision, and the record's raw state (PascalCase PowerOffice DTO / REST Wix contact);
+  its revision (when the system has one), and the record's raw state (the API's JSON);
 * ``Outcome`` — what the loader did with one of our commands, with the resulting/fresh target
   state;
 * ``Candidate`` — a possible match the shell found in the mapper's index by ``match_keys``.
@@ -11,10 +11,11 @@ Inputs (decoded by the service shell from the Avro events):
 Outputs, all carried by one ``Decision``:
 
 * ``Command`` — a desired write: deterministic ``command_id``, only the fields to write, and the
-  target state it was computed against (Wix revision; PowerOffice values for JSON Patch ``test``);
+  target state it was computed against (the hub's revision; member values for JSON Patch
+  ``test`` guards);
 * ``Conflict`` — a property edited on several sides since the last sync, and who won;
 * ``ReviewItem`` — something an operator must see (ambiguous match, invalid value, refused clear…);
-* ``ContactIndexEntry`` — rows of the Wix-contact match index to upsert (or ids to delete);
+* ``ContactIndexEntry`` — rows of the hub records' match index to upsert (or ids to delete);
 * the links to persist.
 
 All are frozen pydantic models: ``model_dump(mode="json")`` gives the JSON to persist/emit.
@@ -66,17 +67,17 @@ class Change(BaseModel):
     model_config = _FROZEN
 
     event_id: str
-    """Identity of the input event (Wix webhook id, or the extractor's deterministic id)."""
+    """Identity of the input event (a webhook's id, or the extractor's deterministic id)."""
     tenant: str
     system: str
     resource: str
     record_id: str
     operation: Operation = Operation.UPSERT
     source_ts: datetime
-    """PowerOffice ``LastChangedDateTimeOffset``; Wix ``updatedDate`` (or the event time);
-    for a delete found by reconciliation, when it was found."""
+    """When the record last changed, as its system says (or the event time); for a delete
+    found by reconciliation, when it was found."""
     revision: int | None = None
-    """Wix contact revision (orders Wix changes before timestamps do)."""
+    """The record's revision, for a system that has one (orders changes before timestamps do)."""
     record: dict[str, Any] | None = None
     """The record's state; required for upserts."""
     parent_id: str | None = None
@@ -84,7 +85,7 @@ class Change(BaseModel):
     parent_kind: str | None = None
     """Contact persons: ``"customer"`` or ``"supplier"`` when the extractor knows."""
     merged_into: str | None = None
-    """Wix delete caused by a merge: the surviving contact id."""
+    """A hub delete caused by a merge: the surviving hub record's id."""
 
     @property
     def ref(self) -> RecordRef:
@@ -140,11 +141,11 @@ class EventRef(BaseModel):
 class Command(BaseModel):
     """A desired write to one record.
 
-    ``props`` holds canonical property -> value to write (Wix: already in Wix form, phones in
-    E.164). ``fields`` holds the same keyed by target field: PowerOffice PascalCase fields (plus
-    fixed create fields such as ``IsPerson``), or Wix paths (``info.name.first``,
-    ``info.emails[primary].email``…). ``expected`` is the state it was computed against, keyed like
-    ``fields``: PowerOffice raw values for JSON Patch ``test`` guards; Wix current values, with
+    ``props`` holds canonical property -> value to write (to the hub: already in its write form,
+    e.g. phones in E.164). ``fields`` holds the same keyed by target field: the member's fields
+    (plus fixed create fields such as ``IsPerson``), or the hub's field paths
+    (``info.name.first``…). ``expected`` is the state it was computed against, keyed like
+    ``fields``: member raw values for JSON Patch ``test`` guards; the hub's current values, with
     ``expected_revision`` the revision to send.
     """
 
@@ -161,8 +162,8 @@ class Command(BaseModel):
     expected_revision: int | None = None
     cause: EventRef
     allow_duplicates: bool = False
-    """A Wix create that must not be refused for another contact with its e-mail/phone (an
-    operator chose to create a new contact for a record matching several)."""
+    """A hub create that must not be refused for another record with its e-mail/phone (an
+    operator chose to create a new hub record for a record matching several)."""
 
 
 class ConflictSide(BaseModel):
@@ -196,10 +197,10 @@ class Conflict(BaseModel):
 class ReviewReason(StrEnum):
     AMBIGUOUS_MATCH = "ambiguous_match"
     INSUFFICIENT_CONTACT_DATA = "insufficient_contact_data"
-    WOULD_EMPTY_WIX_CONTACT = "would_empty_wix_contact"
+    WOULD_EMPTY_HUB_RECORD = "would_empty_hub_record"
     INVALID_VALUE = "invalid_value"
     WRITE_REJECTED = "write_rejected"
-    WIX_CONTACT_MERGED = "wix_contact_merged"
+    HUB_RECORD_MERGED = "hub_record_merged"
     LINK_CONFLICT = "link_conflict"
 
 
@@ -222,7 +223,8 @@ class ReviewItem(BaseModel):
 
 
 class ContactIndexEntry(BaseModel):
-    """A row of the mapper's Wix-contact match index (upsert by ``(tenant, contact_id)``)."""
+    """A row of the mapper's match index of hub records (upsert by ``(tenant, contact_id)``;
+    ``contact_id`` is the hub record's id)."""
 
     model_config = _FROZEN
 
@@ -236,7 +238,7 @@ class ContactIndexEntry(BaseModel):
 
 
 class Candidate(BaseModel):
-    """A possible match: an indexed Wix contact, the link owning it, or a link whose Wix contact
+    """A possible match: an indexed hub record, the link owning it, or a link whose hub record
     is still being created (``contact`` None). The shell finds candidates by ``match_keys``."""
 
     model_config = _FROZEN
@@ -246,20 +248,20 @@ class Candidate(BaseModel):
 
     @property
     def identity(self) -> str:
-        """What the candidate resolves to: a contact id, else ``link:<link_id>``."""
+        """What the candidate resolves to: a hub record id, else ``link:<link_id>``."""
         if self.contact is not None:
             return self.contact.contact_id
         if self.link is not None:
-            contact_id = self.link.wix_contact_id
+            contact_id = self.link.hub_record_id
             return contact_id if contact_id is not None else f"link:{self.link.link_id}"
         return ""
 
 
 class DecisionKind(StrEnum):
     CREATE = "create"
-    """A new link whose Wix contact (or PowerOffice customer) is being created."""
+    """A new link whose hub record (or member record) is being created."""
     LINKED = "linked"
-    """The record was linked to an existing contact / joined an existing link."""
+    """The record was linked to an existing hub record / joined an existing link."""
     MAPPED = "mapped"
     """An edit was merged (commands may be emitted or held)."""
     HELD = "held"

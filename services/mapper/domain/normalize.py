@@ -3,11 +3,12 @@
 Three forms of a value exist and must not be confused:
 
 * the **display form** — what a user typed, trimmed (``clean``); ``None`` means empty. Props carry
-  this form, and it is what the engine writes back (e-mail as typed, PowerOffice phone as typed);
+  this form, and it is what the engine writes back (e-mail as typed, a member's phone as typed);
 * the **comparison form** (``compare_key``) — used for every equality decision (echo, no-op, merge,
   matching) so that format-only differences never cause a write: names with collapsed whitespace,
   e-mail case-folded, phone numbers in E.164 (region ``NO`` by default);
-* the **Wix write form** (``for_wix``) — phone numbers in E.164 when they can be parsed, everything
+* the **E.164 write form** (``e164_form``, what a hub that stores phones in E.164 is sent, see
+  ``mappings.HubAccessors.write_form``) — phone numbers in E.164 when they can be parsed, everything
   else as displayed.
 
 Invalid values (an e-mail without ``@``, an unparseable phone number) are never dropped: ``check``
@@ -206,8 +207,8 @@ def check(kind: ValueKind, value: str | None) -> IssueCode | None:
     return None
 
 
-def for_wix(kind: ValueKind, value: str | None) -> str | None:
-    """The value as written to Wix: phone numbers in E.164 when parseable, else as displayed."""
+def e164_form(kind: ValueKind, value: str | None) -> str | None:
+    """The value with phone numbers in E.164 when parseable, else as displayed."""
     text = clean(value)
     if kind is ValueKind.PHONE and text is not None:
         return phone_e164(text) or text

@@ -4,8 +4,9 @@ conflicts, recording failures.
 ``on_outcome(link, outcome, policy, now, contact_link=None)``:
 
 * ``created`` / ``linked_existing`` complete the member (id, observed state) and release the writes
-  held meanwhile; a ``linked_existing`` contact already owned by another link (``contact_link``,
-  looked up by the shell by contact id) merges this link's PowerOffice members into that link;
+  held meanwhile; a ``linked_existing`` hub record already owned by another link
+  (``contact_link``, looked up by the shell by the hub record's id) merges this link's flow
+  members into that link;
 * ``applied`` / ``noop`` confirm the write (``written``; ``base`` moves once every member agrees)
   and release held writes;
 * ``conflict`` re-merges with the fresh target state carried by the outcome (possibly a new command
@@ -25,6 +26,7 @@ from datetime import datetime
 from services.mapper.domain.mappings import (
     Props,
     Reading,
+    hub_revision,
 )
 from services.mapper.domain.merge import (
     cmp,
@@ -41,6 +43,7 @@ from services.mapper.domain.messages import (
 )
 from services.mapper.domain.policy import Policy
 from services.mapper.domain.state import (
+    NO_MEMBER_LEFT,
     CommandAction,
     ErrorInfo,
     Link,
@@ -65,7 +68,6 @@ from services.mapper.domain.sync import (
     review_item,
     sync,
     touch,
-    wix_revision,
 )
 
 # ------------------------------------------------------------------------------------------------
@@ -88,8 +90,8 @@ def on_outcome(
     """Apply the loader's report on one of our commands.
 
     * ``created`` / ``linked_existing`` complete the member (id, observed state); the writes held
-      meanwhile are computed and emitted. A ``linked_existing`` contact already owned by another
-      link (``contact_link``) merges this link's PowerOffice members into that link.
+      meanwhile are computed and emitted. A ``linked_existing`` hub record already owned by
+      another link (``contact_link``) merges this link's flow members into that link.
     * ``applied`` / ``noop`` confirm the write (``written``, ``base``) and release held writes.
     * ``conflict`` re-merges with the fresh target state the outcome carries.
     * ``rejected`` / ``failed`` record the reason on the member (a failed create marks the link
@@ -221,10 +223,10 @@ def _error(outcome: Outcome, now: datetime) -> ErrorInfo:
 
 
 def _outcome_revision(member: Member, outcome: Outcome) -> int | None:
-    if not member.is_wix:
+    if not member.is_hub:
         return None
     if outcome.record is not None:
-        return wix_revision(outcome.revision, outcome.record)
+        return hub_revision(outcome.revision, outcome.record)
     return outcome.revision
 
 
@@ -296,7 +298,7 @@ def _completed_create(
     if outcome.record is not None:
         reading = read_target(ref, outcome.record)
         revision = _outcome_revision(member, outcome)
-        if member.is_wix and ref.id is not None:
+        if member.is_hub and ref.id is not None:
             index.append(
                 index_entry(link.tenant, ref.id, outcome.record, revision, outcome.source_ts)
             )
@@ -338,21 +340,21 @@ def _completed_create(
         not created
         and contact_link is not None
         and contact_link.link_id != link.link_id
-        and member.is_wix
+        and member.is_hub
     ):
         return _merge_into(link, contact_link, policy, now, cause, index)
 
-    if not [m for m in link.poweroffice_members if m.active]:
-        # Every PowerOffice member went away while the create was in flight.
+    if not [m for m in link.flow_members if m.active]:
+        # Every flow member went away while the create was in flight.
         link = link.model_copy(
-            update={"status": LinkStatus.UNLINKED, "status_reason": "no_poweroffice_member"}
+            update={"status": LinkStatus.UNLINKED, "status_reason": NO_MEMBER_LEFT}
         )
-        if policy.propagate_deletes and created and member.is_wix:
+        if policy.propagate_deletes and created and member.is_hub:
             fx.commands.append(delete_command(link, completed, cause))
         return make_decision(
             DecisionKind.UNLINKED,
             fx,
-            reason="no_poweroffice_member",
+            reason=NO_MEMBER_LEFT,
             links=(touch(link, now),),
             index_upserts=index,
         )
@@ -374,13 +376,13 @@ def _merge_into(
     cause: EventRef,
     index: list[ContactIndexEntry],
 ) -> Decision:
-    """The loader found our new contact already linked elsewhere: move our PowerOffice members
-    into that link (they join it as new members) and retire this link."""
+    """The loader found our new hub record already linked elsewhere: move our flow members into
+    that link (they join it as new members) and retire this link."""
     fx = Effects()
     require(target.tenant == link.tenant, "contact link belongs to another tenant")
     moved = [
         m.model_copy(update={"synced": (), "pending": None, "joined_at": now})
-        for m in link.poweroffice_members
+        for m in link.flow_members
         if m.active and m.ref.id is not None
     ]
     merged = target

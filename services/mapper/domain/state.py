@@ -1,10 +1,12 @@
 """Link state: which records in which systems are the same person, and what the mapper knows.
 
-A ``Link`` groups one Wix contact (its *Wix member*) with one or more PowerOffice records
-(*PowerOffice members*, each with its flow). Per member it keeps:
+A ``Link`` groups one *hub* record (its *hub member*) with one or more records of the member
+flows (its *flow members*, each with its flow) — roles named by the dataflow, not systems.
+Per member it keeps:
 
-* ``observed`` — the mapped props as last observed from that side (source timestamp, Wix
-  revision, per-property change timestamps, and whether that state came from our own write);
+* ``observed`` — the mapped props as last observed from that side (source timestamp, the
+  record's revision when it has one, per-property change timestamps, and whether that state
+  came from our own write);
 * ``pending`` — the write in flight to that member (at most one; later differences are *held*
   and computed again when its outcome arrives). For a member whose record does not exist yet
   (``ref.id is None``) the pending write is the create;
@@ -22,6 +24,11 @@ Persistence: a ``Link`` is a frozen pydantic model; ``link.model_dump(mode="json
 ``to_json``) is the JSON document to store, ``Link.model_validate``/``from_json`` reads it back.
 ``version`` grows by one with every decision that changes the link (optimistic locking).
 
+Stored documents of earlier releases read unchanged: they hold system names only as values
+(``ref.system``; the hub member's ``flow``), never as keys, and which member is the hub follows
+from the installed dataflow's hub system/resource (``tests/mapper_domain/test_state.py`` reads a
+literal document of the release before the hub became a role).
+
 Pure module: it imports no I/O library.
 """
 
@@ -32,8 +39,8 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.mapper.domain.identity import POWEROFFICE, WIX, RecordRef
-from services.mapper.domain.mappings import FLOWS, PROPERTIES, JsonScalar, MatchKey, Props
+from services.mapper.domain.identity import RecordRef
+from services.mapper.domain.mappings import FLOWS, PROPERTIES, JsonScalar, MatchKey, Props, is_hub
 
 
 class CommandAction(StrEnum):
@@ -51,6 +58,14 @@ class Origin(StrEnum):
     """The loader's report of our own write (its first echo is expected)."""
 
 
+NO_MEMBER_LEFT = "no_member_left"
+"""A link's status reason once its last flow member left (deleted, archived, filtered, ignored)."""
+HUB_RECORD_DELETED = "hub_record_deleted"
+"""A link's (and its members') status reason once its hub record was deleted."""
+HUB_RECORD_MERGED = "hub_record_merged"
+"""... once its hub record was merged into another one."""
+
+
 class MemberStatus(StrEnum):
     ACTIVE = "active"
     UNLINKED = "unlinked"
@@ -60,13 +75,13 @@ class LinkStatus(StrEnum):
     ACTIVE = "active"
     """Synced."""
     UNLINKED = "unlinked"
-    """No longer synced: the Wix contact was deleted/merged away, or no PowerOffice member is
-    left. Events for its members are recorded, never acted on (a PowerOffice record may join
-    again through matching while the contact still exists)."""
+    """No longer synced: the hub record was deleted/merged away, or no flow member is left.
+    Events for its members are recorded, never acted on (a member record may join again
+    through matching while the hub record still exists)."""
     ERROR = "error"
-    """The create of the Wix contact (or PowerOffice customer) failed; the next change retries."""
+    """The create of the hub record (or of a member record) failed; the next change retries."""
     MERGED = "merged"
-    """Its members moved to ``merged_into`` (the loader found the contact already linked)."""
+    """Its members moved to ``merged_into`` (the loader found the hub record already linked)."""
 
 
 class Snapshot(BaseModel):
@@ -121,13 +136,13 @@ class ErrorInfo(BaseModel):
 
 
 class Member(BaseModel):
-    """One record of a link (a Wix contact or a PowerOffice record)."""
+    """One record of a link (the hub record or a flow member's record)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     ref: RecordRef
     flow: str
-    """The PowerOffice resource's flow name, or ``"wix"``."""
+    """The member resource's flow name; for the hub member, the hub's system name."""
     status: MemberStatus = MemberStatus.ACTIVE
     status_reason: str | None = None
     observed: Snapshot | None = None
@@ -138,7 +153,7 @@ class Member(BaseModel):
     """Property -> comparison form of a value the target rejected (not re-sent)."""
     reverted: tuple[str, ...] = Field(default=(), exclude_if=lambda value: not value)
     """Properties whose value we wrote there was later found replaced although the record's
-    stamp (Wix revision / PowerOffice LastChanged) had not moved — a verification read of a
+    stamp (its revision / last-changed time) had not moved — a verification read of a
     write that did not stick. Such a value is not an edit: the merge ignores it as a contender,
     so the link's value is written again (``sync.observe``; ``docs/verification.md``). Left out
     of the stored document while empty, so that a replica of the previous version (``extra``
@@ -147,18 +162,19 @@ class Member(BaseModel):
     last_error: ErrorInfo | None = None
     joined_at: datetime
     match_keys: tuple[MatchKey, ...] = ()
-    """PowerOffice members: the keys the record is matched on (``mappings.match_keys`` of its
-    raw record, e.g. an employee's e-mail, which flow A does not sync). ``link_match_keys``
-    includes them, so another record of the same person finds this link although its Wix
-    contact does not carry that key."""
+    """Flow members: the keys the record is matched on (``mappings.match_keys`` of its raw
+    record, e.g. an employee's e-mail, which flow A does not sync). ``link_match_keys`` includes
+    them, so another record of the same person finds this link although its hub record does not
+    carry that key."""
 
     @property
     def key(self) -> str:
         return self.ref.key
 
     @property
-    def is_wix(self) -> bool:
-        return self.ref.system == WIX
+    def is_hub(self) -> bool:
+        """Whether this member is the link's hub record (by its system and resource)."""
+        return is_hub(self.ref.system, self.ref.resource)
 
     @property
     def active(self) -> bool:
@@ -166,8 +182,8 @@ class Member(BaseModel):
 
     @property
     def mapped(self) -> tuple[str, ...]:
-        """The canonical properties this member carries (Wix: all of them)."""
-        if self.is_wix:
+        """The canonical properties this member carries (the hub: all of them)."""
+        if self.is_hub:
             return tuple(PROPERTIES)
         if self.observed is not None:
             return tuple(self.observed.props)
@@ -178,7 +194,7 @@ class Member(BaseModel):
 
 
 class Link(BaseModel):
-    """Link state of one Wix contact and its PowerOffice records."""
+    """Link state of one hub record and its flow members' records."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -197,25 +213,32 @@ class Link(BaseModel):
     # --- derived views ------------------------------------------------------------------------
 
     @property
-    def wix_member(self) -> Member | None:
+    def hub_member(self) -> Member | None:
         for member in self.members:
-            if member.is_wix:
+            if member.is_hub:
                 return member
         return None
 
     @property
-    def wix_contact_id(self) -> str | None:
-        """The Wix contact id; ``None`` while its create is in flight (or failed)."""
-        wix = self.wix_member
-        return wix.ref.id if wix is not None else None
+    def hub_record_id(self) -> str | None:
+        """The hub record's id; ``None`` while its create is in flight (or failed)."""
+        hub_member = self.hub_member
+        return hub_member.ref.id if hub_member is not None else None
 
     @property
-    def poweroffice_members(self) -> tuple[Member, ...]:
-        return tuple(m for m in self.members if m.ref.system == POWEROFFICE)
+    def wix_contact_id(self) -> str | None:
+        """TEMPORARY alias of ``hub_record_id`` for services/mapper/store.py (see the domain's
+        ``__init__``); dropped at the merge."""
+        return self.hub_record_id
+
+    @property
+    def flow_members(self) -> tuple[Member, ...]:
+        """Every member but the hub: the records linked through a member flow."""
+        return tuple(m for m in self.members if not m.is_hub)
 
     @property
     def pending_create(self) -> bool:
-        """Whether a create (of the Wix contact or of a PowerOffice record) is in flight."""
+        """Whether a create (of the hub record or of a member record) is in flight."""
         return any(
             m.ref.id is None and m.pending is not None and m.pending.action is CommandAction.CREATE
             for m in self.members

@@ -22,7 +22,6 @@ from typing import TypeVar
 from services.core.errors import ContractError
 from services.mapper.domain.identity import (
     CUSTOMERS,
-    WIX,
     RecordRef,
     derive_id,
 )
@@ -33,12 +32,12 @@ from services.mapper.domain.mappings import (
     Props,
     Reading,
     flow_for,
-    observe_poweroffice,
-    observe_wix,
-    poweroffice_patch_values,
-    unwrap_contact,
-    wix_info_values,
-    wix_match_keys,
+    hub_match_keys,
+    hub_write_values,
+    is_hub,
+    member_field_values,
+    observe_hub,
+    observe_member,
 )
 from services.mapper.domain.merge import (
     Contender,
@@ -211,39 +210,29 @@ def _first(value: _T | None, fallback: _T | None) -> _T | None:
 
 
 def read_target(target: RecordRef, record: dict[str, object]) -> Reading:
-    if target.system == WIX:
-        return observe_wix(record)
-    return observe_poweroffice(target.resource, record)
+    if is_hub(target.system, target.resource):
+        return observe_hub(record)
+    return observe_member(target.resource, record)
 
 
 def index_entry(
     tenant: str,
-    contact_id: str,
-    contact: dict[str, object],
+    record_id: str,
+    record: dict[str, object],
     revision: int | None,
     source_ts: datetime | None,
 ) -> ContactIndexEntry:
-    reading = observe_wix(contact)
+    """The match index row of a hub record's state."""
+    reading = observe_hub(record)
     return ContactIndexEntry(
         tenant=tenant,
-        contact_id=contact_id,
-        keys=tuple(wix_match_keys(contact)),
+        contact_id=record_id,
+        keys=tuple(hub_match_keys(record)),
         props=reading.props,
         revision=revision,
         source_ts=source_ts,
         has_other_items=reading.has_other_items,
     )
-
-
-def wix_revision(change_revision: int | None, contact: dict[str, object]) -> int | None:
-    if change_revision is not None:
-        return change_revision
-    value = unwrap_contact(contact).get("revision")
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.isdigit():
-        return int(value)
-    return None
 
 
 # ------------------------------------------------------------------------------------------------
@@ -263,17 +252,17 @@ def command_for(
     expected: dict[str, JsonScalar] = {}
     revision: int | None = None
     observed = member.observed
-    if member.is_wix:
-        written = wix_info_values(props)
+    if member.is_hub:
+        written = hub_write_values(props)
         for prop, value in written.items():
-            fields[PROPERTIES[prop].wix_path] = value
+            fields[PROPERTIES[prop].hub_field] = value
             if action is CommandAction.UPDATE and observed is not None:
-                expected[PROPERTIES[prop].wix_path] = observed.props.get(prop)
+                expected[PROPERTIES[prop].hub_field] = observed.props.get(prop)
         if action is CommandAction.UPDATE and observed is not None:
             revision = observed.revision
     else:
         written = dict(props)
-        patch = poweroffice_patch_values(target.resource, props)
+        patch = member_field_values(target.resource, props)
         if action is CommandAction.CREATE:
             fields.update(flow_for(target.resource).create_fields)
         fields.update(patch)
@@ -325,6 +314,7 @@ def _conflict_side(contender: Contender) -> ConflictSide:
 
 
 CUSTOMER_NEEDS = "a private-person customer needs a first and a last name"
+HUB_RECORD_NEEDS = "a hub record needs a name, an e-mail or a phone"
 
 
 def insufficient(
@@ -343,9 +333,9 @@ def insufficient(
 def _create_allowed(member: Member, props: Props) -> str | None:
     """Why a create with ``props`` cannot be sent (``None`` when it can)."""
     present = [p for p, v in props.items() if v is not None]
-    if member.is_wix:
+    if member.is_hub:
         if not any(p in CONTACT_DATA_PROPERTIES for p in present):
-            return "a Wix contact needs a name, an e-mail or a phone"
+            return HUB_RECORD_NEEDS
         return None
     if member.ref.resource == CUSTOMERS and not {"first_name", "last_name"} <= set(present):
         return CUSTOMER_NEEDS
@@ -374,7 +364,7 @@ def sync(link: Link, policy: Policy, cause: EventRef, now: datetime, fx: Effects
                     link_id=link.link_id,
                     property=conflict.property,
                     kind=conflict.kind,
-                    rule=conflict.rule.value,
+                    rule=conflict.rule.label,
                     winner=_conflict_side(conflict.winner),
                     losers=tuple(_conflict_side(c) for c in conflict.losers),
                     cause=cause,
@@ -386,11 +376,11 @@ def sync(link: Link, policy: Policy, cause: EventRef, now: datetime, fx: Effects
         fx.add_review(
             review_item(
                 link.tenant,
-                ReviewReason.WOULD_EMPTY_WIX_CONTACT,
-                "clearing refused: the Wix contact would be left without any name, e-mail or "
+                ReviewReason.WOULD_EMPTY_HUB_RECORD,
+                "clearing refused: the hub record would be left without any name, e-mail or "
                 f"phone (properties: {', '.join(the_plan.refused)})",
                 now,
-                record=link.wix_member.ref if link.wix_member is not None else None,
+                record=link.hub_member.ref if link.hub_member is not None else None,
                 link_id=link.link_id,
                 subject=list(the_plan.refused),
             )
@@ -545,7 +535,7 @@ def observe(
 
 
 def _same_stamp(prev: Snapshot | None, revision: int | None, source_ts: datetime) -> bool:
-    """Whether a new observation carries exactly the stamp of ``prev`` (Wix: the revision when
+    """Whether a new observation carries exactly the stamp of ``prev`` (the revision when
     both have one; else the source timestamp): the record was not edited in between."""
     if prev is None:
         return False
@@ -588,10 +578,6 @@ def member_change(
         fx.add_review(item)
     link = sync(link, policy, cause, now, fx)
     return make_decision(edit_kind(fx), fx, links=(touch(link, now),), index_upserts=index_upserts)
-
-
-# ------------------------------------------------------------------------------------------------
-# PowerOffice changes
 
 
 def delete_command(link: Link, member: Member, cause: EventRef) -> Command:

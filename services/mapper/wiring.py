@@ -1,0 +1,81 @@
+"""The mapper's wiring: the connectors (systems) it registers for dataflows to name.
+
+A dataflow file names its hub and its member flows by system and resource
+(``services.mapper.domain.dataflow``); it is validated against ``REGISTERED`` — each system's
+resources, and the field accessors of each system that can be the hub — and compiled into the
+registries the domain reads. ``RECORDS`` says what the shell (``convert``) must know of each
+system's records. This is the one place of the mapper that names the systems it can sync; a new
+system is a new entry here (and its connector package).
+
+Imports: the mapper's domain and the accessor modules only (no I/O library).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from services.mapper import wix_fields
+from services.mapper.domain.dataflow import CompiledDataflow, Registered
+from services.mapper.domain.mappings import use_dataflow
+
+REGISTERED = Registered(
+    resources={
+        "poweroffice": ("employees", "customers", "contact_persons"),
+        "wix": ("contacts",),
+    },
+    hubs={"wix": wix_fields.CONTACT_ACCESSORS},
+)
+
+
+@dataclass(frozen=True)
+class RecordConventions:
+    """What the mapper's shell must know of one system's records (the connector's knowledge)."""
+
+    display_name: str
+    """The system's name as operators read it (in explanations)."""
+    id_field: str
+    """The record's id field (read when an outcome names no target id)."""
+    changed_at_field: str
+    """Where a record says when it last changed (the source time of an outcome's state)."""
+    revisioned: bool
+    """Whether a change's ``source_version`` and an outcome's ``target_revision`` are the
+    record's revision (which orders its states before timestamps do)."""
+    reference_prefix: str
+    """A create's idempotency key: this prefix + the link id (``convert.idempotency_key``)."""
+    reference_fields: Mapping[str, str]
+    """Per resource, the field where a created record keeps that key, for the resources whose
+    records the mapper recognises as its own creates (``convert.referenced_link_id``)."""
+
+
+RECORDS: dict[str, RecordConventions] = {
+    # ExternalImportReference/ExternalCode: at most 50 characters, no comma; "tether:" + a
+    # 36-character link id = 43.
+    "poweroffice": RecordConventions(
+        display_name="PowerOffice",
+        id_field="Id",
+        changed_at_field="LastChangedDateTimeOffset",
+        revisioned=False,
+        reference_prefix="tether:",
+        reference_fields={
+            "employees": "ExternalImportReference",
+            "customers": "ExternalImportReference",
+            "contact_persons": "ExternalCode",
+        },
+    ),
+    # The link id itself, kept in the contact's ``tether-link-id`` extended field.
+    "wix": RecordConventions(
+        display_name="Wix",
+        id_field="id",
+        changed_at_field="updatedDate",
+        revisioned=True,
+        reference_prefix="",
+        reference_fields={},
+    ),
+}
+
+
+def install(dataflow: CompiledDataflow) -> None:
+    """Make ``dataflow``'s hub, flows and properties the ones the domain reads (before any
+    change is handled; see ``mappings.use_dataflow``)."""
+    use_dataflow(dataflow.hub, dataflow.flows, dataflow.properties)
