@@ -29,6 +29,10 @@ number through the mapper's match-key index (``mapper_link_keys``: normalized ex
 mapper does), or a name: a case-insensitive substring of "first last" (served by the trigram
 index of migration 6 when it exists; a sequential scan otherwise).
 
+The link's hub record id (``mapper_links.hub_record_id`` since migration 7; with the shipped
+dataflow, the Wix contact) is still served as the API field ``wix_contact_id``: the API, the CLI
+and their documentation (docs/console.md) keep their names.
+
 Imports: standard library, psycopg, the core topics module and the mapper's pure domain
 (normalization and property reading: ``services.mapper.domain``) only.
 """
@@ -352,7 +356,7 @@ def review_item(
             conn.execute(
                 "SELECT c.contact_id, c.props, c.deleted, c.updated_at, l.link_id, l.status "
                 "FROM mapper_contacts c LEFT JOIN mapper_links l "
-                "ON l.tenant = c.tenant AND l.wix_contact_id = c.contact_id "
+                "ON l.tenant = c.tenant AND l.hub_record_id = c.contact_id "
                 "AND l.status <> 'merged' "
                 "WHERE c.tenant = %s AND c.contact_id = ANY(%s)",
                 (tenant, candidates),
@@ -436,7 +440,8 @@ def conflicts(
 # ------------------------------------------------------------------------------------------------
 
 LINK_LIST = """
-SELECT l.link_id, l.status, l.wix_contact_id, l.version, l.created_at, l.updated_at,
+SELECT l.link_id, l.status, l.hub_record_id AS wix_contact_id, l.version, l.created_at,
+       l.updated_at,
        l.state->'base' AS base,
        (SELECT count(*) FROM jsonb_array_elements(l.state->'members') m
         WHERE m->'ref'->>'system' <> 'wix') AS poweroffice_members,
@@ -559,7 +564,7 @@ def link_page(
 ) -> dict[str, Any] | None:
     """One link: its state document shaped for reading, plus what surrounds it."""
     row = conn.execute(
-        "SELECT link_id, status, wix_contact_id, version, state, created_at, updated_at "
+        "SELECT link_id, status, hub_record_id, version, state, created_at, updated_at "
         "FROM mapper_links WHERE tenant = %s AND link_id = %s",
         (tenant, link_id),
     ).fetchone()

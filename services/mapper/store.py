@@ -158,7 +158,7 @@ JOIN mapper_records r
 
 INSERT_LINKS = """
 INSERT INTO mapper_links
-    (link_id, tenant, status, wix_contact_id, version, state, created_at, updated_at)
+    (link_id, tenant, status, hub_record_id, version, state, created_at, updated_at)
 SELECT * FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[], %b::bigint[], %b::jsonb[],
                      %b::timestamptz[], %b::timestamptz[])
 ON CONFLICT (link_id) DO NOTHING
@@ -166,11 +166,11 @@ RETURNING link_id
 """
 UPDATE_LINKS = """
 UPDATE mapper_links AS l
-SET status = x.status, wix_contact_id = x.wix_contact_id, version = x.version, state = x.state,
+SET status = x.status, hub_record_id = x.hub_record_id, version = x.version, state = x.state,
     updated_at = x.updated_at
 FROM unnest(%b::text[], %b::bigint[], %b::text[], %b::text[], %b::bigint[], %b::jsonb[],
             %b::timestamptz[])
-     AS x(link_id, expected, status, wix_contact_id, version, state, updated_at)
+     AS x(link_id, expected, status, hub_record_id, version, state, updated_at)
 WHERE l.link_id = x.link_id AND l.version = x.expected
 RETURNING l.link_id
 """
@@ -217,13 +217,13 @@ SELECT state::text FROM mapper_links WHERE link_id = ANY(%b::text[]) ORDER BY li
 LINK_BY_ID_READ = "SELECT state::text FROM mapper_links WHERE link_id = %s"
 INSERT_LINK = """
 INSERT INTO mapper_links
-    (link_id, tenant, status, wix_contact_id, version, state, created_at, updated_at)
+    (link_id, tenant, status, hub_record_id, version, state, created_at, updated_at)
 VALUES (%s, %s, %s, %s, %s, %s::jsonb, %s, %s)
 ON CONFLICT (link_id) DO NOTHING
 """
 UPDATE_LINK = """
 UPDATE mapper_links
-SET status = %s, wix_contact_id = %s, version = %s, state = %s::jsonb, updated_at = %s
+SET status = %s, hub_record_id = %s, version = %s, state = %s::jsonb, updated_at = %s
 WHERE link_id = %s AND version = %s
 """
 UPSERT_MEMBER = """
@@ -391,7 +391,7 @@ WHERE produced_at IS NULL ORDER BY seq LIMIT %s
 MARK_PRODUCED = "UPDATE mapper_outbox SET produced_at = %s WHERE seq = ANY(%s)"
 OUTBOX_BACKLOG = "SELECT count(*) FROM mapper_outbox WHERE produced_at IS NULL"
 LINK_STATES = """
-SELECT CASE WHEN status = 'active' AND wix_contact_id IS NULL THEN 'creating' ELSE status END,
+SELECT CASE WHEN status = 'active' AND hub_record_id IS NULL THEN 'creating' ELSE status END,
        count(*)
 FROM mapper_links WHERE tenant = %s GROUP BY 1
 """
