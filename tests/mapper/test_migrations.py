@@ -5,6 +5,10 @@ Migration 7 (the hub is a role: ``mapper_links.wix_contact_id`` -> ``hub_record_
 database is migrated up to migration 6, links are written with that release's SQL and link-state
 JSON, then migrated; the store finds the links by record and by id, counts them by state, updates
 one (version check), the unique hub index still holds, and the console lists and shows them.
+
+Migration 8 (the console's link filters on generated columns): the columns are computed for the
+rows written before, the console's name search finds them, and a link update that keeps the name
+and the flags is a HOT update (no index over the link document any more).
 """
 
 from __future__ import annotations
@@ -179,3 +183,33 @@ def test_the_console_lists_and_shows_links_written_before_the_upgrade(upgraded: 
         assert shown is not None
         assert shown["wix_contact_id"] == "c-1"
         assert [m["id"] for m in shown["members"]] == ["101", "c-1"]
+
+
+def test_the_link_flags_are_generated_for_links_written_before_the_upgrade(upgraded: str) -> None:
+    with psycopg.connect(upgraded, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT link_id, search_name, in_flight, failed FROM mapper_links ORDER BY link_id"
+        ).fetchall()
+        assert rows == [
+            ("L-1", "kari nordmann", False, False),
+            ("L-2", "kari nordmann", False, False),
+        ]
+        found = readmodel.links(conn, TENANT, q="nordm")
+        assert sorted(row["link_id"] for row in found.items) == ["L-1", "L-2"]
+
+
+def test_a_link_update_that_keeps_its_name_and_flags_is_a_hot_update(upgraded: str) -> None:
+    """Migration 8: no index is over the link document any more, and pages have room."""
+    with psycopg.connect(upgraded, autocommit=True) as conn:
+        store = MapperStore(conn)
+        with conn.transaction():
+            link = store.link_for_record(TENANT, "poweroffice", "employees", "101")
+            assert link is not None
+            base = {**link.base, "phone": "+4791234567"}
+            changed = link.model_copy(update={"base": base, "version": link.version + 1})
+            store.save_link(changed, link)()
+            hot = conn.execute(
+                "SELECT pg_stat_get_xact_tuples_updated('mapper_links'::regclass),"
+                " pg_stat_get_xact_tuples_hot_updated('mapper_links'::regclass)"
+            ).fetchone()
+        assert hot == (1, 1)

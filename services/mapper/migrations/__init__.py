@@ -27,6 +27,7 @@ from services.mapper.migrations import (
     v005_operator_actions,
     v006_console_read_model,
     v007_hub_role,
+    v008_link_flags,
 )
 
 log = logging.getLogger("tether.mapper.migrations")
@@ -69,6 +70,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         v006_console_read_model.VERSION, v006_console_read_model.NAME, v006_console_read_model.SQL
     ),
     Migration(v007_hub_role.VERSION, v007_hub_role.NAME, v007_hub_role.SQL),
+    Migration(v008_link_flags.VERSION, v008_link_flags.NAME, v008_link_flags.SQL),
 )
 
 
