@@ -218,7 +218,7 @@ def load(dsn: str, n: int, seed: int) -> dict[str, Any]:
                 "link_id",
                 "tenant",
                 "status",
-                "wix_contact_id",
+                "hub_record_id",
                 "version",
                 "state",
                 "created_at",

@@ -340,7 +340,7 @@ def preload(dsn: str, count: int, chunk: int = 50_000) -> float:
         updated_at=T0,
     ).model_dump_json()
     copies = {
-        "mapper_links": "COPY mapper_links (link_id, tenant, status, wix_contact_id, version, "
+        "mapper_links": "COPY mapper_links (link_id, tenant, status, hub_record_id, version, "
         "state, created_at, updated_at) FROM STDIN",
         "mapper_link_members": "COPY mapper_link_members (tenant, system, resource, record_id, "
         "link_id) FROM STDIN",

@@ -27,7 +27,11 @@ it for callers without the operator role. Nothing here logs.
 Search (:func:`links` ``q``): a link id or record id (any system) exactly, an e-mail or phone
 number through the mapper's match-key index (``mapper_link_keys``: normalized exactly as the
 mapper does), or a name: a case-insensitive substring of "first last" (served by the trigram
-index of migration 6 when it exists; a sequential scan otherwise).
+index of migrations 6 and 8 when it exists; a sequential scan otherwise).
+
+The link's hub record id (``mapper_links.hub_record_id`` since migration 7; with the shipped
+dataflow, the Wix contact) is still served as the API field ``wix_contact_id``: the API, the CLI
+and their documentation (docs/console.md) keep their names.
 
 Imports: standard library, psycopg, the core topics module and the mapper's pure domain
 (normalization and property reading: ``services.mapper.domain``) only.
@@ -54,12 +58,9 @@ from services.mapper.domain.normalize import normalize_email, normalize_phone
 MAX_PAGE = 500
 DEFAULT_PAGE = 50
 
-#: The expression the name search (and migration 6's trigram index) is over: the link's agreed
-#: first and last name, lower-cased. Keep identical to the index expression.
-NAME_EXPR = (
-    "lower(coalesce(l.state->'base'->>'first_name', '') || ' ' || "
-    "coalesce(l.state->'base'->>'last_name', ''))"
-)
+#: What the name search (and its trigram index) is over: the link's agreed first and last name,
+#: lower-cased — the column PostgreSQL generates from the link state (mapper migration 8).
+NAME_EXPR = "l.search_name"
 
 REVIEW_STATES = ("open", "resolved", "all")
 LINK_STATES = ("active", "unlinked", "error", "merged")
@@ -189,18 +190,18 @@ OV_OUTBOX = """
 SELECT count(*), min(created_at) FROM mapper_outbox
 WHERE produced_at IS NULL AND tenant = %s
 """
-# The jsonb_path_exists predicates are exactly those of migration 6's partial indexes.
+# ``failed`` and ``in_flight``: columns generated from the link state, with partial indexes
+# (mapper migration 8).
 OV_FAILED = """
 SELECT count(*) FROM (
     SELECT link_id FROM mapper_links WHERE tenant = %s AND status = 'error'
     UNION
     SELECT link_id FROM mapper_links WHERE tenant = %s AND status = 'active'
-      AND jsonb_path_exists(state, '$.members[*] ? (@.last_error != null)')
+      AND failed
 ) failed
 """
 OV_IN_FLIGHT = """
-SELECT count(*) FROM mapper_links WHERE tenant = %s AND status = 'active'
-  AND jsonb_path_exists(state, '$.members[*] ? (@.pending != null)')
+SELECT count(*) FROM mapper_links WHERE tenant = %s AND status = 'active' AND in_flight
 """
 OV_VERIFICATION = """
 SELECT status, count(*), max(verified_at) FROM mapper_verification
@@ -352,7 +353,7 @@ def review_item(
             conn.execute(
                 "SELECT c.contact_id, c.props, c.deleted, c.updated_at, l.link_id, l.status "
                 "FROM mapper_contacts c LEFT JOIN mapper_links l "
-                "ON l.tenant = c.tenant AND l.wix_contact_id = c.contact_id "
+                "ON l.tenant = c.tenant AND l.hub_record_id = c.contact_id "
                 "AND l.status <> 'merged' "
                 "WHERE c.tenant = %s AND c.contact_id = ANY(%s)",
                 (tenant, candidates),
@@ -436,12 +437,12 @@ def conflicts(
 # ------------------------------------------------------------------------------------------------
 
 LINK_LIST = """
-SELECT l.link_id, l.status, l.wix_contact_id, l.version, l.created_at, l.updated_at,
+SELECT l.link_id, l.status, l.hub_record_id AS wix_contact_id, l.version, l.created_at,
+       l.updated_at,
        l.state->'base' AS base,
        (SELECT count(*) FROM jsonb_array_elements(l.state->'members') m
         WHERE m->'ref'->>'system' <> 'wix') AS poweroffice_members,
-       jsonb_path_exists(l.state, '$.members[*] ? (@.pending != null)') AS in_flight,
-       jsonb_path_exists(l.state, '$.members[*] ? (@.last_error != null)') AS failed,
+       l.in_flight, l.failed,
        v.status AS verification
 FROM {source} LEFT JOIN mapper_verification v ON v.link_id = l.link_id
 WHERE {where} ORDER BY l.link_id LIMIT %s
@@ -559,7 +560,7 @@ def link_page(
 ) -> dict[str, Any] | None:
     """One link: its state document shaped for reading, plus what surrounds it."""
     row = conn.execute(
-        "SELECT link_id, status, wix_contact_id, version, state, created_at, updated_at "
+        "SELECT link_id, status, hub_record_id, version, state, created_at, updated_at "
         "FROM mapper_links WHERE tenant = %s AND link_id = %s",
         (tenant, link_id),
     ).fetchone()

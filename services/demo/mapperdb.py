@@ -25,14 +25,14 @@ PENDING = """
 """
 LINKED = """
     SELECT count(*) FROM mapper_link_members m JOIN mapper_links l USING (link_id)
-    WHERE m.system = 'poweroffice' AND l.status = 'active' AND l.wix_contact_id IS NOT NULL
+    WHERE m.system = 'poweroffice' AND l.status = 'active' AND l.hub_record_id IS NOT NULL
 """
 IN_REVIEW = """
     SELECT count(DISTINCT (r.resource, r.record_id)) FROM mapper_review_items r
     WHERE r.resolved_at IS NULL AND r.system = 'poweroffice' AND NOT EXISTS (
         SELECT 1 FROM mapper_link_members m JOIN mapper_links l USING (link_id)
         WHERE m.system = r.system AND m.resource = r.resource AND m.record_id = r.record_id
-          AND l.status = 'active' AND l.wix_contact_id IS NOT NULL)
+          AND l.status = 'active' AND l.hub_record_id IS NOT NULL)
 """
 UNPRODUCED = "SELECT count(*) FROM mapper_outbox WHERE produced_at IS NULL"
 FAILED = """
@@ -81,7 +81,7 @@ def links(dsn: str) -> list[LinkView]:
         return [
             LinkView(link_id, status, contact_id, tuple(members.get(link_id, ())))
             for link_id, status, contact_id in conn.execute(
-                "SELECT link_id, status, wix_contact_id FROM mapper_links ORDER BY link_id"
+                "SELECT link_id, status, hub_record_id FROM mapper_links ORDER BY link_id"
             )
         ]
 

@@ -11,8 +11,9 @@ Two stores share the statements:
   the handler's per-input reads are answered from memory (the rows read, overlaid with the
   batch's own writes), and every write is buffered and sent at the end in one pipeline — links,
   members and link keys as ``unnest`` statements with the version check inside the ``UPDATE``
-  (``StaleLinkError`` when a link is missing from its ``RETURNING``). See its docstring and
-  docs/mapper.md "A batch".
+  (``StaleLinkError`` when a link is missing from its ``RETURNING``), the contact index,
+  records, reviews, conflicts, outbox and history rows as the ``*_SET`` forms of their per-row
+  statements (``_SET_FORMS``). See its docstring and docs/mapper.md "A batch".
 * ``MapperStore`` — one input at a time, every read and write sent at once (write statements
   return no rows, so a decision's writes go in one pipeline): the loop's careful redo (a
   savepoint per input), operator actions, replay and onboarding previews, explain.
@@ -36,7 +37,7 @@ Imports: psycopg and the mapper's domain (for the row <-> model conversions) onl
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime
@@ -158,7 +159,7 @@ JOIN mapper_records r
 
 INSERT_LINKS = """
 INSERT INTO mapper_links
-    (link_id, tenant, status, wix_contact_id, version, state, created_at, updated_at)
+    (link_id, tenant, status, hub_record_id, version, state, created_at, updated_at)
 SELECT * FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[], %b::bigint[], %b::jsonb[],
                      %b::timestamptz[], %b::timestamptz[])
 ON CONFLICT (link_id) DO NOTHING
@@ -166,11 +167,11 @@ RETURNING link_id
 """
 UPDATE_LINKS = """
 UPDATE mapper_links AS l
-SET status = x.status, wix_contact_id = x.wix_contact_id, version = x.version, state = x.state,
+SET status = x.status, hub_record_id = x.hub_record_id, version = x.version, state = x.state,
     updated_at = x.updated_at
 FROM unnest(%b::text[], %b::bigint[], %b::text[], %b::text[], %b::bigint[], %b::jsonb[],
             %b::timestamptz[])
-     AS x(link_id, expected, status, wix_contact_id, version, state, updated_at)
+     AS x(link_id, expected, status, hub_record_id, version, state, updated_at)
 WHERE l.link_id = x.link_id AND l.version = x.expected
 RETURNING l.link_id
 """
@@ -217,13 +218,13 @@ SELECT state::text FROM mapper_links WHERE link_id = ANY(%b::text[]) ORDER BY li
 LINK_BY_ID_READ = "SELECT state::text FROM mapper_links WHERE link_id = %s"
 INSERT_LINK = """
 INSERT INTO mapper_links
-    (link_id, tenant, status, wix_contact_id, version, state, created_at, updated_at)
+    (link_id, tenant, status, hub_record_id, version, state, created_at, updated_at)
 VALUES (%s, %s, %s, %s, %s, %s::jsonb, %s, %s)
 ON CONFLICT (link_id) DO NOTHING
 """
 UPDATE_LINK = """
 UPDATE mapper_links
-SET status = %s, wix_contact_id = %s, version = %s, state = %s::jsonb, updated_at = %s
+SET status = %s, hub_record_id = %s, version = %s, state = %s::jsonb, updated_at = %s
 WHERE link_id = %s AND version = %s
 """
 UPSERT_MEMBER = """
@@ -374,6 +375,93 @@ FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[], %b::text[], %b::text
 ORDER BY n
 ON CONFLICT (command_id) DO NOTHING
 """
+#: ``UPSERT_CONTACT`` for many contacts (each at most once: ``BatchStore`` sends a contact's
+#: second upsert in the next statement). ``wanted`` holds every upserted contact's keys; the rows
+#: the ``WHERE`` turned down are not in ``up``, so their keys stay as they are.
+UPSERT_CONTACTS_SET = """
+WITH x AS (
+    SELECT * FROM unnest(%b::text[], %b::text[], %b::jsonb[], %b::bigint[], %b::timestamptz[],
+                         %b::boolean[], %b::jsonb[], %b::timestamptz[])
+        AS x(tenant, contact_id, props, revision, source_ts, other, record, now)
+), up AS (
+    INSERT INTO mapper_contacts AS c
+        (tenant, contact_id, props, revision, source_ts, has_other_items, record, deleted,
+         updated_at)
+    SELECT tenant, contact_id, props, revision, source_ts, other, record, false, now FROM x
+    ON CONFLICT (tenant, contact_id) DO UPDATE SET
+        props = EXCLUDED.props, revision = EXCLUDED.revision, source_ts = EXCLUDED.source_ts,
+        has_other_items = EXCLUDED.has_other_items, record = COALESCE(EXCLUDED.record, c.record),
+        deleted = false, updated_at = EXCLUDED.updated_at
+    WHERE CASE
+        WHEN c.deleted THEN c.source_ts IS NOT NULL AND EXCLUDED.source_ts IS NOT NULL
+                            AND EXCLUDED.source_ts > c.source_ts
+        WHEN c.revision IS NOT NULL AND EXCLUDED.revision IS NOT NULL
+            THEN EXCLUDED.revision >= c.revision
+        WHEN c.source_ts IS NOT NULL AND EXCLUDED.source_ts IS NOT NULL
+            THEN EXCLUDED.source_ts >= c.source_ts
+        ELSE true
+    END
+    RETURNING c.tenant, c.contact_id
+), wanted AS (
+    SELECT * FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[])
+        AS w(tenant, contact_id, kind, value)
+), dropped AS (
+    -- NOT IN (a hashed subplan): the kept keys are looked up, never compared pairwise.
+    DELETE FROM mapper_contact_keys ck USING up
+    WHERE ck.tenant = up.tenant AND ck.contact_id = up.contact_id
+      AND (ck.tenant, ck.contact_id, ck.kind, ck.value) NOT IN (
+          SELECT tenant, contact_id, kind, value FROM wanted)
+)
+INSERT INTO mapper_contact_keys (tenant, kind, value, contact_id)
+SELECT w.tenant, w.kind, w.value, w.contact_id
+FROM wanted w JOIN up ON up.tenant = w.tenant AND up.contact_id = w.contact_id
+ON CONFLICT DO NOTHING
+"""
+#: ``UPSERT_RECORD`` for many records (each at most once per statement).
+UPSERT_RECORDS_SET = """
+INSERT INTO mapper_records AS r (tenant, system, resource, record_id, record, source_ts, updated_at)
+SELECT * FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[], %b::jsonb[],
+                     %b::timestamptz[], %b::timestamptz[])
+ON CONFLICT (tenant, system, resource, record_id) DO UPDATE SET
+    record = EXCLUDED.record, source_ts = EXCLUDED.source_ts, updated_at = EXCLUDED.updated_at
+WHERE r.source_ts IS NULL OR EXCLUDED.source_ts IS NULL OR EXCLUDED.source_ts >= r.source_ts
+"""
+#: ``UPSERT_REVIEW`` for many review items (each at most once per statement).
+UPSERT_REVIEWS_SET = """
+INSERT INTO mapper_review_items AS r
+    (review_id, tenant, reason, detail, system, resource, record_id, link_id, property,
+     candidates, first_seen, last_seen)
+SELECT * FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[], %b::text[], %b::text[],
+                     %b::text[], %b::text[], %b::text[], %b::jsonb[], %b::timestamptz[],
+                     %b::timestamptz[])
+ON CONFLICT (review_id) DO UPDATE SET
+    detail = EXCLUDED.detail, link_id = COALESCE(EXCLUDED.link_id, r.link_id),
+    candidates = EXCLUDED.candidates, last_seen = EXCLUDED.last_seen,
+    resolved_at = NULL, resolution = NULL
+"""
+#: ``INSERT_CONFLICT`` for many conflicts.
+INSERT_CONFLICTS_SET = """
+INSERT INTO mapper_conflicts
+    (conflict_id, tenant, link_id, property, kind, rule, winner, losers, cause, at)
+SELECT * FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[], %b::text[], %b::text[],
+                     %b::jsonb[], %b::jsonb[], %b::text[], %b::timestamptz[])
+ON CONFLICT (conflict_id) DO NOTHING
+"""
+#: ``INSERT_HISTORY`` for many rows, ``id`` assigned in the given order.
+INSERT_HISTORY_SET = """
+INSERT INTO mapper_history
+    (tenant, link_id, system, resource, record_id, source, event_id, command_id, decision,
+     reason, commands, error_code, error_message, at, fields)
+SELECT tenant, link_id, system, resource, record_id, source, event_id, command_id, decision,
+       reason, commands, error_code, error_message, at, fields
+FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[], %b::text[], %b::text[], %b::text[],
+            %b::text[], %b::text[], %b::text[], %b::int[], %b::text[], %b::text[],
+            %b::timestamptz[], %b::jsonb[])
+     WITH ORDINALITY
+     AS x(tenant, link_id, system, resource, record_id, source, event_id, command_id, decision,
+          reason, commands, error_code, error_message, at, fields, n)
+ORDER BY n
+"""
 COUNT_DELETES_SINCE = """
 SELECT count(*) FROM mapper_outbox WHERE action = 'delete' AND created_at >= %s
 """
@@ -391,7 +479,7 @@ WHERE produced_at IS NULL ORDER BY seq LIMIT %s
 MARK_PRODUCED = "UPDATE mapper_outbox SET produced_at = %s WHERE seq = ANY(%s)"
 OUTBOX_BACKLOG = "SELECT count(*) FROM mapper_outbox WHERE produced_at IS NULL"
 LINK_STATES = """
-SELECT CASE WHEN status = 'active' AND wix_contact_id IS NULL THEN 'creating' ELSE status END,
+SELECT CASE WHEN status = 'active' AND hub_record_id IS NULL THEN 'creating' ELSE status END,
        count(*)
 FROM mapper_links WHERE tenant = %s GROUP BY 1
 """
@@ -973,6 +1061,74 @@ _TABLE_OF = {
 }
 
 
+def split_waves(rows: Sequence[Any], key: Callable[[Any], Hashable]) -> list[list[Any]]:
+    """Split rows, kept in order, into waves without two rows of one key: a key's first row
+    goes to the first wave, its second to the second... Sent wave after wave, the rows of each
+    key are applied in their order (rows of different keys are independent), as one statement
+    per row would apply them — and an ``ON CONFLICT DO UPDATE`` never meets a row twice. Pure."""
+    waves: list[list[Any]] = []
+    seen: dict[Hashable, int] = {}
+    for row in rows:
+        k = key(row)
+        wave = seen.get(k, -1) + 1
+        seen[k] = wave
+        if wave == len(waves):
+            waves.append([])
+        waves[wave].append(row)
+    return waves
+
+
+@dataclass(frozen=True)
+class _SetForm:
+    """The set-based form of a per-row statement: ``params`` turns rows (each the per-row
+    statement's parameters) into the set statement's; rows with one ``key`` never share a
+    statement (``split_waves``); None: the statement inserts and never updates (serials are
+    assigned in row order)."""
+
+    statement: str
+    params: Callable[[list[Any]], list[Any]]
+    key: Callable[[Any], Hashable] | None = None
+
+
+def _contact_params(rows: list[dict[str, Any]]) -> list[Any]:
+    contacts = [
+        (
+            r["tenant"],
+            r["contact_id"],
+            r["props"],
+            r["revision"],
+            r["source_ts"],
+            r["other"],
+            r["record"],
+            r["now"],
+        )
+        for r in rows
+    ]
+    keys = [
+        (r["tenant"], r["contact_id"], kind, value)
+        for r in rows
+        for kind, value in zip(r["kinds"], r["values"], strict=True)
+    ]
+    return [*_columns(contacts, 8), *_columns(keys, 4)]
+
+
+def _width(width: int) -> Callable[[list[Any]], list[Any]]:
+    return lambda rows: _columns(rows, width)
+
+
+#: Per-row statement -> its set form (the others go as ``executemany``, or ``RESOLVE_REVIEWS_SET``).
+_SET_FORMS: dict[str, _SetForm] = {
+    UPSERT_CONTACT: _SetForm(
+        UPSERT_CONTACTS_SET, _contact_params, lambda r: (r["tenant"], r["contact_id"])
+    ),
+    UPSERT_RECORD: _SetForm(UPSERT_RECORDS_SET, _width(7), lambda r: tuple(r[:4])),
+    UPSERT_REVIEW: _SetForm(UPSERT_REVIEWS_SET, _width(12), lambda r: r[0]),
+    INSERT_CONFLICT: _SetForm(INSERT_CONFLICTS_SET, _width(10), lambda r: r[0]),
+    INSERT_HISTORY: _SetForm(INSERT_HISTORY_SET, _width(15)),
+    INSERT_OUTBOX: _SetForm(INSERT_OUTBOX_SET, _width(13)),
+}
+
+
 @dataclass(frozen=True)
 class _Contact:
     """A contact index row as this batch sees it (the stored row, then the batch's writes)."""
@@ -1035,9 +1191,11 @@ class BatchStore(MapperStore):
     final state, by one ``INSERT ... unnest`` and one ``UPDATE ... FROM unnest`` whose
     ``WHERE version = expected`` is the optimistic check (a link missing from ``RETURNING``
     raises ``StaleLinkError``); the member index and link keys as set differences (one
-    statement each); the other tables' writes in their original order, one ``executemany``
-    per run of one statement. A version conflict between two saves of one link within the
-    batch raises ``StaleLinkError`` from ``save_link``'s check, as the per-input store would.
+    statement each); the other tables' writes in their original order, each run of one
+    statement as its set form (``_SET_FORMS``: the same rules over ``unnest`` arrays; a key met
+    twice in a run goes to a second statement, ``split_waves``), else as one ``executemany``.
+    A version conflict between two saves of one link within the batch raises
+    ``StaleLinkError`` from ``save_link``'s check, as the per-input store would.
 
     The caller must hold the link rows it saves (``FOR UPDATE``, as the loaders here take
     them) and must not use a ``BatchStore`` for more than one transaction.
@@ -1066,7 +1224,8 @@ class BatchStore(MapperStore):
         self._db_records: dict[Identity, tuple[str, datetime | None] | None] = {}
         self._entries: dict[tuple[str, str], tuple[_Contact, ContactIndexEntry]] = {}
         self.statements = 0
-        """Statements sent (reads, lock statements, and one per buffered table at flush)."""
+        """Statements sent (reads, lock statements, and the flush's: an ``executemany`` counts
+        one per row)."""
 
     def pipeline(self) -> AbstractContextManager[Any]:
         return nullcontext()  # nothing is sent per decision
@@ -1420,9 +1579,8 @@ class BatchStore(MapperStore):
                 checks.append(({f.link_id for _, f in updates}, cursor))
             self._send_members_and_keys()
             with self.conn.cursor() as cursor:
-                for statement, params in runs:
-                    self._send_run(cursor, statement, params)
-        self.statements += len(checks) + len(runs) + 1
+                sent = sum(self._send_run(cursor, statement, params) for statement, params in runs)
+        self.statements += len(checks) + sent + 1
         for expected, cursor in checks:
             written = {str(r[0]) for r in cursor.fetchall()}
             if expected - written:
@@ -1432,12 +1590,17 @@ class BatchStore(MapperStore):
         self._records.clear()
 
     @staticmethod
-    def _send_run(cursor: Any, statement: str, params: list[Any]) -> None:
-        """One run of one statement: a single set-based statement where there is one, else
-        an ``executemany`` (pipelined)."""
-        if len(params) > 1 and statement == INSERT_OUTBOX and len(params[0]) == 13:
-            cursor.execute(INSERT_OUTBOX_SET, _columns(params, 13))
-        elif (
+    def _send_run(cursor: Any, statement: str, params: list[Any]) -> int:
+        """One run of one statement, in order: set-based statements where the statement has a
+        set form (``_SET_FORMS``; one per wave of distinct keys), else an ``executemany``
+        (pipelined). Returns the number of statements sent."""
+        form = _SET_FORMS.get(statement)
+        if form is not None and len(params) > 1:
+            waves = split_waves(params, form.key) if form.key is not None else [params]
+            for wave in waves:
+                cursor.execute(form.statement, form.params(wave))
+            return len(waves)
+        if (
             len(params) > 1
             and statement == RESOLVE_REVIEWS
             and len({tuple(p[6]) for p in params}) == 1
@@ -1448,8 +1611,9 @@ class BatchStore(MapperStore):
             cursor.execute(
                 RESOLVE_REVIEWS_SET, [*_columns(list(first.values()), 6), list(params[0][6])]
             )
-        else:
-            cursor.executemany(statement, params)
+            return 1
+        cursor.executemany(statement, params)
+        return len(params)
 
     @staticmethod
     def _insert_row(link: Link) -> tuple[Any, ...]:

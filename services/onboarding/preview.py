@@ -75,10 +75,10 @@ SAMPLE = 20
 SCHEMA_PREFIX = "tether_preview_"
 
 LINKS_SUMMARY = """
-SELECT count(*) FILTER (WHERE l.wix_contact_id IS NOT NULL),
-       count(DISTINCT l.wix_contact_id),
-       count(*) FILTER (WHERE l.wix_contact_id IS NULL),
-       count(DISTINCT l.link_id) FILTER (WHERE l.wix_contact_id IS NULL)
+SELECT count(*) FILTER (WHERE l.hub_record_id IS NOT NULL),
+       count(DISTINCT l.hub_record_id),
+       count(*) FILTER (WHERE l.hub_record_id IS NULL),
+       count(DISTINCT l.link_id) FILTER (WHERE l.hub_record_id IS NULL)
 FROM mapper_link_members m JOIN mapper_links l USING (link_id)
 WHERE m.system = 'poweroffice' AND l.status = 'active'
 """

@@ -220,7 +220,7 @@ def seed(
     _copy(
         conn,
         "mapper_links",
-        "link_id, tenant, status, wix_contact_id, version, state, created_at, updated_at",
+        "link_id, tenant, status, hub_record_id, version, state, created_at, updated_at",
         links,
     )
     _copy(conn, "mapper_link_members", "tenant, system, resource, record_id, link_id", members)

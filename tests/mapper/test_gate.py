@@ -197,7 +197,7 @@ def test_an_employee_polled_before_its_contact_is_linked_not_created(
         h.drain()
         assert h.commands() == [], "the employee matches c-7: linked, never created"
         [(contact_id,)] = h.query(
-            "SELECT l.wix_contact_id FROM mapper_link_members m JOIN mapper_links l "
+            "SELECT l.hub_record_id FROM mapper_link_members m JOIN mapper_links l "
             "USING (link_id) WHERE m.system = 'poweroffice' AND m.record_id = '7'"
         )
         assert contact_id == "c-7"

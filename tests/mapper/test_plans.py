@@ -68,7 +68,7 @@ def _fill(conn: psycopg.Connection[Any], rows: int, start: int = 1) -> None:
     conn.execute(
         """
         INSERT INTO mapper_links
-            (link_id, tenant, status, wix_contact_id, version, state, created_at, updated_at)
+            (link_id, tenant, status, hub_record_id, version, state, created_at, updated_at)
         SELECT 'l' || i, 'default', 'active', 'c' || i, 1, %s::jsonb, now(), now()
         FROM generate_series(%s::int, %s::int) AS i
         """,

@@ -62,7 +62,7 @@ def new_commands(h: Harness, before: list[dict[str, Any]]) -> list[dict[str, Any
 
 def link_row(h: Harness, system: str, resource: str, record_id: str) -> tuple[Any, ...] | None:
     rows = h.query(
-        "SELECT l.link_id, l.status, l.wix_contact_id, l.version FROM mapper_link_members m "
+        "SELECT l.link_id, l.status, l.hub_record_id, l.version FROM mapper_link_members m "
         "JOIN mapper_links l USING (link_id) "
         "WHERE m.system = %s AND m.resource = %s AND m.record_id = %s",
         (system, resource, record_id),

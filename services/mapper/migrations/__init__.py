@@ -26,6 +26,8 @@ from services.mapper.migrations import (
     v004_outbox_trace,
     v005_operator_actions,
     v006_console_read_model,
+    v007_hub_role,
+    v008_link_flags,
 )
 
 log = logging.getLogger("tether.mapper.migrations")
@@ -67,11 +69,14 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         v006_console_read_model.VERSION, v006_console_read_model.NAME, v006_console_read_model.SQL
     ),
+    Migration(v007_hub_role.VERSION, v007_hub_role.NAME, v007_hub_role.SQL),
+    Migration(v008_link_flags.VERSION, v008_link_flags.NAME, v008_link_flags.SQL),
 )
 
 
-def apply_migrations(conn: psycopg.Connection[Any]) -> list[int]:
-    """Apply every missing migration; returns the versions applied by this call.
+def apply_migrations(conn: psycopg.Connection[Any], up_to: int | None = None) -> list[int]:
+    """Apply every missing migration (with ``up_to``, only those up to that version: the tests
+    build a previous release's schema with it); returns the versions applied by this call.
 
     ``conn`` must be in autocommit mode (each migration runs in its own transaction block).
     """
@@ -83,6 +88,8 @@ def apply_migrations(conn: psycopg.Connection[Any]) -> list[int]:
         conn.execute(CREATE_BOOKKEEPING)
         applied = {int(v): str(c) for v, c in conn.execute(SELECT_APPLIED).fetchall()}
         for migration in sorted(MIGRATIONS, key=lambda m: m.version):
+            if up_to is not None and migration.version > up_to:
+                break
             known = applied.get(migration.version)
             if known is not None:
                 if known != migration.checksum:
