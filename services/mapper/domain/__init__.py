@@ -151,9 +151,3 @@ __all__ = [
     "read_hub",
     "read_member",
 ]
-
-# TEMPORARY, for services/mapper/store.py only (owned by a parallel branch that is not to be
-# edited here): the names it still imports. The lead drops these when store.py takes the rename
-# table (WIX/CONTACTS -> hub().system/hub().resource, Link.wix_contact_id -> hub_record_id).
-WIX = "wix"
-CONTACTS = "contacts"

@@ -226,12 +226,6 @@ class Link(BaseModel):
         return hub_member.ref.id if hub_member is not None else None
 
     @property
-    def wix_contact_id(self) -> str | None:
-        """TEMPORARY alias of ``hub_record_id`` for services/mapper/store.py (see the domain's
-        ``__init__``); dropped at the merge."""
-        return self.hub_record_id
-
-    @property
     def flow_members(self) -> tuple[Member, ...]:
         """Every member but the hub: the records linked through a member flow."""
         return tuple(m for m in self.members if not m.is_hub)
