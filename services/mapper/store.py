@@ -24,10 +24,10 @@ force_custom_plan``, so a lookup's plan never depends on the table size when it 
 
 Locking (several replicas may run): a record's link row is read ``FOR UPDATE``; before matching,
 transaction-scoped advisory locks are taken on the match keys (class ``KEY_LOCK``; a batch: all
-of its keys and Wix contacts in one statement) and then on the candidate contacts (class
+of its keys and hub records in one statement) and then on the candidate hub records (class
 ``CONTACT_LOCK``) — always keys before contacts, each set in sorted order, and advisory locks
-before row locks — so that two new records with one key cannot both create a contact, and a Wix
-edit cannot slip past a record that is linking to that contact.
+before row locks — so that two new records with one key cannot both create a hub record, and a
+hub edit cannot slip past a record that is linking to that hub record.
 Consumed positions are locked ``FOR UPDATE`` per batch: a zombie consumer still holding a
 revoked partition waits, then sees the advanced position and skips.
 
@@ -47,8 +47,6 @@ import psycopg
 
 from services.core.errors import TetherError
 from services.mapper.domain import (
-    CONTACTS,
-    WIX,
     Command,
     Conflict,
     ContactIndexEntry,
@@ -57,6 +55,7 @@ from services.mapper.domain import (
     MatchKey,
     RecordRef,
     ReviewItem,
+    hub,
     link_match_keys,
 )
 
@@ -517,7 +516,7 @@ class OutboxRow:
 
 @dataclass(frozen=True)
 class ContactRecord:
-    """The full last-known Wix contact of the index (the loader's ``target_record``)."""
+    """The full last-known hub record of the index (the loader's ``target_record``)."""
 
     record: dict[str, Any] | None
     revision: int | None
@@ -546,9 +545,9 @@ class MapperStore:
     """Statements on one connection; the caller owns the transaction.
 
     With ``defer``, the writes nothing in the batch reads back (outbox rows, history rows,
-    last-seen PowerOffice records, review resolutions) are collected and sent by ``flush`` as
+    last-seen member records, review resolutions) are collected and sent by ``flush`` as
     one ``executemany`` per statement, in order, before the batch commits. ``record`` sees the
-    deferred PowerOffice records."""
+    deferred member records."""
 
     def __init__(self, conn: Conn, *, defer: bool = False) -> None:
         self.conn = conn
@@ -697,7 +696,7 @@ class MapperStore:
                     link.link_id,
                     link.tenant,
                     link.status.value,
-                    link.wix_contact_id,
+                    link.hub_record_id,
                     link.version,
                     state,
                     link.created_at,
@@ -709,7 +708,7 @@ class MapperStore:
                 UPDATE_LINK,
                 (
                     link.status.value,
-                    link.wix_contact_id,
+                    link.hub_record_id,
                     link.version,
                     state,
                     link.updated_at,
@@ -760,7 +759,7 @@ class MapperStore:
         if not contact_ids:
             return []
         rows = self.conn.execute(
-            CONTACT_ENTRIES, (WIX, CONTACTS, tenant, list(contact_ids))
+            CONTACT_ENTRIES, (hub().system, hub().resource, tenant, list(contact_ids))
         ).fetchall()
         out: list[tuple[ContactIndexEntry, str | None]] = []
         for contact_id, props, revision, source_ts, other, keys, link_id in rows:
@@ -1289,7 +1288,7 @@ class BatchStore(MapperStore):
         missing = sorted({c for c in contacts if c not in self._db_contacts})
         if not missing:
             return
-        rows = self._query(CONTACT_ROWS, [*_columns(missing, 2), WIX, CONTACTS])
+        rows = self._query(CONTACT_ROWS, [*_columns(missing, 2), hub().system, hub().resource])
         for key in missing:
             self._db_contacts[key] = None
         for tenant, cid, props, revision, source_ts, other, deleted, record, keys, owner in rows:
@@ -1303,11 +1302,11 @@ class BatchStore(MapperStore):
                 record=str(record) if record is not None else None,
                 keys=tuple(MatchKey(str(k), str(v)) for k, v in json.loads(keys)),
             )
-            identity = (key[0], WIX, CONTACTS, key[1])
+            identity = (key[0], hub().system, hub().resource, key[1])
             self._db_members[identity] = str(owner) if owner is not None else None
 
     def load_records(self, identities: Iterable[Identity]) -> None:
-        """Last observed PowerOffice records (one statement for those not loaded yet)."""
+        """Last observed member records (one statement for those not loaded yet)."""
         missing = sorted({i for i in identities if i not in self._db_records})
         if not missing:
             return
@@ -1415,7 +1414,7 @@ class BatchStore(MapperStore):
             out.append(
                 (
                     self._entry(tenant, contact_id, row),
-                    self._owner((tenant, WIX, CONTACTS, contact_id)),
+                    self._owner((tenant, hub().system, hub().resource, contact_id)),
                 )
             )
         return out
@@ -1621,7 +1620,7 @@ class BatchStore(MapperStore):
             link.link_id,
             link.tenant,
             link.status.value,
-            link.wix_contact_id,
+            link.hub_record_id,
             link.version,
             link.model_dump_json(),
             link.created_at,
@@ -1634,7 +1633,7 @@ class BatchStore(MapperStore):
             link.link_id,
             previous.version,
             link.status.value,
-            link.wix_contact_id,
+            link.hub_record_id,
             link.version,
             link.model_dump_json(),
             link.updated_at,

@@ -7,7 +7,7 @@ registries the domain reads. ``RECORDS`` says what the shell (``convert``) must 
 system's records. This is the one place of the mapper that names the systems it can sync; a new
 system is a new entry here (and its connector package).
 
-Imports: the mapper's domain and the accessor modules only (no I/O library).
+Imports: the mapper's domain and the connectors' pure field tables only (no I/O library).
 """
 
 from __future__ import annotations
@@ -15,16 +15,29 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from services.mapper import wix_fields
+from services.connectors.wix import fields as wix_fields
 from services.mapper.domain.dataflow import CompiledDataflow, Registered
-from services.mapper.domain.mappings import use_dataflow
+from services.mapper.domain.mappings import HubAccessors, KeyKind, use_dataflow
+from services.mapper.domain.normalize import e164_form
+
+WIX_CONTACT_ACCESSORS = HubAccessors(
+    fields={path: field.read for path, field in wix_fields.FIELDS.items()},
+    identifiers=lambda record: [
+        (KeyKind(kind), value) for kind, value in wix_fields.identifiers(record)
+    ],
+    has_other_items=wix_fields.has_other_items,
+    revision=wix_fields.revision,
+    write_form=e164_form,
+)
+"""How the domain reads a Wix contact as the hub record: the Wix connector's field table
+(``services.connectors.wix.fields``, the one the loader writes with)."""
 
 REGISTERED = Registered(
     resources={
         "poweroffice": ("employees", "customers", "contact_persons"),
         "wix": ("contacts",),
     },
-    hubs={"wix": wix_fields.CONTACT_ACCESSORS},
+    hubs={"wix": WIX_CONTACT_ACCESSORS},
 )
 
 

@@ -10,6 +10,7 @@ import pytest
 
 from services.connectors.poweroffice.connector import DESCRIPTOR as POWEROFFICE
 from services.connectors.poweroffice.fields import PowerOfficeField, fields_of
+from services.connectors.wix import fields
 from services.connectors.wix.connector import DESCRIPTOR as WIX
 from services.connectors.wix.fields import FIELDS, NATURAL_KEYS, info_for_create, info_for_update
 from services.connectors.wix.models import parse_contact
@@ -133,26 +134,49 @@ def test_poweroffice_write_shape_reads_back_and_unknown_names_are_text(resource:
         assert accessor.kind == "exact"
 
 
-@pytest.mark.parametrize(
-    "contact",
-    [
-        EXISTING,
-        {"contact": EXISTING},
-        {"id": "c", "info": {"phones": {"items": [{"phone": "912 34 567", "countryCode": "SE"}]}}},
-        {"id": "c", "info": {"phones": {"items": [{"phone": "+47 912", "e164Phone": "+47912"}]}}},
-        {
-            "id": "c",
-            "info": {"emails": {"items": [{"email": "a@x.no"}, {"email": "b@x.no"}]}},
-            "primaryInfo": {"email": "b@x.no"},
-        },
-        {"id": "c", "info": {"name": {"first": "  Kari  "}}},
-    ],
-)
-def test_wix_reading_is_the_mappers(contact: dict[str, Any]) -> None:
-    """The table reads a contact as the mapper's readers do (``WIX_READERS``), so the mapper can
-    read through it."""
-    from services.mapper.domain.mappings import WIX_READERS
+def test_reading_the_primary_values() -> None:
+    """The readers the mapper's hub accessors and the loader share (``services.mapper.wiring``)."""
+    phone_no = {
+        "id": "c",
+        "info": {"phones": {"items": [{"phone": "912 34 567", "countryCode": "NO"}]}},
+    }
+    derived = {
+        "id": "c",
+        "info": {"phones": {"items": [{"phone": "+47 912", "e164Phone": "+47912"}]}},
+    }
+    two_emails = {
+        "id": "c",
+        "info": {"emails": {"items": [{"email": "a@x.no"}, {"email": "b@x.no"}]}},
+        "primaryInfo": {"email": "b@x.no"},
+    }
+    named = {"id": "c", "info": {"name": {"first": "  Kari  "}}}
+    assert FIELDS["info.phones[primary].phone"].read(phone_no) == "+4791234567"
+    assert FIELDS["info.phones[primary].phone"].read(derived) == "+47912"
+    assert FIELDS["info.emails[primary].email"].read(two_emails) == "b@x.no"
+    assert FIELDS["info.emails[primary].email"].read({"contact": two_emails}) == "b@x.no"
+    assert FIELDS["info.name.first"].read(named) == "Kari"
+    assert FIELDS["info.name.last"].read(named) is None
 
-    assert set(WIX_READERS) == set(FIELDS)
-    for path, (_name, read) in WIX_READERS.items():
-        assert FIELDS[path].read(contact) == read(contact), path
+
+def test_identifiers_other_items_and_revision() -> None:
+    contact = {
+        "id": "c",
+        "revision": "7",
+        "info": {
+            "emails": {"items": [{"email": "a@x.no", "primary": True}, {"email": "b@x.no"}]},
+            "phones": {"items": [{"phone": "912 34 567", "countryCode": "NO", "primary": True}]},
+        },
+    }
+    assert fields.identifiers(contact) == [
+        ("email", "a@x.no"),
+        ("email", "b@x.no"),
+        ("phone", "+4791234567"),
+    ]
+    assert fields.has_other_items(contact) is True
+    assert (
+        fields.has_other_items({"id": "c", "info": {"emails": {"items": [{"email": "a@x.no"}]}}})
+        is False
+    )
+    assert fields.revision(contact) == 7
+    assert fields.revision({"contact": {"id": "c", "revision": 3}}) == 3
+    assert fields.revision({"id": "c", "revision": True}) is None

@@ -33,7 +33,7 @@ from services.mapper.domain.mappings import (
 )
 from services.mapper.domain.normalize import ValueKind
 from services.mapper.wiring import REGISTERED
-from services.mapper.wix_fields import CONTACT_ACCESSORS
+from services.mapper.wiring import WIX_CONTACT_ACCESSORS as CONTACT_ACCESSORS
 
 from .support import World, customer
 
@@ -191,9 +191,9 @@ def _errors(data: dict[str, Any]) -> str:
             "properties[0].hub_field: 'info.name.middle' is not a hub field",
         ),
         (
+            # A property's name is free (commands write the hub by path), but its uses must follow.
             lambda d: d["properties"][0].update({"name": "given_name"}),
-            "properties[0].name: the hub field 'info.name.first' is written under the name "
-            "'first_name'",
+            "flows[0].properties[0].property: unknown property 'first_name'",
         ),
         (
             lambda d: d["properties"][0].update({"match_key": "email"}),
@@ -312,8 +312,8 @@ def test_the_hub_is_whichever_registered_system_the_file_names(restore_registrie
     crm = dataclasses.replace(
         CONTACT_ACCESSORS,
         fields={
-            "email": ("email", lambda record: record.get("email")),
-            "given": ("first_name", lambda record: record.get("given")),
+            "email": lambda record: record.get("email"),
+            "given": lambda record: record.get("given"),
         },
         identifiers=lambda record: [(KeyKind.EMAIL, record.get("email"))],
         has_other_items=lambda record: False,

@@ -34,6 +34,7 @@ Pure: the standard library, ``phonenumbers``, the Wix models and ``services.core
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -49,7 +50,7 @@ from services.connectors.wix.models import (
     primary_phone_item,
 )
 from services.core.errors import ContractError
-from services.core.wix_items import clean_text, primary_item
+from services.core.wix_items import clean_text, contact_items, primary_item
 
 __all__ = [
     "DEFAULT_REGION",
@@ -57,9 +58,12 @@ __all__ = [
     "NATURAL_KEYS",
     "WRITABLE_ITEM_FIELDS",
     "WixField",
+    "has_other_items",
+    "identifiers",
     "info_for_create",
     "info_for_update",
     "phone_key",
+    "revision",
     "writable_item",
 ]
 
@@ -105,6 +109,7 @@ def phone_key(value: object, region: str | None = None) -> str | None:
     return digits or text.casefold()
 
 
+@functools.lru_cache(maxsize=16_384)
 def _phone_e164(text: str, region: str) -> str | None:
     number = _parsed_phone(text, region)
     if number is None or number.extension:
@@ -150,7 +155,12 @@ def _phone_as_held(record: Mapping[str, Any]) -> str | None:
 
 
 def _read_phone(record: Mapping[str, Any]) -> str | None:
-    item = primary_item(_contact(record), "phones", "phone")
+    return _item_phone(primary_item(_contact(record), "phones", "phone"))
+
+
+def _item_phone(item: Mapping[str, Any] | None) -> str | None:
+    """A phone item's number: ``e164Phone`` when Wix derived it, else the typed number in E.164
+    for the item's ``countryCode`` when parseable, else as typed."""
     if item is None:
         return None
     e164 = clean_text(item.get("e164Phone"))
@@ -161,6 +171,41 @@ def _read_phone(record: Mapping[str, Any]) -> str | None:
     if raw is not None and region is not None:
         return _phone_e164(raw, region.upper()) or raw
     return raw
+
+
+def identifiers(record: Mapping[str, Any]) -> list[tuple[str, object]]:
+    """Every value the contact can be found by: each e-mail item (``("email", value)``) and each
+    phone item (``("phone", value)``, read as ``_item_phone``) — not only the primary ones — in
+    item order."""
+    contact = _contact(record)
+    found: list[tuple[str, object]] = [
+        ("email", item.get("email")) for item in contact_items(contact, "emails")
+    ]
+    found += [("phone", _item_phone(item)) for item in contact_items(contact, "phones")]
+    return found
+
+
+def has_other_items(record: Mapping[str, Any]) -> bool:
+    """Whether the contact has e-mail/phone items besides its primary ones."""
+    contact = _contact(record)
+    items = 0
+    primaries = 0
+    for collection, value_field in (("emails", "email"), ("phones", "phone")):
+        held = contact_items(contact, collection)
+        items += len(held)
+        if held and primary_item(contact, collection, value_field) is not None:
+            primaries += 1
+    return items > primaries
+
+
+def revision(record: Mapping[str, Any]) -> int | None:
+    """The contact's ``revision`` (a number, or a string of digits)."""
+    value = _contact(record).get("revision")
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.isdigit():
+        return int(value)
+    return None
 
 
 # -- writing ------------------------------------------------------------------------------------

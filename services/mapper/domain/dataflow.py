@@ -263,17 +263,11 @@ def _problems(dataflow: Dataflow, registered: Registered) -> list[str]:
         if prop.name in declared:
             problems.append(f"{where}.name: property {prop.name!r} is declared twice")
         declared[prop.name] = prop
-        if hub_fields is None:
-            known = None  # the hub itself is wrong: its fields cannot be checked
-        elif (known := hub_fields.get(prop.hub_field)) is None:
+        # (when the hub itself is wrong its fields cannot be checked)
+        if hub_fields is not None and prop.hub_field not in hub_fields:
             problems.append(
                 f"{where}.hub_field: {prop.hub_field!r} is not a hub field Tether can read and "
                 f"write; known: {sorted(hub_fields)}"
-            )
-        if known is not None and known[0] != prop.name:
-            problems.append(
-                f"{where}.name: the hub field {prop.hub_field!r} is written under the name "
-                f"{known[0]!r}; name the property {known[0]!r}"
             )
         natural = _NATURAL_KEY.get(prop.kind)
         if prop.match_key is not None and prop.match_key != natural:

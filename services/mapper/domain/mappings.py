@@ -94,9 +94,9 @@ class HubAccessors:
     dataflow's ``hub_field`` paths. The wiring installs them with the dataflow
     (``use_dataflow``); the domain itself knows no system's record shape."""
 
-    fields: Mapping[str, tuple[str, FieldReader]]
-    """Field path -> (the canonical name the hub's writer writes it under, reader of its
-    display value). A dataflow file can map only these paths."""
+    fields: Mapping[str, FieldReader]
+    """Field path -> reader of its display value (commands write the hub by the same paths). A
+    dataflow file can map only these paths."""
     identifiers: Callable[[Record], Iterable[tuple[KeyKind, object]]]
     """Every value a record can be found by (e.g. each e-mail and phone item), not only the
     mapped ones; normalised into match keys by the domain."""
@@ -315,7 +315,7 @@ def read_member(resource: str, record: Record) -> Props:
 
 
 def _read_hub_field(accessors: HubAccessors, prop: CanonicalProperty, record: Record) -> str | None:
-    return accessors.fields[prop.hub_field][1](record)
+    return accessors.fields[prop.hub_field](record)
 
 
 def observe_hub(record: Record) -> Reading:
