@@ -24,9 +24,9 @@ force_custom_plan``, so a lookup's plan never depends on the table size when it 
 
 Locking (several replicas may run): a record's link row is read ``FOR UPDATE``; before matching,
 transaction-scoped advisory locks are taken on the match keys (class ``KEY_LOCK``; a batch: all
-of its keys and Wix contacts in one statement) and then on the candidate contacts (class
+of its keys and hub records (contacts) in one statement) and then on the candidate contacts (class
 ``CONTACT_LOCK``) — always keys before contacts, each set in sorted order, and advisory locks
-before row locks — so that two new records with one key cannot both create a contact, and a Wix
+before row locks — so that two new records with one key cannot both create a contact, and a hub
 edit cannot slip past a record that is linking to that contact.
 Consumed positions are locked ``FOR UPDATE`` per batch: a zombie consumer still holding a
 revoked partition waits, then sees the advanced position and skips.
@@ -517,7 +517,7 @@ class OutboxRow:
 
 @dataclass(frozen=True)
 class ContactRecord:
-    """The full last-known Wix contact of the index (the loader's ``target_record``)."""
+    """The full last-known hub record (contact) of the index (the loader's ``target_record``)."""
 
     record: dict[str, Any] | None
     revision: int | None
@@ -546,9 +546,9 @@ class MapperStore:
     """Statements on one connection; the caller owns the transaction.
 
     With ``defer``, the writes nothing in the batch reads back (outbox rows, history rows,
-    last-seen PowerOffice records, review resolutions) are collected and sent by ``flush`` as
+    last-seen member records, review resolutions) are collected and sent by ``flush`` as
     one ``executemany`` per statement, in order, before the batch commits. ``record`` sees the
-    deferred PowerOffice records."""
+    deferred member records."""
 
     def __init__(self, conn: Conn, *, defer: bool = False) -> None:
         self.conn = conn
@@ -1307,7 +1307,7 @@ class BatchStore(MapperStore):
             self._db_members[identity] = str(owner) if owner is not None else None
 
     def load_records(self, identities: Iterable[Identity]) -> None:
-        """Last observed PowerOffice records (one statement for those not loaded yet)."""
+        """Last observed member records (one statement for those not loaded yet)."""
         missing = sorted({i for i in identities if i not in self._db_records})
         if not missing:
             return
