@@ -16,8 +16,9 @@ the trigram GIN index included (issue 12). Now:
   version of its links (set before the columns are added, so the rewrite applies it).
 
 Adding stored columns rewrites the table once, under an ``ACCESS EXCLUSIVE`` lock for its
-duration (about a second per 100,000 links on a small machine): existing rows are kept and
-their columns computed. Run the migrate Job in a quiet moment for large tables.
+duration (3.6 s for 100,000 links, 157 MB -> 169 MB with its indexes, on the shared 2-core
+development machine under load): existing rows are kept and their columns computed. Run the
+migrate Job in a quiet moment for large tables.
 
 Imports: nothing.
 """
