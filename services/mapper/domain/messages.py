@@ -197,10 +197,14 @@ class Conflict(BaseModel):
 class ReviewReason(StrEnum):
     AMBIGUOUS_MATCH = "ambiguous_match"
     INSUFFICIENT_CONTACT_DATA = "insufficient_contact_data"
-    WOULD_EMPTY_HUB_RECORD = "would_empty_hub_record"
+    # The two values below are stored data, named when the hub was always a Wix contact: review
+    # ids derive from the value (sync.review_item), review rows and the open-review metric's
+    # ``reason`` label carry it. Changing them would open a second review item for a problem
+    # already under review after an upgrade, and break dashboards filtering on the label.
+    WOULD_EMPTY_HUB_RECORD = "would_empty_wix_contact"
     INVALID_VALUE = "invalid_value"
     WRITE_REJECTED = "write_rejected"
-    HUB_RECORD_MERGED = "hub_record_merged"
+    HUB_RECORD_MERGED = "wix_contact_merged"
     LINK_CONFLICT = "link_conflict"
 
 
