@@ -10,7 +10,7 @@ from collections.abc import Iterable
 
 import pytest
 
-from services.core.connector import Page, RecordKey, SourceStream
+from services.core.connector import Page, RecordKey, SourceStream, StreamOptions
 from services.core.errors import ConflictError, NotFoundError
 from tests.connectors.contract.harness import Calls, Harness
 
@@ -200,10 +200,10 @@ def test_the_descriptor_builds_a_working_client_from_settings(harness: Harness) 
     budget = descriptor.rate_limit.budget(f"contract-{descriptor.system}", share=0.5)
     client = descriptor.client_factory(settings, budget)
     try:
-        record = descriptor.streams(client)[harness.resource].get(key)
+        record = descriptor.streams(client, StreamOptions())[harness.resource].get(key)
     finally:
         client.close()
     assert record is not None
     assert budget.acquired >= 1  # every request took a permit from the budget
     assert set(descriptor.targets(client)) == set(descriptor.resources)
-    assert set(descriptor.streams(client)) == set(descriptor.resources)
+    assert set(descriptor.streams(client, StreamOptions())) == set(descriptor.resources)
