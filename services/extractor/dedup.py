@@ -3,7 +3,7 @@ tracking.
 
 Pure: imports no I/O library (standard library only); thread-safe (one HTTP thread per delivery).
 
-A sender (e.g. Wix webhooks) retries a delivery that was not answered 200 in time and may deliver
+A sender (a system's webhooks) retries a delivery that was not answered 200 in time and may deliver
 an event twice. An id is recorded as *done* only after its change events were acknowledged by
 Kafka; a delivery whose id is done is answered 200 without producing anything. A copy arriving
 while the first is still being handled waits for it (bounded) instead of producing in parallel;
