@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -152,8 +152,11 @@ class Poller:
         return True
 
     def _key_of(self, raw: Any) -> bytes | None:
+        """The Kafka key of a dead letter: the record's, when it has an id at all."""
+        if not isinstance(raw, Mapping):
+            return None
         try:
             record_id = self.stream.key_of(raw).id
-        except (ContractError, AttributeError):
+        except ContractError:
             return None
         return record_key(self.tenant, self.system, self.resource, record_id)
