@@ -169,7 +169,9 @@ class ChangeMaker:
             record=wrap_record(self.system, self.resource, raw),
             parent_id=observed.key.parent_id,
             parent_kind=parent_kind,
-            **self._versioned(observed.version),
+            source_version=observed.version,
+            version_key=observed.order,
+            canonical_version=self.reader.canonical_version(observed.version),
         )
 
     def delete(
