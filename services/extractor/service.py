@@ -225,7 +225,7 @@ class Extractor:
                     "cursors": cursors,
                     "change_events_read": events,
                     "known_records": {f"{s}/{r}": len(k) for (s, r), k in self.known.items()},
-                    "webhooks": [receiver.path for receiver in self.receivers],
+                    "webhooks": bool(self.receivers),
                 }
             },
         )
