@@ -50,6 +50,22 @@ our sources are polled APIs, so a stream can only promise *at-least-once with ov
   ``RateLimitedError``...); rate limits and token renewal are the client's job: a 429 or an
   expired token never reaches the caller as long as retries remain.
 
+Extraction needs a little more than paging (``services/extractor`` is generic over it):
+``observe`` reads a record's identity, version and change time (``ContractError``: a dead
+letter); ``version_order``/``canonical_version`` compare and spell versions; ``covered_until``
+says how far a cursor has read every change; ``get_many`` reads drifted records back and
+``presence`` tells a deleted record (``Gone``) from one merged into another (``MergedInto``).
+A stream recognises what it already returned before the cursor it was given and counts it in
+``Page.repeated`` instead of returning it again. A system that pushes changes (webhooks) offers a
+``PushSource``: it authenticates a delivery and says what changed (``Delivery``); the engine
+de-duplicates, emits and answers. ``ResourceDescriptor.parent_role`` says, as data, how the kind
+of a record's parent is found (PowerOffice contact persons: customer or supplier).
+
+Stored cursors: the extractor keeps a stream's cursor on a compacted topic. Its first version
+spread a cursor over three stored fields (position, seen identities, the time of the read);
+``v1_cursor`` wraps those into one string that the stream of that system still reads
+(``open_v1_cursor``), so a deployment upgrades in place without reading everything again.
+
 Field vocabulary: a record's fields are addressed by the connector's own paths — PowerOffice's
 PascalCase names, Wix's ``info.name.first``/``info.emails[primary].email`` — the same paths a
 dataflow file (``dataflows/default.json``) names, so a mapped property is one line there. Each
@@ -64,10 +80,11 @@ only (prometheus_client for a type only). Never a connector.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+import json
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Literal, Protocol, TypeVar
 
 from pydantic import BaseModel
 from pydantic_settings import BaseSettings
@@ -103,6 +120,9 @@ class Page:
     rejected: tuple[Any, ...] = ()
     """Items of the page that are not JSON objects, as sent: never dropped silently — the
     caller dead-letters them."""
+    repeated: int = 0
+    """Records of this page already returned before the cursor the read started from (the
+    overlap), recognised by their identity and left out of ``records``."""
 
 
 @dataclass(frozen=True)
@@ -111,6 +131,42 @@ class Listed:
 
     key: RecordKey
     version: str | None
+    changed_ns: int | None = None
+    """When the listed version was made (epoch nanoseconds), when the record says."""
+
+
+@dataclass(frozen=True)
+class Observed:
+    """What ``SourceStream.observe`` reads from a record: identity, version, change time."""
+
+    key: RecordKey
+    version: str
+    """The version as the API sent it (kept in the change event)."""
+    order: int
+    """The version's comparable form: a later version has a greater ``order``."""
+    changed_ns: int
+    """When the record last changed (epoch nanoseconds, exact)."""
+
+
+@dataclass(frozen=True)
+class Gone:
+    """``presence``: the record does not exist any more (a delete)."""
+
+
+@dataclass(frozen=True)
+class Present:
+    """``presence``: something still answers for the key (a listing merely missed it)."""
+
+
+@dataclass(frozen=True)
+class MergedInto:
+    """``presence``: the record was merged into ``target`` (``record``: the target, if read)."""
+
+    target: RecordKey
+    record: WireRecord | None
+
+
+Presence = Gone | Present | MergedInto
 
 
 @dataclass(frozen=True)
@@ -178,7 +234,31 @@ FieldTable = Mapping[str, FieldAccessor]
 """A resource's accessor table: field path -> accessor."""
 
 
-class SourceStream(Protocol):
+class RecordReader(Protocol):
+    """Reading a resource's records as the API sent them (pure: no request)."""
+
+    def key_of(self, record: Mapping[str, Any]) -> RecordKey:
+        """The key of a record (``ContractError`` when it carries none)."""
+        ...
+
+    def version_of(self, record: Mapping[str, Any]) -> str:
+        """The record's version: it changes with every change of the record."""
+        ...
+
+    def observe(self, record: object) -> Observed:
+        """Identity, version and change time (``ContractError`` when the record lacks one)."""
+        ...
+
+    def version_order(self, version: str | None) -> int | None:
+        """The comparable form of a version as sent (None when absent or unreadable)."""
+        ...
+
+    def canonical_version(self, version: str | None) -> str | None:
+        """One spelling per version (two spellings of one version are one observation)."""
+        ...
+
+
+class SourceStream(RecordReader, Protocol):
     """Reading one resource."""
 
     @property
@@ -196,13 +276,115 @@ class SourceStream(Protocol):
         """Every live record's key and version (verification, reconciliation, deletes)."""
         ...
 
-    def key_of(self, record: Mapping[str, Any]) -> RecordKey:
-        """The key of a record (``ContractError`` when it carries none)."""
+    def covered_until(self, cursor: str | None) -> int | None:
+        """Every change made at or before this moment (epoch ns) was returned by the pages
+        before ``cursor``; None while no read has got that far (no complete snapshot yet)."""
         ...
 
-    def version_of(self, record: Mapping[str, Any]) -> str:
-        """The record's version: it changes with every change of the record."""
+    def get_many(self, keys: Sequence[RecordKey]) -> list[WireRecord]:
+        """The records of ``keys`` that still exist (absent ones are left out)."""
         ...
+
+    def presence(self, key: RecordKey) -> Presence:
+        """Whether a record the engine knows is gone, merged into another, or still there."""
+        ...
+
+
+@dataclass(frozen=True)
+class Pushed:
+    """One change a system pushed: an UPSERT of ``record`` (``key`` is its key), a DELETE of
+    ``key`` (``version``: the last one, when the push says), or a MERGE of ``merged_ids`` into
+    ``key`` (``record``: the merge's target, when the push carries it)."""
+
+    operation: Literal["UPSERT", "DELETE", "MERGE"]
+    key: RecordKey
+    at: datetime
+    """When the system says the change happened."""
+    record: WireRecord | None = None
+    version: str | None = None
+    merged_ids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One authenticated push: its id (to drop a repeated delivery), its kind (a metric label),
+    the resource it is about and the changes it stands for (none: it is implied by another
+    one, e.g. a merge's deletes)."""
+
+    event_id: str
+    kind: str
+    resource: str
+    changes: tuple[Pushed, ...] = ()
+    ignored: str | None = None
+    """Why an authentic delivery is not for this deployment (a metric label), if it is not."""
+
+
+class PushRejectedError(Exception):
+    """A delivery that is not authentic or cannot be read; ``reason`` is a metric label."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class PushSource(Protocol):
+    """A system's change notifications (webhooks), received on ``path``."""
+
+    @property
+    def path(self) -> str: ...
+
+    def receive(self, body: bytes, headers: Mapping[str, str]) -> Delivery:
+        """Authenticate and read one delivery (``PushRejectedError``; ``ConfigurationError``
+        when the verification key itself is unusable)."""
+        ...
+
+
+V1_CURSOR = "tether.v1_cursor"
+"""The key of the envelope ``v1_cursor`` makes (no stream's own cursor uses it)."""
+
+
+@dataclass(frozen=True)
+class V1Cursor:
+    """A cursor as the extractor's first version stored it, in three fields."""
+
+    position: str
+    seen: tuple[str, ...]
+    read_at: datetime
+
+
+def v1_cursor(position: str, seen: Sequence[str], read_at: datetime) -> str:
+    """Wrap a first-version stored cursor into the one string a stream resumes from."""
+    fields = {"position": position, "seen": list(seen), "read_at": read_at.isoformat()}
+    return json.dumps({V1_CURSOR: fields}, separators=(",", ":"))
+
+
+def open_v1_cursor(cursor: str | None) -> V1Cursor | None:
+    """The first-version cursor ``cursor`` wraps, or None when it is a stream's own cursor."""
+    if not cursor or not cursor.startswith("{"):
+        return None
+    try:
+        fields = json.loads(cursor).get(V1_CURSOR)
+        if not isinstance(fields, dict):
+            return None
+        return V1Cursor(
+            str(fields["position"]),
+            tuple(str(entry) for entry in fields["seen"]),
+            datetime.fromisoformat(fields["read_at"]),
+        )
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
+@dataclass(frozen=True)
+class StreamOptions:
+    """How a source stream reads: how far behind its cursor it re-reads (``overlap_seconds``:
+    clock skew, late commits, read lag) and how many identities a cursor remembers to
+    recognise what it re-reads (``seen_limit``; forgetting one costs a repeat, never a loss)."""
+
+    overlap_seconds: float = 5.0
+    seen_limit: int = 20_000
+    clock: Callable[[], datetime] | None = None
+    """The local clock the read times come from (None: the system clock)."""
 
 
 class Target(Protocol):
@@ -314,6 +496,23 @@ class ResourceDescriptor:
     reference_required: bool = True
     """False: a create may go without an idempotency reference of its own (a natural key finds
     it again; the caller supplies a stand-in)."""
+    parent_role: ParentRole | None = None
+    """How the kind of a record's parent is told (``ChangeEvent.parent_kind``), if it has one."""
+
+
+@dataclass(frozen=True)
+class ParentRole:
+    """A resource whose records belong to parents of several kinds that the API does not tell
+    apart (PowerOffice lists customers' and suppliers' contact persons together): a parent that
+    is a record of ``resource`` makes ``found``, any other parent ``otherwise``.
+
+    A lookup that finds no such parent is believed only for a record older than the system's
+    read lag (``created_field``: the record's creation time; reads may lag a fresh parent)."""
+
+    resource: str
+    found: str
+    otherwise: str
+    created_field: str | None = None
 
 
 @dataclass(frozen=True)
@@ -326,7 +525,7 @@ class ConnectorDescriptor(Generic[SettingsT, ClientT]):
     rate_limit: RateLimit
     client_factory: Callable[[SettingsT, ApiBudget], ClientT]
     """Builds a client from validated settings (credentials checked: ``ConfigurationError``)."""
-    streams: Callable[[ClientT], Mapping[str, SourceStream]]
+    streams: Callable[[ClientT, StreamOptions], Mapping[str, SourceStream]]
     targets: TargetFactory[ClientT, SettingsT]
 
     def resource(self, name: str) -> ResourceDescriptor:

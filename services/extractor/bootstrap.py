@@ -25,7 +25,7 @@ from services.core.errors import DecodeError, TransportError
 from services.core.kafka import make_consumer
 from services.core.settings import TetherSettings
 from services.core.topics import TopicLayout
-from services.extractor.changes import Operation, version_key
+from services.extractor.changes import Operation
 from services.extractor.known import KnownSet
 
 log = logging.getLogger("tether.extractor.bootstrap")
@@ -37,10 +37,13 @@ def rebuild_known(
     layout: TopicLayout,
     tenant: str,
     known: Mapping[tuple[str, str], KnownSet],
+    version_order: Mapping[tuple[str, str], Callable[[str | None], int | None]],
     timeout: float = 300.0,
     heartbeat: Callable[[], None] = lambda: None,
 ) -> int:
-    """Apply every change event of the known resources' changes topics; returns how many."""
+    """Apply every change event of the known resources' changes topics; returns how many.
+
+    ``version_order``: per resource, the comparable form of a ``source_version`` (its stream's)."""
     topics = {layout.changes(system, resource): (system, resource) for system, resource in known}
     consumer = make_consumer(  # no group: reads all, commits nothing
         settings, None, max_poll_records=5000, fetch_max_bytes=64 * 1024 * 1024
@@ -80,11 +83,12 @@ def rebuild_known(
                     if target is None:
                         continue
                     version = event.get("source_version")
+                    order = version_order[(event["system"], event["resource"])]
                     target.record(
                         event["record_id"],
                         Operation(event["operation"]),
                         version,
-                        version_key(event["system"], version),
+                        order(version),
                         event.get("parent_id"),
                         tuple(event.get("merged_ids") or ()),
                     )

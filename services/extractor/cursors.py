@@ -21,6 +21,7 @@ from kafka import KafkaProducer, TopicPartition
 from kafka.errors import KafkaError
 
 from services.core.codec import AvroCodec
+from services.core.connector import v1_cursor
 from services.core.deadletters import DeadLetterWriter
 from services.core.errors import DecodeError, TransportError
 from services.core.kafka import make_consumer
@@ -158,6 +159,26 @@ class CursorStore:
         except KafkaError as exc:
             raise TransportError(f"cursor not saved: {type(exc).__name__}") from exc
         self._cursors[cursor.key] = cursor
+
+    def stream_cursor(self, tenant: str, system: str, resource: str, stream: str) -> str | None:
+        """The stream's opaque cursor (None: nothing stored).
+
+        This version stores it whole in ``position`` (``seen`` empty). The first version spread
+        it over ``position``, ``seen`` and ``updated_at`` (the time of the read); such a record
+        is handed to the stream wrapped by ``v1_cursor``, which the stream reads as it was, so
+        an upgraded extractor resumes where the previous one stopped."""
+        cursor = self.get(tenant, system, resource, stream)
+        if cursor is None:
+            return None
+        if cursor.seen:
+            return v1_cursor(cursor.position, cursor.seen, cursor.updated_at)
+        return cursor.position or None
+
+    def save_stream_cursor(
+        self, tenant: str, system: str, resource: str, stream: str, position: str
+    ) -> None:
+        """Save a stream's opaque cursor and wait for the broker's acknowledgement."""
+        self.save(Cursor(tenant, system, resource, stream, position))
 
     def reset(self, tenant: str, system: str, resource: str, stream: str) -> None:
         """Forget a cursor (tombstone): the next poll starts with a full snapshot."""

@@ -1,13 +1,15 @@
-"""Webhook de-duplication by Wix event id: a bounded LRU of handled ids plus in-flight tracking.
+"""Push de-duplication by the sender's event id: a bounded LRU of handled ids plus in-flight
+tracking.
 
 Pure: imports no I/O library (standard library only); thread-safe (one HTTP thread per delivery).
 
-Wix retries a delivery that was not answered 200 in time and may deliver an event twice. An id is
-recorded as *done* only after its change events were acknowledged by Kafka; a delivery whose id is
-done is answered 200 without producing anything. A copy arriving while the first is still being
-handled waits for it (bounded) instead of producing in parallel; if the first fails, the copy
-handles the event itself. The LRU forgets the oldest ids beyond ``capacity``: a copy arriving
-after that produces again, with the same deterministic event ids (downstream de-duplicates).
+A sender (a system's webhooks) retries a delivery that was not answered 200 in time and may deliver
+an event twice. An id is recorded as *done* only after its change events were acknowledged by
+Kafka; a delivery whose id is done is answered 200 without producing anything. A copy arriving
+while the first is still being handled waits for it (bounded) instead of producing in parallel;
+if the first fails, the copy handles the event itself. The LRU forgets the oldest ids beyond
+``capacity``: a copy arriving after that produces again, with the same deterministic event ids
+(downstream de-duplicates).
 """
 
 from __future__ import annotations

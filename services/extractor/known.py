@@ -30,7 +30,7 @@ from services.extractor.changes import Change, Operation
 @dataclass(frozen=True)
 class KnownRecord:
     version: str | None
-    key: int | None  # comparable version (PowerOffice stamp ns, Wix revision)
+    key: int | None  # comparable version (``SourceStream.version_order``)
     parent_id: str | None = None
     deleted: bool = False
     touched: float = 0.0  # monotonic time of the last update (reconciliation skips fresh ones)

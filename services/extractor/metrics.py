@@ -67,7 +67,7 @@ class ExtractorMetrics:
         )
         self.webhooks = Counter(
             "tether_extractor_webhook_deliveries",
-            "Wix webhook deliveries by outcome (accepted, duplicate, rejected, unavailable)",
+            "Webhook deliveries by outcome (accepted, duplicate, rejected, unavailable)",
             ["outcome", "reason"],
             registry=registry,
         )
@@ -120,9 +120,10 @@ class ExtractorMetrics:
             ["system", "resource", "reason"],
             registry=registry,
         )
-        self.waiting_for_wix = Gauge(
+        # The name is older than the connector interface and stays: dashboards and alerts use it.
+        self.waiting_for_snapshot = Gauge(
             "tether_extractor_waiting_for_wix_snapshot",
-            "1 while PowerOffice extraction waits for the first full Wix snapshot",
+            "1 while extraction waits for the first full snapshot of the system read first",
             registry=registry,
         )
         self.known = Gauge(

@@ -4,105 +4,77 @@ One run: (1) the poll cursor must exist (no reconciliation before the first snap
 (2) list every live record with a cheap projection — an error anywhere aborts the run, a partial
 listing is never used; (3) plan against the known set; (4) adopt old unknown records; (5) fetch
 and emit the drifted records (origin RECONCILE); (6) unless the breaker is open, verify each
-delete candidate with a lookup and emit DELETE (404) or MERGE (Wix: merged away); (7) wait for
-Kafka's acknowledgement (the known set learns the changes then). Breaker state, candidates and
-drift are metrics.
+delete candidate with a lookup and emit DELETE (404) or MERGE (``presence``: merged away);
+(7) wait for Kafka's acknowledgement (the known set learns the changes then). Breaker state,
+candidates and drift are metrics.
 
-Imports: the extractor's pure modules, its emitter and metrics; the API access comes in through
-the :class:`Scanner` port (``poweroffice.py`` / ``wix.py`` implement it).
+The API access is the resource's ``SourceStream`` (``scan``, ``get_many``, ``presence``); its
+poller says how far polling has read (``covered_until_ns``) and turns records into changes.
+
+Imports: the connector interface, the extractor's pure modules, its poller, emitter and metrics.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
 
+from services.core.connector import Gone, MergedInto, RecordKey
 from services.core.errors import ContractError
-from services.extractor.changes import Change, Origin, delete, raw_payload, wix_merge
+from services.core.stream_positions import NS_PER_SECOND, from_datetime
+from services.extractor.changes import Change, Origin, raw_payload
 from services.extractor.emitter import Emitter
-from services.extractor.known import KnownRecord, KnownSet
+from services.extractor.known import KnownSet
 from services.extractor.metrics import ExtractorMetrics
-from services.extractor.positions import NS_PER_SECOND, from_datetime
+from services.extractor.poller import Poller
 from services.extractor.reconciliation import BreakerLimits, Listed, Plan, plan
 
 log = logging.getLogger("tether.extractor.reconcile")
 
 
-@dataclass(frozen=True)
-class Gone:
-    """The lookup answered 404: the record was deleted."""
-
-
-@dataclass(frozen=True)
-class Exists:
-    """The record is still there (the listing missed it)."""
-
-
-@dataclass(frozen=True)
-class MergedInto:
-    """Wix: the id was merged into ``target_id`` (``target``: its raw contact, if read)."""
-
-    target_id: str
-    target: Mapping[str, Any] | None
-
-
-Verdict = Gone | Exists | MergedInto
-
-
-class Scanner(Protocol):
-    """API access of one resource, for reconciliation."""
-
-    system: str
-    resource: str
-
-    def covered_until_ns(self) -> int | None:
-        """The poll cursor's position (None: no snapshot yet)."""
-        ...
-
-    def scan(self) -> list[Listed]:
-        """Every live record (id, version); raises on any error (never a partial list)."""
-        ...
-
-    def fetch(self, items: Sequence[Listed]) -> list[Any]:
-        """The full raw records of ``items`` (those still there)."""
-        ...
-
-    def to_change(self, raw: Any) -> Change:
-        """A raw record -> UPSERT change with origin RECONCILE (``ContractError`` if malformed)."""
-        ...
-
-    def verify(self, record_id: str, known: KnownRecord) -> Verdict: ...
-
-
 class Reconciler:
     def __init__(
         self,
-        scanner: Scanner,
+        poller: Poller,
         known: KnownSet,
         emitter: Emitter,
         metrics: ExtractorMetrics,
         limits: BreakerLimits,
         *,
+        page_size: int,
         retention_seconds: float,
         ack_timeout: float = 30.0,
     ) -> None:
-        self.scanner = scanner
+        self.poller = poller
+        self.stream = poller.stream
+        self.maker = poller.maker
+        self.page_size = page_size
         self.known = known
         self.emitter = emitter
         self.metrics = metrics
         self.limits = limits
         self.retention_seconds = retention_seconds
         self.ack_timeout = ack_timeout
-        self.labels = (scanner.system, scanner.resource)
-        self.source = f"{scanner.system}/{scanner.resource}"
+        self.labels = (poller.system, poller.resource)
+        self.source = poller.maker.source
+
+    def scan(self) -> list[Listed]:
+        """Every live record (id, version, key, time, parent); any error aborts the run."""
+        return [
+            Listed(
+                item.key.id,
+                item.version,
+                self.stream.version_order(item.version),
+                item.changed_ns,
+                item.key.parent_id,
+            )
+            for item in self.stream.scan(self.page_size)
+        ]
 
     def run(self) -> Plan | None:
         # 1. only after the first snapshot: before it, everything would look unseen
-        covered = self.scanner.covered_until_ns()
+        covered = self.poller.covered_until_ns()
         if covered is None:
             log.info("reconcile %s/%s skipped: no snapshot yet", *self.labels)
             return None
@@ -110,7 +82,7 @@ class Reconciler:
         now = datetime.now(UTC)
         # 2. the full listing (an exception aborts the run: nothing is planned from a partial one)
         try:
-            listing = self.scanner.scan()
+            listing = self.scan()
         except Exception:
             self.metrics.reconcile_runs.labels(*self.labels, "failed").inc()
             raise
@@ -134,9 +106,11 @@ class Reconciler:
         # 5. drift: read back and emit what the poller missed
         kinds = {item.record_id: "changed" for item in result.changed}
         kinds.update({item.record_id: "unseen" for item in result.unseen})
-        for raw in self.scanner.fetch([*result.changed, *result.unseen]):
+        drifted = [*result.changed, *result.unseen]
+        keys = [RecordKey(item.record_id, item.parent_id) for item in drifted]
+        for raw in self.stream.get_many(keys):
             try:
-                change = self.scanner.to_change(raw)
+                change = self.poller.to_change(raw, Origin.RECONCILE)
             except ContractError as exc:
                 batch.park(raw_payload(raw), exc, source=self.source)
                 continue
@@ -146,25 +120,19 @@ class Reconciler:
         # 6. deletes, unless the breaker refuses them
         self._breaker_metrics(result)
         for record_id, entry in result.deletes_allowed:
-            verdict = self.scanner.verify(record_id, entry)
+            verdict = self.stream.presence(RecordKey(record_id, entry.parent_id))
             if isinstance(verdict, Gone):
-                change = delete(
-                    self.scanner.system,
-                    self.scanner.resource,
-                    record_id,
-                    Origin.RECONCILE,
-                    now,
-                    entry.version,
-                    entry.parent_id,
+                change = self.maker.delete(
+                    record_id, Origin.RECONCILE, now, entry.version, entry.parent_id
                 )
                 kind = "deleted"
             elif isinstance(verdict, MergedInto):
                 try:
-                    change = wix_merge(
-                        verdict.target, verdict.target_id, [record_id], Origin.RECONCILE, now
+                    change = self.maker.merge(
+                        verdict.record, verdict.target.id, [record_id], Origin.RECONCILE, now
                     )
                 except ContractError as exc:
-                    batch.park(raw_payload(verdict.target), exc, source=self.source)
+                    batch.park(raw_payload(verdict.record), exc, source=self.source)
                     continue
                 kind = "merged"
             else:

@@ -7,9 +7,9 @@ For each resource a scan lists every live record with a cheap projection (id + v
 version's timestamp). :func:`plan` sorts the scan against the known set:
 
 - **missing** — known, not deleted, not listed: a *candidate* delete. The shell emits a DELETE only
-  after a verifying lookup says 404 (offset paging can hide a record; Wix answers ``MERGED`` for
-  a merged-away id -> MERGE). Records the known set learned after the scan started are skipped
-  (they may have been created after the listing passed them).
+  after a verifying lookup says 404 (offset paging can hide a record; a merged-away id is
+  ``MergedInto`` its target -> MERGE). Records the known set learned after the scan started are
+  skipped (they may have been created after the listing passed them).
 - **changed** — listed with a newer version than known, at or before the poll cursor (so the poller
   should have seen it: drift). The shell fetches the record and emits it (origin RECONCILE).
   A newer version after the cursor is the poller's to emit, not drift.

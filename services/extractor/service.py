@@ -1,4 +1,10 @@
-"""The extractor service: wiring (clients, budgets, cursors, known set, webhook route) and its loop.
+"""The extractor service: the generic pieces put together per resource, and the service loop.
+
+Per resource of every enabled system (``systems.wire``: the connectors, clients and budgets) it
+builds a :class:`~services.extractor.poller.Poller` over the resource's ``SourceStream`` and a
+:class:`~services.extractor.reconciler.Reconciler`; per system that pushes changes, a
+:class:`~services.extractor.webhook.PushReceiver` on its route; per resource whose descriptor has
+a ``parent_role``, the :class:`~services.extractor.parents.ParentKinds` of its records.
 
 :class:`Extractor` is built on a ``ServiceContext``. ``start()`` provisions topics (idempotent),
 loads the cursors and rebuilds the known set from the changes topics, then marks the service ready
@@ -12,59 +18,42 @@ covers acknowledged pages. A failing cycle is logged, counted and retried at the
 Budgets: each client takes its share of its API's budget (``ApiBudget``; 0 = lifted), exported by
 ``BudgetCollector``; API calls and statuses are counted through the clients' ``on_request``.
 
-Imports: the connectors' production clients, the core service context and the extractor modules.
+Imports: the connector interface, the core service context and the extractor modules (the
+connector packages only through ``systems``).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
 
-from services.connectors.poweroffice.client import PowerOfficeClient, require_credentials
-from services.connectors.wix.client import (
-    WixClient,
-    auth_from_settings,
-)
-from services.core.budget import ApiBudget, process_share
+from services.core.connector import Client, PushSource
 from services.core.deadletters import reason_of
 from services.core.errors import ConfigurationError
 from services.core.kafka import provision_topics, retry_while_unreachable
 from services.core.metrics import BudgetCollector
 from services.core.runtime import ServiceRuntime
 from services.core.service import ServiceContext
+from services.extractor import systems
 from services.extractor.bootstrap import rebuild_known
+from services.extractor.changes import ChangeMaker
 from services.extractor.cursors import CursorStore
 from services.extractor.dedup import EventDeduplicator
 from services.extractor.emitter import Emitter
 from services.extractor.known import KnownSet
 from services.extractor.metrics import ExtractorMetrics
-from services.extractor.parents import ParentKinds
-from services.extractor.poweroffice import RESOURCES as PO_RESOURCES
-from services.extractor.poweroffice import PowerOfficePoller, PowerOfficeScanner
+from services.extractor.parents import ParentKinds, parent_lookup
+from services.extractor.poller import Poller
 from services.extractor.reconciler import Reconciler
 from services.extractor.reconciliation import BreakerLimits
-from services.extractor.settings import ExtractorSettings, budget_shape
-from services.extractor.webhook import PATH as WEBHOOK_PATH
-from services.extractor.webhook import WixWebhookReceiver
-from services.extractor.wix import WixPoller, WixScanner
+from services.extractor.settings import ExtractorSettings
+from services.extractor.webhook import PushReceiver
 
 log = logging.getLogger("tether.extractor")
 
 DAY_SECONDS = 86_400.0
-
-
-class Poller(Protocol):
-    system: str
-    resource: str
-
-    def cycle(
-        self, should_stop: Callable[[], bool] = ..., heartbeat: Callable[[], None] = ...
-    ) -> int: ...
-
-    def lag_seconds(self) -> float: ...
 
 
 @dataclass
@@ -85,59 +74,31 @@ def next_due(started: float, interval: float, now: float) -> float:
     return max(started + interval, now)
 
 
-def check_webhooks_off(settings: ExtractorSettings) -> None:
-    """No webhook route: refuse to start when webhooks are expected without a key, else say so."""
-    if settings.webhooks_expected():
-        raise ConfigurationError(
-            "Wix webhooks are expected (TETHER_WIX_WEBHOOKS_ENABLED, or the Wix app is "
-            "installed: app id + instance id) but no webhook public key is configured: set "
-            "TETHER_WIX_WEBHOOK_PUBLIC_KEY (secret file tether_wix_webhook_public_key) or "
-            "TETHER_WIX_WEBHOOK_PUBLIC_KEY_FILE, or TETHER_WIX_WEBHOOKS_ENABLED=false to poll only"
-        )
-    # Switched off on purpose: INFO; merely unconfigured: WARNING (an operator should know).
-    log.log(
-        logging.INFO if settings.wix_webhooks_enabled is False else logging.WARNING,
-        "Wix webhooks off: Wix changes arrive by polling every %.0f s",
-        settings.wix_poll_interval_seconds,
-        extra={"fields": {"wix_poll_interval_seconds": settings.wix_poll_interval_seconds}},
-    )
-
-
 class Extractor:
     def __init__(
         self,
         ctx: ServiceContext,
         settings: ExtractorSettings,
         *,
-        poweroffice_client: PowerOfficeClient | None = None,
-        wix_client: WixClient | None = None,
+        clients: Mapping[str, Client] | None = None,
     ) -> None:
+        """``clients``: ready-made API clients by system (else built from the settings)."""
         self.ctx = ctx
         self.settings = settings
         self.tenant = settings.tenant
         self.metrics = ExtractorMetrics(ctx.registry)
         self.ready = False
         self._told_waiting = False
-        self.known: dict[tuple[str, str], KnownSet] = {}
-        if settings.poweroffice_enabled:
-            for resource in PO_RESOURCES:
-                self.known[("poweroffice", resource)] = KnownSet("poweroffice", resource)
-        if settings.wix_enabled:
-            self.known[("wix", "contacts")] = KnownSet("wix", "contacts")
+        self.known: dict[tuple[str, str], KnownSet] = {
+            (system, resource): KnownSet(system, resource)
+            for system, resources in systems.enabled(settings).items()
+            for resource in resources
+        }
         if not self.known:
-            raise ConfigurationError("both systems are disabled: nothing to extract")
+            raise ConfigurationError("every system is disabled: nothing to extract")
 
-        # Budgets: this service's share of each API's limit (0 = lifted).
-        # (The Deployment's share split by its replicas: one, the extractor is a singleton.)
-        po_share = process_share(settings.poweroffice_budget_share, settings.replicas)
-        po_rate = settings.poweroffice_requests_per_second * po_share
-        self.poweroffice_budget = ApiBudget(
-            f"poweroffice-{self.tenant}-extractor", *budget_shape(po_rate, 1.0)
-        )
-        wix_share = process_share(settings.wix_budget_share, settings.replicas)
-        wix_rate = settings.wix_requests_per_minute * wix_share
-        self.wix_budget = ApiBudget(f"wix-{self.tenant}-extractor", *budget_shape(wix_rate, 60.0))
-        ctx.registry.register(BudgetCollector([self.poweroffice_budget, self.wix_budget]))
+        self.budgets = systems.budgets(settings)
+        ctx.registry.register(BudgetCollector(list(self.budgets.values())))
 
         self.cursors = CursorStore(
             ctx.layout.cursors, ctx.codec, ctx.producer, settings, dead_letters=ctx.dead_letters
@@ -149,127 +110,94 @@ class Extractor:
         retention = ctx.layout.retention_days * DAY_SECONDS
         self.pollers: list[Poller] = []
         self.reconcilers: list[Reconciler] = []
-        self.poweroffice: PowerOfficeClient | None = None
-        self.wix: WixClient | None = None
-        if settings.poweroffice_enabled:
-            self.poweroffice = poweroffice_client or self._poweroffice_client()
-            parents = ParentKinds(
-                self.known[("poweroffice", "customers")],
-                self.poweroffice.get_customer,
-                ttl=settings.parent_kind_ttl_seconds,
-                settle_seconds=settings.parent_settle_seconds,
-            )
-            for resource in PO_RESOURCES:
-                known = self.known[("poweroffice", resource)]
-                po_poller = PowerOfficePoller(
-                    self.poweroffice,
-                    resource,
+        self.intervals: dict[str, float] = {}
+        self.clients: dict[str, Client] = {}
+        self.receivers: list[PushReceiver] = []
+        self.first = systems.snapshot_first(settings)
+        wired = systems.wire(settings, self.budgets, ctx.metrics, clients)
+        for system in wired:
+            self.clients[system.name] = system.client
+            self.intervals[system.name] = system.poll_interval
+            makers: dict[str, ChangeMaker] = {}
+            for resource, stream in system.streams.items():
+                known = self.known[(system.name, resource)]
+                poller = Poller(
+                    system.name,
+                    stream,
                     self.cursors,
                     self.emitter,
                     known,
                     self.metrics,
-                    page_size=settings.poweroffice_page_size,
                     tenant=self.tenant,
-                    overlap_seconds=settings.poll_overlap_seconds,
-                    seen_limit=settings.cursor_seen_limit,
-                    parents=parents if resource == "contact_persons" else None,
+                    page_size=system.page_size,
+                    parents=self._parents(system, resource),
                 )
-                self.pollers.append(po_poller)
-                scanner = PowerOfficeScanner(
-                    self.poweroffice, resource, po_poller, settings.reconcile_page_size
-                )
+                self.pollers.append(poller)
+                makers[resource] = poller.maker
                 self.reconcilers.append(
                     Reconciler(
-                        scanner,
+                        poller,
                         known,
                         self.emitter,
                         self.metrics,
                         limits,
+                        page_size=settings.reconcile_page_size,
                         retention_seconds=retention,
                     )
                 )
-        self.receiver: WixWebhookReceiver | None = None
-        self.wix_poller: WixPoller | None = None
-        if settings.wix_enabled:
-            self.wix = wix_client or self._wix_client()
-            known = self.known[("wix", "contacts")]
-            wix_poller = WixPoller(
-                self.wix,
-                self.cursors,
-                self.emitter,
-                known,
-                self.metrics,
-                page_size=settings.wix_page_size,
-                tenant=self.tenant,
-                overlap_seconds=settings.poll_overlap_seconds,
-                seen_limit=settings.cursor_seen_limit,
-            )
-            # Wix first: the mapper matches PowerOffice records against the Wix contacts it has
-            # seen, so the existing contacts go on Kafka before the records (``_waits``).
-            self.pollers.insert(0, wix_poller)
-            self.wix_poller = wix_poller
-            self.reconcilers.append(
-                Reconciler(
-                    WixScanner(self.wix, wix_poller),
-                    known,
-                    self.emitter,
-                    self.metrics,
-                    limits,
-                    retention_seconds=retention,
-                )
-            )
-            key = settings.webhook_public_key_pem()
-            if key and settings.wix_webhooks_enabled is not False:
-                public = ctx.runtime.public
-                if public is None:
-                    raise ConfigurationError("the extractor has no public port for its webhook")
-                self.receiver = WixWebhookReceiver(
-                    key,
-                    self.emitter,
-                    known,
-                    EventDeduplicator(settings.webhook_dedup_size),
-                    self.metrics,
-                    ack_timeout=settings.webhook_ack_timeout_seconds,
-                    ready=lambda: self.ready,
-                    instance_id=settings.wix_instance_id,
-                )
-                receiver = self.receiver
-                public.add_route(
-                    "POST",
-                    WEBHOOK_PATH,
-                    receiver,
-                    max_body=settings.webhook_max_body_bytes,
-                    on_too_large=lambda: receiver.count("rejected", "too_large"),
-                )
-            else:
-                check_webhooks_off(settings)
+            if system.push is not None:
+                self._serve(system.push, system.name, makers)
+        # Snapshot first: the first system's streams are polled before every other one
+        # (``_waits``).
+        self.pollers.sort(key=lambda poller: poller.system != self.first)
         ctx.runtime.http.add_check("extractor", lambda: self.ready)
         for poller in self.pollers:
             self.metrics.cursor_lag.labels(poller.system, poller.resource).set_function(
                 poller.lag_seconds
             )
-        for (system, resource), known_set in self.known.items():
-            self.metrics.known.labels(system, resource).set_function(known_set.live_count)
+        for (system_name, resource), known_set in self.known.items():
+            self.metrics.known.labels(system_name, resource).set_function(known_set.live_count)
 
-    def _poweroffice_client(self) -> PowerOfficeClient:
-        s = self.settings
-        require_credentials(s)
-        return PowerOfficeClient(
-            application_key=s.poweroffice_app_key,
-            client_key=s.poweroffice_client_key,
-            subscription_key=s.poweroffice_subscription_key,
-            budget=self.poweroffice_budget,
-            base_url=s.poweroffice_base_url,
-            token_url=s.poweroffice_token_url,
-            on_request=self.ctx.metrics.observe_api,
+    @property
+    def receiver(self) -> PushReceiver | None:
+        """The push receiver (one system pushes today), if a route is served."""
+        return self.receivers[0] if self.receivers else None
+
+    def _parents(self, system: systems.System, resource: str) -> ParentKinds | None:
+        """The parent kinds of a resource whose descriptor has a ``parent_role``."""
+        role = system.resources[resource].parent_role
+        if role is None:
+            return None
+        return ParentKinds(
+            self.known[(system.name, role.resource)],
+            parent_lookup(system.streams[role.resource], system.name),
+            role=role,
+            ttl=self.settings.parent_kind_ttl_seconds,
+            settle_seconds=self.settings.parent_settle_seconds,
         )
 
-    def _wix_client(self) -> WixClient:
-        return WixClient(
-            auth_from_settings(self.settings),
-            self.wix_budget,
-            base_url=self.settings.wix_base_url,
-            on_request=self.ctx.metrics.observe_api,
+    def _serve(self, source: PushSource, system: str, makers: Mapping[str, ChangeMaker]) -> None:
+        """Serve a system's push route on the public port."""
+        public = self.ctx.runtime.public
+        if public is None:
+            raise ConfigurationError("the extractor has no public port for its webhook")
+        receiver = PushReceiver(
+            source,
+            makers,
+            self.emitter,
+            {resource: self.known[(system, resource)] for resource in makers},
+            EventDeduplicator(self.settings.webhook_dedup_size),
+            self.metrics,
+            ack_timeout=self.settings.webhook_ack_timeout_seconds,
+            ready=lambda: self.ready,
+        )
+        self.receivers.append(receiver)
+        public.add_route(
+            "POST",
+            receiver.path,
+            receiver,
+            max_body=self.settings.webhook_max_body_bytes,
+            on_too_large=lambda: receiver.count("rejected", "too_large"),
         )
 
     # -- lifecycle ----------------------------------------------------------------------------
@@ -286,6 +214,7 @@ class Extractor:
             self.ctx.layout,
             self.tenant,
             self.known,
+            {(p.system, p.resource): p.stream.version_order for p in self.pollers},
             heartbeat=heartbeat,
         )
         self.ready = True
@@ -296,16 +225,15 @@ class Extractor:
                     "cursors": cursors,
                     "change_events_read": events,
                     "known_records": {f"{s}/{r}": len(k) for (s, r), k in self.known.items()},
-                    "webhooks": self.receiver is not None,
+                    "webhooks": bool(self.receivers),
                 }
             },
         )
 
     def close(self) -> None:
         self.ready = False
-        for client in (self.poweroffice, self.wix):
-            if client is not None:
-                client.close()
+        for client in self.clients.values():
+            client.close()
 
     # -- one round ----------------------------------------------------------------------------
 
@@ -340,22 +268,27 @@ class Extractor:
                     raise
 
     def _waits(self, system: str) -> bool:
-        """Whether ``system``'s records must wait for the first full Wix snapshot.
+        """Whether ``system``'s records must wait for the first system's full snapshot.
 
-        A PowerOffice record put on Kafka before the Wix contact it matches would make the mapper
-        create a second contact (Wix's duplicate rule catches e-mails, nothing catches phones).
-        The Wix poller runs first, but a failing Wix cycle (429s, an outage, a crash mid-cycle)
-        must not let PowerOffice go ahead: it waits until a Wix cycle has read everything once
-        (``since`` is set in the saved cursor, so this holds across restarts too)."""
-        if system != "poweroffice" or self.wix_poller is None:
+        The mapper matches records against the hub's records it has seen: a record put on Kafka
+        before the hub record it matches would make the mapper create a second one (the hub's
+        duplicate rule catches e-mails, nothing catches phones). The first system's pollers run
+        first, but a failing cycle (429s, an outage, a crash mid-cycle) must not let the others
+        go ahead: they wait until every stream of the first system has read everything once
+        (its saved cursor says so, so this holds across restarts too)."""
+        if self.first is None or system == self.first:
             return False
-        if not self.settings.wix_snapshot_first or self.wix_poller.state().since_ns is not None:
-            self.metrics.waiting_for_wix.set(0)
+        if all(p.covered_until_ns() is not None for p in self.pollers if p.system == self.first):
+            self.metrics.waiting_for_snapshot.set(0)
             return False
         if not self._told_waiting:
-            log.info("PowerOffice extraction waits for the first full Wix snapshot")
+            log.info(
+                "extraction waits for the first full snapshot of %s",
+                self.first,
+                extra={"fields": {"waits": system, "for": self.first}},
+            )
             self._told_waiting = True
-        self.metrics.waiting_for_wix.set(1)
+        self.metrics.waiting_for_snapshot.set(1)
         return True
 
     def _poll(
@@ -388,11 +321,7 @@ class Extractor:
         s = self.settings
         tasks: list[_Task] = []
         for poller in self.pollers:
-            interval = (
-                s.poweroffice_poll_interval_seconds
-                if poller.system == "poweroffice"
-                else s.wix_poll_interval_seconds
-            )
+            interval = self.intervals[poller.system]
 
             def poll(p: Poller = poller) -> int:
                 return self._poll(p, runtime.stopping.is_set, runtime.heartbeat)
@@ -427,7 +356,7 @@ class Extractor:
                 if time.monotonic() < task.due:
                     continue
                 if self._waits(task.labels[0]):
-                    task.due = time.monotonic() + 1.0  # the Wix snapshot is not complete yet
+                    task.due = time.monotonic() + 1.0  # the first snapshot is not complete yet
                     continue
                 started = time.monotonic()
                 try:

@@ -25,8 +25,9 @@ The scratch schema needs the right to create a schema in the configured database
 arrive in a preview, so links to contacts being created stay pending; records sharing a key
 still join the one pending contact, exactly as in the pipeline (``mapper_link_keys``).
 
-Imports: psycopg, the connectors' clients, the core codec/topics/settings, the extractor's pure
-change builders, the mapper's handler/store/migrations/settings/domain, and this package's wiring.
+Imports: psycopg, the connectors' clients and record readers, the core codec/topics/settings,
+the extractor's pure change builders, the mapper's handler/store/migrations/settings/domain, and
+this package's wiring.
 """
 
 from __future__ import annotations
@@ -47,13 +48,15 @@ import psycopg
 from psycopg import sql
 
 from services.connectors.poweroffice.client import PowerOfficeClient
+from services.connectors.poweroffice.stream import PowerOfficeRecords
 from services.connectors.wix.client import MAX_PAGE, WixClient, last_page
+from services.connectors.wix.stream import WixContacts
 from services.core.codec import AvroCodec, default_codec
 from services.core.errors import ConfigurationError, ContractError, TetherError
 from services.core.runtime import mask_personal_data
 from services.core.topics import TopicLayout
 from services.extractor.changes import Change as ExtractedChange
-from services.extractor.changes import Origin, po_observe, po_upsert, wix_observe, wix_upsert
+from services.extractor.changes import ChangeMaker, Origin
 from services.extractor.settings import ExtractorSettings
 from services.mapper.domain import Command, CommandAction, Policy
 from services.mapper.handler import Handler
@@ -160,8 +163,13 @@ def change_events(snapshot: Snapshot, codec: AvroCodec, tenant: str) -> Events:
             return
         events.data.append(codec.encode("ChangeEvent", change.to_datum(tenant, extracted_at)))
 
+    contacts = ChangeMaker("wix", "contacts", WixContacts())
     for raw in snapshot.wix_contacts:
-        add(lambda raw=raw: wix_upsert(raw, wix_observe(raw), Origin.POLL), "wix/contacts")
+
+        def build_contact(raw: Any = raw) -> ExtractedChange:
+            return contacts.upsert(raw, contacts.reader.observe(raw), Origin.POLL)
+
+        add(build_contact, "wix/contacts")
     customers = {
         str(r.get("Id")) for r in snapshot.poweroffice.get("customers", []) if isinstance(r, dict)
     }
@@ -169,11 +177,13 @@ def change_events(snapshot: Snapshot, codec: AvroCodec, tenant: str) -> Events:
         for raw in snapshot.poweroffice.get(resource, []):
 
             def build(raw: Any = raw, resource: str = resource) -> ExtractedChange:
-                obs = po_observe(resource, raw)
+                maker = ChangeMaker("poweroffice", resource, PowerOfficeRecords(resource))
+                observed = maker.reader.observe(raw)
+                parent_id = observed.key.parent_id
                 kind = None
-                if resource == "contact_persons" and obs.parent_id is not None:
-                    kind = "customer" if obs.parent_id in customers else "supplier"
-                return po_upsert(resource, raw, obs, Origin.POLL, kind)
+                if resource == "contact_persons" and parent_id is not None:
+                    kind = "customer" if parent_id in customers else "supplier"
+                return maker.upsert(raw, observed, Origin.POLL, parent_kind=kind)
 
             add(build, f"poweroffice/{resource}")
     return events

@@ -8,21 +8,30 @@ from typing import Any
 
 import pytest
 
+from services.connectors.poweroffice.stream import PowerOfficeRecords
+from services.connectors.wix.receiver import pushed_changes
+from services.connectors.wix.stream import WixContacts
 from services.connectors.wix.webhooks import ContactWebhookEvent
 from services.core.codec import AvroCodec
 from services.core.errors import ContractError
 from services.core.records import unwrap_record
-from services.extractor.changes import (
-    Operation,
-    Origin,
-    delete,
-    event_id,
-    po_observe,
-    po_upsert,
-    webhook_changes,
-    wix_observe,
-    wix_upsert,
-)
+from services.extractor.changes import Change, ChangeMaker, Operation, Origin, event_id
+
+CONTACTS = ChangeMaker("wix", "contacts", WixContacts())
+
+
+def po_maker(resource: str) -> ChangeMaker:
+    return ChangeMaker("poweroffice", resource, PowerOfficeRecords(resource))
+
+
+def po_upsert(resource: str, raw: Any, origin: Origin = Origin.POLL) -> Change:
+    maker = po_maker(resource)
+    return maker.upsert(raw, maker.reader.observe(raw), origin)
+
+
+def webhook_changes(event: ContactWebhookEvent) -> list[Change]:
+    return [CONTACTS.pushed(change) for change in pushed_changes(event)]
+
 
 NOW = datetime(2025, 11, 27, 8, 0, 5, tzinfo=UTC)
 PERSON = {
@@ -59,19 +68,15 @@ def test_event_ids_are_deterministic_per_observation() -> None:
         == 5
     )
     # Two spellings of one PowerOffice stamp are one observation.
-    obs = po_observe("contact_persons", PERSON)
-    change = po_upsert("contact_persons", PERSON, obs, Origin.POLL)
+    change = po_upsert("contact_persons", PERSON)
     respelled = {**PERSON, "LastChangedDateTimeOffset": "2025-11-27 08:00:00.1234567+00:00"}
-    other = po_upsert(
-        "contact_persons", respelled, po_observe("contact_persons", respelled), Origin.RECONCILE
-    )
+    other = po_upsert("contact_persons", respelled, Origin.RECONCILE)
     assert change.event_id("t") == other.event_id("t")
     assert change.source_version == PERSON["LastChangedDateTimeOffset"]  # as sent
 
 
 def test_poweroffice_change_carries_the_record_verbatim() -> None:
-    obs = po_observe("contact_persons", PERSON)
-    change = po_upsert("contact_persons", PERSON, obs, Origin.POLL)
+    change = po_upsert("contact_persons", PERSON)
     assert (change.record_id, change.parent_id, change.operation) == (
         "500001",
         "100001",
@@ -97,19 +102,19 @@ def test_poweroffice_change_carries_the_record_verbatim() -> None:
 )
 def test_poweroffice_records_without_identity_or_stamp_are_contract_errors(raw: Any) -> None:
     with pytest.raises(ContractError):
-        po_observe("employees", raw)
+        PowerOfficeRecords("employees").observe(raw)
 
 
 def test_wrong_types_are_contract_errors_not_crashes() -> None:
     bad = {**PERSON, "FirstName": 123}
     with pytest.raises(ContractError, match="FirstName"):
-        po_upsert("contact_persons", bad, po_observe("contact_persons", bad), Origin.POLL)
+        po_upsert("contact_persons", bad)
     for broken in ({**CONTACT, "revision": "3"}, {**CONTACT, "updatedDate": None}, {"id": ""}):
         with pytest.raises(ContractError):
-            wix_observe(broken)
+            WixContacts().observe(broken)
     nested = {**CONTACT, "info": {"name": {"first": 42}}}
     with pytest.raises(ContractError):
-        wix_upsert(nested, wix_observe(nested), Origin.POLL)
+        CONTACTS.upsert(nested, CONTACTS.reader.observe(nested), Origin.POLL)
 
 
 def webhook(kind: str, **extra: Any) -> ContactWebhookEvent:
@@ -146,8 +151,8 @@ def test_webhook_events_become_upserts_deletes_and_merges() -> None:
 
 
 def test_a_delete_carries_the_version_last_known() -> None:
-    change = delete(
-        "poweroffice", "customers", "7", Origin.RECONCILE, NOW, "2025-01-01T00:00:00.0000000Z"
+    change = po_maker("customers").delete(
+        "7", Origin.RECONCILE, NOW, "2025-01-01T00:00:00.0000000Z"
     )
     assert change.version_key is not None and change.record is None
     datum = change.to_datum("default", NOW)

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from services.connectors.poweroffice.connector import CONTACT_PERSON_PARENT
 from services.core.errors import NotFoundError, ServerError
 from services.extractor.changes import Change, Operation, Origin
 from services.extractor.known import KnownSet
@@ -35,7 +36,8 @@ class Lookup:
         self.error = error
         self.asked: list[int] = []
 
-    def __call__(self, customer_id: int) -> object:
+    def __call__(self, parent_id: str) -> object:
+        customer_id = int(parent_id)
         self.asked.append(customer_id)
         if self.error is not None:
             raise self.error
@@ -48,7 +50,7 @@ def test_a_known_customer_needs_no_call_and_others_are_looked_up_once() -> None:
     known = KnownSet("poweroffice", "customers")
     customer_known(known, "10")
     lookup = Lookup({20})
-    parents = ParentKinds(known, lookup)
+    parents = ParentKinds(known, lookup, role=CONTACT_PERSON_PARENT)
     assert parents.kind("10") == "customer" and lookup.asked == []
     assert parents.kind("20") == "customer"  # a customer the known set has not seen yet
     assert parents.kind("30") == "supplier"  # no customer role: a supplier's contact person
@@ -62,7 +64,7 @@ def test_answers_expire_and_a_deleted_customer_is_asked_about() -> None:
     known = KnownSet("poweroffice", "customers")
     customer_known(known, "10", deleted=True)
     lookup = Lookup(set())
-    parents = ParentKinds(known, lookup, ttl=60, clock=lambda: now[0])
+    parents = ParentKinds(known, lookup, role=CONTACT_PERSON_PARENT, ttl=60, clock=lambda: now[0])
     assert parents.kind("10") == "supplier"
     now[0] = 59.0
     assert parents.kind("10") == "supplier" and lookup.asked == [10]
@@ -73,7 +75,7 @@ def test_answers_expire_and_a_deleted_customer_is_asked_about() -> None:
 
 def test_a_failing_lookup_propagates_and_caches_nothing() -> None:
     lookup = Lookup(set(), ServerError("down", system="poweroffice", status=503))
-    parents = ParentKinds(KnownSet("poweroffice", "customers"), lookup)
+    parents = ParentKinds(KnownSet("poweroffice", "customers"), lookup, role=CONTACT_PERSON_PARENT)
     with pytest.raises(ServerError):
         parents.kind("30")
     lookup.error = None
@@ -95,8 +97,9 @@ def test_a_404_for_a_fresh_contact_persons_parent_is_not_taken_as_supplier_while
         PowerOfficeSimulator,
         SimulatorLimits,
     )
+    from services.connectors.poweroffice.stream import PowerOfficeStream
     from services.core.budget import ApiBudget
-    from services.extractor.parents import ParentNotSettledError
+    from services.extractor.parents import ParentNotSettledError, parent_lookup
 
     clock = ManualClock()
     sim = PowerOfficeSimulator(limits=SimulatorLimits.lifted(read_lag_seconds=1.0), clock=clock)
@@ -129,7 +132,8 @@ def test_a_404_for_a_fresh_contact_persons_parent_is_not_taken_as_supplier_while
             )
             parents = ParentKinds(
                 KnownSet("poweroffice", "customers"),
-                client.get_customer,
+                parent_lookup(PowerOfficeStream(client, "customers"), "poweroffice"),
+                role=CONTACT_PERSON_PARENT,
                 now=clock,
                 settle_seconds=30.0,
             )

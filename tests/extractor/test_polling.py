@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import collections
+import json
+from dataclasses import replace
 from typing import Any
 
 from services.connectors.seed import generate
 from services.connectors.simkit import FaultRule
+from services.core.stream_positions import parse_ns, to_datetime
+from services.extractor.cursors import Cursor
 from tests.extractor.support import Harness, record_of
 
 
@@ -227,3 +231,51 @@ def test_a_wix_server_that_clamps_the_page_size_loses_nothing(harness: Harness) 
     events = harness.events("wix", "contacts")
     assert [e for e in events if e["operation"] == "DELETE"] == []
     assert len(events) == 20
+
+
+def first_version_cursor(cursor: Cursor) -> Cursor:
+    """The cursor as the extractor's first version stored it: the stream's state spread over
+    ``position`` (PowerOffice: the stamp; Wix: the JSON without ``seen``), ``seen`` and
+    (PowerOffice) the start of the read in ``updated_at``."""
+    state = json.loads(cursor.position)
+    seen = tuple(state.pop("seen"))
+    if cursor.system == "poweroffice":
+        read = to_datetime(parse_ns(state["read"]))
+        return replace(cursor, position=state["position"], seen=seen, updated_at=read)
+    return replace(cursor, position=json.dumps(state, separators=(",", ":")), seen=seen)
+
+
+def test_cursors_stored_by_the_first_version_resume_where_they_stopped(harness: Harness) -> None:
+    # No overlap: a resumed read re-reads only the position itself (one page per resource),
+    # a read that started over would page through every record again.
+    seeded = seed_all(harness, records=20)
+    first = harness.extractor(poll_overlap_seconds=0.0)
+    first.poll_all()
+    snapshot = len(harness.events())
+    streams = [(p.system, p.resource) for p in first.pollers]
+    for system, resource in streams:  # an upgrade finds the first version's cursors stored
+        stored = first.cursors.get("default", system, resource, "poll")
+        assert stored is not None and not stored.seen
+        first.cursors.save(first_version_cursor(stored))
+    covered = {(p.system, p.resource): p.covered_until_ns() for p in first.pollers}
+    harness.stop(first)
+
+    customer, contact = seeded["customers"][0], seeded["contacts"][0]
+    harness.po.edit("customers", customer["Id"], {"Name": "After Upgrade AS"})
+    harness.wix_admin.edit(contact["id"], {"name": {"first": "Oppgradert"}})
+
+    second = harness.extractor(poll_overlap_seconds=0.0)
+    for poller in second.pollers:
+        stored = second.cursors.get("default", poller.system, poller.resource, "poll")
+        assert stored is not None and stored.seen  # the first version's form
+        assert poller.covered_until_ns() == covered[(poller.system, poller.resource)]
+    second.poll_all()
+    new = harness.events()[snapshot:]
+    assert sorted((e["resource"], e["record_id"]) for e in new) == sorted(
+        [("customers", str(customer["Id"])), ("contacts", contact["id"])]
+    )
+    for system, resource in streams:
+        pages = harness.metric(
+            second, "tether_extractor_poll_pages_total", {"system": system, "resource": resource}
+        )
+        assert pages == 1, (system, resource, pages)

@@ -1,22 +1,23 @@
-"""Cursor arithmetic (pure): exact timestamps, keyset paging, overlap windows, cursor encoding."""
+"""Cursor arithmetic of the connectors' streams (pure): exact timestamps, keyset paging,
+overlap windows, cursor encoding, and cursors stored by the extractor's first version."""
 
 from __future__ import annotations
 
+import json
+from dataclasses import replace
+
 import pytest
 
-from services.extractor.positions import (
+from services.connectors.poweroffice.cursor import PoCursorState, format_po, po_identity
+from services.connectors.wix.cursor import WixCursorState, format_ms, wix_identity, wix_seen_keys
+from services.core.connector import v1_cursor
+from services.core.stream_positions import (
     NS_PER_MS,
     NS_PER_SECOND,
     KeysetPager,
-    PoCursorState,
-    WixCursorState,
-    format_ms,
-    format_po,
     parse_ns,
-    po_identity,
+    to_datetime,
     window,
-    wix_identity,
-    wix_seen_keys,
 )
 
 T0 = "2025-11-27T08:00:00.1234567Z"
@@ -65,9 +66,9 @@ def test_poweroffice_cursor_keeps_the_newest_stamp_and_the_overlap_window() -> N
     later = format_po(t + 100)  # 100 ns later: a different version
     state = state.advance({po_identity("1", t + 100): (later, t + 100)}, overlap, 100, t)
     assert state.position == later and po_identity("1", t) in state.seen
-    decoded = PoCursorState.decode(*state.encode(), read_ns=t)
+    decoded = PoCursorState.decode(state.encode())
     assert decoded == state
-    assert PoCursorState.decode("not a stamp", ["x"], t) == PoCursorState()  # re-read, never skip
+    assert PoCursorState.from_parts("not a stamp", ["x"], t) == PoCursorState()  # re-read all
 
     # A cycle that starts reading well after the position re-reads only the position itself.
     quiet = state.advance({}, overlap, 100, read_ns=t + 60 * NS_PER_SECOND)
@@ -97,7 +98,7 @@ def test_wix_cycle_moves_since_only_when_complete_and_never_past_its_start() -> 
     state = state.after_page(pager, {ident: high}, high, ["c"], overlap, limit=100)
     assert state.since_ns == since  # not before the cycle completes
     assert state.cycle is not None and state.cycle.pager_floor == 3 * NS_PER_MS
-    resumed = WixCursorState.decode(*state.encode())
+    resumed = WixCursorState.decode(state.encode())
     assert resumed == state
     assert resumed.start_cycle(started + 999) == resumed  # a resumed cycle keeps its start
     assert wix_seen_keys(resumed.seen) == {"a@3"}
@@ -105,7 +106,7 @@ def test_wix_cycle_moves_since_only_when_complete_and_never_past_its_start() -> 
     done = resumed.complete(overlap, limit=100)
     assert done.cycle is None and done.since_ns == high  # min(highest updatedDate, start)
     assert done.floor_ns(overlap) == high  # the start is long after it: re-read only `high`
-    assert WixCursorState.decode(*done.encode()) == done
+    assert WixCursorState.decode(done.encode()) == done
 
     # Updates during a long cycle can be newer than its start: since stops at the start.
     late = WixCursorState(since_ns=since).start_cycle(started)
@@ -117,3 +118,31 @@ def test_wix_cycle_moves_since_only_when_complete_and_never_past_its_start() -> 
     assert empty.since_ns == started
     assert format_ms(empty.since_ns) == format_ms(started)
     assert started % NS_PER_MS == 0
+
+
+def test_cursors_stored_by_the_first_version_resume_exactly() -> None:
+    """The first version stored a cursor in three fields: position, seen and (PowerOffice) the
+    time of the read in ``updated_at``. Wrapped by ``v1_cursor`` they decode to the state they
+    held, so an upgraded extractor resumes where the old one stopped (no re-read, no skip)."""
+    overlap, t = 2 * NS_PER_SECOND, parse_ns(T0)
+    read = parse_ns("2025-11-27T08:00:01.000001Z")  # a local clock's time: microseconds
+    po = PoCursorState().advance({po_identity("1", t): (T0, t)}, overlap, 100, read_ns=read)
+    # First version: position = the stamp as sent, seen = identities, updated_at = the read.
+    po_seen = tuple(sorted(po.seen, key=lambda k: (po.seen[k], k)))
+    old_po = v1_cursor(T0, po_seen, to_datetime(read))
+    assert PoCursorState.decode(old_po) == po
+    assert po.floor_ns(overlap) == read - overlap  # right after the read: the overlap again
+
+    since = parse_ns("2025-01-01T00:00:00.000Z")
+    wix = WixCursorState(since_ns=since, read_ns=since + NS_PER_SECOND).start_cycle(
+        since + 5 * NS_PER_MS
+    )
+    wix = wix.after_page(
+        KeysetPager(floor=None, step=0), {wix_identity("a", 3, since): since}, since, [], 0, 100
+    )
+    # First version: position = this JSON without "seen", seen beside it.
+    position = json.loads(wix.encode())
+    seen = position.pop("seen")
+    old_wix = v1_cursor(json.dumps(position), seen, to_datetime(since))
+    assert WixCursorState.decode(old_wix) == wix
+    assert WixCursorState.decode(json.dumps(position)) == replace(wix, seen={})  # seen was empty

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from services.connectors.poweroffice.cursor import format_po
 from services.connectors.simkit import FaultRule
-from services.extractor.positions import format_po, parse_ns
+from services.core.stream_positions import parse_ns
 from tests.extractor.support import Harness, record_of
 
 

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from services.extractor.changes import Operation, Origin, delete, wix_merge, wix_observe, wix_upsert
+from services.connectors.wix.stream import WixContacts
+from services.extractor.changes import ChangeMaker, Operation, Origin
 from services.extractor.known import KnownSet
 from services.extractor.reconciliation import BreakerLimits, Listed, breaker, plan
+
+CONTACTS = ChangeMaker("wix", "contacts", WixContacts())
 
 NOW = datetime(2025, 11, 27, tzinfo=UTC)
 LIMITS = BreakerLimits(max_deletes=10, max_share=0.2)
@@ -18,7 +21,7 @@ def contact(record_id: str, revision: int) -> dict[str, object]:
 
 def upsert(record_id: str, revision: int) -> object:
     raw = contact(record_id, revision)
-    return wix_upsert(raw, wix_observe(raw), Origin.POLL)
+    return CONTACTS.upsert(raw, CONTACTS.reader.observe(raw), Origin.POLL)
 
 
 def test_known_set_covers_what_was_emitted_and_never_goes_back() -> None:
@@ -31,13 +34,13 @@ def test_known_set_covers_what_was_emitted_and_never_goes_back() -> None:
     known.record("a", Operation.UPSERT, "1", 1)  # older: ignored
     assert known.get("a").key == 2  # type: ignore[union-attr]
 
-    gone = delete("wix", "contacts", "a", Origin.WEBHOOK, NOW, None)
+    gone = CONTACTS.delete("a", Origin.WEBHOOK, NOW, None)
     assert not known.covers(gone)
     known.apply(gone)
     assert known.covers(gone) and known.covers(upsert("a", 9))  # type: ignore[arg-type]
     assert known.live_count() == 0
 
-    merge = wix_merge(contact("t", 5), "t", ["s1", "s2"], Origin.WEBHOOK, NOW)
+    merge = CONTACTS.merge(contact("t", 5), "t", ["s1", "s2"], Origin.WEBHOOK, NOW)
     assert not known.covers(merge)
     known.apply(merge)
     assert known.covers(merge)

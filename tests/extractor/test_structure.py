@@ -7,21 +7,25 @@ from pathlib import Path
 
 import pytest
 
+import services.connectors as connectors_package
+import services.core as core_package
 import services.extractor as extractor_package
 from services.extractor.settings import ExtractorSettings, budget_shape
 from tests.support.imports import disallowed_imports
 
-PURE = ("positions.py", "changes.py", "known.py", "reconciliation.py", "dedup.py")
+PURE = ("changes.py", "known.py", "reconciliation.py", "dedup.py")
 ALLOWED_FIRST_PARTY = (
-    "services.extractor.positions",
     "services.extractor.changes",
     "services.extractor.known",
     "services.extractor.reconciliation",
+    "services.core.connector",  # the interface's types (dataclasses, protocols)
     "services.core.errors",
     "services.core.records",
+    "services.core.stream_positions",
     "services.core.topics",
-    "services.connectors.wix.webhooks",  # the event type only (PyJWT, no network)
 )
+CURSORS = ("poweroffice/cursor.py", "wix/cursor.py")
+"""The streams' cursor arithmetic (pure, tested in test_positions.py)."""
 
 
 def test_pure_modules_import_only_the_standard_library_and_pure_modules() -> None:
@@ -33,6 +37,16 @@ def test_pure_modules_import_only_the_standard_library_and_pure_modules() -> Non
     for name in PURE:
         docstring = ast.get_docstring(ast.parse((package / name).read_text())) or ""
         assert "imports no I/O library" in docstring, name
+
+
+def test_the_streams_cursor_arithmetic_is_pure() -> None:
+    connectors = Path(connectors_package.__file__).parent
+    core = Path(core_package.__file__).parent
+    offenders = disallowed_imports(
+        [core / "stream_positions.py", *(connectors / name for name in CURSORS)],
+        first_party=("services.core.connector", "services.core.stream_positions"),
+    )
+    assert offenders == []
 
 
 def test_every_module_says_what_it_is_for() -> None:

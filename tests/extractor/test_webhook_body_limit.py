@@ -14,8 +14,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from services.connectors.wix.receiver import PATH
 from services.extractor.service import Extractor
-from services.extractor.webhook import PATH
 from tests.extractor.support import Harness
 
 

@@ -13,11 +13,11 @@ import json
 
 import pytest
 
+from services.connectors.wix.receiver import PATH
 from services.core.errors import ConfigurationError
 from services.core.service import ServiceContext
 from services.extractor.main import main
 from services.extractor.service import Extractor
-from services.extractor.webhook import PATH
 from tests.extractor.support import Harness
 
 

@@ -9,14 +9,16 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
+from services.connectors.wix.receiver import WixWebhooks
 from services.connectors.wix.simstore import ChangeKind, ContactChange
 from services.connectors.wix.simwebhooks import WebhookSigner, envelope
+from services.connectors.wix.stream import WixContacts
 from services.core.errors import TransportError
-from services.extractor.changes import Change
+from services.extractor.changes import Change, ChangeMaker
 from services.extractor.dedup import Claim, EventDeduplicator
 from services.extractor.known import KnownSet
 from services.extractor.metrics import ExtractorMetrics
-from services.extractor.webhook import WixWebhookReceiver
+from services.extractor.webhook import PushReceiver
 
 SIGNER = WebhookSigner()
 CONTACT = {
@@ -72,18 +74,16 @@ def body(kind: ChangeKind, entity: dict[str, Any] | None = CONTACT, **extra: Any
     return SIGNER.envelope_jwt(env).encode()
 
 
-def receiver(
-    emitter: FakeEmitter, ready: bool = True, instance: str | None = None
-) -> WixWebhookReceiver:
-    return WixWebhookReceiver(
-        SIGNER.public_key_pem,
+def receiver(emitter: FakeEmitter, ready: bool = True, instance: str | None = None) -> PushReceiver:
+    return PushReceiver(
+        WixWebhooks(SIGNER.public_key_pem, instance_id=instance),
+        {"contacts": ChangeMaker("wix", "contacts", WixContacts())},
         emitter,  # type: ignore[arg-type]
-        emitter.known,
+        {"contacts": emitter.known},
         EventDeduplicator(100),
         ExtractorMetrics(CollectorRegistry()),
         ack_timeout=1.0,
         ready=lambda: ready,
-        instance_id=instance,
     )
 
 

@@ -7,11 +7,11 @@ from pydantic import SecretStr
 
 from services.connectors.simkit import ServerThread
 from services.connectors.wix.client import ApiKeyAuth, WixClient
+from services.connectors.wix.receiver import PATH
 from services.connectors.wix.simstore import ContactChange
 from services.connectors.wix.simwebhooks import WebhookSigner, envelope
 from services.core.budget import ApiBudget
 from services.extractor.service import Extractor
-from services.extractor.webhook import PATH
 from tests.extractor.support import Harness, record_of
 
 

@@ -2,13 +2,11 @@
 
 Adapters only: every request, retry, renewal and guard is ``PowerOfficeClient``'s, unchanged.
 
-* ``PowerOfficeStream.pages``: keyset paging on ``LastChangedDateTimeOffset`` through
-  ``iter_records(changed_since=...)`` (which never stops at a short page and re-reads records
-  sharing a timestamp). The cursor is the raw ``LastChangedDateTimeOffset`` of a page's last
-  record; resuming asks for records changed after one microsecond *before* it, so the records
-  sharing that stamp are read again (the overlap) and none is skipped. No cursor: from
-  ``1970-01-01``, i.e. every record, in change order.
-* ``scan``: ``Id``/``LastChangedDateTimeOffset`` (and ``ContactId``) of every record, by ``Id``.
+* ``PowerOfficeStream`` (``stream.py``): keyset paging on ``LastChangedDateTimeOffset`` with an
+  overlap window and the identities it re-reads in its cursor; ``scan``: ``Id``/
+  ``LastChangedDateTimeOffset`` (and ``ContactId``) of every record, by ``Id``. Contact persons
+  carry a ``ParentRole``: their parent is a customer (``/Customers/{id}`` answers) or else a
+  supplier.
 * ``PowerOfficeTarget``: ``create`` with the resource's reference field (``ExternalImportReference``
   or ``ExternalCode``: the client looks it up before and after the POST); ``update`` is a JSON
   Patch with ``test`` operations from ``Guard.expected`` (the guard is the written fields' values
@@ -23,15 +21,13 @@ Imports: the PowerOffice client, models and field tables, ``services.core`` — 
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Iterator, Mapping
-from datetime import UTC, datetime, timedelta
+from collections.abc import Mapping
+from datetime import datetime
 from typing import Any, Final
 
 from prometheus_client import CollectorRegistry
 
 from services.connectors.poweroffice.client import (
-    MAX_PAGE_SIZE,
     GuardFailedError,
     PowerOfficeClient,
     RetryPolicy,
@@ -43,119 +39,48 @@ from services.connectors.poweroffice.models import (
     ContactPerson,
     Customer,
     Employee,
-    Resource,
     parse_record,
-    parse_timestamp,
 )
+from services.connectors.poweroffice.stream import API_RESOURCE, STAMP, SYSTEM, PowerOfficeStream
 from services.core.budget import ApiBudget
 from services.core.connector import (
     ConnectorDescriptor,
     Guard,
     GuardRefusedError,
-    Listed,
-    Page,
+    ParentRole,
     RateLimit,
     RecordKey,
     ResourceDescriptor,
     SourceStream,
+    StreamOptions,
     Target,
-    WireRecord,
     Written,
 )
 from services.core.errors import ContractError, NotFoundError
 from services.core.settings import PowerOfficeSettings
 
-SYSTEM: Final = "poweroffice"
-STAMP: Final = "LastChangedDateTimeOffset"
-API_RESOURCE: Final[dict[str, Resource]] = {
-    "employees": "employees",
-    "customers": "customers",
-    "contact_persons": "contactpersons",
-}
-"""Engine resource name -> API resource name."""
 PoRecord = Employee | Customer | ContactPerson
 _SCHEMA: Final[dict[str, type[PoRecord]]] = {
     "employees": Employee,
     "customers": Customer,
     "contact_persons": ContactPerson,
 }
-_BEGINNING: Final = datetime(1970, 1, 1, tzinfo=UTC)
-_TICK: Final = timedelta(microseconds=1)
+CONTACT_PERSON_PARENT: Final = ParentRole(
+    resource="customers",
+    found="customer",
+    otherwise="supplier",
+    created_field="CreatedDateTimeOffset",
+)
+"""``GET /ContactPersons`` lists customers' and suppliers' contact persons alike; customer and
+supplier are roles of one contact, so a parent ``/Customers/{id}`` answers for is a customer.
+(Suppliers have a resource of their own, but the reference documents neither its paths nor its
+semantics, so only ``/Customers`` is asked.)"""
 
 
 def _int_id(value: str, what: str) -> int:
     if not value.isdigit():
         raise NotFoundError(f"{SYSTEM}: {what} {value!r} is not a PowerOffice id", system=SYSTEM)
     return int(value)
-
-
-class PowerOfficeStream:
-    """``SourceStream`` of one PowerOffice resource."""
-
-    def __init__(self, client: PowerOfficeClient, resource: str) -> None:
-        self.client = client
-        self._resource = resource
-        self.api_resource = API_RESOURCE[resource]
-
-    @property
-    def resource(self) -> str:
-        return self._resource
-
-    def pages(self, cursor: str | None, page_size: int) -> Iterator[Page]:
-        since = _BEGINNING if cursor is None else parse_timestamp(cursor) - _TICK
-        listing = self.client.iter_records(
-            self.api_resource, changed_since=since, page_size=min(page_size, MAX_PAGE_SIZE)
-        )
-        # One record of look-ahead tells whether a page is the last one.
-        ahead = next(listing, None)
-        if ahead is None:
-            yield Page((), cursor, True)
-            return
-        position = cursor
-        while ahead is not None:
-            records = [ahead, *itertools.islice(listing, page_size - 1)]
-            ahead = next(listing, None)
-            stamp = records[-1].get(STAMP)
-            position = stamp if isinstance(stamp, str) else position
-            yield Page(tuple(records), position, ahead is None)
-
-    def get(self, key: RecordKey) -> WireRecord | None:
-        record_id = _int_id(key.id, "id")
-        parent = None
-        if self.api_resource == "contactpersons":
-            if key.parent_id is None:
-                raise ValueError("a contact person is read with its parent (ContactId)")
-            parent = _int_id(key.parent_id, "ContactId")
-        try:
-            return self.client.get_record(self.api_resource, record_id, contact_id=parent)
-        except NotFoundError:
-            return None
-
-    def scan(self, page_size: int) -> Iterator[Listed]:
-        fields = ["Id", STAMP]
-        if self.api_resource == "contactpersons":
-            fields.append("ContactId")
-        for raw in self.client.iter_records(
-            self.api_resource,
-            fields=fields,
-            order_by="Id asc",
-            page_size=min(page_size, MAX_PAGE_SIZE),
-        ):
-            stamp = raw.get(STAMP)
-            yield Listed(self.key_of(raw), stamp if isinstance(stamp, str) else None)
-
-    def key_of(self, record: Mapping[str, Any]) -> RecordKey:
-        record_id = record.get("Id")
-        if not isinstance(record_id, int) or isinstance(record_id, bool):
-            raise ContractError(f"{SYSTEM} {self._resource}: record without an integer Id")
-        parent = record.get("ContactId") if self.api_resource == "contactpersons" else None
-        return RecordKey(str(record_id), str(parent) if isinstance(parent, int) else None)
-
-    def version_of(self, record: Mapping[str, Any]) -> str:
-        stamp = record.get(STAMP)
-        if not isinstance(stamp, str):
-            raise ContractError(f"{SYSTEM} {self._resource}: record without {STAMP}")
-        return stamp
 
 
 def _command_id(value: str | None, what: str) -> int:
@@ -288,8 +213,8 @@ def make_client(settings: PowerOfficeSettings, budget: ApiBudget) -> PowerOffice
     )
 
 
-def streams(client: PowerOfficeClient) -> dict[str, SourceStream]:
-    return {name: PowerOfficeStream(client, name) for name in API_RESOURCE}
+def streams(client: PowerOfficeClient, options: StreamOptions) -> dict[str, SourceStream]:
+    return {name: PowerOfficeStream(client, name, options) for name in API_RESOURCE}
 
 
 def targets(
@@ -312,6 +237,7 @@ DESCRIPTOR: Final = ConnectorDescriptor[PowerOfficeSettings, PowerOfficeClient](
             reference_field=REFERENCE_FIELD[api],
             parent_field="ContactId" if api == "contactpersons" else None,
             fields=fields_of(name),
+            parent_role=CONTACT_PERSON_PARENT if api == "contactpersons" else None,
         )
         for name, api in API_RESOURCE.items()
     },

@@ -2,17 +2,11 @@
 
 Adapters only: every request, retry, token renewal and error is ``WixClient``'s, unchanged.
 
-* ``WixStream.pages`` — a *pass* reads the contacts with ``updatedDate >= since`` sorted by
-  ``createdDate`` (``updatedDate`` cannot be sorted), keyset-paged on ``createdDate`` (stable
-  under concurrent deletes, unlike plain offsets); contacts sharing the keyset floor that were
-  already returned are skipped by id. The cursor (opaque JSON) holds ``since``, the floor, the
-  ids at the floor, the pass's highest ``updatedDate`` and its start. Once a pass is complete
-  the next ``since`` is the highest ``updatedDate`` seen, but never later than the pass's start
-  minus ``overlap``: a contact edited during the pass, behind the keyset, is read by the next
-  pass. So resuming re-reads recent contacts (the overlap) and skips none, provided the clocks
-  of Tether and Wix differ by less than ``overlap``.
-* ``scan`` — every contact's id and revision (offset paging by ``createdDate``, ids
-  de-duplicated; a short page is not the end, see ``client.last_page``).
+* ``WixStream`` (``stream.py``) — passes over ``updatedDate >= floor`` keyset-paged on
+  ``createdDate``; the next pass starts no later than the previous one's start minus the
+  overlap, so a contact edited behind the reader is read again and none is skipped. ``scan``:
+  every contact's id, revision and ``updatedDate``; ``presence`` tells a merged contact (Get
+  answers ``MERGED``) from a deleted one. Webhooks: ``receiver.py`` (a ``PushSource``).
 * ``WixTarget`` — fields are addressed by path (the accessor table ``fields.FIELDS``: the
   dataflow file's ``hub_field``s). ``create`` links the contact Wix's duplicate rule matches
   (e-mail/phone), else keeps the idempotency reference in the custom extended field
@@ -31,11 +25,10 @@ the simulator.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
@@ -43,27 +36,24 @@ from typing import Any, Final
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from services.connectors.wix.client import (
-    MAX_PAGE,
     DuplicateContactError,
     WixClient,
     auth_from_settings,
-    last_page,
 )
 from services.connectors.wix.fields import FIELDS, NATURAL_KEYS, info_for_create, info_for_update
 from services.connectors.wix.models import Contact, parse_contact
+from services.connectors.wix.stream import RESOURCE, SYSTEM, WixStream
 from services.core.budget import ApiBudget
 from services.core.connector import (
     ConnectorDescriptor,
     Guard,
     GuardRefusedError,
-    Listed,
-    Page,
     RateLimit,
     RecordKey,
     ResourceDescriptor,
     SourceStream,
+    StreamOptions,
     Target,
-    WireRecord,
     Written,
 )
 from services.core.errors import (
@@ -78,24 +68,12 @@ from services.core.errors import (
 from services.core.settings import WixSettings
 from services.core.wix_items import clean_text
 
-SYSTEM: Final = "wix"
-RESOURCE: Final = "contacts"
 LINK_FIELD: Final = "tether-link-id"
 """Display name of the custom extended field holding a create's idempotency reference."""
-DEFAULT_OVERLAP: Final = timedelta(minutes=5)
 
 
 def _ms(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def _parse(value: object) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
 
 
 def _known(values: Mapping[str, Any]) -> dict[str, Any]:
@@ -106,122 +84,6 @@ def _known(values: Mapping[str, Any]) -> dict[str, Any]:
             system=SYSTEM,
         )
     return dict(values)
-
-
-class WixStream:
-    """``SourceStream`` of Wix contacts."""
-
-    def __init__(
-        self,
-        client: WixClient,
-        *,
-        overlap: timedelta = DEFAULT_OVERLAP,
-        now: Callable[[], datetime] = lambda: datetime.now(UTC),
-    ) -> None:
-        self.client = client
-        self.overlap = overlap
-        self._now = now
-
-    @property
-    def resource(self) -> str:
-        return RESOURCE
-
-    def pages(self, cursor: str | None, page_size: int) -> Iterator[Page]:
-        state: dict[str, Any] = json.loads(cursor) if cursor else {}
-        since: str | None = state.get("since")
-        floor: str | None = state.get("floor")
-        edge: set[str] = set(state.get("edge", ()))
-        high: datetime | None = _parse(state.get("high"))
-        offset: int = state.get("offset", 0)
-        start: str = state.get("start") or _ms(self._now())
-        limit = min(page_size, MAX_PAGE)
-        while True:
-            query: dict[str, Any] = {}
-            if since is not None:
-                query["updatedDate"] = {"$gte": since}
-            if floor is not None:
-                query["createdDate"] = {"$gte": floor}
-            page = self.client.query_page_raw(query or None, limit=limit, offset=offset)
-            objects = [c for c in page.contacts if isinstance(c, dict)]
-            rejected = tuple(c for c in page.contacts if not isinstance(c, dict))
-            fresh = [
-                c for c in objects if not (c.get("createdDate") == floor and c.get("id") in edge)
-            ]
-            last = last_page(len(page.contacts), offset + len(page.contacts), page.total)
-            # The next query: from the newest createdDate of this page (keyset), skipping the
-            # contacts at it already returned; when the floor cannot move (one createdDate, or
-            # contacts without one), the next offset under the same floor.
-            dated = [
-                (moment, str(c["createdDate"]))
-                for c in objects
-                if (moment := _parse(c.get("createdDate"))) is not None
-            ]
-            top = max(dated)[1] if dated else None
-            if top is not None and top != floor:
-                floor, offset = top, 0
-                edge = {str(c.get("id")) for c in objects if c.get("createdDate") == top}
-            else:
-                offset += len(page.contacts)
-                edge |= {str(c.get("id")) for c in objects if c.get("createdDate") == floor}
-            for c in fresh:
-                updated = _parse(c.get("updatedDate"))
-                if updated is not None and (high is None or updated > high):
-                    high = updated
-            if last:
-                yield Page(tuple(fresh), self._next_pass(since, high, start), True, rejected)
-                return
-            if not fresh and not rejected:
-                continue  # a page made only of contacts already returned
-            mid = {
-                "since": since,
-                "floor": floor,
-                "edge": sorted(edge),
-                "offset": offset,
-                "high": _ms(high) if high is not None else None,
-                "start": start,
-            }
-            yield Page(tuple(fresh), json.dumps(mid), False, rejected)
-
-    def _next_pass(self, since: str | None, high: datetime | None, start: str) -> str | None:
-        if high is None:
-            return json.dumps({"since": since}) if since is not None else None
-        started = _parse(start)
-        bound = min(high, started - self.overlap) if started is not None else high
-        return json.dumps({"since": _ms(bound)})
-
-    def get(self, key: RecordKey) -> WireRecord | None:
-        try:
-            result = self.client.get(key.id)
-        except NotFoundError:
-            return None
-        return result.contact.to_wire()
-
-    def scan(self, page_size: int) -> Iterator[Listed]:
-        offset = 0
-        seen: set[str] = set()
-        while True:
-            page = self.client.query_page_raw(None, limit=min(page_size, MAX_PAGE), offset=offset)
-            for raw in page.contacts:
-                key = self.key_of(raw)
-                if key.id not in seen:
-                    seen.add(key.id)
-                    revision = raw.get("revision")
-                    yield Listed(key, str(revision) if isinstance(revision, int) else None)
-            offset += len(page.contacts)
-            if last_page(len(page.contacts), offset, page.total):
-                return
-
-    def key_of(self, record: Mapping[str, Any]) -> RecordKey:
-        contact_id = record.get("id")
-        if not isinstance(contact_id, str) or not contact_id:
-            raise ContractError(f"{SYSTEM} {RESOURCE}: contact without an id")
-        return RecordKey(contact_id)
-
-    def version_of(self, record: Mapping[str, Any]) -> str:
-        revision = record.get("revision")
-        if not isinstance(revision, int) or isinstance(revision, bool):
-            raise ContractError(f"{SYSTEM} {RESOURCE}: contact without a revision")
-        return str(revision)
 
 
 CONTACT_ALREADY_CHANGED: Final = "CONTACT_ALREADY_CHANGED"
@@ -540,8 +402,8 @@ def make_client(settings: WixSettings, budget: ApiBudget) -> WixClient:
     return WixClient(auth_from_settings(settings), budget, base_url=settings.wix_base_url)
 
 
-def streams(client: WixClient) -> dict[str, SourceStream]:
-    return {RESOURCE: WixStream(client)}
+def streams(client: WixClient, options: StreamOptions) -> dict[str, SourceStream]:
+    return {RESOURCE: WixStream(client, options)}
 
 
 def targets(

@@ -28,7 +28,13 @@ from services.connectors.wix.client import AppAuth, WixClient
 from services.connectors.wix.connector import DESCRIPTOR as WIX
 from services.connectors.wix.simulator import WixSimulator
 from services.core.budget import ApiBudget
-from services.core.connector import ConnectorDescriptor, RecordKey, SourceStream, Target
+from services.core.connector import (
+    ConnectorDescriptor,
+    RecordKey,
+    SourceStream,
+    StreamOptions,
+    Target,
+)
 from services.core.settings import PowerOfficeSettings, WixSettings
 
 Observer = Callable[[str, str, int, float], None]
@@ -74,7 +80,7 @@ class Harness(abc.ABC):
         raise NotImplementedError
 
     def stream(self, client: Any) -> SourceStream:
-        return self.descriptor.streams(client)[self.resource]
+        return self.descriptor.streams(client, StreamOptions())[self.resource]
 
     def target(self, client: Any) -> Target:
         return self.descriptor.targets(client)[self.resource]

@@ -1,8 +1,10 @@
 """The connector contract (services/core/connector.py): every connector resource, against its
 simulator over real HTTP, must page (also when the server clamps the page size), resume from any
-cursor without skipping a record, show deletes through get/scan, refuse a stale guard, find an
-existing record by its idempotency reference instead of creating a duplicate, wait out 429s and
-renew an expired token in the middle of a read."""
+cursor without skipping a record, show deletes through get/scan/get_many/presence, refuse a stale
+guard, find an existing record by its idempotency reference instead of creating a duplicate, wait
+out 429s and renew an expired token in the middle of a read; what a stream reads in a record
+(observe, version order) agrees with its key and version, and a complete read's cursor covers
+every change and counts, not returns, what it re-reads."""
 
 from __future__ import annotations
 
@@ -10,8 +12,8 @@ from collections.abc import Iterable
 
 import pytest
 
-from services.core.connector import Page, RecordKey, SourceStream
-from services.core.errors import ConflictError, NotFoundError
+from services.core.connector import Gone, Page, Present, RecordKey, SourceStream, StreamOptions
+from services.core.errors import ConflictError, ContractError, NotFoundError
 from tests.connectors.contract.harness import Calls, Harness
 
 
@@ -200,10 +202,64 @@ def test_the_descriptor_builds_a_working_client_from_settings(harness: Harness) 
     budget = descriptor.rate_limit.budget(f"contract-{descriptor.system}", share=0.5)
     client = descriptor.client_factory(settings, budget)
     try:
-        record = descriptor.streams(client)[harness.resource].get(key)
+        record = descriptor.streams(client, StreamOptions())[harness.resource].get(key)
     finally:
         client.close()
     assert record is not None
     assert budget.acquired >= 1  # every request took a permit from the budget
     assert set(descriptor.targets(client)) == set(descriptor.resources)
-    assert set(descriptor.streams(client)) == set(descriptor.resources)
+    assert set(descriptor.streams(client, StreamOptions())) == set(descriptor.resources)
+
+
+def test_what_a_stream_reads_in_a_record_matches_its_key_and_version(
+    harness: Harness, calls: Calls
+) -> None:
+    keys = harness.seed(4)
+    with harness.client(calls) as client:
+        stream = harness.stream(client)
+        pages = list(stream.pages(None, 3))
+        harness.user_edit(keys[0], "Senere")
+        edited = stream.get(keys[0])
+    records = [record for page in pages for record in page.records]
+    for record in records:
+        observed = stream.observe(record)
+        assert observed.key == stream.key_of(record)
+        assert observed.version == stream.version_of(record)
+        assert observed.order == stream.version_order(observed.version)
+        canonical = stream.canonical_version(observed.version)
+        assert stream.canonical_version(canonical) == canonical
+    first = next(r for r in records if stream.key_of(r).id == keys[0].id)
+    assert edited is not None
+    assert stream.observe(edited).order > stream.observe(first).order  # a later version
+    assert stream.observe(edited).changed_ns >= stream.observe(first).changed_ns
+    with pytest.raises(ContractError):
+        stream.observe({"unrelated": True})
+
+
+def test_a_complete_read_covers_every_change_and_is_not_returned_again(
+    harness: Harness, calls: Calls
+) -> None:
+    harness.seed(5)
+    with harness.client(calls) as client:
+        stream = harness.stream(client)
+        assert stream.covered_until(None) is None
+        pages = list(stream.pages(None, 2))
+        cursor = pages[-1].cursor
+        again = list(stream.pages(cursor, 2))
+    newest = max(stream.observe(r).changed_ns for p in pages for r in p.records)
+    covered = stream.covered_until(cursor)
+    assert covered is not None and covered >= newest
+    # What the next read re-reads behind the cursor (the overlap) is counted, not returned.
+    assert [r for p in again for r in p.records] == []
+    assert sum(p.repeated for p in again) >= 1
+
+
+def test_deleted_records_are_gone_and_left_out_of_get_many(harness: Harness, calls: Calls) -> None:
+    keys = harness.seed(3)
+    with harness.client(calls) as client:
+        stream = harness.stream(client)
+        harness.user_delete(keys[1])
+        found = stream.get_many(keys)
+        assert isinstance(stream.presence(keys[1]), Gone)
+        assert isinstance(stream.presence(keys[0]), Present)
+    assert sorted(stream.key_of(r).id for r in found) == sorted([keys[0].id, keys[2].id])
