@@ -25,7 +25,7 @@ log = logging.getLogger("tether.extractor")
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tether extractor",
-        description="Extract changes from PowerOffice Go and Wix into Kafka (settings: TETHER_*).",
+        description="Extract changes from the connected systems into Kafka (settings: TETHER_*).",
     )
     parser.add_argument(
         "--once", action="store_true", help="one poll cycle of every resource, then exit"
