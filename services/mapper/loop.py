@@ -181,7 +181,10 @@ class Mapper:
         apply_migrations(conn)
         static = self.settings.mapper_group_instance_id
         consumer = make_consumer(
-            self.settings, self.group, **({"group_instance_id": static} if static else {})
+            self.settings,
+            self.group,
+            max_partition_fetch_bytes=self.settings.mapper_max_partition_fetch_bytes,
+            **({"group_instance_id": static} if static else {}),
         )
         for topic in self.topics:
             # Metadata before joining: a group leader that assigns before it knows the

@@ -92,6 +92,17 @@ class MapperSettings(TetherSettings, PostgresSettings, PublicHttpSettings):
         "was always Wix; it stays, deployments set it.",
     )
     mapper_relay_batch: int = Field(1000, ge=1, description="Outbox rows produced per round.")
+    mapper_max_partition_fetch_bytes: int = Field(
+        64 * 1024,
+        ge=1024,
+        description="Most bytes one fetch takes from one partition (the consumer's "
+        "max_partition_fetch_bytes; Kafka's default, 1 MiB, is ~1,300 change events). Small "
+        "enough that a polled batch spans many partitions: every batch then carries PowerOffice "
+        "changes (commands for the loader), outcomes and Wix changes, instead of one partition "
+        "at a time with the stages downstream idle in between (docs/mapper.md). A record batch "
+        "larger than this still arrives (KIP-74: when its partition is the fetch's first "
+        "non-empty one, and kafka-python rotates partitions).",
+    )
     mapper_crash_point: CrashPoint | None = Field(
         None, description="Fault injection for the crash tests: os._exit(137) at this point."
     )
