@@ -134,6 +134,7 @@ ON CONFLICT DO NOTHING
 """
 
 # -- set forms of the per-row writes (``links``): the same rules over ``unnest`` arrays ----------
+# (the outbox's is ``outbox.INSERT_OUTBOX_SET``, next to ``INSERT_OUTBOX``)
 
 #: ``RESOLVE_REVIEWS`` for many records at once (one reasons list; the first resolution of a
 #: record wins, as it would one statement after another).

@@ -4,7 +4,8 @@ last-known records, and the read-model rows decisions leave (reviews, conflicts,
 Every statement is a named constant below; the tables are created by ``migrations``.
 ``LinkRepository`` sends each read and write at once (write statements return no rows, so a
 decision's writes go in one pipeline); ``batch.BatchStore`` is its set-based form for a whole
-batch and reuses these statements (and their ``*_SET`` forms, which apply the same rules).
+batch and reuses these statements; their ``*_SET`` forms (in ``batch``) apply the same rules
+(a change to one is a change to both).
 
 Locking (several replicas may run): a record's link row is read ``FOR UPDATE``; before matching,
 transaction-scoped advisory locks are taken on the match keys (class ``KEY_LOCK``; a batch: all
