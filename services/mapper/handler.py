@@ -85,7 +85,8 @@ from services.mapper.domain.identity import derive_id
 from services.mapper.domain.mappings import hub_revision
 from services.mapper.domain.sync import index_entry
 from services.mapper.domain.timeline import field_changes
-from services.mapper.store import BatchStore, Identity, KeyRef, MapperStore
+from services.mapper.store import MapperStore
+from services.mapper.store.batch import BatchStore, Identity, KeyRef
 
 #: Decision kinds after which a record is linked: its matching reviews are resolved.
 LINKING_KINDS = frozenset({DecisionKind.CREATE, DecisionKind.LINKED, DecisionKind.CONFLICT})

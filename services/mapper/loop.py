@@ -67,13 +67,11 @@ from services.mapper.metrics import MapperMetrics
 from services.mapper.migrations import apply_migrations
 from services.mapper.operator_actions import ActionApplier
 from services.mapper.settings import MapperSettings
-from services.mapper.store import (
-    BatchStore,
-    MapperStore,
-    OutboxRow,
-    StaleLinkError,
-    prepare_session,
-)
+from services.mapper.store import MapperStore
+from services.mapper.store.batch import BatchStore
+from services.mapper.store.links import StaleLinkError
+from services.mapper.store.outbox import OutboxRow
+from services.mapper.store.session import prepare_session
 from services.mapper.summary import DecisionSummary
 
 log = logging.getLogger("tether.mapper")

@@ -22,7 +22,10 @@ from services.core.topics import TopicLayout
 from services.mapper.domain import Policy
 from services.mapper.handler import Handler
 from services.mapper.migrations import apply_migrations
-from services.mapper.store import BatchStore, MapperStore, StaleLinkError, prepare_session
+from services.mapper.store import MapperStore
+from services.mapper.store.batch import BatchStore
+from services.mapper.store.links import StaleLinkError
+from services.mapper.store.session import prepare_session
 from tests.mapper.support import (
     customer,
     dump_state,

@@ -22,7 +22,10 @@ import pytest
 
 from services.console import readmodel
 from services.mapper.migrations import MIGRATIONS, apply_migrations
-from services.mapper.store import BatchStore, MapperStore, StaleLinkError, prepare_session
+from services.mapper.store import MapperStore
+from services.mapper.store.batch import BatchStore
+from services.mapper.store.links import StaleLinkError
+from services.mapper.store.session import prepare_session
 
 TENANT = "default"
 AT = datetime(2025, 1, 1, tzinfo=UTC)

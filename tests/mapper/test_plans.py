@@ -20,9 +20,9 @@ from typing import Any
 import psycopg
 import pytest
 
-from services.mapper import store as sql
 from services.mapper.migrations import apply_migrations
-from services.mapper.store import prepare_session
+from services.mapper.store import batch, links
+from services.mapper.store.session import prepare_session
 
 ROWS = 20_000
 BIG_TABLES = (
@@ -40,22 +40,22 @@ VALUES = ["p7@example.com", "+4790000007"]
 
 #: (name, statement, parameters) of the reads a batch runs.
 HOT: list[tuple[str, str, Any]] = [
-    ("lock_keys", sql.ADVISORY_LOCKS, ([1, 1], ["a", "b"])),
+    ("lock_keys", links.ADVISORY_LOCKS, ([1, 1], ["a", "b"])),
     (
         "candidates",
-        sql.BATCH_CANDIDATES,
+        batch.BATCH_CANDIDATES,
         (TENANTS, KINDS, VALUES),
     ),
-    ("contact_rows", sql.CONTACT_ROWS, (["default", "default"], ["c7", "c8"], "wix", "contacts")),
+    ("contact_rows", batch.CONTACT_ROWS, (["default", "default"], ["c7", "c8"], "wix", "contacts")),
     (
         "links_for_records",
-        sql.LINKS_FOR_RECORDS,
+        links.LINKS_FOR_RECORDS,
         (["default"], ["poweroffice"], ["employees"], ["7"]),
     ),
-    ("links_by_id", sql.LINKS_BY_ID, (["l7", "l8"],)),
+    ("links_by_id", links.LINKS_BY_ID, (["l7", "l8"],)),
     (
         "records",
-        sql.SELECT_RECORDS,
+        batch.SELECT_RECORDS,
         (["default"], ["poweroffice"], ["employees"], ["7"]),
     ),
 ]

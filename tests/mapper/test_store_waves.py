@@ -8,7 +8,7 @@ is one wave in its original order.
 
 from __future__ import annotations
 
-from services.mapper.store import split_waves
+from services.mapper.store.batch import split_waves
 
 
 def test_a_run_without_repeated_keys_is_one_wave_in_order() -> None:
