@@ -10,6 +10,7 @@ import argparse
 import time
 from collections.abc import Callable
 
+from services.connectors import registry
 from services.core.codec import DEFAULT_SCHEMAS_DIR, AvroCodec
 from services.core.records import unwrap_record, wrap_record
 from services.core.schema_release import load_sample, sample_to_datum
@@ -26,6 +27,7 @@ def rate(fn: Callable[[], object], seconds: float) -> float:
 
 
 def main() -> None:
+    registry.install()  # core's topics and record types, as the tether command does
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=float, default=3.0)
     args = parser.parse_args()

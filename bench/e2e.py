@@ -53,6 +53,7 @@ import psycopg
 from kafka import KafkaConsumer, TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 
+from services.connectors import registry
 from services.connectors.poweroffice.admin import PowerOfficeSimulatorAdmin
 from services.connectors.seed import generate
 from services.connectors.wix.admin import WixAdmin
@@ -504,6 +505,7 @@ def run(
 
 
 def main() -> int:
+    registry.install()  # core's topics and record types, as the tether command does
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )

@@ -41,6 +41,7 @@ from typing import Any
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from pydantic import SecretStr
 
+from services.connectors import registry
 from services.connectors.poweroffice.admin import PowerOfficeSimulatorAdmin
 from services.connectors.poweroffice.simulator import Credentials
 from services.connectors.wix.admin import WixAdmin
@@ -488,6 +489,7 @@ def oversubscribed(windows: int, scale: tuple[int, float]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    registry.install()  # core's topics and record types, as the tether command does
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--commands", type=int, default=1500, help="backlog of the lifted runs")
     parser.add_argument("--workers", default="1,8,32", help="loader_concurrency values for (a)")

@@ -51,6 +51,7 @@ from kafka import KafkaConsumer, KafkaProducer
 from prometheus_client import CollectorRegistry
 from psycopg import sql
 
+from services.connectors import registry
 from services.connectors.seed import generate
 from services.core.codec import AvroCodec
 from services.core.kafka import commit_offsets, layout_from, next_offsets, provision_topics
@@ -122,6 +123,7 @@ def context(settings: MapperSettings) -> ServiceContext:
 
 
 def main() -> None:
+    registry.install()  # core's topics and record types, as the tether command does
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, default=5000)
     parser.add_argument("--seed", type=int, default=42)

@@ -59,6 +59,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from prometheus_client import CollectorRegistry
 from psycopg import sql
 
+from services.connectors import registry
 from services.connectors.poweroffice.connector import DESCRIPTOR as POWEROFFICE
 from services.connectors.seed import generate
 from services.connectors.wix.connector import DESCRIPTOR as WIX
@@ -446,6 +447,7 @@ def _run_until_done(
 
 
 def main() -> None:
+    registry.install()  # core's topics and record types, as the tether command does
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, default=1_000_000, help="ChangeEvents to replay")
     parser.add_argument(

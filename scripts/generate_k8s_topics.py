@@ -26,6 +26,7 @@ from typing import Any
 
 import yaml
 
+from services.connectors import registry
 from services.core.topics import TopicLayout
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -95,6 +96,7 @@ def render(layout: TopicLayout, cluster: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    registry.install()  # core's topics and record types, as the tether command does
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="fail if a committed file is stale")
     parser.add_argument("--prefix", help="print the topics of this layout instead")

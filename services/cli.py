@@ -25,7 +25,8 @@
 Every run warns (standard error) about ``TETHER_*`` variables that no setting reads, naming the
 closest known one (``config_command.unknown_variable_warnings``).
 
-Each subcommand imports its module lazily, so ``tether simulate wix`` does not load Kafka code.
+Each subcommand imports its module lazily, so ``tether simulate wix`` does not load Kafka code;
+every other command first installs the connectors' resources (``services.connectors.registry``).
 This module sits above the services and may import all of them; they never import it.
 """
 
@@ -86,6 +87,14 @@ def _load(target: str) -> Callable[[list[str]], int | None]:
     return entry
 
 
+def install_connectors() -> None:
+    """Fill core's topic and record-type tables from the connector descriptors — before any
+    command asks for a topic (the console and the tools do not import the connectors)."""
+    from services.connectors import registry
+
+    registry.install()
+
+
 def usage() -> str:
     lines = [
         "usage: tether <command> [args]   (tether --version; tether <command> --help)",
@@ -131,6 +140,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"tether: unknown command {command!r}\n\n{usage()}", file=sys.stderr)
         return 2
     try:
+        install_connectors()
         return _load(COMMANDS[command][0])(rest) or 0
     except ConfigurationError as exc:  # a setting to fix: say which, no traceback
         print(f"tether {command}: {exc}", file=sys.stderr)

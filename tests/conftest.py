@@ -19,7 +19,13 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from services.connectors import registry
+
 ROOT = Path(__file__).resolve().parents[1]
+
+# What the ``tether`` command does before any command: core's topic and record-type tables
+# from the connector descriptors, for the tests that use core without a service's wiring.
+registry.install()
 
 
 @pytest.fixture(scope="session")

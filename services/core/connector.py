@@ -487,6 +487,15 @@ class ResourceDescriptor:
     version_field: str
     reference_field: str
     """Where a create's idempotency reference is kept."""
+    record_type: str
+    """The full name of the Avro record type that carries a record in messages
+    (``schemas/<record_type>.avsc``; ``services.core.records``)."""
+    api_name: str | None = None
+    """The API's name of the resource, where it differs from ``name`` (PowerOffice's
+    ``contactpersons``)."""
+    changed_field: str | None = None
+    """Where a record says when it last changed, where that is not ``version_field`` (a
+    revision)."""
     parent_field: str | None = None
     fields: FieldTable = field(default_factory=dict)
     """The fields the engine reads and writes, by path."""
@@ -498,6 +507,16 @@ class ResourceDescriptor:
     it again; the caller supplies a stand-in)."""
     parent_role: ParentRole | None = None
     """How the kind of a record's parent is told (``ChangeEvent.parent_kind``), if it has one."""
+
+    @property
+    def api_resource(self) -> str:
+        """The API's name of the resource."""
+        return self.api_name or self.name
+
+    @property
+    def changed_at_field(self) -> str:
+        """Where a record says when it last changed."""
+        return self.changed_field or self.version_field
 
 
 @dataclass(frozen=True)

@@ -26,13 +26,10 @@ from services.core.errors import ContractError
 
 UNKNOWN_FIELDS = "unknown_fields"
 
-#: (system, resource) -> Avro full name of the record type carrying it.
-RECORD_TYPES: dict[tuple[str, str], str] = {
-    ("poweroffice", "employees"): "tether.poweroffice.Employee",
-    ("poweroffice", "customers"): "tether.poweroffice.Customer",
-    ("poweroffice", "contact_persons"): "tether.poweroffice.ContactPerson",
-    ("wix", "contacts"): "tether.wix.Contact",
-}
+#: (system, resource) -> Avro full name of the record type carrying it
+#: (``ResourceDescriptor.record_type``). Empty until the wiring installs the connectors'
+#: descriptors (``services.core.registry.install``); filled in place.
+RECORD_TYPES: dict[tuple[str, str], str] = {}
 
 Schema = Any
 

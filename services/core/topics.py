@@ -25,11 +25,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-#: The systems and resources of the first dataflow (spec/dataflows.md).
-RESOURCES: dict[str, tuple[str, ...]] = {
-    "poweroffice": ("employees", "customers", "contact_persons"),
-    "wix": ("contacts",),
-}
+#: system -> its resources, in topic order. Empty until the wiring installs the connectors'
+#: descriptors (``services.core.registry.install``); filled in place.
+RESOURCES: dict[str, tuple[str, ...]] = {}
 STAGES = ("extractor", "mapper", "loader")
 
 DAY_MS = 24 * 60 * 60 * 1000

@@ -13,14 +13,11 @@ import argparse
 import json
 
 from services.connectors.poweroffice.admin import PowerOfficeSimulatorAdmin
+from services.connectors.poweroffice.stream import API_RESOURCE
 from services.connectors.wix.admin import WixAdmin
 
-PO_RESOURCES = {
-    "employees": "employees",
-    "customers": "customers",
-    "contact_persons": "contactpersons",
-    "contactpersons": "contactpersons",
-}
+PO_RESOURCES: dict[str, str] = {**API_RESOURCE, **{api: api for api in API_RESOURCE.values()}}
+"""A resource by the engine's name or the API's -> the API's."""
 
 
 def main(argv: list[str]) -> int:

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from services.connectors.poweroffice.admin import PowerOfficeSimulatorAdmin
+from services.connectors.poweroffice.stream import API_RESOURCE
 from services.connectors.seed import generate
 from services.connectors.wix.admin import WixAdmin
 from services.core.topics import TopicLayout
@@ -39,11 +40,7 @@ from services.demo.verify import reconcile
 from services.mapper.domain import read_hub, read_member
 from services.onboarding.preview import predict
 
-PO_RESOURCE = {
-    "employees": "employees",
-    "customers": "customers",
-    "contact_persons": "contactpersons",
-}
+PO_RESOURCE = API_RESOURCE
 
 
 def say(message: str) -> None:

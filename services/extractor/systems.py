@@ -26,6 +26,7 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from services.connectors import registry
 from services.connectors.poweroffice.client import PowerOfficeClient, require_credentials
 from services.connectors.poweroffice.connector import DESCRIPTOR as POWEROFFICE
 from services.connectors.wix.client import WixClient, auth_from_settings
@@ -44,6 +45,8 @@ from services.core.metrics import CoreMetrics
 from services.extractor.settings import ExtractorSettings, budget_shape
 
 log = logging.getLogger("tether.extractor")
+
+registry.install()  # core's topics and record types, from the connector descriptors
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
+from services.connectors import registry
 from services.connectors.poweroffice.client import (
     PowerOfficeClient,
     RetryPolicy,
@@ -34,6 +35,8 @@ from services.core.connector import Client, ConnectorDescriptor
 from services.loader.metrics import ApiCalls
 from services.loader.settings import LoaderSettings
 from services.loader.targets import CommandTarget
+
+registry.install()  # core's topics and record types, from the connector descriptors
 
 CONNECTORS: tuple[ConnectorDescriptor[Any, Any], ...] = (POWEROFFICE, WIX)
 """The systems the loader writes to."""

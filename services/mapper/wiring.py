@@ -4,21 +4,29 @@ A dataflow file names its hub and its member flows by system and resource
 (``services.mapper.domain.dataflow``); it is validated against ``REGISTERED`` — each system's
 resources, and the field accessors of each system that can be the hub — and compiled into the
 registries the domain reads. ``RECORDS`` says what the shell (``convert``) must know of each
-system's records. This is the one place of the mapper that names the systems it can sync; a new
-system is a new entry here (and its connector package).
+system's records. Resources, key/change/reference fields come from the connector descriptors
+(``services.connectors.registry``); importing this module installs them into core's topic and
+record-type tables. This is the one place of the mapper that names the systems it can sync; a
+new system is a new entry here (and its connector package); a new resource of one is none.
 
-Imports: the mapper's domain and the connectors' pure field tables only (no I/O library).
+Imports: the mapper's domain, the connector registry (descriptors) and field tables.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
+from services.connectors import registry
+from services.connectors.registry import BY_SYSTEM, DESCRIPTORS
 from services.connectors.wix import fields as wix_fields
+from services.core.connector import ConnectorDescriptor
 from services.mapper.domain.dataflow import CompiledDataflow, Registered
 from services.mapper.domain.mappings import HubAccessors, KeyKind, use_dataflow
 from services.mapper.domain.normalize import e164_form
+
+registry.install()  # core's topics and record types, for whatever imports the mapper's wiring
 
 WIX_CONTACT_ACCESSORS = HubAccessors(
     fields={path: field.read for path, field in wix_fields.FIELDS.items()},
@@ -33,10 +41,7 @@ WIX_CONTACT_ACCESSORS = HubAccessors(
 (``services.connectors.wix.fields``, the one the loader writes with)."""
 
 REGISTERED = Registered(
-    resources={
-        "poweroffice": ("employees", "customers", "contact_persons"),
-        "wix": ("contacts",),
-    },
+    resources={d.system: tuple(d.resources) for d in DESCRIPTORS},
     hubs={"wix": WIX_CONTACT_ACCESSORS},
 )
 
@@ -61,30 +66,33 @@ class RecordConventions:
     records the mapper recognises as its own creates (``convert.referenced_link_id``)."""
 
 
+def conventions(
+    descriptor: ConnectorDescriptor[Any, Any], display_name: str, reference_prefix: str
+) -> RecordConventions:
+    """A system's record conventions, read from its connector's descriptor: the id field is the
+    resources' key field, the change time their ``changed_at_field``, revisioned when updates
+    are guarded by the version; the resources whose creates must carry our reference
+    (``reference_required``) keep it in their ``reference_field``."""
+    resources = descriptor.resources.values()
+    (id_field,) = {r.key_field for r in resources}
+    (changed_at_field,) = {r.changed_at_field for r in resources}
+    return RecordConventions(
+        display_name=display_name,
+        id_field=id_field,
+        changed_at_field=changed_at_field,
+        revisioned=all(r.guarded_by == "version" for r in resources),
+        reference_prefix=reference_prefix,
+        reference_fields={r.name: r.reference_field for r in resources if r.reference_required},
+    )
+
+
 RECORDS: dict[str, RecordConventions] = {
     # ExternalImportReference/ExternalCode: at most 50 characters, no comma; "tether:" + a
     # 36-character link id = 43.
-    "poweroffice": RecordConventions(
-        display_name="PowerOffice",
-        id_field="Id",
-        changed_at_field="LastChangedDateTimeOffset",
-        revisioned=False,
-        reference_prefix="tether:",
-        reference_fields={
-            "employees": "ExternalImportReference",
-            "customers": "ExternalImportReference",
-            "contact_persons": "ExternalCode",
-        },
-    ),
-    # The link id itself, kept in the contact's ``tether-link-id`` extended field.
-    "wix": RecordConventions(
-        display_name="Wix",
-        id_field="id",
-        changed_at_field="updatedDate",
-        revisioned=True,
-        reference_prefix="",
-        reference_fields={},
-    ),
+    "poweroffice": conventions(BY_SYSTEM["poweroffice"], "PowerOffice", "tether:"),
+    # The link id itself, kept in the contact's ``tether-link-id`` extended field (which a
+    # create may go without: the Wix duplicate rule finds the contact again).
+    "wix": conventions(BY_SYSTEM["wix"], "Wix", ""),
 }
 
 

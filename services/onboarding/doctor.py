@@ -50,6 +50,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from services.connectors.poweroffice.client import PowerOfficeClient
+from services.connectors.poweroffice.models import RESOURCES
 from services.connectors.wix.client import AppAuth, WixClient, auth_from_settings
 from services.connectors.wix.webhooks import WebhookRejectedError, verify_and_parse
 from services.core.errors import ConfigurationError, NotFoundError, TetherError
@@ -66,7 +67,8 @@ from services.onboarding.wiring import (
     wix_client,
 )
 
-PO_RESOURCES = ("employees", "customers", "contactpersons")
+PO_RESOURCES = RESOURCES
+"""The API's resource names, in the connector's order."""
 PO_CREDENTIALS_FIX = (
     "check TETHER_POWEROFFICE_CLIENT_KEY (the key of this PowerOffice Go client's integration), "
     "then TETHER_POWEROFFICE_APP_KEY and TETHER_POWEROFFICE_SUBSCRIPTION_KEY"

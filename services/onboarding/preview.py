@@ -48,7 +48,7 @@ import psycopg
 from psycopg import sql
 
 from services.connectors.poweroffice.client import PowerOfficeClient
-from services.connectors.poweroffice.stream import PowerOfficeRecords
+from services.connectors.poweroffice.stream import API_RESOURCE, PowerOfficeRecords
 from services.connectors.wix.client import MAX_PAGE, WixClient, last_page
 from services.connectors.wix.stream import WixContacts
 from services.core.codec import AvroCodec, default_codec
@@ -67,11 +67,7 @@ from services.onboarding.checks import describe
 from services.onboarding.wiring import poweroffice_client, wix_client
 
 #: (extractor resource, API resource), in the order the mapper gets them after the Wix contacts.
-PO_RESOURCES = (
-    ("employees", "employees"),
-    ("customers", "customers"),
-    ("contact_persons", "contactpersons"),
-)
+PO_RESOURCES = tuple(API_RESOURCE.items())
 PAGE_SIZE = 5000
 BATCH = 500  # inputs per transaction (the mapper's loop also commits per batch)
 SAMPLE = 20
@@ -134,7 +130,7 @@ def read_wix(client: WixClient) -> list[dict[str, Any]]:
 
 def read_poweroffice(client: PowerOfficeClient) -> dict[str, list[dict[str, Any]]]:
     return {
-        resource: list(client.iter_records(api, page_size=PAGE_SIZE))  # type: ignore[arg-type]
+        resource: list(client.iter_records(api, page_size=PAGE_SIZE))
         for resource, api in PO_RESOURCES
     }
 

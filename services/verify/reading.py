@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from services.connectors.poweroffice.client import PowerOfficeClient, require_credentials
-from services.connectors.poweroffice.models import Resource
+from services.connectors.poweroffice.stream import API_RESOURCE
 from services.connectors.wix.client import (
     MAX_PAGE,
     WixClient,
@@ -38,11 +38,6 @@ log = logging.getLogger("tether.verify.reading")
 
 POWEROFFICE = "poweroffice"
 WIX = "wix"
-API_RESOURCE: dict[str, Resource] = {
-    "employees": "employees",
-    "customers": "customers",
-    "contact_persons": "contactpersons",
-}
 FETCH_CHUNK = 100
 
 Key = tuple[str, str, str]

@@ -14,7 +14,9 @@ Adapters only: every request, retry, renewal and guard is ``PowerOfficeClient``'
   else ``GuardRefusedError`` with that read); ``delete`` by id. A malformed id or parent id of a
   write is a ``ContractError``. Fields: ``fields.fields_of(resource)`` (top-level JSON names).
 
-Resources keep the engine's names (``contact_persons``); ``API_RESOURCE`` maps them to the API's.
+Resources keep the engine's names (``contact_persons``); ``models.RESOURCE_SPECS`` is the one
+table of them (the API's name, model, reference field, Avro record type) the descriptor is made
+from; ``API_RESOURCE`` maps them to the API's names.
 
 Imports: the PowerOffice client, models and field tables, ``services.core`` — never the simulator.
 """
@@ -35,7 +37,7 @@ from services.connectors.poweroffice.client import (
 )
 from services.connectors.poweroffice.fields import fields_of
 from services.connectors.poweroffice.models import (
-    REFERENCE_FIELD,
+    RESOURCE_SPECS,
     ContactPerson,
     Customer,
     Employee,
@@ -60,11 +62,7 @@ from services.core.errors import ContractError, NotFoundError
 from services.core.settings import PowerOfficeSettings
 
 PoRecord = Employee | Customer | ContactPerson
-_SCHEMA: Final[dict[str, type[PoRecord]]] = {
-    "employees": Employee,
-    "customers": Customer,
-    "contact_persons": ContactPerson,
-}
+_SCHEMA: Final[dict[str, type[PoRecord]]] = {spec.name: spec.model for spec in RESOURCE_SPECS}
 CONTACT_PERSON_PARENT: Final = ParentRole(
     resource="customers",
     found="customer",
@@ -229,17 +227,19 @@ def targets(
 DESCRIPTOR: Final = ConnectorDescriptor[PowerOfficeSettings, PowerOfficeClient](
     system=SYSTEM,
     resources={
-        name: ResourceDescriptor(
-            name=name,
-            record_schema=_SCHEMA[name],
+        spec.name: ResourceDescriptor(
+            name=spec.name,
+            record_schema=spec.model,
             key_field="Id",
             version_field=STAMP,
-            reference_field=REFERENCE_FIELD[api],
-            parent_field="ContactId" if api == "contactpersons" else None,
-            fields=fields_of(name),
-            parent_role=CONTACT_PERSON_PARENT if api == "contactpersons" else None,
+            reference_field=spec.reference_field,
+            record_type=spec.record_type,
+            api_name=spec.api if spec.api != spec.name else None,
+            parent_field=spec.parent_field,
+            fields=fields_of(spec.name),
+            parent_role=CONTACT_PERSON_PARENT if spec.api == "contactpersons" else None,
         )
-        for name, api in API_RESOURCE.items()
+        for spec in RESOURCE_SPECS
     },
     settings_model=PowerOfficeSettings,
     rate_limit=RateLimit(requests=10, per_seconds=1.0),

@@ -28,7 +28,7 @@ from typing import Any, Final
 
 from pydantic import BaseModel
 
-from services.connectors.poweroffice.models import ContactPerson, Customer, Employee
+from services.connectors.poweroffice.models import RESOURCE_SPECS
 from services.core.errors import ContractError
 
 __all__ = ["PowerOfficeField", "PowerOfficeFields", "fields_of", "scalar_types"]
@@ -115,9 +115,7 @@ class PowerOfficeFields(Mapping[str, PowerOfficeField]):
 
 
 _TABLES: Final[dict[str, PowerOfficeFields]] = {
-    "employees": PowerOfficeFields(Employee),
-    "customers": PowerOfficeFields(Customer),
-    "contact_persons": PowerOfficeFields(ContactPerson),
+    spec.name: PowerOfficeFields(spec.model) for spec in RESOURCE_SPECS
 }
 
 

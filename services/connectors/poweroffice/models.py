@@ -22,6 +22,7 @@ Imports: standard library and pydantic only (no HTTP, no simulator code).
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Annotated, Any, Final, Literal, TypeVar
 
@@ -32,7 +33,6 @@ from pydantic.alias_generators import to_pascal
 from services.core.errors import ContractError
 
 Resource = Literal["employees", "customers", "contactpersons"]
-RESOURCES: Final[tuple[Resource, ...]] = ("employees", "customers", "contactpersons")
 
 _TIMESTAMP_RE = re.compile(
     r"^\s*(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d{1,9}))?)?"
@@ -235,18 +235,52 @@ class ContactPerson(_Record):
 PowerOfficeRecord = Employee | Customer | ContactPerson
 RecordT = TypeVar("RecordT", Employee, Customer, ContactPerson)
 
-MODEL_BY_RESOURCE: Final[dict[Resource, type[PowerOfficeRecord]]] = {
-    "employees": Employee,
-    "customers": Customer,
-    "contactpersons": ContactPerson,
-}
 
-#: The idempotency/lookup reference property of each resource (unique per resource).
-REFERENCE_FIELD: Final[dict[Resource, str]] = {
-    "employees": "ExternalImportReference",
-    "customers": "ExternalImportReference",
-    "contactpersons": "ExternalCode",
+@dataclass(frozen=True)
+class ResourceSpec:
+    """One PowerOffice resource — the package's one table of them (``RESOURCE_SPECS``): the
+    connector's descriptor, the client's reference look-ups and the simulator read it."""
+
+    name: str
+    """The engine's name (topics, link members, dataflow files)."""
+    api: Resource
+    """The API's name (paths, the simulator's collections)."""
+    model: type[PowerOfficeRecord]
+    reference_field: str
+    """The idempotency/lookup reference property (unique per resource)."""
+    record_type: str
+    """The Avro record type carrying a record in messages (``schemas/``)."""
+    parent_field: str | None = None
+    """The parent contact's id, for a resource addressed under its parent."""
+
+
+RESOURCE_SPECS: Final[tuple[ResourceSpec, ...]] = (
+    ResourceSpec(
+        "employees", "employees", Employee, "ExternalImportReference", "tether.poweroffice.Employee"
+    ),
+    ResourceSpec(
+        "customers", "customers", Customer, "ExternalImportReference", "tether.poweroffice.Customer"
+    ),
+    ResourceSpec(
+        "contact_persons",
+        "contactpersons",
+        ContactPerson,
+        "ExternalCode",
+        "tether.poweroffice.ContactPerson",
+        parent_field="ContactId",
+    ),
+)
+"""In extraction order: a parent resource before its children."""
+
+RESOURCES: Final[tuple[Resource, ...]] = tuple(spec.api for spec in RESOURCE_SPECS)
+"""The API's resource names."""
+MODEL_BY_RESOURCE: Final[dict[Resource, type[PowerOfficeRecord]]] = {
+    spec.api: spec.model for spec in RESOURCE_SPECS
 }
+REFERENCE_FIELD: Final[dict[Resource, str]] = {
+    spec.api: spec.reference_field for spec in RESOURCE_SPECS
+}
+"""The idempotency/lookup reference property of each resource, by the API's name."""
 
 
 def parse_record(model: type[RecordT], data: Any) -> RecordT:

@@ -38,7 +38,7 @@ from services.connectors.poweroffice.cursor import (
     format_po,
     po_identity,
 )
-from services.connectors.poweroffice.models import Resource
+from services.connectors.poweroffice.models import RESOURCE_SPECS, Resource
 from services.core.connector import (
     Gone,
     Listed,
@@ -56,12 +56,8 @@ from services.core.stream_positions import KeysetPager, from_datetime, parse_ns,
 SYSTEM: Final = "poweroffice"
 STAMP: Final = "LastChangedDateTimeOffset"
 CHANGED_ORDER: Final = "LastChangedDateTimeOffset asc, Id asc"
-API_RESOURCE: Final[dict[str, Resource]] = {
-    "employees": "employees",
-    "customers": "customers",
-    "contact_persons": "contactpersons",
-}
-"""Engine resource name -> API resource name."""
+API_RESOURCE: Final[dict[str, Resource]] = {spec.name: spec.api for spec in RESOURCE_SPECS}
+"""Engine resource name -> API resource name (``models.RESOURCE_SPECS``)."""
 
 
 def record_id_of(resource: str, raw: object) -> str:
