@@ -295,6 +295,36 @@ def test_an_edit_seen_before_the_created_outcome_is_caught_up(h: Harness) -> Non
     assert update["fields"] == {"FirstName": "Ole"}
 
 
+def test_a_record_matching_a_contact_we_create_seen_before_its_outcome_joins_that_link(
+    h: Harness,
+) -> None:
+    """The contact we are creating is extracted before the loader's CREATED outcome is handled
+    (a loader killed between the create and its outcome, or the outcome topic lagging): a
+    second record with the same key joins the link being created — it is not "ambiguous"
+    between that link and the contact, which are one and the same."""
+    h.send_change(po_event("employees", employee(1), ts(1)))
+    h.drain()
+    [create] = h.commands()
+    # Created after the command was issued (the mapper stamps it with its own clock).
+    made = datetime.now(UTC)
+    created = wix_contact("c-new", phone="+4791234567", revision=1, at=made)
+    h.send_change(wix_event(created, made))  # not linked yet: only indexed
+    h.drain()
+    h.send_change(po_event("employees", employee(2), ts(3)))
+    h.drain()
+    assert h.query("SELECT reason, record_id FROM mapper_review_items") == []
+    assert [c["action"] for c in h.commands()] == ["CREATE"], "no second contact"
+    h.send_outcome(outcome_event(create, "CREATED", target_record=created, target_id="c-new"))
+    h.drain()
+    [(link_id, contact_id)] = h.query("SELECT link_id, hub_record_id FROM mapper_links")
+    members = h.query(
+        "SELECT resource, record_id FROM mapper_link_members WHERE system = 'poweroffice' "
+        "ORDER BY record_id"
+    )
+    assert (link_id, contact_id) == (create["link_id"], "c-new")
+    assert members == [("employees", "1"), ("employees", "2")]
+
+
 def test_propagated_deletes_stop_at_the_mass_delete_breaker(
     kafka_bootstrap: str, topic_prefix: str, pg_dsn: str
 ) -> None:

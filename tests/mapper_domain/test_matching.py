@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -16,6 +18,8 @@ from services.mapper.domain import (
     match,
     on_member_change,
 )
+from services.mapper.domain.matching import CREATE_CLOCK_SKEW
+from services.mapper.domain.state import Link
 
 from .support import T0, TENANT, World, customer, employee, po_change
 
@@ -73,6 +77,42 @@ def test_a_link_still_creating_its_contact_is_a_candidate() -> None:
     result = match([EMAIL], [Candidate(link=link)], TENANT)
     assert result.kind is MatchKind.LINK
     assert result.candidate_ids == (f"link:{link.link_id}",)
+
+
+def _creating_link_and_its_contact(changed: datetime) -> tuple[Link, ContactIndexEntry]:
+    """A link whose contact is being created (issued at T0), and a contact with its e-mail,
+    not linked yet, last changed at ``changed``."""
+    decision = on_member_change(None, po_change("customers", customer(), T0), [], Policy(), T0)
+    assert decision.link is not None
+    contact = ContactIndexEntry(
+        tenant=TENANT, contact_id="c-new", keys=(EMAIL,), props={}, source_ts=changed
+    )
+    return decision.link, contact
+
+
+def test_the_contact_a_create_in_flight_made_is_that_links_candidate() -> None:
+    # Extracted before the create's outcome was handled: one hub record, not two.
+    link, contact = _creating_link_and_its_contact(T0 + timedelta(seconds=1))
+    candidates = [Candidate(contact=contact), Candidate(link=link)]
+    result = match([EMAIL], candidates, TENANT)
+    assert result.kind is MatchKind.LINK
+    assert result.candidate_ids == (f"link:{link.link_id}",)
+
+
+def test_a_contact_changed_before_the_create_was_issued_is_not_its_result() -> None:
+    link, contact = _creating_link_and_its_contact(T0 - CREATE_CLOCK_SKEW - timedelta(seconds=1))
+    result = match([EMAIL], [Candidate(contact=contact), Candidate(link=link)], TENANT)
+    assert result.kind is MatchKind.AMBIGUOUS
+    assert result.candidate_ids == ("c-new", f"link:{link.link_id}")
+
+
+def test_two_contacts_that_could_be_one_creates_result_stay_two_candidates() -> None:
+    link, contact = _creating_link_and_its_contact(T0 + timedelta(seconds=1))
+    twin = contact.model_copy(update={"contact_id": "c-twin"})
+    candidates = [Candidate(contact=contact), Candidate(contact=twin), Candidate(link=link)]
+    result = match([EMAIL], candidates, TENANT)
+    assert result.kind is MatchKind.AMBIGUOUS
+    assert result.candidate_ids == ("c-new", "c-twin", f"link:{link.link_id}")
 
 
 ids = st.sampled_from(["c1", "c2", "c3", "c4"])
