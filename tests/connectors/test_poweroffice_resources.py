@@ -18,6 +18,7 @@ from pydantic import SecretStr
 
 from services.connectors.poweroffice.client import (
     RESOURCE_RULES,
+    ParentRules,
     PowerOfficeClient,
     ResourceRules,
 )
@@ -33,6 +34,7 @@ def test_flat_resources_are_addressed_by_id_and_refuse_a_parent() -> None:
     assert rules.record_path(12, None) == "/Customers/12"
     assert rules.reference_field == "ExternalImportReference"
     assert rules.reference_filter == "externalImportReference"
+    assert rules.parent is None
     with pytest.raises(ValueError, match="no parent"):
         rules.record_path(12, 7)
 
@@ -43,6 +45,7 @@ def test_contact_persons_are_addressed_under_their_customer_and_need_it() -> Non
     assert rules.record_path(12, 7) == "/ContactPersons/7/12"
     assert rules.reference_field == "ExternalCode"
     assert rules.reference_filter == "externalCodes"
+    assert rules.parent == ParentRules(filter="contactIds", field="ContactId")
     with pytest.raises(ValueError, match="parent's id"):
         rules.collection_path(None)
 

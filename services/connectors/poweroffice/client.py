@@ -740,25 +740,39 @@ class PowerOfficeClient:
 
 
 @dataclass(frozen=True)
+class ParentRules:
+    """How a nested resource names its parent: the list filter (``contactIds``) and the
+    record's property holding the parent's id (``ContactId``)."""
+
+    filter: str
+    field: str
+
+
+@dataclass(frozen=True)
 class ResourceRules(Generic[RecordT]):
     """How one PowerOffice resource is addressed — the data behind ``ResourceAccessor``.
 
     ``name`` is the API resource (it prefixes operation names: ``customers.get``); ``path`` its
     collection; ``reference_filter`` the list filter that finds a create reference (the
-    reference's property is ``REFERENCE_FIELD[name]``). A ``nested`` resource's records live
-    under their parent customer: created at ``{path}/{parent}``, addressed at
-    ``{path}/{parent}/{id}``, listed and looked up with ``contactIds={parent}``.
+    reference's property is ``REFERENCE_FIELD[name]``). A resource with a ``parent``
+    (``ParentRules``) is nested: its records live under their parent customer — created at
+    ``{path}/{parent}``, addressed at ``{path}/{parent}/{id}``, listed and looked up with
+    ``<parent.filter>={parent}`` and carrying the parent's id in ``parent.field``.
     """
 
     name: Resource
     path: str
     model: type[RecordT]
     reference_filter: str
-    nested: bool = False
+    parent: ParentRules | None = None
 
     @property
     def reference_field(self) -> str:
         return REFERENCE_FIELD[self.name]
+
+    @property
+    def nested(self) -> bool:
+        return self.parent is not None
 
     def checked_parent(self, parent_id: int | None) -> int | None:
         """``parent_id``, required by a nested resource and refused by the others."""
@@ -781,7 +795,11 @@ RESOURCE_RULES: Final[Mapping[str, ResourceRules[Any]]] = {
     "employees": ResourceRules("employees", "/Employees", Employee, "externalImportReference"),
     "customers": ResourceRules("customers", "/Customers", Customer, "externalImportReference"),
     "contactpersons": ResourceRules(
-        "contactpersons", "/ContactPersons", ContactPerson, "externalCodes", nested=True
+        "contactpersons",
+        "/ContactPersons",
+        ContactPerson,
+        "externalCodes",
+        parent=ParentRules(filter="contactIds", field="ContactId"),
     ),
 }
 
@@ -849,9 +867,9 @@ class ResourceAccessor(Generic[RecordT]):
             raise ValueError(f"page_size must be 1..{MAX_PAGE_SIZE}")
         base = dict(params or {})
         if parent_ids:
-            if not self.rules.nested:
+            if self.rules.parent is None:
                 raise ValueError(f"{self.name} have no parent; parent_ids must not be given")
-            base["contactIds"] = ",".join(str(i) for i in parent_ids)
+            base[self.rules.parent.filter] = ",".join(str(i) for i in parent_ids)
         wanted = list(fields) if fields else None
         if wanted is not None and "Id" not in wanted:
             wanted.insert(0, "Id")
@@ -1003,17 +1021,20 @@ class ResourceAccessor(Generic[RecordT]):
         return body
 
     def _find_by_reference(self, reference: str, parent_id: int | None) -> dict[str, Any] | None:
+        """The wire record holding ``reference``; ``parent_id`` already checked against the
+        rules (given exactly when the resource is nested)."""
         _check_reference(reference)
+        parent = self.rules.parent
         params: dict[str, Any] = {self.rules.reference_filter: reference}
-        if parent_id is not None:
-            params["contactIds"] = str(parent_id)
+        if parent is not None:
+            params[parent.filter] = str(parent_id)
         field_name = self.rules.reference_field
         wanted = reference.strip().casefold()
         # Filter again on our side: a server that ignored the filter must not make us link
         # a wrong record.
         for item in self._get_list(self.rules.path, params):
             value = item.get(field_name)
-            same_parent = parent_id is None or item.get("ContactId") == parent_id
+            same_parent = parent is None or item.get(parent.field) == parent_id
             if isinstance(value, str) and value.strip().casefold() == wanted and same_parent:
                 return item
         return None
@@ -1254,6 +1275,7 @@ __all__ = [
     "SYSTEM",
     "CreateResult",
     "GuardFailedError",
+    "ParentRules",
     "PowerOfficeClient",
     "RequestObserver",
     "ResourceAccessor",
