@@ -49,22 +49,26 @@ def lifted(seconds: float) -> dict[str, Any]:
     ids = [r["Id"] for r in sim.seed("customers", [{"Name": f"Bench {i} AS"} for i in range(200)])]
     out: dict[str, Any] = {}
     with sim.serve() as server, client_for(sim, server, ApiBudget("po-bench", 0)) as po:
-        po.get_customer(ids[0])
+        po.resource("customers").get(ids[0])
         n, started = 0, time.perf_counter()
         while time.perf_counter() - started < seconds:
-            po.get_customer(ids[n % len(ids)])
+            po.resource("customers").get(ids[n % len(ids)])
             n += 1
         out["GET requests/s"] = n / (time.perf_counter() - started)
         n, started = 0, time.perf_counter()
         while time.perf_counter() - started < seconds:
             cid = ids[n % len(ids)]
-            current = po.get_customer(cid)
-            po.update_customer(cid, {"Name": f"Bench {n} AS"}, expected={"Name": current.name})
+            current = po.resource("customers").get(cid)
+            po.resource("customers").update(
+                cid, {"Name": f"Bench {n} AS"}, expected={"Name": current.name}
+            )
             n += 2
         out["GET + guarded PATCH requests/s"] = n / (time.perf_counter() - started)
         n, started = 0, time.perf_counter()
         while time.perf_counter() - started < seconds:
-            po.create_employee({"FirstName": "B", "LastName": str(n)}, reference=f"bench-{n}")
+            po.resource("employees").create(
+                {"FirstName": "B", "LastName": str(n)}, reference=f"bench-{n}"
+            )
             n += 1  # one lookup GET + one POST each
         out["creates/s (lookup GET + POST each)"] = n / (time.perf_counter() - started)
     return out
@@ -77,7 +81,7 @@ def limited(share: float, backlog: int) -> dict[str, Any]:
     budget = ApiBudget(f"po-bench-{per_second}", per_second, 1.0)
     reached_caller = 0
     with sim.serve() as server, client_for(sim, server, budget) as po:
-        po.get_customer(ids[0])  # token + one call
+        po.resource("customers").get(ids[0])  # token + one call
         time.sleep(1.1)  # let both windows empty before the measured backlog
         sim.reset_counters()
         throttled_before = budget.throttled_by_api
@@ -87,10 +91,12 @@ def limited(share: float, backlog: int) -> dict[str, Any]:
             cid = ids[n % len(ids)]
             try:
                 if n % 2 == 0:
-                    po.get_customer(cid)
+                    po.resource("customers").get(cid)
                 else:
                     new = f"Bench {cid} v{n}"
-                    po.update_customer(cid, {"Name": new}, expected={"Name": names[cid]})
+                    po.resource("customers").update(
+                        cid, {"Name": new}, expected={"Name": names[cid]}
+                    )
                     names[cid] = new
             except RateLimitedError:
                 reached_caller += 1

@@ -83,7 +83,7 @@ FORGED_JWT = "eyJhbGciOiJSUzI1NiJ9.eyJkYXRhIjoie30iLCJleHAiOjF9.Zm9yZ2Vk"  # sig
 
 def _po_read(client: PowerOfficeClient, resource: str) -> int:
     """Read the first page (one record) of ``resource``; the number of records on it."""
-    listing = client.iter_records(resource, page_size=1)  # type: ignore[arg-type]
+    listing = client.resource(resource).list_wire(page_size=1)
     try:
         return 1 if next(listing, None) is not None else 0
     finally:

@@ -130,7 +130,7 @@ def read_wix(client: WixClient) -> list[dict[str, Any]]:
 
 def read_poweroffice(client: PowerOfficeClient) -> dict[str, list[dict[str, Any]]]:
     return {
-        resource: list(client.iter_records(api, page_size=PAGE_SIZE))
+        resource: list(client.resource(api).list_wire(page_size=PAGE_SIZE))
         for resource, api in PO_RESOURCES
     }
 

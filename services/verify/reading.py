@@ -117,8 +117,8 @@ def read_poweroffice(
     found: dict[Key, dict[str, Any]] = {}
     for resource in RESOURCES[POWEROFFICE]:
         for count, raw in enumerate(
-            clients.poweroffice.iter_records(
-                API_RESOURCE[resource], page_size=clients.poweroffice_page_size
+            clients.poweroffice.resource(API_RESOURCE[resource]).list_wire(
+                page_size=clients.poweroffice_page_size
             )
         ):
             if count % clients.poweroffice_page_size == 0:
@@ -167,9 +167,9 @@ def confirm_missing(
             contact_id = int(parent) if resource == "contact_persons" and parent else None
             if resource == "contact_persons" and contact_id is None:
                 continue
-            found[(system, resource, record_id)] = clients.poweroffice.get_record(
-                API_RESOURCE[resource], int(record_id), contact_id=contact_id
-            )
+            found[(system, resource, record_id)] = clients.poweroffice.resource(
+                API_RESOURCE[resource]
+            ).get_wire(int(record_id), parent_id=contact_id)
         except NotFoundError:
             continue
         except ValueError:

@@ -105,7 +105,7 @@ def client(
 
 def test_iterates_all_pages_typed(sim: PowerOfficeSimulator, client: PowerOfficeClient) -> None:
     sim.seed("employees", [{"FirstName": f"P{i}", "LastName": "X"} for i in range(7)])
-    employees = list(client.iter_employees(page_size=3))
+    employees = list(client.resource("employees").list(page_size=3))
     assert [e.first_name for e in employees] == [f"P{i}" for i in range(7)]
     assert all(isinstance(e, Employee) for e in employees)
     # 7 records at 3 per page: pages 1, 2 full, page 3 short, page 4 empty (204) -> 4 list
@@ -116,37 +116,43 @@ def test_iterates_all_pages_typed(sim: PowerOfficeSimulator, client: PowerOffice
         "employees", [{"FirstName": "P7", "LastName": "X"}, {"FirstName": "P8", "LastName": "X"}]
     )
     sim.reset_counters()
-    assert len(list(client.iter_employees(page_size=3))) == 9
+    assert len(list(client.resource("employees").list(page_size=3))) == 9
     # exact multiple: the 4th page is 204
     assert sim.count(method="GET", resource="employees", status=204) == 1
 
 
 def test_empty_lists_and_projection(sim: PowerOfficeSimulator, client: PowerOfficeClient) -> None:
-    assert list(client.iter_customers()) == []
-    assert list(client.iter_contact_persons()) == []
+    assert list(client.resource("customers").list()) == []
+    assert list(client.resource("contactpersons").list()) == []
     sim.seed("customers", [{"Name": "Østby Bygg AS", "EmailAddress": "post@ostby.no"}])
-    projected = list(client.iter_customers(fields=["Name"]))
+    projected = list(client.resource("customers").list(fields=["Name"]))
     assert projected[0].name == "Østby Bygg AS" and projected[0].id > 0
     assert projected[0].email_address is None
-    raw = list(client.iter_records("customers", fields=["EmailAddress"]))
+    raw = list(client.resource("customers").list_wire(fields=["EmailAddress"]))
     assert set(raw[0]) == {"Id", "EmailAddress"}
 
 
 def test_incremental_reads_are_exclusive(
     sim: PowerOfficeSimulator, client: PowerOfficeClient, clock: ManualClock
 ) -> None:
-    first = client.create_customer({"Name": "A AS"}, reference="a").record
+    first = client.resource("customers").create({"Name": "A AS"}, reference="a").record
     clock.advance(1)
-    second = client.create_customer({"Name": "B AS"}, reference="b").record
+    second = client.resource("customers").create({"Name": "B AS"}, reference="b").record
     assert first.last_changed_date_time_offset is not None
-    changed = list(client.iter_customers(changed_since=first.last_changed_date_time_offset))
+    changed = list(
+        client.resource("customers").list(changed_since=first.last_changed_date_time_offset)
+    )
     assert [c.id for c in changed] == [second.id]
     raw_cursor = format_timestamp(first.last_changed_date_time_offset)
-    assert [c.id for c in client.iter_customers(changed_since=raw_cursor)] == [second.id]
+    assert [c.id for c in client.resource("customers").list(changed_since=raw_cursor)] == [
+        second.id
+    ]
     clock.advance(1)
-    client.update_customer(first.id, {"Name": "A2 AS"})
+    client.resource("customers").update(first.id, {"Name": "A2 AS"})
     assert second.last_changed_date_time_offset is not None
-    again = list(client.iter_customers(changed_since=second.last_changed_date_time_offset))
+    again = list(
+        client.resource("customers").list(changed_since=second.last_changed_date_time_offset)
+    )
     assert [c.name for c in again] == ["A2 AS"]
 
 
@@ -165,7 +171,9 @@ def test_incremental_paging_with_equal_timestamps_misses_nothing(
     sim.seed("employees", rows)
     got = [
         e.first_name
-        for e in client.iter_employees(changed_since="2024-01-01T00:00:00Z", page_size=3)
+        for e in client.resource("employees").list(
+            changed_since="2024-01-01T00:00:00Z", page_size=3
+        )
     ]
     assert sorted(got) == sorted(r["FirstName"] for r in rows)
     assert len(got) == len(set(got)) == 10
@@ -179,7 +187,7 @@ def test_incremental_paging_survives_edits_during_the_scan(
         clock.advance(1)
         records.extend(sim.seed("customers", [{"Name": f"C{i} AS"}]))
     seen = []
-    iterator = client.iter_customers(changed_since="2000-01-01T00:00:00Z", page_size=2)
+    iterator = client.resource("customers").list(changed_since="2000-01-01T00:00:00Z", page_size=2)
     for customer in iterator:
         seen.append(customer.name)
         if len(seen) == 2:
@@ -192,9 +200,9 @@ def test_incremental_paging_survives_edits_during_the_scan(
 
 def test_get_and_not_found(sim: PowerOfficeSimulator, client: PowerOfficeClient) -> None:
     created = sim.seed("employees", [{"FirstName": "Ola", "LastName": "Nordmann"}])[0]
-    assert client.get_employee(created["Id"]).last_name == "Nordmann"
+    assert client.resource("employees").get(created["Id"]).last_name == "Nordmann"
     with pytest.raises(NotFoundError) as info:
-        client.get_customer(424242)
+        client.resource("customers").get(424242)
     assert info.value.status == 404 and info.value.system == "poweroffice"
     assert info.value.error_code == "Object(s) not found"
 
@@ -208,7 +216,7 @@ def test_malformed_record_is_a_contract_error(
         validate=False,
     )
     with pytest.raises(ContractError) as info:
-        list(client.iter_employees())
+        list(client.resource("employees").list())
     message = str(info.value)
     assert "Employee" in message and "FirstName" in message and "DateOfBirth" in message
     assert "ola@example.com" not in message and "yesterday" not in message
@@ -220,52 +228,60 @@ def test_malformed_record_is_a_contract_error(
 def test_create_each_resource_and_find_again_by_reference(
     sim: PowerOfficeSimulator, client: PowerOfficeClient
 ) -> None:
-    employee = client.create_employee(
+    employee = client.resource("employees").create(
         {"FirstName": "Ola", "LastName": "Nordmann"}, reference="link-e1"
     )
     assert employee.created and employee.record.external_import_reference == "link-e1"
-    customer = client.create_customer(
+    customer = client.resource("customers").create(
         {"IsPerson": True, "FirstName": "Eli", "LastName": "Røed"}, reference="link-c1"
     )
     assert customer.created and isinstance(customer.record, Customer)
-    company = client.create_customer({"Name": "Fjord Energi ASA"}, reference="link-c2")
-    person = client.create_contact_person(
-        company.record.id, {"FirstName": "Kari", "LastName": "Lie"}, reference="link-p1"
+    company = client.resource("customers").create({"Name": "Fjord Energi ASA"}, reference="link-c2")
+    person = client.resource("contactpersons").create(
+        {"FirstName": "Kari", "LastName": "Lie"}, reference="link-p1", parent_id=company.record.id
     )
     assert person.created and isinstance(person.record, ContactPerson)
     assert person.record.contact_id == company.record.id
     sim.reset_counters()
-    again = client.create_employee(
+    again = client.resource("employees").create(
         {"FirstName": "Ola", "LastName": "Nordmann"}, reference="link-e1"
     )
     assert not again.created and again.record.id == employee.record.id
-    again_person = client.create_contact_person(
-        company.record.id, {"FirstName": "Kari", "LastName": "Lie"}, reference="LINK-P1"
+    again_person = client.resource("contactpersons").create(
+        {"FirstName": "Kari", "LastName": "Lie"}, reference="LINK-P1", parent_id=company.record.id
     )
     assert not again_person.created and again_person.record.id == person.record.id
     assert sim.count(method="POST", resource="employees") == 0
     assert sim.count(method="POST", resource="contactpersons") == 0
-    assert client.find_customer("link-c2") is not None
-    assert client.find_customer("nope") is None
-    assert client.find_contact_person(company.record.id, "link-p1") is not None
-    assert client.find_contact_person(customer.record.id, "link-p1") is None
-    assert client.find_employee("link-e1") is not None
+    assert client.resource("customers").find_by_reference("link-c2") is not None
+    assert client.resource("customers").find_by_reference("nope") is None
+    assert (
+        client.resource("contactpersons").find_by_reference("link-p1", parent_id=company.record.id)
+        is not None
+    )
+    assert (
+        client.resource("contactpersons").find_by_reference("link-p1", parent_id=customer.record.id)
+        is None
+    )
+    assert client.resource("employees").find_by_reference("link-e1") is not None
 
 
 def test_create_validation_errors_are_not_retried(
     sim: PowerOfficeSimulator, client: PowerOfficeClient
 ) -> None:
     with pytest.raises(ValidationError) as info:
-        client.create_employee({"FirstName": "Ola"}, reference="x1")
+        client.resource("employees").create({"FirstName": "Ola"}, reference="x1")
     assert info.value.status == 400 and not info.value.retriable
     assert info.value.error_code == "Employee validation error(s)"
     assert sim.count(method="POST", resource="employees") == 1
     with pytest.raises(ValueError):
-        client.create_customer({"Name": "A"}, reference="a,b")
+        client.resource("customers").create({"Name": "A"}, reference="a,b")
     with pytest.raises(ValueError):
-        client.create_customer({"Name": "A"}, reference="x" * 51)
+        client.resource("customers").create({"Name": "A"}, reference="x" * 51)
     with pytest.raises(ValueError):
-        client.create_customer({"Name": "A", "ExternalImportReference": "other"}, reference="r")
+        client.resource("customers").create(
+            {"Name": "A", "ExternalImportReference": "other"}, reference="r"
+        )
 
 
 # -- updates --------------------------------------------------------------------------------------
@@ -286,24 +302,41 @@ def test_build_patch_puts_tests_first() -> None:
 def test_guarded_update_and_conflict(
     sim: PowerOfficeSimulator, client: PowerOfficeClient, clock: ManualClock
 ) -> None:
-    created = client.create_employee(
-        {"FirstName": "Ola", "LastName": "Nordmann", "PhoneNumber": "+47 912 34 567"}, reference="e"
-    ).record
+    created = (
+        client.resource("employees")
+        .create(
+            {"FirstName": "Ola", "LastName": "Nordmann", "PhoneNumber": "+47 912 34 567"},
+            reference="e",
+        )
+        .record
+    )
     clock.advance(1)
-    updated = client.update_employee(
-        created.id, {"PhoneNumber": "+47 400 00 000"}, expected={"PhoneNumber": "+47 912 34 567"}
+    updated = (
+        client.resource("employees")
+        .update(
+            created.id,
+            {"PhoneNumber": "+47 400 00 000"},
+            expected={"PhoneNumber": "+47 912 34 567"},
+        )
+        .record
     )
     assert updated.phone_number == "+47 400 00 000"
     assert updated.last_changed_date_time_offset != created.last_changed_date_time_offset
     # someone edits in the product; our guard (the old value) no longer holds
     sim.edit("employees", created.id, {"FirstName": "Olav"})
     with pytest.raises(ConflictError) as info:
-        client.update_employee(created.id, {"FirstName": "Ole"}, expected={"FirstName": "Ola"})
+        client.resource("employees").update(
+            created.id, {"FirstName": "Ole"}, expected={"FirstName": "Ola"}
+        )
     assert info.value.error_code == "test_failed"
     assert info.value.data["properties"] == ["FirstName"]
-    assert client.get_employee(created.id).first_name == "Olav"
+    assert client.resource("employees").get(created.id).first_name == "Olav"
     # the desired state already holds: no error, nothing written
-    same = client.update_employee(created.id, {"FirstName": "Olav"}, expected={"FirstName": "Ola"})
+    same = (
+        client.resource("employees")
+        .update(created.id, {"FirstName": "Olav"}, expected={"FirstName": "Ola"})
+        .record
+    )
     assert same.first_name == "Olav"
 
 
@@ -313,32 +346,51 @@ def test_guarded_update_when_test_failure_is_a_400(clock: ManualClock) -> None:
     )
     with sim.serve() as server, make_client(sim, server) as po:
         person_parent = sim.seed("customers", [{"Name": "Parent AS"}])[0]
-        created = po.create_contact_person(
-            person_parent["Id"], {"FirstName": "Ida", "LastName": "Lie"}, reference="p"
-        ).record
+        created = (
+            po.resource("contactpersons")
+            .create(
+                {"FirstName": "Ida", "LastName": "Lie"},
+                reference="p",
+                parent_id=person_parent["Id"],
+            )
+            .record
+        )
         sim.edit("contactpersons", created.id, {"LastName": "Berg"})
         with pytest.raises(ConflictError) as info:
-            po.update_contact_person(
-                person_parent["Id"],
+            po.resource("contactpersons").update(
                 created.id,
                 {"LastName": "Lie-Berg"},
                 expected={"LastName": "Lie"},
+                parent_id=person_parent["Id"],
             )
         assert info.value.status == 400 and info.value.error_code == "test_failed"
-        ok = po.update_contact_person(
-            person_parent["Id"], created.id, {"LastName": "Lie-Berg"}, expected={"LastName": "Berg"}
+        ok = (
+            po.resource("contactpersons")
+            .update(
+                created.id,
+                {"LastName": "Lie-Berg"},
+                expected={"LastName": "Berg"},
+                parent_id=person_parent["Id"],
+            )
+            .record
         )
         assert ok.last_name == "Lie-Berg"
         with pytest.raises(ValidationError):
-            po.update_contact_person(person_parent["Id"], created.id, {"FirstName": None})
+            po.resource("contactpersons").update(
+                created.id, {"FirstName": None}, parent_id=person_parent["Id"]
+            )
 
 
 def test_update_customer_address(sim: PowerOfficeSimulator, client: PowerOfficeClient) -> None:
-    customer = client.create_customer({"Name": "Adr AS"}, reference="adr").record
-    moved = client.update_customer(
-        customer.id,
-        {"MailAddress": {"City": "Bergen", "ZipCode": "5003"}},
-        expected={"MailAddress": {"City": None}},
+    customer = client.resource("customers").create({"Name": "Adr AS"}, reference="adr").record
+    moved = (
+        client.resource("customers")
+        .update(
+            customer.id,
+            {"MailAddress": {"City": "Bergen", "ZipCode": "5003"}},
+            expected={"MailAddress": {"City": None}},
+        )
+        .record
     )
     assert moved.mail_address is not None and moved.mail_address.city == "Bergen"
 
@@ -347,23 +399,29 @@ def test_update_customer_address(sim: PowerOfficeSimulator, client: PowerOfficeC
 
 
 def test_deletes(sim: PowerOfficeSimulator, client: PowerOfficeClient) -> None:
-    customer = client.create_customer({"Name": "Del AS"}, reference="d").record
-    person = client.create_contact_person(
-        customer.id, {"FirstName": "A", "LastName": "B"}, reference="dp"
-    ).record
-    client.delete_contact_person(customer.id, person.id)
+    customer = client.resource("customers").create({"Name": "Del AS"}, reference="d").record
+    person = (
+        client.resource("contactpersons")
+        .create({"FirstName": "A", "LastName": "B"}, reference="dp", parent_id=customer.id)
+        .record
+    )
+    client.resource("contactpersons").delete(person.id, parent_id=customer.id)
     with pytest.raises(NotFoundError):
-        client.get_contact_person(customer.id, person.id)
+        client.resource("contactpersons").get(person.id, parent_id=customer.id)
     sim.store.set_in_use("customers", customer.id, True)
     with pytest.raises(ConflictError):
-        client.delete_customer(customer.id)
+        client.resource("customers").delete(customer.id)
     sim.store.set_in_use("customers", customer.id, False)
-    client.delete_customer(customer.id)
+    client.resource("customers").delete(customer.id)
     with pytest.raises(NotFoundError):
-        client.delete_customer(customer.id)  # a first-attempt 404 is an error
-    employee = client.create_employee({"FirstName": "A", "LastName": "B"}, reference="de").record
-    client.delete_employee(employee.id)
-    assert list(client.iter_employees()) == []
+        client.resource("customers").delete(customer.id)  # a first-attempt 404 is an error
+    employee = (
+        client.resource("employees")
+        .create({"FirstName": "A", "LastName": "B"}, reference="de")
+        .record
+    )
+    client.resource("employees").delete(employee.id)
+    assert list(client.resource("employees").list()) == []
 
 
 # -- auth, observer, privacy ----------------------------------------------------------------------
@@ -376,15 +434,15 @@ def test_proactive_renewal_before_expiry(
 ) -> None:
     mono = FakeMonotonic()
     with make_client(sim, running[1], clock=mono) as po:
-        list(po.iter_employees())
+        list(po.resource("employees").list())
         assert po.tokens_fetched == 1
         mono.now += 1100
         clock.advance(1100)
-        list(po.iter_employees())
+        list(po.resource("employees").list())
         assert po.tokens_fetched == 1  # 100 s left: still good
         mono.now += 50  # 50 s left, inside the 60 s margin
         clock.advance(50)
-        list(po.iter_employees())
+        list(po.resource("employees").list())
         assert po.tokens_fetched == 2
     assert sim.count(status=401) == 0
 
@@ -395,9 +453,9 @@ def test_one_reauthentication_on_401(
     clock: ManualClock,
 ) -> None:
     with make_client(sim, running[1], clock=FakeMonotonic()) as po:
-        list(po.iter_customers())
+        list(po.resource("customers").list())
         clock.advance(1300)  # the server expired the token; the client's clock did not move
-        list(po.iter_customers())
+        list(po.resource("customers").list())
         assert po.tokens_fetched == 2
         assert sim.count(resource="customers", status=401) == 1
 
@@ -407,7 +465,7 @@ def test_bad_credentials(
 ) -> None:
     with make_client(sim, running[1], client_key=SecretStr("wrong-client-key-123")) as po:
         with pytest.raises(AuthenticationError) as info:
-            po.get_customer(1)
+            po.resource("customers").get(1)
         assert info.value.error_code == "invalid_client" and info.value.status == 400
         assert "wrong-client-key-123" not in str(info.value)
         assert "wrong-client-key-123" not in repr(po)
@@ -415,14 +473,14 @@ def test_bad_credentials(
         sim, running[1], subscription_key=SecretStr("bad-sub"), retry=RetryPolicy()
     ) as po:
         with pytest.raises(AuthenticationError) as info:
-            po.get_customer(1)
+            po.resource("customers").get(1)
         assert info.value.status == 401
 
 
 def test_observer_and_budget_see_every_request(
     sim: PowerOfficeSimulator, client: PowerOfficeClient, calls: list[tuple[str, str, int, float]]
 ) -> None:
-    client.create_customer({"Name": "Obs AS"}, reference="obs")
+    client.resource("customers").create({"Name": "Obs AS"}, reference="obs")
     operations = [(system, op, status) for system, op, status, _ in calls]
     assert operations == [
         ("poweroffice", "token", 200),
@@ -439,13 +497,17 @@ def test_no_secret_token_email_or_phone_in_logs_or_errors(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    client.create_customer({"Name": "Priv AS", "EmailAddress": "kari@priv.no"}, reference="priv")
+    client.resource("customers").create(
+        {"Name": "Priv AS", "EmailAddress": "kari@priv.no"}, reference="priv"
+    )
     with pytest.raises(ValidationError) as info:
-        client.create_customer(
+        client.resource("customers").create(
             {"Name": "Dup AS", "EmailAddress": "bad email", "PhoneNumber": "+47 912 34 567"},
             reference="priv2",
         )
-    assert len(list(client.iter_customers(params={"emailAddresses": "kari@priv.no"}))) == 1
+    assert (
+        len(list(client.resource("customers").list(params={"emailAddresses": "kari@priv.no"}))) == 1
+    )
     # our own log lines (httpx's request lines are silenced by services.core.runtime)
     ours = "\n".join(
         r.getMessage() for r in caplog.records if r.name.startswith("services.connectors")

@@ -74,7 +74,7 @@ def client(
     sim: PowerOfficeSimulator, running: tuple[PowerOfficeSimulator, ServerThread], sleeps: Sleeps
 ) -> Iterator[PowerOfficeClient]:
     with make_client(sim, running[1], sleeps) as po:
-        list(po.iter_customers())  # fetch the token before any fault is armed
+        list(po.resource("customers").list())  # fetch the token before any fault is armed
         sim.reset_counters()
         yield po
 
@@ -87,7 +87,7 @@ def test_get_retries_5xx_with_capped_jittered_backoff(
 ) -> None:
     sim.seed("customers", [{"Name": "A AS"}])
     sim.add_fault(FaultRule(kind="status", status=503, path="/v2/Customers", method="GET", times=2))
-    assert [c.name for c in client.iter_customers()] == ["A AS"]
+    assert [c.name for c in client.resource("customers").list()] == ["A AS"]
     # two 503s, the page, then the empty page (204) that ends the scan
     assert sim.count(method="GET", resource="customers") == 4
     assert len(sleeps.waits) == 2
@@ -99,7 +99,7 @@ def test_get_gives_up_after_max_attempts(
 ) -> None:
     sim.add_fault(FaultRule(kind="status", status=502, path="/v2/Customers", method="GET"))
     with pytest.raises(ServerError) as info:
-        list(client.iter_customers())
+        list(client.resource("customers").list())
     assert info.value.retriable and info.value.status == 502
     assert sim.count(method="GET", resource="customers", status=502) == client.retry.max_attempts
 
@@ -109,7 +109,7 @@ def test_get_retries_dropped_connection(
 ) -> None:
     created = sim.seed("employees", [{"FirstName": "Ola", "LastName": "N"}])[0]
     sim.add_fault(FaultRule(kind="drop", path="/v2/Employees/", method="GET", times=1))
-    assert client.get_employee(created["Id"]).first_name == "Ola"
+    assert client.resource("employees").get(created["Id"]).first_name == "Ola"
     assert sim.faults.injected["drop"] == 1
 
 
@@ -119,13 +119,13 @@ def test_get_retries_timeout(
     created = sim.seed("employees", [{"FirstName": "Ola", "LastName": "N"}])[0]
     policy = RetryPolicy(max_attempts=2)
     with make_client(sim, running[1], sleeps, timeout=1.0, retry=policy) as po:
-        list(po.iter_employees())
+        list(po.resource("employees").list())
         sim.add_fault(FaultRule(kind="timeout", seconds=2.5, path="/v2/Employees/", times=1))
-        assert po.get_employee(created["Id"]).first_name == "Ola"
+        assert po.resource("employees").get(created["Id"]).first_name == "Ola"
         assert sim.faults.injected["timeout"] == 1
         sim.add_fault(FaultRule(kind="timeout", seconds=2.5, path="/v2/Employees/", times=2))
         with pytest.raises(TransportError) as info:
-            po.get_employee(created["Id"])
+            po.resource("employees").get(created["Id"])
         assert info.value.retriable
         assert sim.faults.injected["timeout"] == 3
 
@@ -143,7 +143,7 @@ def test_create_with_lost_response_is_found_again_not_reposted(
     sim.add_fault(
         FaultRule(kind="lose_response", status=504, path="/v2/Customers", method="POST", times=1)
     )
-    result = client.create_customer({"Name": "Once AS"}, reference="link-1")
+    result = client.resource("customers").create({"Name": "Once AS"}, reference="link-1")
     assert result.created and result.record.name == "Once AS"
     assert _posts(sim, "customers") == 1
     assert len(sim.store.live("customers")) == 1
@@ -156,8 +156,8 @@ def test_create_with_dropped_connection_after_commit_is_found_again(
     sim.add_fault(
         FaultRule(kind="lose_response", status=0, path="/v2/ContactPersons", method="POST", times=1)
     )
-    result = client.create_contact_person(
-        parent["Id"], {"FirstName": "Ida", "LastName": "Lie"}, reference="link-cp"
+    result = client.resource("contactpersons").create(
+        {"FirstName": "Ida", "LastName": "Lie"}, reference="link-cp", parent_id=parent["Id"]
     )
     assert result.created and result.record.external_code == "link-cp"
     assert _posts(sim, "contactpersons") == 1
@@ -170,7 +170,9 @@ def test_create_refused_before_the_api_is_posted_again_after_a_lookup(
     sim.add_fault(
         FaultRule(kind="status", status=503, path="/v2/Employees", method="POST", times=1)
     )
-    result = client.create_employee({"FirstName": "Ola", "LastName": "N"}, reference="link-e")
+    result = client.resource("employees").create(
+        {"FirstName": "Ola", "LastName": "N"}, reference="link-e"
+    )
     assert result.created
     assert _posts(sim, "employees") == 2
     # lookups: one before the first POST, one after the unknown outcome
@@ -187,7 +189,7 @@ def test_create_racing_a_duplicate_links_the_existing_record(
     sim.add_fault(
         FaultRule(kind="status", status=204, body=b"", path="/v2/Customers", method="GET", times=1)
     )
-    result = client.create_customer({"Name": "Raced AS"}, reference="link-r")
+    result = client.resource("customers").create({"Name": "Raced AS"}, reference="link-r")
     assert not result.created and result.record.id == existing["Id"]
     assert sim.count(method="POST", resource="customers", status=400) == 1
     assert len(sim.store.live("customers")) == 1
@@ -198,7 +200,7 @@ def test_create_gives_up_without_duplicating(
 ) -> None:
     sim.add_fault(FaultRule(kind="status", status=500, path="/v2/Customers", method="POST"))
     with pytest.raises(ServerError):
-        client.create_customer({"Name": "Never AS"}, reference="link-n")
+        client.resource("customers").create({"Name": "Never AS"}, reference="link-n")
     assert _posts(sim, "customers") == client.retry.max_create_posts
     assert sim.store.live("customers") == []
 
@@ -213,8 +215,10 @@ def test_guarded_patch_with_lost_response_is_retried_and_recognised(
     sim.add_fault(
         FaultRule(kind="lose_response", status=502, path="/v2/Employees/", method="PATCH", times=1)
     )
-    updated = client.update_employee(
-        created["Id"], {"FirstName": "Kari"}, expected={"FirstName": "Ola"}
+    updated = (
+        client.resource("employees")
+        .update(created["Id"], {"FirstName": "Kari"}, expected={"FirstName": "Ola"})
+        .record
     )
     assert updated.first_name == "Kari"
     assert sim.count(method="PATCH", resource="employees") == 2
@@ -230,7 +234,7 @@ def test_unguarded_patch_is_not_retried(
         FaultRule(kind="status", status=503, path="/v2/Employees/", method="PATCH", times=1)
     )
     with pytest.raises(ServerError):
-        client.update_employee(created["Id"], {"FirstName": "Kari"})
+        client.resource("employees").update(created["Id"], {"FirstName": "Kari"})
     assert sim.count(method="PATCH", resource="employees") == 1
 
 
@@ -241,7 +245,7 @@ def test_delete_with_lost_response_is_done(
     sim.add_fault(
         FaultRule(kind="lose_response", status=504, path="/v2/Customers/", method="DELETE", times=1)
     )
-    client.delete_customer(created["Id"])
+    client.resource("customers").delete(created["Id"])
     assert sim.count(method="DELETE", resource="customers", status=404) == 1
     assert sim.store.live("customers") == []
 
@@ -255,7 +259,7 @@ def test_429_waits_as_told_and_retries_any_method(
     sim.add_fault(
         FaultRule(kind="rate_limit", body=GATEWAY_429, path="/v2/Customers", method="POST", times=2)
     )
-    result = client.create_customer({"Name": "Throttled AS"}, reference="link-t")
+    result = client.resource("customers").create({"Name": "Throttled AS"}, reference="link-t")
     assert result.created
     assert sleeps.waits == [3.0, 3.0]  # from the body: the injected 429 has no Retry-After
     assert client.budget.throttled_by_api == 2
@@ -271,7 +275,7 @@ def test_429_exhausted_reaches_the_caller(
         make_client(sim, running[1], sleeps, retry=policy) as po,
         pytest.raises(RateLimitedError) as info,
     ):
-        list(po.iter_customers())
+        list(po.resource("customers").list())
     assert info.value.retry_after == 1.0 and info.value.retriable
     assert sleeps.waits == [1.0, 1.0]
 
@@ -282,7 +286,7 @@ def test_real_gateway_429_is_absorbed() -> None:
         with make_client(sim, server, Sleeps(), sleep=time.sleep) as po:
             started = time.monotonic()
             for _ in range(6):
-                assert list(po.iter_customers()) == []
+                assert list(po.resource("customers").list()) == []
             assert time.monotonic() - started >= 0.9  # waited out Retry-After: 1
         assert sim.counters_json()["rate_limited"] >= 1
         assert po.budget.throttled_by_api == sim.counters_json()["rate_limited"]
@@ -307,7 +311,7 @@ def test_full_budget_share_gets_no_429_from_the_real_limit() -> None:
         with make_client(sim, server, Sleeps(), budget=budget, sleep=time.sleep) as po:
             started = time.monotonic()
             for _ in range(24):  # token + 24 calls: three windows' worth
-                assert list(po.iter_employees()) == []
+                assert list(po.resource("employees").list()) == []
             elapsed = time.monotonic() - started
         assert sim.counters_json()["rate_limited"] == 0
         assert budget.throttled_by_api == 0

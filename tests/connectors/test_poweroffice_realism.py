@@ -169,7 +169,9 @@ def test_guard_refused_while_reads_lag_is_a_conflict_with_the_fresh_record(
         record = sim.seed("employees", [{"FirstName": "Ola", "LastName": "Nordmann"}])[0]
         sim.edit("employees", record["Id"], {"FirstName": "Per"})  # not yet readable
         with pytest.raises(GuardFailedError) as info:
-            po.update_employee(record["Id"], {"FirstName": "Ole"}, expected={"FirstName": "Ola"})
+            po.resource("employees").update(
+                record["Id"], {"FirstName": "Ole"}, expected={"FirstName": "Ola"}
+            )
         error = info.value
         assert isinstance(error, ConflictError) and error.error_code == "test_failed"
         assert error.status == status
@@ -191,7 +193,9 @@ def test_guard_refused_and_reads_never_catch_up_stays_a_conflict(clock: ManualCl
         record = sim.seed("employees", [{"FirstName": "Ola", "LastName": "Nordmann"}])[0]
         sim.edit("employees", record["Id"], {"FirstName": "Per"})
         with pytest.raises(GuardFailedError) as info:
-            po.update_employee(record["Id"], {"FirstName": "Ole"}, expected={"FirstName": "Ola"})
+            po.resource("employees").update(
+                record["Id"], {"FirstName": "Ole"}, expected={"FirstName": "Ola"}
+            )
         # Bounded: the last (stale) read is carried, and it is flagged unconfirmed.
         assert info.value.error_code == "test_failed"
         assert info.value.data["unconfirmed"] is True
@@ -207,7 +211,7 @@ def test_a_400_that_is_not_a_guard_failure_is_still_a_validation_error(
     with sim.serve() as server, client_for(sim, server, clock) as po:
         record = sim.seed("employees", [{"FirstName": "Ola", "LastName": "Nordmann"}])[0]
         with pytest.raises(ValidationError) as info:
-            po.update_employee(
+            po.resource("employees").update(
                 record["Id"], {"EmailAddress": "not-an-address"}, expected={"EmailAddress": None}
             )
         assert not isinstance(info.value, ConflictError)
@@ -225,7 +229,11 @@ def test_guarded_update_succeeds_after_a_retried_patch_whose_first_attempt_lande
         record = sim.seed("employees", [{"FirstName": "Ola", "LastName": "Nordmann"}])[0]
         # Our own earlier write landed (its response was lost): the desired value is there.
         sim.edit("employees", record["Id"], {"FirstName": "Ole"})
-        same = po.update_employee(record["Id"], {"FirstName": "Ole"}, expected={"FirstName": "Ola"})
+        same = (
+            po.resource("employees")
+            .update(record["Id"], {"FirstName": "Ole"}, expected={"FirstName": "Ola"})
+            .record
+        )
         assert same.first_name == "Ole"
 
 
@@ -236,10 +244,10 @@ def test_paging_continues_past_a_short_page_when_the_server_clamps(clock: Manual
     sim = PowerOfficeSimulator(limits=SimulatorLimits.lifted(page_size_clamp=7), clock=clock)
     sim.seed("employees", [{"FirstName": f"P{i}", "LastName": "X"} for i in range(20)])
     with sim.serve() as server, client_for(sim, server, clock) as po:
-        assert len(list(po.iter_employees(page_size=10))) == 20
-        assert len(list(po.iter_records("employees", page_size=10))) == 20
+        assert len(list(po.resource("employees").list(page_size=10))) == 20
+        assert len(list(po.resource("employees").list_wire(page_size=10))) == 20
         first = sim.store.live("employees")[0]["LastChangedDateTimeOffset"]
-        changed = list(po.iter_records("employees", changed_since=first, page_size=10))
+        changed = list(po.resource("employees").list_wire(changed_since=first, page_size=10))
         assert len(changed) == 19
         assert len({r["Id"] for r in changed}) == 19
 
@@ -263,7 +271,7 @@ def test_a_short_lived_token_is_not_renewed_before_every_call(clock: ManualClock
     mono = FakeMonotonic()
     with sim.serve() as server, client_for(sim, server, clock, clock=mono) as po:
         for _ in range(10):
-            list(po.iter_employees())
+            list(po.resource("employees").list())
             mono.now += 2.0
             clock.advance(2.0)
         # 20 s of a 30 s token: one token for ten calls
@@ -271,7 +279,7 @@ def test_a_short_lived_token_is_not_renewed_before_every_call(clock: ManualClock
         assert sim.tokens_issued == 1
         mono.now += 7.5  # 27.5 s: inside the last 10 % -> renewed before it expires
         clock.advance(7.5)
-        list(po.iter_employees())
+        list(po.resource("employees").list())
         assert po.tokens_fetched == 2
         assert sim.count(status=401) == 0
 
@@ -299,7 +307,7 @@ def test_a_create_whose_response_was_lost_is_found_again_while_reads_lag(
         FaultRule(kind="lose_response", path=r"/v2/Customers$", method="POST", status=502, times=1)
     )
     with client_for(sim, server, clock) as po:
-        result = po.create_customer({"Name": "Treg AS"}, reference="tether-link-7")
+        result = po.resource("customers").create({"Name": "Treg AS"}, reference="tether-link-7")
     assert result.record.name == "Treg AS"
     live = [r for r in sim.store.admin_list("customers") if not r["deleted"]]
     assert len(live) == 1 and live[0]["record"]["Id"] == result.record.id
@@ -311,6 +319,8 @@ def test_a_create_refused_for_its_values_is_not_waited_on(
 ) -> None:
     sim, server = lagging
     with client_for(sim, server, clock) as po, pytest.raises(ValidationError):
-        po.create_customer({"Name": "X AS", "EmailAddress": "nope"}, reference="tether-link-8")
+        po.resource("customers").create(
+            {"Name": "X AS", "EmailAddress": "nope"}, reference="tether-link-8"
+        )
     # one lookup before the POST, one after its 400: no waiting loop for a validation error
     assert sim.count(method="GET", resource="customers") == 2

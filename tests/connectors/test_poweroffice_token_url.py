@@ -60,6 +60,6 @@ def test_the_client_fetches_its_token_from_the_demo_token_url_with_only_the_demo
         transport=httpx.MockTransport(handler),
     )
     with client:
-        list(client.iter_employees())
+        list(client.resource("employees").list())
     assert seen[0] == DEMO_TOKEN_URL
     assert seen[1].startswith(DEMO_BASE_URL + "/")

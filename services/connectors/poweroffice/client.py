@@ -23,7 +23,7 @@ uses no simulator-only endpoint. Decisions on the reference's open points are in
   duplicate because the API rejects a second record with the same reference. Reads may lag
   writes, so after a 400 that names the reference (or says "in use") the lookup is repeated
   with back-off before the 400 is believed.
-- **Guarded patches**: ``update_*`` builds RFC 6902 operations from ``{property: new_value}``
+- **Guarded patches**: ``update`` builds RFC 6902 operations from ``{property: new_value}``
   with ``test`` operations first from ``{property: expected_current_value}``. A refused guarded
   patch (409, or a 400 — the v2 OpenAPI documents only 400 for PATCH) is never taken as final,
   because reads may lag the writes (a replica; the API promises no read-your-writes): the record
@@ -33,6 +33,10 @@ uses no simulator-only endpoint. Decisions on the reference's open points are in
   problem text does not name a ``test`` is first checked with a test-only patch (evaluated on the
   primary): it passes -> the 400 was about the values and is re-raised. Reads that never catch up
   within the bound -> ``GuardFailedError`` with ``data["unconfirmed"]`` and the last read.
+- **Resources** (``client.resource(name)`` -> ``ResourceAccessor``): one accessor serves
+  employees, customers and contact persons; what differs between them — collection path,
+  reference property and filter, and whether records live under a parent customer
+  (``/ContactPersons/{contactId}/{id}``) — is data (``RESOURCE_RULES``), not code.
 - **Paging**: ``PageNumber``/``PageSize`` until an empty page or 204 — never "until a short
   page": a server may return fewer records than ``PageSize`` asked for. Incremental reads
   (``changed_since``) page by keyset on ``LastChangedDateTimeOffset`` so that records edited
@@ -61,7 +65,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, Final, Generic, Protocol
+from typing import Any, Final, Generic, Literal, Protocol, overload
 
 import httpx
 from pydantic import SecretStr
@@ -150,16 +154,6 @@ def token_url_for(base_url: str) -> str:
 MAX_PAGE_SIZE: Final = 20_000
 MAX_REFERENCE_LENGTH: Final = 50
 
-_PATH: Final[dict[Resource, str]] = {
-    "employees": "/Employees",
-    "customers": "/Customers",
-    "contactpersons": "/ContactPersons",
-}
-_REFERENCE_FILTER: Final[dict[Resource, str]] = {
-    "employees": "externalImportReference",
-    "customers": "externalImportReference",
-    "contactpersons": "externalCodes",
-}
 _CHANGED_ORDER: Final = "LastChangedDateTimeOffset asc, Id asc"
 _TICK: Final = timedelta(microseconds=1)
 
@@ -207,7 +201,8 @@ class GuardFailedError(ConflictError):
 
 @dataclass(frozen=True)
 class CreateResult(Generic[RecordT]):
-    """A record after ``create_*``; ``created`` is False when one with the reference existed."""
+    """A record after ``ResourceAccessor.create``; ``created`` is False when one with the
+    reference existed."""
 
     record: RecordT
     created: bool
@@ -215,7 +210,7 @@ class CreateResult(Generic[RecordT]):
 
 @dataclass(frozen=True)
 class UpdateResult(Generic[RecordT]):
-    """A record after a guarded ``update_record``; ``written`` is False when the API refused the
+    """A record after ``ResourceAccessor.update``; ``written`` is False when the API refused the
     patch and a read showed the record already held the changes (nothing was written)."""
 
     record: RecordT
@@ -317,7 +312,7 @@ def names_failed_test(error: ApiError) -> bool:
     ``test``; ASP.NET's JSON Patch says "The current value ... is not equal to the test value
     ...", our simulator "The test operation at path ... failed". Both name the operation, so a
     title or detail containing the word ``test`` counts. Anything else is *not* taken as proof
-    either way (see ``PowerOfficeClient._update``).
+    either way (see ``ResourceAccessor._update``).
     """
     detail = error.data.get("detail")
     texts = [error.error_code or "", detail if isinstance(detail, str) else ""]
@@ -468,6 +463,9 @@ class PowerOfficeClient:
         self._token: _Token | None = None
         self._token_lock = threading.Lock()
         self.tokens_fetched = 0
+        self._resources: dict[str, ResourceAccessor[Any]] = {
+            name: ResourceAccessor(self, rules) for name, rules in RESOURCE_RULES.items()
+        }
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -483,525 +481,25 @@ class PowerOfficeClient:
     def __repr__(self) -> str:
         return f"PowerOfficeClient(base_url={self.base_url!r})"
 
-    # -- employees ------------------------------------------------------------------------------
+    # -- resources ------------------------------------------------------------------------------
 
-    def iter_employees(
-        self,
-        *,
-        changed_since: datetime | str | None = None,
-        fields: Sequence[str] | None = None,
-        order_by: str | None = None,
-        page_size: int = DEFAULT_PAGE_SIZE,
-        params: Mapping[str, Any] | None = None,
-    ) -> Iterator[Employee]:
-        """All employees (or those changed after ``changed_since``). Extra filters in
-        ``params``, e.g. ``{"employeeCreatedDateTimeOffsetGreaterThan": dt}``."""
-        for item in self.iter_records(
-            "employees",
-            changed_since=changed_since,
-            fields=fields,
-            order_by=order_by,
-            page_size=page_size,
-            params=params,
-        ):
-            yield parse_record(Employee, item)
-
-    def get_employee(self, employee_id: int) -> Employee:
-        return parse_record(Employee, self._get_one("employees", f"/Employees/{employee_id}"))
-
-    def find_employee(self, reference: str) -> Employee | None:
-        """The employee whose ``ExternalImportReference`` is ``reference``, if any."""
-        found = self._find_by_reference("employees", reference)
-        return parse_record(Employee, found) if found is not None else None
-
-    def create_employee(
-        self, values: Mapping[str, Any], *, reference: str
-    ) -> CreateResult[Employee]:
-        """Create (``FirstName``/``LastName`` required) or return the one with ``reference``."""
-        return self._create(Employee, "employees", "/Employees", values, reference, None)
-
-    def update_employee(
-        self,
-        employee_id: int,
-        changes: Mapping[str, Any],
-        *,
-        expected: Mapping[str, Any] | None = None,
-    ) -> Employee:
-        return self._update(
-            Employee, "employees", f"/Employees/{employee_id}", changes, expected
-        ).record
-
-    def delete_employee(self, employee_id: int) -> None:
-        self._delete("employees", f"/Employees/{employee_id}")
-
-    # -- customers ------------------------------------------------------------------------------
-
-    def iter_customers(
-        self,
-        *,
-        changed_since: datetime | str | None = None,
-        fields: Sequence[str] | None = None,
-        order_by: str | None = None,
-        page_size: int = DEFAULT_PAGE_SIZE,
-        params: Mapping[str, Any] | None = None,
-    ) -> Iterator[Customer]:
-        for item in self.iter_records(
-            "customers",
-            changed_since=changed_since,
-            fields=fields,
-            order_by=order_by,
-            page_size=page_size,
-            params=params,
-        ):
-            yield parse_record(Customer, item)
-
-    def get_customer(self, customer_id: int) -> Customer:
-        return parse_record(Customer, self._get_one("customers", f"/Customers/{customer_id}"))
-
-    def find_customer(self, reference: str) -> Customer | None:
-        found = self._find_by_reference("customers", reference)
-        return parse_record(Customer, found) if found is not None else None
-
-    def create_customer(
-        self, values: Mapping[str, Any], *, reference: str
-    ) -> CreateResult[Customer]:
-        """Create (``Name``, or ``IsPerson`` + ``FirstName``/``LastName``) or find by reference."""
-        return self._create(Customer, "customers", "/Customers", values, reference, None)
-
-    def update_customer(
-        self,
-        customer_id: int,
-        changes: Mapping[str, Any],
-        *,
-        expected: Mapping[str, Any] | None = None,
-    ) -> Customer:
-        return self._update(
-            Customer, "customers", f"/Customers/{customer_id}", changes, expected
-        ).record
-
-    def delete_customer(self, customer_id: int) -> None:
-        self._delete("customers", f"/Customers/{customer_id}")
-
-    # -- contact persons ------------------------------------------------------------------------
-
-    def iter_contact_persons(
-        self,
-        *,
-        changed_since: datetime | str | None = None,
-        contact_ids: Sequence[int] | None = None,
-        fields: Sequence[str] | None = None,
-        order_by: str | None = None,
-        page_size: int = DEFAULT_PAGE_SIZE,
-        params: Mapping[str, Any] | None = None,
-    ) -> Iterator[ContactPerson]:
-        """Contact persons of all customers and suppliers (or of ``contact_ids``)."""
-        merged = dict(params or {})
-        if contact_ids:
-            merged["contactIds"] = ",".join(str(i) for i in contact_ids)
-        for item in self.iter_records(
-            "contactpersons",
-            changed_since=changed_since,
-            fields=fields,
-            order_by=order_by,
-            page_size=page_size,
-            params=merged,
-        ):
-            yield parse_record(ContactPerson, item)
-
-    def get_contact_person(self, contact_id: int, person_id: int) -> ContactPerson:
-        path = f"/ContactPersons/{contact_id}/{person_id}"
-        return parse_record(ContactPerson, self._get_one("contactpersons", path))
-
-    def find_contact_person(self, contact_id: int, reference: str) -> ContactPerson | None:
-        """The contact person of ``contact_id`` whose ``ExternalCode`` is ``reference``."""
-        found = self._find_by_reference("contactpersons", reference, contact_id)
-        return parse_record(ContactPerson, found) if found is not None else None
-
-    def create_contact_person(
-        self, contact_id: int, values: Mapping[str, Any], *, reference: str
-    ) -> CreateResult[ContactPerson]:
-        path = f"/ContactPersons/{contact_id}"
-        return self._create(ContactPerson, "contactpersons", path, values, reference, contact_id)
-
-    def update_contact_person(
-        self,
-        contact_id: int,
-        person_id: int,
-        changes: Mapping[str, Any],
-        *,
-        expected: Mapping[str, Any] | None = None,
-    ) -> ContactPerson:
-        path = f"/ContactPersons/{contact_id}/{person_id}"
-        return self._update(ContactPerson, "contactpersons", path, changes, expected).record
-
-    def delete_contact_person(self, contact_id: int, person_id: int) -> None:
-        self._delete("contactpersons", f"/ContactPersons/{contact_id}/{person_id}")
-
-    # -- generic writes --------------------------------------------------------------------------
-
-    def update_record(
-        self,
-        model: type[RecordT],
-        resource: Resource,
-        record_id: int,
-        changes: Mapping[str, Any],
-        *,
-        expected: Mapping[str, Any] | None = None,
-        contact_id: int | None = None,
-    ) -> UpdateResult[RecordT]:
-        """``update_*`` for any resource, saying whether the patch was written (see
-        ``UpdateResult``). Contact persons need ``contact_id``."""
-        path = self._record_path(resource, record_id, contact_id)
-        return self._update(model, resource, path, changes, expected)
-
-    @staticmethod
-    def _record_path(resource: Resource, record_id: int, contact_id: int | None) -> str:
-        if resource == "contactpersons":
-            if contact_id is None:
-                raise ValueError("contact persons are addressed with their contact_id")
-            return f"/ContactPersons/{contact_id}/{record_id}"
-        return f"{_PATH[resource]}/{record_id}"
-
-    # -- generic reads --------------------------------------------------------------------------
-
-    def get_record(
-        self, resource: Resource, record_id: int, *, contact_id: int | None = None
-    ) -> dict[str, Any]:
-        """One record as the API sent it: the unparsed wire dict (``NotFoundError`` if absent).
-
-        For callers that keep records verbatim (the extractor: a parsed timestamp would lose the
-        7th fractional digit). Contact persons need ``contact_id`` (their customer's ``Id``).
-        """
-        if resource == "contactpersons":
-            if contact_id is None:
-                raise ValueError("contact persons are read with their contact_id")
-            return self._get_one(resource, f"/ContactPersons/{contact_id}/{record_id}")
-        return self._get_one(resource, f"{_PATH[resource]}/{record_id}")
-
-    def iter_records(
-        self,
-        resource: Resource,
-        *,
-        changed_since: datetime | str | None = None,
-        fields: Sequence[str] | None = None,
-        order_by: str | None = None,
-        page_size: int = DEFAULT_PAGE_SIZE,
-        params: Mapping[str, Any] | None = None,
-    ) -> Iterator[dict[str, Any]]:
-        """Wire records of a resource. With ``changed_since`` (exclusive; a ``str`` is sent
-        verbatim, e.g. a raw ``LastChangedDateTimeOffset``) pages by keyset on
-        (``LastChangedDateTimeOffset``, ``Id``) and ignores ``order_by``; otherwise pages by
-        ``PageNumber`` in ``order_by`` order (default ``Id asc``). ``fields`` projects (``Id``,
-        and ``LastChangedDateTimeOffset`` when incremental, are always included)."""
-        if not 1 <= page_size <= MAX_PAGE_SIZE:
-            raise ValueError(f"page_size must be 1..{MAX_PAGE_SIZE}")
-        base = dict(params or {})
-        wanted = list(fields) if fields else None
-        if wanted is not None and "Id" not in wanted:
-            wanted.insert(0, "Id")
-        if changed_since is None:
-            if wanted is not None:
-                base["Fields"] = ",".join(wanted)
-            base["OrderBy"] = order_by or "Id asc"
-            yield from self._iter_numbered(resource, base, page_size)
-            return
-        if wanted is not None:
-            if "LastChangedDateTimeOffset" not in wanted:
-                wanted.append("LastChangedDateTimeOffset")
-            base["Fields"] = ",".join(wanted)
-        yield from self._iter_changed(resource, base, changed_since, page_size)
-
-    def _iter_numbered(
-        self, resource: Resource, params: dict[str, Any], page_size: int
-    ) -> Iterator[dict[str, Any]]:
-        page = 1
-        while True:
-            items = self._get_list(
-                resource, _PATH[resource], {**params, "PageNumber": page, "PageSize": page_size}
+    @overload
+    def resource(self, name: Literal["employees"]) -> ResourceAccessor[Employee]: ...
+    @overload
+    def resource(self, name: Literal["customers"]) -> ResourceAccessor[Customer]: ...
+    @overload
+    def resource(self, name: Literal["contactpersons"]) -> ResourceAccessor[ContactPerson]: ...
+    @overload
+    def resource(self, name: str) -> ResourceAccessor[Any]: ...
+    def resource(self, name: str) -> ResourceAccessor[Any]:
+        """The reads and writes of one API resource (``employees``, ``customers``,
+        ``contactpersons``); ``ValueError`` for any other name."""
+        accessor = self._resources.get(name)
+        if accessor is None:
+            raise ValueError(
+                f"unknown PowerOffice resource {name!r} (known: {', '.join(RESOURCE_RULES)})"
             )
-            # Only an empty page (or 204) ends the scan: a short page may be a server that
-            # returns fewer records than PageSize asked for.
-            if not items:
-                return
-            yield from items
-            page += 1
-
-    def _iter_changed(
-        self,
-        resource: Resource,
-        params: dict[str, Any],
-        since: datetime | str,
-        page_size: int,
-    ) -> Iterator[dict[str, Any]]:
-        # Keyset paging: re-query from just below the last timestamp seen (so records sharing
-        # it are not skipped) and drop the ones already yielded; a page made entirely of one
-        # timestamp falls back to the next PageNumber under the same floor.
-        floor: datetime | str = since
-        page = 1
-        edge: datetime | None = None
-        seen_at_edge: set[int] = set()
-        while True:
-            query = {
-                **params,
-                "lastChangedDateTimeOffsetGreaterThan": floor,
-                "OrderBy": _CHANGED_ORDER,
-                "PageNumber": page,
-                "PageSize": page_size,
-            }
-            items = self._get_list(resource, _PATH[resource], query)
-            if not items:  # never stop at a short page: the server may clamp PageSize
-                return
-            stamps = [self._stamp_of(resource, item) for item in items]
-            for item, stamp in zip(items, stamps, strict=True):
-                if stamp == edge and item.get("Id") in seen_at_edge:
-                    continue
-                yield item
-            top = stamps[-1]
-            ids_at_top = {
-                item["Id"]
-                for item, stamp in zip(items, stamps, strict=True)
-                if stamp == top and isinstance(item.get("Id"), int)
-            }
-            if edge is not None and top <= edge:
-                # No progress past the edge (a page of one timestamp, or a server that ignored
-                # OrderBy): keep the floor and take the next page.
-                if top == edge:
-                    seen_at_edge |= ids_at_top
-                page += 1
-                continue
-            seen_at_edge = ids_at_top
-            edge = top
-            floor = top - _TICK
-            page = 1
-
-    @staticmethod
-    def _stamp_of(resource: Resource, item: Mapping[str, Any]) -> datetime:
-        raw = item.get("LastChangedDateTimeOffset")
-        try:
-            if not isinstance(raw, str):
-                raise ValueError("missing")
-            return parse_timestamp(raw)
-        except ValueError as exc:
-            record_id = item.get("Id")
-            shown = record_id if isinstance(record_id, int) else "?"
-            raise ContractError(
-                f"poweroffice {resource} Id={shown}: LastChangedDateTimeOffset missing or invalid"
-            ) from exc
-
-    def _get_list(
-        self, resource: Resource, path: str, params: Mapping[str, Any]
-    ) -> list[dict[str, Any]]:
-        response = self._call("GET", path, f"{resource}.list", idempotent=True, params=params)
-        if response.status_code == 204 or not response.content.strip():
-            return []
-        body = self._json(response, f"{resource}.list")
-        if not isinstance(body, list) or not all(isinstance(i, dict) for i in body):
-            raise ContractError(f"poweroffice {resource}.list: expected a JSON array of objects")
-        return body
-
-    def _get_one(self, resource: Resource, path: str) -> dict[str, Any]:
-        response = self._call("GET", path, f"{resource}.get", idempotent=True)
-        body = self._json(response, f"{resource}.get")
-        if not isinstance(body, dict):
-            raise ContractError(f"poweroffice {resource}.get: expected a JSON object")
-        return body
-
-    def _find_by_reference(
-        self, resource: Resource, reference: str, contact_id: int | None = None
-    ) -> dict[str, Any] | None:
-        _check_reference(reference)
-        params: dict[str, Any] = {_REFERENCE_FILTER[resource]: reference}
-        if contact_id is not None:
-            params["contactIds"] = str(contact_id)
-        field_name = REFERENCE_FIELD[resource]
-        wanted = reference.strip().casefold()
-        # Filter again on our side: a server that ignored the filter must not make us link
-        # a wrong record.
-        for item in self._get_list(resource, _PATH[resource], params):
-            value = item.get(field_name)
-            same_parent = contact_id is None or item.get("ContactId") == contact_id
-            if isinstance(value, str) and value.strip().casefold() == wanted and same_parent:
-                return item
-        return None
-
-    # -- writes ---------------------------------------------------------------------------------
-
-    def _create(
-        self,
-        model: type[RecordT],
-        resource: Resource,
-        path: str,
-        values: Mapping[str, Any],
-        reference: str,
-        contact_id: int | None,
-    ) -> CreateResult[RecordT]:
-        _check_reference(reference)
-        field_name = REFERENCE_FIELD[resource]
-        given = values.get(field_name)
-        if given is not None and given != reference:
-            raise ValueError(f"{field_name} in values differs from reference")
-        payload = _jsonable({**values, field_name: reference})
-        existing = self._find_by_reference(resource, reference, contact_id)
-        if existing is not None:
-            return CreateResult(parse_record(model, existing), created=False)
-        operation = f"{resource}.create"
-        for post in range(1, self.retry.max_create_posts + 1):
-            try:
-                response = self._call("POST", path, operation, idempotent=False, json_body=payload)
-            except ValidationError as exc:
-                # Possibly "reference already in use" (an earlier attempt or a concurrent
-                # creator): whoever holds the reference is the record we wanted. Reads may lag
-                # that record's creation, so when the refusal names the reference (or says
-                # "in use") the lookup is repeated with back-off before the 400 is believed.
-                waits = names_reference_in_use(exc, field_name)
-                existing = self._find_after_refusal(resource, reference, contact_id, waits)
-                if existing is not None:
-                    return CreateResult(parse_record(model, existing), created=False)
-                raise
-            except (ServerError, TransportError) as exc:
-                # Outcome unknown: look before posting again.
-                existing = self._find_by_reference(resource, reference, contact_id)
-                if existing is not None:
-                    return CreateResult(parse_record(model, existing), created=True)
-                if post >= self.retry.max_create_posts:
-                    raise
-                wait = min(self.retry.max_backoff, self.retry.initial_backoff * 2 ** (post - 1))
-                log.warning(
-                    "poweroffice %s outcome unknown (%s), not found by reference; posting again",
-                    operation,
-                    type(exc).__name__,
-                )
-                self._sleep(wait)
-                continue
-            return CreateResult(parse_record(model, self._json(response, operation)), created=True)
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    def _find_after_refusal(
-        self, resource: Resource, reference: str, contact_id: int | None, wait: bool
-    ) -> dict[str, Any] | None:
-        """The record holding ``reference`` after a refused POST; looked up once, or up to
-        ``RetryPolicy.max_guard_reads`` times with back-off when ``wait``."""
-        if not wait:
-            return self._find_by_reference(resource, reference, contact_id)
-        retrying = Retrying(
-            stop=stop_after_attempt(max(1, self.retry.max_guard_reads)),
-            wait=wait_exponential(
-                multiplier=self.retry.guard_read_backoff, max=self.retry.guard_read_max_backoff
-            ),
-            retry=retry_if_result(lambda found: found is None),
-            sleep=self._sleep,
-            retry_error_callback=lambda state: None,
-        )
-        found: dict[str, Any] | None = retrying(
-            self._find_by_reference, resource, reference, contact_id
-        )
-        return found
-
-    def _update(
-        self,
-        model: type[RecordT],
-        resource: Resource,
-        path: str,
-        changes: Mapping[str, Any],
-        expected: Mapping[str, Any] | None,
-    ) -> UpdateResult[RecordT]:
-        if not changes:
-            raise ValueError("changes must not be empty")
-        operation = f"{resource}.update"
-        ops = build_patch(changes, expected)
-        try:
-            response = self._call("PATCH", path, operation, idempotent=bool(expected), patch=ops)
-        except (ConflictError, ValidationError) as exc:
-            if not expected:
-                if isinstance(exc, ValidationError):
-                    raise
-                current = self._get_one(resource, path)
-                if not _holds(current, changes):
-                    # already in the desired state
-                    return UpdateResult(parse_record(model, current), written=False)
-                raise
-            held = self._resolve_refused(resource, path, changes, expected, exc)
-            return UpdateResult(parse_record(model, held), written=False)
-        return UpdateResult(parse_record(model, self._json(response, operation)), written=True)
-
-    def _resolve_refused(
-        self,
-        resource: Resource,
-        path: str,
-        changes: Mapping[str, Any],
-        expected: Mapping[str, Any],
-        refusal: ConflictError | ValidationError,
-    ) -> dict[str, Any]:
-        """Explain a refused guarded patch by reading the record; returns it when it already
-        has the desired values, else raises ``GuardFailedError`` (or re-raises ``refusal``).
-
-        Reads may lag the write that broke the guard, so a read that still satisfies every guard
-        proves nothing: read again with back-off. Only for a 400 that does not name a ``test``
-        (it may be about the values) a test-only patch — which the server evaluates on the
-        primary, like the refused one — decides once whether the guards hold there.
-        """
-        operation = f"{resource}.update"
-        guard_refused = isinstance(refusal, ConflictError) or names_failed_test(refusal)
-        probed = False
-        last: dict[str, Any] = {}
-
-        def read() -> dict[str, Any] | None:
-            nonlocal guard_refused, probed, last
-            last = self._get_one(resource, path)
-            if not _holds(last, changes) or _holds(last, expected):
-                return last  # explained: desired values there, or a guard broken
-            if not guard_refused and not probed:
-                probed = True
-                try:
-                    self._call(
-                        "PATCH",
-                        path,
-                        operation,
-                        idempotent=True,
-                        patch=build_patch({}, expected),
-                    )
-                except (ConflictError, ValidationError):
-                    guard_refused = True  # the guards fail on the primary: a lagging read
-                else:
-                    raise refusal  # the guards hold: the 400 was about the values
-            return None  # a lagging read: not yet explained
-
-        retrying = Retrying(
-            stop=stop_after_attempt(max(1, self.retry.max_guard_reads)),
-            wait=wait_exponential(
-                multiplier=self.retry.guard_read_backoff, max=self.retry.guard_read_max_backoff
-            ),
-            retry=retry_if_result(lambda found: found is None),
-            sleep=self._sleep,
-            retry_error_callback=lambda state: None,
-        )
-        current = retrying(read)
-        if current is not None and not _holds(current, changes):
-            # Already in the desired state (an earlier attempt of ours, or the same edit).
-            return current
-        mismatched = _holds(current, expected) if current is not None else []
-        unconfirmed = current is None
-        if unconfirmed:
-            log.warning(
-                "poweroffice %s refused (status %s) but %d reads still satisfy its guards; "
-                "reporting a conflict with the last read",
-                operation,
-                refusal.status,
-                self.retry.max_guard_reads,
-            )
-        raise GuardFailedError(
-            f"{operation}: record changed since it was read (test failed)",
-            current=current if current is not None else last,
-            system=SYSTEM,
-            status=refusal.status,
-            error_code="test_failed",
-            data={"properties": mismatched, "unconfirmed": unconfirmed},
-        ) from refusal
-
-    def _delete(self, resource: Resource, path: str) -> None:
-        self._call(
-            "DELETE", path, f"{resource}.delete", idempotent=True, not_found_ok_on_retry=True
-        )
+        return accessor
 
     # -- HTTP core ------------------------------------------------------------------------------
 
@@ -1241,6 +739,488 @@ class PowerOfficeClient:
         return retrying(attempt)
 
 
+@dataclass(frozen=True)
+class ParentRules:
+    """How a nested resource names its parent: the list filter (``contactIds``) and the
+    record's property holding the parent's id (``ContactId``)."""
+
+    filter: str
+    field: str
+
+
+@dataclass(frozen=True)
+class ResourceRules(Generic[RecordT]):
+    """How one PowerOffice resource is addressed — the data behind ``ResourceAccessor``.
+
+    ``name`` is the API resource (it prefixes operation names: ``customers.get``); ``path`` its
+    collection; ``reference_filter`` the list filter that finds a create reference (the
+    reference's property is ``REFERENCE_FIELD[name]``). A resource with a ``parent``
+    (``ParentRules``) is nested: its records live under their parent customer — created at
+    ``{path}/{parent}``, addressed at ``{path}/{parent}/{id}``, listed and looked up with
+    ``<parent.filter>={parent}`` and carrying the parent's id in ``parent.field``.
+    """
+
+    name: Resource
+    path: str
+    model: type[RecordT]
+    reference_filter: str
+    parent: ParentRules | None = None
+
+    @property
+    def reference_field(self) -> str:
+        return REFERENCE_FIELD[self.name]
+
+    @property
+    def nested(self) -> bool:
+        return self.parent is not None
+
+    def checked_parent(self, parent_id: int | None) -> int | None:
+        """``parent_id``, required by a nested resource and refused by the others."""
+        if self.nested and parent_id is None:
+            raise ValueError(f"{self.name} are addressed with their parent's id (ContactId)")
+        if not self.nested and parent_id is not None:
+            raise ValueError(f"{self.name} have no parent; parent_id must not be given")
+        return parent_id
+
+    def collection_path(self, parent_id: int | None) -> str:
+        """Where a record is created: the collection, under its parent when nested."""
+        parent = self.checked_parent(parent_id)
+        return self.path if parent is None else f"{self.path}/{parent}"
+
+    def record_path(self, record_id: int, parent_id: int | None) -> str:
+        return f"{self.collection_path(parent_id)}/{record_id}"
+
+
+RESOURCE_RULES: Final[Mapping[str, ResourceRules[Any]]] = {
+    "employees": ResourceRules("employees", "/Employees", Employee, "externalImportReference"),
+    "customers": ResourceRules("customers", "/Customers", Customer, "externalImportReference"),
+    "contactpersons": ResourceRules(
+        "contactpersons",
+        "/ContactPersons",
+        ContactPerson,
+        "externalCodes",
+        parent=ParentRules(filter="contactIds", field="ContactId"),
+    ),
+}
+
+
+class ResourceAccessor(Generic[RecordT]):
+    """One resource's reads and writes through a ``PowerOfficeClient`` (``client.resource(name)``).
+
+    ``list``/``get``/``find_by_reference``/``create``/``update`` return typed records;
+    ``list_wire``/``get_wire`` the records as the API sent them (for callers that keep them
+    verbatim: a parsed timestamp would lose the 7th fractional digit). ``parent_id`` is the
+    customer's ``Id`` of a nested resource (contact persons; required there, refused elsewhere).
+    HTTP, auth, budget and retries stay in the client; this class holds what depends on the
+    resource: paths, the reference look-up before a create, guarded patches.
+    """
+
+    def __init__(self, client: PowerOfficeClient, rules: ResourceRules[RecordT]) -> None:
+        self._client = client
+        self.rules: ResourceRules[RecordT] = rules
+        self.name: Resource = rules.name
+
+    def __repr__(self) -> str:
+        return f"ResourceAccessor({self.name!r})"
+
+    # -- reads ----------------------------------------------------------------------------------
+
+    def list(
+        self,
+        *,
+        changed_since: datetime | str | None = None,
+        fields: Sequence[str] | None = None,
+        order_by: str | None = None,
+        page_size: int = DEFAULT_PAGE_SIZE,
+        params: Mapping[str, Any] | None = None,
+        parent_ids: Sequence[int] | None = None,
+    ) -> Iterator[RecordT]:
+        """Typed records of ``list_wire`` (same arguments)."""
+        for item in self.list_wire(
+            changed_since=changed_since,
+            fields=fields,
+            order_by=order_by,
+            page_size=page_size,
+            params=params,
+            parent_ids=parent_ids,
+        ):
+            yield parse_record(self.rules.model, item)
+
+    def list_wire(
+        self,
+        *,
+        changed_since: datetime | str | None = None,
+        fields: Sequence[str] | None = None,
+        order_by: str | None = None,
+        page_size: int = DEFAULT_PAGE_SIZE,
+        params: Mapping[str, Any] | None = None,
+        parent_ids: Sequence[int] | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        """Wire records. With ``changed_since`` (exclusive; a ``str`` is sent verbatim, e.g. a
+        raw ``LastChangedDateTimeOffset``) pages by keyset on (``LastChangedDateTimeOffset``,
+        ``Id``) and ignores ``order_by``; otherwise pages by ``PageNumber`` in ``order_by`` order
+        (default ``Id asc``). ``fields`` projects (``Id``, and ``LastChangedDateTimeOffset`` when
+        incremental, are always included). Extra filters in ``params``, e.g.
+        ``{"employeeCreatedDateTimeOffsetGreaterThan": dt}``; a nested resource's
+        ``parent_ids`` restrict it to those parents (all of them when omitted)."""
+        if not 1 <= page_size <= MAX_PAGE_SIZE:
+            raise ValueError(f"page_size must be 1..{MAX_PAGE_SIZE}")
+        base = dict(params or {})
+        if parent_ids:
+            if self.rules.parent is None:
+                raise ValueError(f"{self.name} have no parent; parent_ids must not be given")
+            base[self.rules.parent.filter] = ",".join(str(i) for i in parent_ids)
+        wanted = list(fields) if fields else None
+        if wanted is not None and "Id" not in wanted:
+            wanted.insert(0, "Id")
+        if changed_since is None:
+            if wanted is not None:
+                base["Fields"] = ",".join(wanted)
+            base["OrderBy"] = order_by or "Id asc"
+            yield from self._iter_numbered(base, page_size)
+            return
+        if wanted is not None:
+            if "LastChangedDateTimeOffset" not in wanted:
+                wanted.append("LastChangedDateTimeOffset")
+            base["Fields"] = ",".join(wanted)
+        yield from self._iter_changed(base, changed_since, page_size)
+
+    def get(self, record_id: int, *, parent_id: int | None = None) -> RecordT:
+        """One record (``NotFoundError`` if absent)."""
+        return parse_record(self.rules.model, self.get_wire(record_id, parent_id=parent_id))
+
+    def get_wire(self, record_id: int, *, parent_id: int | None = None) -> dict[str, Any]:
+        """One record as the API sent it (``NotFoundError`` if absent)."""
+        return self._get_one(self.rules.record_path(record_id, parent_id))
+
+    def find_by_reference(self, reference: str, *, parent_id: int | None = None) -> RecordT | None:
+        """The record whose reference property (``ExternalImportReference``; contact persons:
+        ``ExternalCode``, among ``parent_id``'s) is ``reference``, if any."""
+        found = self._find_by_reference(reference, self.rules.checked_parent(parent_id))
+        return parse_record(self.rules.model, found) if found is not None else None
+
+    # -- writes ---------------------------------------------------------------------------------
+
+    def create(
+        self, values: Mapping[str, Any], *, reference: str, parent_id: int | None = None
+    ) -> CreateResult[RecordT]:
+        """Create, or return the record that already holds ``reference`` (see the module
+        docstring). Required values: employees ``FirstName``/``LastName``; customers ``Name``,
+        or ``IsPerson`` + ``FirstName``/``LastName``."""
+        return self._create(self.rules.collection_path(parent_id), values, reference, parent_id)
+
+    def update(
+        self,
+        record_id: int,
+        changes: Mapping[str, Any],
+        *,
+        expected: Mapping[str, Any] | None = None,
+        parent_id: int | None = None,
+    ) -> UpdateResult[RecordT]:
+        """A JSON Patch of ``changes`` guarded by ``test``s of ``expected`` (see the module
+        docstring); ``UpdateResult.written`` says whether the patch was written."""
+        return self._update(self.rules.record_path(record_id, parent_id), changes, expected)
+
+    def delete(self, record_id: int, *, parent_id: int | None = None) -> None:
+        path = self.rules.record_path(record_id, parent_id)
+        self._client._call(
+            "DELETE", path, f"{self.name}.delete", idempotent=True, not_found_ok_on_retry=True
+        )
+
+    # -- the resource-level logic ------------------------------------------------------------
+
+    def _iter_numbered(self, params: dict[str, Any], page_size: int) -> Iterator[dict[str, Any]]:
+        page = 1
+        while True:
+            items = self._get_list(
+                self.rules.path, {**params, "PageNumber": page, "PageSize": page_size}
+            )
+            # Only an empty page (or 204) ends the scan: a short page may be a server that
+            # returns fewer records than PageSize asked for.
+            if not items:
+                return
+            yield from items
+            page += 1
+
+    def _iter_changed(
+        self,
+        params: dict[str, Any],
+        since: datetime | str,
+        page_size: int,
+    ) -> Iterator[dict[str, Any]]:
+        # Keyset paging: re-query from just below the last timestamp seen (so records sharing
+        # it are not skipped) and drop the ones already yielded; a page made entirely of one
+        # timestamp falls back to the next PageNumber under the same floor.
+        floor: datetime | str = since
+        page = 1
+        edge: datetime | None = None
+        seen_at_edge: set[int] = set()
+        while True:
+            query = {
+                **params,
+                "lastChangedDateTimeOffsetGreaterThan": floor,
+                "OrderBy": _CHANGED_ORDER,
+                "PageNumber": page,
+                "PageSize": page_size,
+            }
+            items = self._get_list(self.rules.path, query)
+            if not items:  # never stop at a short page: the server may clamp PageSize
+                return
+            stamps = [self._stamp_of(item) for item in items]
+            for item, stamp in zip(items, stamps, strict=True):
+                if stamp == edge and item.get("Id") in seen_at_edge:
+                    continue
+                yield item
+            top = stamps[-1]
+            ids_at_top = {
+                item["Id"]
+                for item, stamp in zip(items, stamps, strict=True)
+                if stamp == top and isinstance(item.get("Id"), int)
+            }
+            if edge is not None and top <= edge:
+                # No progress past the edge (a page of one timestamp, or a server that ignored
+                # OrderBy): keep the floor and take the next page.
+                if top == edge:
+                    seen_at_edge |= ids_at_top
+                page += 1
+                continue
+            seen_at_edge = ids_at_top
+            edge = top
+            floor = top - _TICK
+            page = 1
+
+    def _stamp_of(self, item: Mapping[str, Any]) -> datetime:
+        raw = item.get("LastChangedDateTimeOffset")
+        try:
+            if not isinstance(raw, str):
+                raise ValueError("missing")
+            return parse_timestamp(raw)
+        except ValueError as exc:
+            record_id = item.get("Id")
+            shown = record_id if isinstance(record_id, int) else "?"
+            raise ContractError(
+                f"poweroffice {self.name} Id={shown}: LastChangedDateTimeOffset missing or invalid"
+            ) from exc
+
+    def _get_list(self, path: str, params: Mapping[str, Any]) -> Sequence[dict[str, Any]]:
+        response = self._client._call(
+            "GET", path, f"{self.name}.list", idempotent=True, params=params
+        )
+        if response.status_code == 204 or not response.content.strip():
+            return []
+        body = self._client._json(response, f"{self.name}.list")
+        if not isinstance(body, list) or not all(isinstance(i, dict) for i in body):
+            raise ContractError(f"poweroffice {self.name}.list: expected a JSON array of objects")
+        return body
+
+    def _get_one(self, path: str) -> dict[str, Any]:
+        response = self._client._call("GET", path, f"{self.name}.get", idempotent=True)
+        body = self._client._json(response, f"{self.name}.get")
+        if not isinstance(body, dict):
+            raise ContractError(f"poweroffice {self.name}.get: expected a JSON object")
+        return body
+
+    def _find_by_reference(self, reference: str, parent_id: int | None) -> dict[str, Any] | None:
+        """The wire record holding ``reference``; ``parent_id`` already checked against the
+        rules (given exactly when the resource is nested)."""
+        _check_reference(reference)
+        parent = self.rules.parent
+        params: dict[str, Any] = {self.rules.reference_filter: reference}
+        if parent is not None:
+            params[parent.filter] = str(parent_id)
+        field_name = self.rules.reference_field
+        wanted = reference.strip().casefold()
+        # Filter again on our side: a server that ignored the filter must not make us link
+        # a wrong record.
+        for item in self._get_list(self.rules.path, params):
+            value = item.get(field_name)
+            same_parent = parent is None or item.get(parent.field) == parent_id
+            if isinstance(value, str) and value.strip().casefold() == wanted and same_parent:
+                return item
+        return None
+
+    # -- writes ---------------------------------------------------------------------------------
+
+    def _create(
+        self,
+        path: str,
+        values: Mapping[str, Any],
+        reference: str,
+        parent_id: int | None,
+    ) -> CreateResult[RecordT]:
+        _check_reference(reference)
+        field_name = self.rules.reference_field
+        given = values.get(field_name)
+        if given is not None and given != reference:
+            raise ValueError(f"{field_name} in values differs from reference")
+        payload = _jsonable({**values, field_name: reference})
+        existing = self._find_by_reference(reference, parent_id)
+        if existing is not None:
+            return CreateResult(parse_record(self.rules.model, existing), created=False)
+        operation = f"{self.name}.create"
+        for post in range(1, self._client.retry.max_create_posts + 1):
+            try:
+                response = self._client._call(
+                    "POST", path, operation, idempotent=False, json_body=payload
+                )
+            except ValidationError as exc:
+                # Possibly "reference already in use" (an earlier attempt or a concurrent
+                # creator): whoever holds the reference is the record we wanted. Reads may lag
+                # that record's creation, so when the refusal names the reference (or says
+                # "in use") the lookup is repeated with back-off before the 400 is believed.
+                waits = names_reference_in_use(exc, field_name)
+                existing = self._find_after_refusal(reference, parent_id, waits)
+                if existing is not None:
+                    return CreateResult(parse_record(self.rules.model, existing), created=False)
+                raise
+            except (ServerError, TransportError) as exc:
+                # Outcome unknown: look before posting again.
+                existing = self._find_by_reference(reference, parent_id)
+                if existing is not None:
+                    return CreateResult(parse_record(self.rules.model, existing), created=True)
+                if post >= self._client.retry.max_create_posts:
+                    raise
+                wait = min(
+                    self._client.retry.max_backoff,
+                    self._client.retry.initial_backoff * 2 ** (post - 1),
+                )
+                log.warning(
+                    "poweroffice %s outcome unknown (%s), not found by reference; posting again",
+                    operation,
+                    type(exc).__name__,
+                )
+                self._client._sleep(wait)
+                continue
+            return CreateResult(
+                parse_record(self.rules.model, self._client._json(response, operation)),
+                created=True,
+            )
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _find_after_refusal(
+        self, reference: str, parent_id: int | None, wait: bool
+    ) -> dict[str, Any] | None:
+        """The record holding ``reference`` after a refused POST; looked up once, or up to
+        ``RetryPolicy.max_guard_reads`` times with back-off when ``wait``."""
+        if not wait:
+            return self._find_by_reference(reference, parent_id)
+        retrying = Retrying(
+            stop=stop_after_attempt(max(1, self._client.retry.max_guard_reads)),
+            wait=wait_exponential(
+                multiplier=self._client.retry.guard_read_backoff,
+                max=self._client.retry.guard_read_max_backoff,
+            ),
+            retry=retry_if_result(lambda found: found is None),
+            sleep=self._client._sleep,
+            retry_error_callback=lambda state: None,
+        )
+        found: dict[str, Any] | None = retrying(self._find_by_reference, reference, parent_id)
+        return found
+
+    def _update(
+        self,
+        path: str,
+        changes: Mapping[str, Any],
+        expected: Mapping[str, Any] | None,
+    ) -> UpdateResult[RecordT]:
+        if not changes:
+            raise ValueError("changes must not be empty")
+        operation = f"{self.name}.update"
+        ops = build_patch(changes, expected)
+        try:
+            response = self._client._call(
+                "PATCH", path, operation, idempotent=bool(expected), patch=ops
+            )
+        except (ConflictError, ValidationError) as exc:
+            if not expected:
+                if isinstance(exc, ValidationError):
+                    raise
+                current = self._get_one(path)
+                if not _holds(current, changes):
+                    # already in the desired state
+                    return UpdateResult(parse_record(self.rules.model, current), written=False)
+                raise
+            held = self._resolve_refused(path, changes, expected, exc)
+            return UpdateResult(parse_record(self.rules.model, held), written=False)
+        return UpdateResult(
+            parse_record(self.rules.model, self._client._json(response, operation)), written=True
+        )
+
+    def _resolve_refused(
+        self,
+        path: str,
+        changes: Mapping[str, Any],
+        expected: Mapping[str, Any],
+        refusal: ConflictError | ValidationError,
+    ) -> dict[str, Any]:
+        """Explain a refused guarded patch by reading the record; returns it when it already
+        has the desired values, else raises ``GuardFailedError`` (or re-raises ``refusal``).
+
+        Reads may lag the write that broke the guard, so a read that still satisfies every guard
+        proves nothing: read again with back-off. Only for a 400 that does not name a ``test``
+        (it may be about the values) a test-only patch — which the server evaluates on the
+        primary, like the refused one — decides once whether the guards hold there.
+        """
+        operation = f"{self.name}.update"
+        guard_refused = isinstance(refusal, ConflictError) or names_failed_test(refusal)
+        probed = False
+        last: dict[str, Any] = {}
+
+        def read() -> dict[str, Any] | None:
+            nonlocal guard_refused, probed, last
+            last = self._get_one(path)
+            if not _holds(last, changes) or _holds(last, expected):
+                return last  # explained: desired values there, or a guard broken
+            if not guard_refused and not probed:
+                probed = True
+                try:
+                    self._client._call(
+                        "PATCH",
+                        path,
+                        operation,
+                        idempotent=True,
+                        patch=build_patch({}, expected),
+                    )
+                except (ConflictError, ValidationError):
+                    guard_refused = True  # the guards fail on the primary: a lagging read
+                else:
+                    raise refusal  # the guards hold: the 400 was about the values
+            return None  # a lagging read: not yet explained
+
+        retrying = Retrying(
+            stop=stop_after_attempt(max(1, self._client.retry.max_guard_reads)),
+            wait=wait_exponential(
+                multiplier=self._client.retry.guard_read_backoff,
+                max=self._client.retry.guard_read_max_backoff,
+            ),
+            retry=retry_if_result(lambda found: found is None),
+            sleep=self._client._sleep,
+            retry_error_callback=lambda state: None,
+        )
+        current = retrying(read)
+        if current is not None and not _holds(current, changes):
+            # Already in the desired state (an earlier attempt of ours, or the same edit).
+            return current
+        mismatched = _holds(current, expected) if current is not None else []
+        unconfirmed = current is None
+        if unconfirmed:
+            log.warning(
+                "poweroffice %s refused (status %s) but %d reads still satisfy its guards; "
+                "reporting a conflict with the last read",
+                operation,
+                refusal.status,
+                self._client.retry.max_guard_reads,
+            )
+        raise GuardFailedError(
+            f"{operation}: record changed since it was read (test failed)",
+            current=current if current is not None else last,
+            system=SYSTEM,
+            status=refusal.status,
+            error_code="test_failed",
+            data={"properties": mismatched, "unconfirmed": unconfirmed},
+        ) from refusal
+
+
 def _param(value: Any) -> str:
     if isinstance(value, datetime):
         return format_timestamp(value)
@@ -1291,11 +1271,15 @@ __all__ = [
     "MAX_PAGE_SIZE",
     "PRODUCTION_BASE_URL",
     "PRODUCTION_TOKEN_URL",
+    "RESOURCE_RULES",
     "SYSTEM",
     "CreateResult",
     "GuardFailedError",
+    "ParentRules",
     "PowerOfficeClient",
     "RequestObserver",
+    "ResourceAccessor",
+    "ResourceRules",
     "RetryPolicy",
     "UpdateResult",
     "build_patch",

@@ -101,6 +101,7 @@ class PowerOfficeTarget:
         self.client = client
         self._resource = resource
         self.api_resource = API_RESOURCE[resource]
+        self._records = client.resource(self.api_resource)
         # ``Any``: the client's record type variable is constrained, not a union.
         self._model: type[Any] = _SCHEMA[resource]
 
@@ -133,14 +134,8 @@ class PowerOfficeTarget:
         allow_duplicates: bool = False,
         made_after: datetime | None = None,
     ) -> Written:
-        if self.api_resource == "employees":
-            result: Any = self.client.create_employee(values, reference=reference)
-        elif self.api_resource == "customers":
-            result = self.client.create_customer(values, reference=reference)
-        else:
-            result = self.client.create_contact_person(
-                self._parent(parent_id), values, reference=reference
-            )
+        parent = self._parent(parent_id) if self.api_resource == "contactpersons" else None
+        result = self._records.create(values, reference=reference, parent_id=parent)
         return self._written(result.record, created=result.created)
 
     def guard(self, record: Mapping[str, Any], fields: tuple[str, ...]) -> Guard:
@@ -148,7 +143,7 @@ class PowerOfficeTarget:
 
     def read(self, key: RecordKey) -> Written:
         record_id = _command_id(key.id, "target_id")
-        wire = self.client.get_record(self.api_resource, record_id, contact_id=self._parent_of(key))
+        wire = self._records.get_wire(record_id, parent_id=self._parent_of(key))
         return self.written(wire)
 
     def written(self, record: Mapping[str, Any]) -> Written:
@@ -165,13 +160,8 @@ class PowerOfficeTarget:
         record_id = _command_id(key.id, "target_id")
         expected = dict(guard.expected) or None
         try:
-            result = self.client.update_record(
-                self._model,
-                self.api_resource,
-                record_id,
-                changes,
-                expected=expected,
-                contact_id=self._parent_of(key),
+            result = self._records.update(
+                record_id, changes, expected=expected, parent_id=self._parent_of(key)
             )
         except GuardFailedError as exc:
             current = exc.current
@@ -189,12 +179,7 @@ class PowerOfficeTarget:
 
     def delete(self, key: RecordKey) -> None:
         record_id = _command_id(key.id, "target_id")
-        if self.api_resource == "employees":
-            self.client.delete_employee(record_id)
-        elif self.api_resource == "customers":
-            self.client.delete_customer(record_id)
-        else:
-            self.client.delete_contact_person(self._parent(key.parent_id), record_id)
+        self._records.delete(record_id, parent_id=self._parent_of(key))
 
 
 def make_client(settings: PowerOfficeSettings, budget: ApiBudget) -> PowerOfficeClient:

@@ -2,9 +2,9 @@
 
 **Pages.** ``lastChangedDateTimeOffsetGreaterThan=<floor>`` ordered by
 ``LastChangedDateTimeOffset asc, Id asc`` (no cursor yet: no filter, a full snapshot), read raw
-through ``iter_records``' numbered-page path (no parsing, no stamp check: one malformed record
-cannot stop a page) and keyset-paged on the stamp: the next floor is the page's top stamp
-- 100 ns; a page of one stamp takes the next ``PageNumber`` under the same floor.
+through ``ResourceAccessor.list_wire``'s numbered-page path (no parsing, no stamp check: one
+malformed record cannot stop a page) and keyset-paged on the stamp: the next floor is the page's
+top stamp - 100 ns; a page of one stamp takes the next ``PageNumber`` under the same floor.
 
 **Cursor** (``cursor.py``, pure; opaque JSON for the caller): ``position`` = the newest
 ``LastChangedDateTimeOffset`` handled, **as sent** (stamps are compared as integer nanoseconds:
@@ -142,6 +142,7 @@ class PowerOfficeStream(PowerOfficeRecords):
         super().__init__(resource)
         options = options or StreamOptions()
         self.client = client
+        self._records = client.resource(self.api_resource)
         self.overlap_ns = seconds_to_ns(options.overlap_seconds)
         self.seen_limit = options.seen_limit
         self._now = options.clock or (lambda: datetime.now(UTC))
@@ -150,9 +151,7 @@ class PowerOfficeStream(PowerOfficeRecords):
         params: dict[str, Any] = {}
         if floor_ns is not None:
             params["lastChangedDateTimeOffsetGreaterThan"] = format_po(floor_ns)
-        return self.client.iter_records(
-            self.api_resource, order_by=CHANGED_ORDER, page_size=page_size, params=params
-        )
+        return self._records.list_wire(order_by=CHANGED_ORDER, page_size=page_size, params=params)
 
     def pages(self, cursor: str | None, page_size: int) -> Iterator[Page]:
         read_ns = from_datetime(self._now())  # before the first request of this read
@@ -206,7 +205,7 @@ class PowerOfficeStream(PowerOfficeRecords):
         contact = int(key.parent_id) if key.parent_id and key.parent_id.isdigit() else None
         if self._has_parent and contact is None:
             raise NotFoundError("contact person without a known ContactId", system=SYSTEM)
-        return self.client.get_record(self.api_resource, int(key.id), contact_id=contact)
+        return self._records.get_wire(int(key.id), parent_id=contact if self._has_parent else None)
 
     def get(self, key: RecordKey) -> WireRecord | None:
         if not key.id.isdigit():
@@ -240,8 +239,7 @@ class PowerOfficeStream(PowerOfficeRecords):
         fields = ["Id", STAMP]
         if self._has_parent:
             fields.append("ContactId")
-        for raw in self.client.iter_records(
-            self.api_resource,
+        for raw in self._records.list_wire(
             fields=fields,
             order_by="Id asc",
             page_size=min(page_size, MAX_PAGE_SIZE),
