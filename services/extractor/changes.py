@@ -31,28 +31,21 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from enum import StrEnum
 from typing import Any
 
 from services.core.connector import Observed, Pushed, RecordReader
+from services.core.contract import ChangeOperation as Operation
+from services.core.contract import ChangeOrigin as Origin
 from services.core.errors import ContractError
 from services.core.records import wrap_record
 from services.core.stream_positions import to_datetime
 from services.core.topics import record_key
 
+# ``Operation``/``Origin`` are the wire enums (services.core.contract), re-exported under the
+# names the extractor uses.
+__all__ = ["Change", "ChangeMaker", "Operation", "Origin", "event_id", "raw_payload"]
+
 _EVENT_NAMESPACE = uuid.NAMESPACE_URL
-
-
-class Operation(StrEnum):
-    UPSERT = "UPSERT"
-    DELETE = "DELETE"
-    MERGE = "MERGE"
-
-
-class Origin(StrEnum):
-    POLL = "POLL"
-    WEBHOOK = "WEBHOOK"
-    RECONCILE = "RECONCILE"
 
 
 @dataclass(frozen=True)

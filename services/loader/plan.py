@@ -33,6 +33,8 @@ from enum import StrEnum
 from typing import Any
 
 from services.core.connector import FieldAccessor, FieldTable, ResourceDescriptor
+from services.core.contract import CommandAction as Action
+from services.core.contract import OutcomeStatus as Status
 from services.core.errors import ApiError, ContractError, TetherError
 
 __all__ = [
@@ -64,24 +66,6 @@ def _clean(value: object) -> str | None:
         return None
     text = (value if isinstance(value, str) else str(value)).strip()
     return text or None
-
-
-class Action(StrEnum):
-    CREATE = "CREATE"
-    UPDATE = "UPDATE"
-    DELETE = "DELETE"
-
-
-class Status(StrEnum):
-    """``tether.OutcomeStatus``."""
-
-    CREATED = "CREATED"
-    APPLIED = "APPLIED"
-    NOOP = "NOOP"
-    LINKED_EXISTING = "LINKED_EXISTING"
-    CONFLICT = "CONFLICT"
-    REJECTED = "REJECTED"
-    FAILED = "FAILED"
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ ALLOWED_FIRST_PARTY = (
     "services.extractor.known",
     "services.extractor.reconciliation",
     "services.core.connector",  # the interface's types (dataclasses, protocols)
+    "services.core.contract",  # the Avro contract enums (standard library only)
     "services.core.errors",
     "services.core.records",
     "services.core.stream_positions",

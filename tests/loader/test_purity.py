@@ -10,7 +10,12 @@ from tests.support.imports import disallowed_imports, imported_modules
 
 PURE = ("plan.py", "offsets.py")
 ALLOWED_THIRD_PARTY = {"phonenumbers"}
-ALLOWED_FIRST_PARTY = ("services.loader.plan", "services.core.errors", "services.core.connector")
+ALLOWED_FIRST_PARTY = (
+    "services.loader.plan",
+    "services.core.errors",
+    "services.core.connector",
+    "services.core.contract",
+)
 
 
 def test_pure_modules_import_only_stdlib_phonenumbers_and_core_errors() -> None:

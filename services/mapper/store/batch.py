@@ -36,6 +36,7 @@ from services.mapper.store import MapperStore
 from services.mapper.store.links import (
     ADVISORY_LOCKS,
     CONTACT_LOCK,
+    CONTACT_NOT_OLDER,
     DELETE_CONTACT_KEYS,
     INSERT_CONFLICT,
     INSERT_HISTORY,
@@ -148,7 +149,7 @@ WHERE r.tenant = x.tenant AND r.system = x.system AND r.resource = x.resource
 #: ``UPSERT_CONTACT`` for many contacts (each at most once: ``BatchStore`` sends a contact's
 #: second upsert in the next statement). ``wanted`` holds every upserted contact's keys; the rows
 #: the ``WHERE`` turned down are not in ``up``, so their keys stay as they are.
-UPSERT_CONTACTS_SET = """
+UPSERT_CONTACTS_SET = f"""
 WITH x AS (
     SELECT * FROM unnest(%b::text[], %b::text[], %b::jsonb[], %b::bigint[], %b::timestamptz[],
                          %b::boolean[], %b::jsonb[], %b::timestamptz[])
@@ -158,19 +159,7 @@ WITH x AS (
         (tenant, contact_id, props, revision, source_ts, has_other_items, record, deleted,
          updated_at)
     SELECT tenant, contact_id, props, revision, source_ts, other, record, false, now FROM x
-    ON CONFLICT (tenant, contact_id) DO UPDATE SET
-        props = EXCLUDED.props, revision = EXCLUDED.revision, source_ts = EXCLUDED.source_ts,
-        has_other_items = EXCLUDED.has_other_items, record = COALESCE(EXCLUDED.record, c.record),
-        deleted = false, updated_at = EXCLUDED.updated_at
-    WHERE CASE
-        WHEN c.deleted THEN c.source_ts IS NOT NULL AND EXCLUDED.source_ts IS NOT NULL
-                            AND EXCLUDED.source_ts > c.source_ts
-        WHEN c.revision IS NOT NULL AND EXCLUDED.revision IS NOT NULL
-            THEN EXCLUDED.revision >= c.revision
-        WHEN c.source_ts IS NOT NULL AND EXCLUDED.source_ts IS NOT NULL
-            THEN EXCLUDED.source_ts >= c.source_ts
-        ELSE true
-    END
+{CONTACT_NOT_OLDER}
     RETURNING c.tenant, c.contact_id
 ), wanted AS (
     SELECT * FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[])

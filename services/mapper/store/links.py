@@ -130,14 +130,10 @@ ORDER BY c.contact_id
 # "Not older": by revision when both are known, else by source timestamp, else accepted. A
 # tombstone is only replaced by a strictly newer state. One statement (no result to fetch, so
 # it pipelines): the row, then its keys — stale keys dropped, new ones added.
-UPSERT_CONTACT = """
-WITH up AS (
-    INSERT INTO mapper_contacts AS c
-        (tenant, contact_id, props, revision, source_ts, has_other_items, record, deleted,
-         updated_at)
-    VALUES (%(tenant)s, %(contact_id)s, %(props)s::jsonb, %(revision)s, %(source_ts)s,
-            %(other)s, %(record)s::jsonb, false, %(now)s)
-    ON CONFLICT (tenant, contact_id) DO UPDATE SET
+# A hub record's index row is replaced only by a state that is not older: a revision when both
+# have one, else the source time; a tombstone only by a strictly newer state. Shared by the
+# per-row and the set-based upsert (``batch.UPSERT_CONTACTS_SET``).
+CONTACT_NOT_OLDER = """    ON CONFLICT (tenant, contact_id) DO UPDATE SET
         props = EXCLUDED.props, revision = EXCLUDED.revision, source_ts = EXCLUDED.source_ts,
         has_other_items = EXCLUDED.has_other_items, record = COALESCE(EXCLUDED.record, c.record),
         deleted = false, updated_at = EXCLUDED.updated_at
@@ -149,7 +145,16 @@ WITH up AS (
         WHEN c.source_ts IS NOT NULL AND EXCLUDED.source_ts IS NOT NULL
             THEN EXCLUDED.source_ts >= c.source_ts
         ELSE true
-    END
+    END"""
+
+UPSERT_CONTACT = f"""
+WITH up AS (
+    INSERT INTO mapper_contacts AS c
+        (tenant, contact_id, props, revision, source_ts, has_other_items, record, deleted,
+         updated_at)
+    VALUES (%(tenant)s, %(contact_id)s, %(props)s::jsonb, %(revision)s, %(source_ts)s,
+            %(other)s, %(record)s::jsonb, false, %(now)s)
+{CONTACT_NOT_OLDER}
     RETURNING c.tenant, c.contact_id
 ), wanted AS (
     SELECT k, v FROM unnest(%(kinds)s::text[], %(values)s::text[]) AS x(k, v)
