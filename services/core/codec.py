@@ -47,7 +47,16 @@ HEADER_LENGTH = 10
 CONFLUENT_MAGIC = 0
 CONFLUENT_HEADER_LENGTH = 5
 NAMESPACE = "tether"
-MESSAGE_TYPES = ("ChangeEvent", "Command", "Outcome", "DeadLetter", "Cursor", "OperatorAction")
+MESSAGE_TYPES = (
+    "ChangeEvent",
+    "Command",
+    "Outcome",
+    "DeadLetter",
+    "Cursor",
+    "OperatorAction",
+    "Tenant",
+    "TenantStatus",
+)
 
 #: The schemas that ship with the code: ``services/core/schemas`` is a link to the repository's
 #: ``schemas/`` directory, and the wheel carries its files as package data, so an installed

@@ -43,6 +43,7 @@ def layout_from(settings: TetherSettings) -> TopicLayout:
         prefix=settings.topic_prefix,
         partitions=settings.topic_partitions,
         replication_factor=settings.topic_replication_factor,
+        tenant_partitions=settings.tenant_partitions,
     )
 
 

@@ -61,6 +61,12 @@ class TetherSettings(BaseSettings):
     topic_prefix: str = "tether"
     topic_partitions: int = Field(6, ge=1)
     topic_replication_factor: int = Field(1, ge=1)
+    tenant_partitions: int = Field(
+        12,
+        ge=1,
+        description="Partitions of the tenants topic: the most extractor replicas that share "
+        "tenants' work (fixed once the topic exists).",
+    )
     http_host: str = "0.0.0.0"
     http_port: int = Field(9100, ge=0, le=65535)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

@@ -16,6 +16,10 @@ Scheme (``<prefix>`` defaults to ``tether``):
 - ``<prefix>.operator-actions``              OperatorAction, key = link id, else record identity,
                                              else review id (``operator_actions.action_key``);
                                              kept ``action_retention_days`` (replayable audit)
+- ``<prefix>.tenants``                       Tenant, compacted, key = tenant id: the registry;
+                                             ``tenant_partitions`` partitions (the extractor
+                                             group shares tenants' work by them)
+- ``<prefix>.tenant-status``                 TenantStatus, compacted, key = tenant id
 
 Imports: standard library only; :func:`provision` takes a kafka-python admin client as argument.
 """
@@ -57,6 +61,8 @@ class TopicLayout:
     retention_days: int = 14
     deadletter_retention_days: int = 30
     action_retention_days: int = 365
+    #: Partitions of the tenants topic: the most extractor replicas that can share tenants' work.
+    tenant_partitions: int = 12
 
     def changes(self, system: str, resource: str) -> str:
         _check(system, resource)
@@ -84,6 +90,20 @@ class TopicLayout:
         """Operator actions (console/CLI -> mapper)."""
         return f"{self.prefix}.operator-actions"
 
+    @property
+    def tenants(self) -> str:
+        """The tenant registry (compacted; key = tenant id)."""
+        return f"{self.prefix}.tenants"
+
+    @property
+    def tenant_status(self) -> str:
+        """What each tenant's work is doing (compacted; key = tenant id)."""
+        return f"{self.prefix}.tenant-status"
+
+    def compacted(self) -> list[str]:
+        """Every compacted topic: latest value per key (erasure writes tombstones to these)."""
+        return [s.name for s in self.specs() if s.config_dict.get("cleanup.policy") == "compact"]
+
     def all_changes(self) -> list[str]:
         return [self.changes(s, r) for s, rs in RESOURCES.items() for r in rs]
 
@@ -110,18 +130,14 @@ class TopicLayout:
             ("retention.ms", str(self.action_retention_days * DAY_MS)),
         )
         specs.append(TopicSpec(self.operator_actions, self.partitions, "OperatorAction", actions))
-        specs.append(
-            TopicSpec(
-                self.cursors,
-                1,
-                "Cursor",
-                (
-                    ("cleanup.policy", "compact"),
-                    ("min.compaction.lag.ms", "60000"),
-                    ("segment.ms", str(DAY_MS)),
-                ),
-            )
+        compact = (
+            ("cleanup.policy", "compact"),
+            ("min.compaction.lag.ms", "60000"),
+            ("segment.ms", str(DAY_MS)),
         )
+        specs.append(TopicSpec(self.cursors, 1, "Cursor", compact))
+        specs.append(TopicSpec(self.tenants, self.tenant_partitions, "Tenant", compact))
+        specs.append(TopicSpec(self.tenant_status, 1, "TenantStatus", compact))
         return specs
 
     def all_topics(self) -> list[str]:
@@ -176,6 +192,11 @@ def record_key(tenant: str, system: str, resource: str, record_id: str) -> bytes
 def link_key(link_id: str) -> bytes:
     """Message key of commands and outcomes: the link id, so writes to one target are ordered."""
     return link_id.encode()
+
+
+def tenant_key(tenant: str) -> bytes:
+    """Message key on the tenants and tenant-status topics: the tenant id."""
+    return tenant.encode()
 
 
 def cursor_key(tenant: str, system: str, resource: str, stream: str) -> bytes:

@@ -1,0 +1,194 @@
+"""``tether tenants``: register, list, show, pause, resume and remove tenants.
+
+    tether tenants add ID --set wix_site_id=... [--set NAME=VALUE ...] --credentials secret:NAME
+                          [--dataflow default] [--paused] [--reason TEXT]
+    tether tenants list [--json]
+    tether tenants show ID
+    tether tenants set ID --set NAME=VALUE [...]
+    tether tenants pause|resume|remove ID [--reason TEXT]
+
+Every change is one record on the tenants topic, acknowledged before the command returns; the
+running services pick it up without a restart. ``--set`` names a setting field of the services
+(``tether config extractor`` lists them); secrets are refused there: they belong in the directory
+the credentials reference names (``services/tenants/credentials.py``). ``remove`` stops the
+tenant's work for good; ``tether tenants erase`` then deletes its data. The same operations are on
+the console API (``/api/tenants``). ``--by`` (default ``$USER``) is recorded as who changed it.
+
+Imports: the tenant model, credentials and registry, the core codec/settings, and the settings
+classes of the services (to validate overrides; this module is wiring, the services never import
+it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import sys
+from typing import Any
+
+from pydantic import BaseModel
+
+from services.core.errors import ConfigurationError, TransportError
+from services.core.kafka import provision_topics
+from services.core.schema_registry import codec_from
+from services.core.settings import TetherSettings
+from services.tenants import credentials
+from services.tenants.model import (
+    DesiredState,
+    Tenant,
+    TenantError,
+    TenantStatus,
+    check_overrides,
+    new_tenant,
+)
+from services.tenants.registry import TenantDirectory, TenantRegistry
+
+
+def service_settings_classes() -> tuple[type[BaseModel], ...]:
+    """The settings classes a tenant's overrides may name (those of the per-tenant services)."""
+    from services.extractor.settings import ExtractorSettings
+    from services.loader.settings import LoaderSettings
+
+    return (ExtractorSettings, LoaderSettings)
+
+
+def parse_sets(pairs: list[str]) -> dict[str, str]:
+    overrides: dict[str, str] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise TenantError(f"--set expects NAME=VALUE, got {pair!r}")
+        overrides[name.strip().lower()] = value
+    return overrides
+
+
+def describe(tenant: Tenant, status: TenantStatus | None) -> dict[str, Any]:
+    """A tenant as printed (no secrets exist in a registration; the reference is printed)."""
+    return {
+        "tenant": tenant.tenant,
+        "state": tenant.state,
+        "phase": status.phase if status else None,
+        "owner": status.owner if status else None,
+        "status_detail": status.detail if status else None,
+        "dataflow": tenant.dataflow,
+        "settings": tenant.settings,
+        "credentials_ref": tenant.credentials_ref,
+        "policies": tenant.policies,
+        "version": tenant.version,
+        "updated_at": tenant.updated_at.isoformat(),
+        "updated_by": tenant.updated_by,
+        "reason": tenant.reason,
+    }
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tether tenants", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--by", default=None, help="who makes the change (default: $USER)")
+    sub = parser.add_subparsers(dest="command", required=True)
+    add = sub.add_parser("add", help="register a tenant (its work starts unless --paused)")
+    add.add_argument("tenant")
+    add.add_argument("--set", action="append", default=[], metavar="NAME=VALUE")
+    add.add_argument("--credentials", default="", help="secret:<name> or dir:<absolute path>")
+    add.add_argument("--dataflow", default="default")
+    add.add_argument("--paused", action="store_true", help="register without starting its work")
+    add.add_argument("--reason", default="")
+    listing = sub.add_parser("list", help="every tenant, its state and phase")
+    listing.add_argument("--json", action="store_true")
+    show = sub.add_parser("show", help="one tenant's registration and status (JSON)")
+    show.add_argument("tenant")
+    change = sub.add_parser("set", help="change a tenant's setting overrides")
+    change.add_argument("tenant")
+    change.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", required=True)
+    change.add_argument("--reason", default="")
+    for name, text in (
+        ("pause", "stop a tenant's work (resume picks up every change made meanwhile)"),
+        ("resume", "start a paused tenant's work again"),
+        ("remove", "stop a tenant's work for good (then: tether tenants erase)"),
+    ):
+        one = sub.add_parser(name, help=text)
+        one.add_argument("tenant")
+        one.add_argument("--reason", default="")
+    return parser
+
+
+STATES: dict[str, DesiredState] = {"pause": "paused", "resume": "active", "remove": "removed"}
+
+
+def run(args: argparse.Namespace, settings: TetherSettings, out: Any = sys.stdout) -> int:
+    by = args.by or getpass.getuser()
+    codec = codec_from(settings)
+    if args.command in ("list", "show"):
+        directory = TenantDirectory(settings, codec)
+        try:
+            directory.refresh()
+            tenants, statuses = directory.tenants(), directory.statuses()
+        finally:
+            directory.close()
+        if args.command == "show":
+            found = tenants.get(args.tenant)
+            if found is None:
+                print(f"tether tenants: no tenant {args.tenant!r}", file=sys.stderr)
+                return 1
+            print(json.dumps(describe(found, statuses.get(args.tenant)), indent=2), file=out)
+            return 0
+        rows = [describe(t, statuses.get(t.tenant)) for _, t in sorted(tenants.items())]
+        if args.json:
+            print(json.dumps(rows, indent=2), file=out)
+        else:
+            print(f"{'TENANT':<24} {'STATE':<8} {'PHASE':<13} {'VERSION':>7}  OWNER", file=out)
+            for row in rows:
+                print(
+                    f"{row['tenant']:<24} {row['state']:<8} {row['phase'] or '-':<13} "
+                    f"{row['version']:>7}  {row['owner'] or '-'}",
+                    file=out,
+                )
+        return 0
+
+    registry = TenantRegistry(settings, codec)
+    try:
+        if args.command == "add":
+            overrides = check_overrides(parse_sets(args.set), service_settings_classes())
+            ref = credentials.check_ref(args.credentials)
+            secrets_dir = credentials.directory_of(ref)
+            if secrets_dir is not None and not secrets_dir.is_dir():
+                print(
+                    f"tether tenants: warning: {ref} does not resolve here ({secrets_dir}); "
+                    "the services must see it",
+                    file=sys.stderr,
+                )
+            tenant = registry.add(
+                new_tenant(
+                    args.tenant,
+                    settings=overrides,
+                    credentials_ref=ref,
+                    by=by,
+                    dataflow=args.dataflow,
+                    paused=args.paused,
+                    reason=args.reason,
+                )
+            )
+        elif args.command == "set":
+            overrides = check_overrides(parse_sets(args.set), service_settings_classes())
+            tenant = registry.update_settings(args.tenant, overrides, by=by, reason=args.reason)
+        else:
+            tenant = registry.set_state(
+                args.tenant, STATES[args.command], by=by, reason=args.reason
+            )
+    finally:
+        registry.close()
+    print(json.dumps(describe(tenant, None), indent=2), file=out)
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    args = _parser().parse_args(argv)
+    settings = TetherSettings.load()
+    try:
+        provision_topics(settings)
+        return run(args, settings)
+    except (TenantError, credentials.CredentialsError) as exc:
+        print(f"tether tenants: {exc}", file=sys.stderr)
+        return 1
+    except TransportError as exc:
+        raise ConfigurationError(f"Kafka: {exc}") from None

@@ -1,0 +1,90 @@
+"""A tenant's secrets, resolved from its credential reference (file system only).
+
+The registry never holds a secret: a tenant's ``credentials_ref`` names where they are.
+
+- ``secret:<name>`` — the directory ``<TETHER_SECRETS_DIR>/tenants/<name>/``: on Kubernetes, the
+  Secret ``<name>`` mounted there (``deploy/k8s`` mounts a projected volume of the tenants'
+  Secrets; adding a tenant's Secret needs no restart: the kubelet updates mounted volumes);
+- ``dir:<absolute path>`` — any directory (tests, the demo, a secrets agent's output).
+
+Each file in the directory is one secret, named like the setting field it fills, with or without
+the ``tether_`` prefix (``wix_api_key`` or ``tether_wix_api_key``: the same naming as the
+deployment's own secrets directory). Files are read at each resolution, so a rotated secret is
+picked up when a tenant's clients are next built. Values are ``SecretStr``; a missing directory
+or an unreadable file is a :class:`CredentialsError` naming the reference, never a value.
+
+Imports: standard library and pydantic only.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import SecretStr
+
+DEFAULT_SECRETS_DIR = "/var/run/secrets/tether"
+_NAME_OK = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-.")
+
+
+class CredentialsError(ValueError):
+    """A credential reference that does not resolve (the message names the reference only)."""
+
+
+def check_ref(ref: str) -> str:
+    """Refuse a reference of unknown form ('' = the deployment's own credentials)."""
+    if ref == "":
+        return ref
+    kind, _, rest = ref.partition(":")
+    if kind == "secret" and rest and set(rest) <= _NAME_OK and not rest.startswith("."):
+        return ref
+    if kind == "dir" and rest.startswith("/"):
+        return ref
+    raise CredentialsError(
+        f"invalid credentials reference {ref!r}: use secret:<kubernetes secret name> or "
+        "dir:<absolute path>"
+    )
+
+
+def directory_of(ref: str, secrets_dir: str | None = None) -> Path | None:
+    """The directory a reference names (``None`` for the deployment's own credentials)."""
+    check_ref(ref)
+    if ref == "":
+        return None
+    kind, _, rest = ref.partition(":")
+    if kind == "dir":
+        return Path(rest)
+    base = secrets_dir or os.environ.get("TETHER_SECRETS_DIR", DEFAULT_SECRETS_DIR)
+    return Path(base) / "tenants" / rest
+
+
+def resolve(ref: str, secrets_dir: str | None = None) -> dict[str, SecretStr]:
+    """The secrets a reference holds, by setting field name."""
+    directory = directory_of(ref, secrets_dir)
+    if directory is None:
+        return {}
+    if not directory.is_dir():
+        raise CredentialsError(f"credentials {ref!r}: no such directory")
+    secrets: dict[str, SecretStr] = {}
+    for path in sorted(directory.iterdir()):
+        # Kubernetes mounts Secrets with ..data symlinks and dot-directories: skip those.
+        if path.name.startswith(".") or not path.is_file():
+            continue
+        name = path.name.lower().removeprefix("tether_")
+        try:
+            secrets[name] = SecretStr(path.read_text(encoding="utf-8").strip())
+        except OSError as exc:
+            raise CredentialsError(
+                f"credentials {ref!r}: cannot read {path.name} ({type(exc).__name__})"
+            ) from None
+    return secrets
+
+
+def write(directory: Path, secrets: dict[str, str]) -> None:
+    """Write secrets as files of a credentials directory (owner-only), as a Secret mount has them:
+    for the demo, the benchmarks and tests. Production creates Kubernetes Secrets instead."""
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    for name, value in secrets.items():
+        path = directory / name
+        path.write_text(value, encoding="utf-8")
+        path.chmod(0o600)
