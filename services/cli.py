@@ -15,6 +15,7 @@
     tether deadletters list|redrive ...       dead letters, through the console's API
     tether actions show ID | list             an operator action's result; the audit trail
     tether replay ...                         reprocess a stage from a time or offset
+    tether tenants erase TENANT [--execute]   offboarding erasure (dry run by default)
     tether tail TOPIC [--key K --since 2h]    a topic's messages as JSON lines (any schema version)
     tether decode [FILE]                      one Avro payload as JSON
     tether config [SERVICE]                   the effective configuration, secrets masked
@@ -63,6 +64,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "actions": ("services.console.client:actions_main", "an operator action's result (API)"),
     "replay": ("services.replay.main:main", "reprocess a stage from a time or an offset"),
+    "tenants": ("services.erase_command:tenants_main", "tenants: erase (offboarding, GDPR)"),
     "topics": ("services.core.admin:topics_main", "topic provisioning"),
     "schemas": ("services.core.admin:schemas_main", "schema registry maintenance"),
     "tail": ("services.core.topic_reader:tail_main", "print a topic's messages as JSON lines"),

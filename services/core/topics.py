@@ -127,6 +127,15 @@ class TopicLayout:
     def all_topics(self) -> list[str]:
         return [spec.name for spec in self.specs()]
 
+    def compacted_topics(self) -> list[str]:
+        """The compacted topics (one live value per key): where erasing a tenant means writing
+        tombstones for its keys (``services.core.tenant_erasure``)."""
+        return [
+            spec.name
+            for spec in self.specs()
+            if "compact" in spec.config_dict.get("cleanup.policy", "").split(",")
+        ]
+
 
 def _check(system: str, resource: str) -> None:
     if resource not in RESOURCES.get(system, ()):
@@ -181,3 +190,13 @@ def link_key(link_id: str) -> bytes:
 def cursor_key(tenant: str, system: str, resource: str, stream: str) -> bytes:
     """Message key on the compacted cursors topic: one live value per cursor."""
     return f"{tenant}/{system}/{resource}/{stream}".encode()
+
+
+def tenant_owns_key(tenant: str, key: bytes | None) -> bool:
+    """Whether a key on a compacted topic is ``tenant``'s: the bare tenant id (the tenant
+    registry and status topics) or a key under it (``<tenant>/...``: cursors). A mere string
+    prefix is not enough: tenant ``acme`` owns neither ``acme-2`` nor ``acme-2/...``."""
+    if key is None or not tenant:
+        return False
+    own = tenant.encode()
+    return key == own or key.startswith(own + b"/")
