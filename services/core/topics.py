@@ -17,6 +17,10 @@ Scheme (``<prefix>`` defaults to ``tether``):
                                              else review id (``operator_actions.action_key``);
                                              kept ``action_retention_days`` (replayable audit)
 
+Keys on a compacted topic belong to a tenant — its bare id, or ``<tenant>/...``
+(:func:`tenant_owns_key`) — so that erasing a tenant can tombstone exactly its keys
+(``services.core.tenant_erasure``).
+
 Imports: standard library only; :func:`provision` takes a kafka-python admin client as argument.
 """
 
