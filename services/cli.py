@@ -15,7 +15,7 @@
     tether deadletters list|redrive ...       dead letters, through the console's API
     tether actions show ID | list             an operator action's result; the audit trail
     tether replay ...                         reprocess a stage from a time or offset
-    tether tenants add|list|show|set|pause|resume|remove   the tenant registry
+    tether tenants add|list|show|set|pause|resume|remove|erase   the tenant registry
     tether tail TOPIC [--key K --since 2h]    a topic's messages as JSON lines (any schema version)
     tether decode [FILE]                      one Avro payload as JSON
     tether config [SERVICE]                   the effective configuration, secrets masked
@@ -66,7 +66,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "replay": ("services.replay.main:main", "reprocess a stage from a time or an offset"),
     "tenants": (
         "services.tenants.cli:main",
-        "tenants: add, list, show, set, pause, resume, remove",
+        "tenants: add, list, show, set, pause, resume, remove, erase",
     ),
     "topics": ("services.core.admin:topics_main", "topic provisioning"),
     "schemas": ("services.core.admin:schemas_main", "schema registry maintenance"),

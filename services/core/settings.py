@@ -102,6 +102,13 @@ class TetherSettings(BaseSettings):
         "long is stalled: metric, WARNING log, /readyz false (services/core/progress.py).",
     )
 
+    metrics_tenant_cap: int = Field(
+        100,
+        ge=1,
+        description="Per-tenant metrics: the first this many tenants get their own tenant label "
+        "value, the others share '_other' (services/core/tenant_labels.py).",
+    )
+
     @classmethod
     def load(cls, **overrides: Any) -> Any:
         """Build the settings from the environment and the secrets directory (if it exists)."""

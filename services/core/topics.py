@@ -21,6 +21,10 @@ Scheme (``<prefix>`` defaults to ``tether``):
                                              group shares tenants' work by them)
 - ``<prefix>.tenant-status``                 TenantStatus, compacted, key = tenant id
 
+Keys on a compacted topic belong to a tenant — its bare id, or ``<tenant>/...``
+(:func:`tenant_owns_key`) — so that erasing a tenant can tombstone exactly its keys
+(``services.core.tenant_erasure``).
+
 Imports: standard library only; :func:`provision` takes a kafka-python admin client as argument.
 """
 
@@ -100,10 +104,6 @@ class TopicLayout:
         """What each tenant's work is doing (compacted; key = tenant id)."""
         return f"{self.prefix}.tenant-status"
 
-    def compacted(self) -> list[str]:
-        """Every compacted topic: latest value per key (erasure writes tombstones to these)."""
-        return [s.name for s in self.specs() if s.config_dict.get("cleanup.policy") == "compact"]
-
     def all_changes(self) -> list[str]:
         return [self.changes(s, r) for s, rs in RESOURCES.items() for r in rs]
 
@@ -142,6 +142,15 @@ class TopicLayout:
 
     def all_topics(self) -> list[str]:
         return [spec.name for spec in self.specs()]
+
+    def compacted_topics(self) -> list[str]:
+        """The compacted topics (one live value per key): where erasing a tenant means writing
+        tombstones for its keys (``services.core.tenant_erasure``)."""
+        return [
+            spec.name
+            for spec in self.specs()
+            if "compact" in spec.config_dict.get("cleanup.policy", "").split(",")
+        ]
 
 
 def _check(system: str, resource: str) -> None:
@@ -202,3 +211,13 @@ def tenant_key(tenant: str) -> bytes:
 def cursor_key(tenant: str, system: str, resource: str, stream: str) -> bytes:
     """Message key on the compacted cursors topic: one live value per cursor."""
     return f"{tenant}/{system}/{resource}/{stream}".encode()
+
+
+def tenant_owns_key(tenant: str, key: bytes | None) -> bool:
+    """Whether a key on a compacted topic is ``tenant``'s: the bare tenant id (the tenant
+    registry and status topics) or a key under it (``<tenant>/...``: cursors). A mere string
+    prefix is not enough: tenant ``acme`` owns neither ``acme-2`` nor ``acme-2/...``."""
+    if key is None or not tenant:
+        return False
+    own = tenant.encode()
+    return key == own or key.startswith(own + b"/")

@@ -59,6 +59,7 @@ from services.core.kafka import (
     provision_topics,
 )
 from services.core.service import ServiceContext
+from services.core.tenant_labels import TenantLabels
 from services.core.tracing import kafka_headers, traceparent_of
 from services.mapper.domain import Policy, ReviewReason, hub
 from services.mapper.gate import HubFirstGate
@@ -148,7 +149,11 @@ class Mapper:
         self.settings = settings
         self.policy = policy if policy is not None else settings.policy()
         self.metrics = (
-            metrics if metrics is not None else MapperMetrics(ctx.registry, settings.tenant)
+            metrics
+            if metrics is not None
+            else MapperMetrics(
+                ctx.registry, settings.tenant, TenantLabels(settings.metrics_tenant_cap)
+            )
         )
         self.group = settings.group_id
         self.topics = [*ctx.layout.all_changes(), ctx.layout.outcomes, ctx.layout.operator_actions]
@@ -670,11 +675,11 @@ class Mapper:
             conn = self._connection()
             store = MapperStore(conn)
             with conn.transaction():
-                self.metrics.set_link_states(store.link_states(self.settings.tenant))
+                self.metrics.set_link_states(store.link_states())
                 self.metrics.outbox_backlog.set(store.outbox_backlog())
-                open_reviews = store.open_reviews(self.settings.tenant)
+                open_reviews = store.open_reviews()
                 self.metrics.set_open_reviews(open_reviews, tuple(r.value for r in ReviewReason))
-                self._open_reviews = sum(open_reviews.values())
+                self._open_reviews = sum(open_reviews.values())  # every tenant's
             with conn.transaction():
                 store.trim_history(self.settings.mapper_history_per_record)
                 retention = timedelta(days=self.settings.mapper_outbox_retention_days)

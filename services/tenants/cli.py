@@ -6,13 +6,17 @@
     tether tenants show ID
     tether tenants set ID --set NAME=VALUE [...]
     tether tenants pause|resume|remove ID [--reason TEXT]
+    tether tenants erase ID [--execute]
 
 Every change is one record on the tenants topic, acknowledged before the command returns; the
 running services pick it up without a restart. ``--set`` names a setting field of the services
 (``tether config extractor`` lists them); secrets are refused there: they belong in the directory
 the credentials reference names (``services/tenants/credentials.py``). ``remove`` stops the
 tenant's work for good; ``tether tenants erase`` then deletes its data. The same operations are on
-the console API (``/api/tenants``). ``--by`` (default ``$USER``) is recorded as who changed it.
+the console API (``/api/tenants``). ``erase`` (``services/erase_command.py``) is a dry run that
+prints counts unless ``--execute``; it is refused for a registered tenant that is not removed
+(a tenant the registry never held — a single-tenant deployment's ``TETHER_TENANT`` — may be erased
+once its services are stopped). ``--by`` (default ``$USER``) is recorded as who changed it.
 
 Imports: the tenant model, credentials and registry, the core codec/settings, and the settings
 classes of the services (to validate overrides; this module is wiring, the services never import
@@ -27,6 +31,7 @@ import json
 import sys
 from typing import Any
 
+import psycopg
 from pydantic import BaseModel
 
 from services.core.errors import ConfigurationError, TransportError
@@ -109,13 +114,48 @@ def _parser() -> argparse.ArgumentParser:
         one = sub.add_parser(name, help=text)
         one.add_argument("tenant")
         one.add_argument("--reason", default="")
+    erase = sub.add_parser(
+        "erase",
+        help="delete a removed tenant's rows from PostgreSQL and tombstone its compacted keys",
+        description="Offboarding erasure. A dry run unless --execute: prints counts only. Remove "
+        "the tenant and let its topics drain first (docs/tenants.md).",
+    )
+    erase.add_argument("tenant")
+    erase.add_argument("--execute", action="store_true", help="erase (default: count only)")
     return parser
+
+
+def erase_main(args: argparse.Namespace, settings: TetherSettings, out: Any) -> int:
+    """``tether tenants erase``: refused unless the tenant is removed or was never registered."""
+    from services.erase_command import erase
+    from services.mapper.settings import MapperSettings
+
+    directory = TenantDirectory(settings, codec_from(settings))
+    try:
+        directory.refresh()
+        registered = directory.get(args.tenant)
+    finally:
+        directory.close()
+    if registered is not None and registered.state != "removed":
+        raise TenantError(
+            f"tenant {args.tenant!r} is {registered.state}: `tether tenants remove` it and let "
+            "its topics drain before erasing"
+        )
+    try:
+        report = erase(MapperSettings.load(), args.tenant, execute=args.execute)
+    except psycopg.Error as exc:
+        # Never echo the DSN: the error class is enough to act on.
+        raise TransportError(f"PostgreSQL error ({type(exc).__name__})") from None
+    print(json.dumps(report, indent=2), file=out)
+    return 0
 
 
 STATES: dict[str, DesiredState] = {"pause": "paused", "resume": "active", "remove": "removed"}
 
 
 def run(args: argparse.Namespace, settings: TetherSettings, out: Any = sys.stdout) -> int:
+    if args.command == "erase":
+        return erase_main(args, settings, out)
     by = args.by or getpass.getuser()
     codec = codec_from(settings)
     if args.command in ("list", "show"):
@@ -191,4 +231,4 @@ def main(argv: list[str]) -> int:
         print(f"tether tenants: {exc}", file=sys.stderr)
         return 1
     except TransportError as exc:
-        raise ConfigurationError(f"Kafka: {exc}") from None
+        raise ConfigurationError(str(exc)) from None

@@ -17,6 +17,7 @@ NESTED = [
     ["topics", "list"],
     ["replay", "stage"],
     ["replay", "deadletters"],
+    ["tenants", "erase"],
 ]
 EVERY_COMMAND = [[name] for name in COMMANDS] + [["simulate", name] for name in SIMULATORS] + NESTED
 

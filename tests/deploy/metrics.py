@@ -31,6 +31,7 @@ DASHBOARD = ROOT / "deploy" / "grafana" / "dashboards" / "tether.json"
 
 _METRIC = re.compile(r"\btether_[a-z0-9_]+\b")
 _RECORDED = re.compile(r"\b[a-z_]+:[a-z0-9_]+:[a-z0-9_]+\b")
+_LABEL_VALUES = re.compile(r"label_values\((?P<selector>.+), *(?P<label>\w+)\)")
 SUFFIXES = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count"), "gauge": ("",)}
 
 
@@ -70,6 +71,17 @@ def panel_queries() -> list[tuple[str, str]]:
         for panel in dashboard()["panels"]
         for target in panel.get("targets", [])
     ]
+
+
+def variable_selectors() -> dict[str, str]:
+    """Query variable name -> the series selector its ``label_values(selector, label)`` reads."""
+    found = {}
+    for variable in dashboard()["templating"]["list"]:
+        if variable["type"] == "query":
+            matched = _LABEL_VALUES.fullmatch(variable["definition"])
+            assert matched, variable["definition"]
+            found[variable["name"]] = matched["selector"]
+    return found
 
 
 def referenced(expr: str) -> tuple[set[str], set[str]]:

@@ -37,14 +37,19 @@ from services.demo.seeding import seed_simulators
 from services.demo.stack import SERVICES, Stack
 
 from .manifests import containers, rendered, workloads
-from .metrics import RULES, panel_queries, rules
+from .metrics import RULES, panel_queries, rules, variable_selectors
 from .promql import operands
 
 pytestmark = pytest.mark.integration
 
 RECORDS = 40
 PARTITIONS = 3  # what Stack configures
-GRAFANA_VARIABLES = {"$__rate_interval": "30s", "$__interval": "5s", "${datasource}": ""}
+GRAFANA_VARIABLES = {
+    "$__rate_interval": "30s",
+    "$__interval": "5s",
+    "${datasource}": "",
+    "$tenant": ".*",  # the tenant variable's "All"
+}
 DEADLINE_SECONDS = 75.0
 #: The console's callers (``Stack.start_console``): name -> role, then name -> token.
 CALLERS = {"operator": "operator", "viewer": "read"}
@@ -192,6 +197,8 @@ def test_every_dashboard_query_and_rule_expression_returns_data(
     expressions: dict[str, str] = {}
     for title, expr in panel_queries():
         expressions[f"panel {title!r}: {expr}"] = _grafana(expr)
+    for name, selector in variable_selectors().items():
+        expressions[f"variable {name}: {selector}"] = selector
     for rule in rules():
         if "record" in rule:
             expressions[f"recorded {rule['record']}"] = rule["record"]

@@ -18,6 +18,7 @@ from .metrics import (
     recorded,
     referenced,
     rules,
+    variable_selectors,
 )
 
 
@@ -130,3 +131,27 @@ def test_the_dashboard_is_well_formed() -> None:
         assert panel["targets"], panel["title"]
         refs = [t["refId"] for t in panel["targets"]]
         assert len(refs) == len(set(refs)), panel["title"]
+
+
+#: The metrics with a ``tenant`` label (docs/operations.md "Observability").
+TENANT_LABELLED = {
+    "tether_mapper_links",
+    "tether_mapper_review_items_open",
+    "tether_links_divergent",
+    "tether_verify_links",
+}
+
+
+def test_the_tenant_variable_filters_every_panel_on_a_metric_with_a_tenant_label() -> None:
+    assert exported() >= TENANT_LABELLED
+    [tenant] = [v for v in dashboard()["templating"]["list"] if v["name"] == "tenant"]
+    assert tenant["includeAll"] and tenant["multi"] and tenant["allValue"] == ".*"
+    assert tenant["datasource"]["uid"] == "${datasource}"
+    selector_metrics, _ = referenced(variable_selectors()["tenant"])
+    assert selector_metrics and selector_metrics <= TENANT_LABELLED
+    filtered = 0
+    for title, expr in panel_queries():
+        for metric in referenced(expr)[0] & TENANT_LABELLED:
+            assert re.search(rf'{metric}{{[^}}]*tenant=~"\$tenant"', expr), (title, expr)
+            filtered += 1
+    assert filtered >= 3

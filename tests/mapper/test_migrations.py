@@ -156,7 +156,7 @@ def test_the_store_reads_and_updates_links_written_before_the_upgrade(upgraded: 
             assert (link.link_id, link.version) == ("L-1", 3)
             assert [m.ref.id for m in link.members] == ["101", "c-1"]
             assert store.link_id_for_record(TENANT, "wix", "contacts", "c-1") == "L-1"
-            assert store.link_states(TENANT) == {"active": 1, "creating": 1}
+            assert store.link_states() == {(TENANT, "active"): 1, (TENANT, "creating"): 1}
         batch = BatchStore(conn)
         with conn.transaction():
             found = batch.links_for_records([(TENANT, "poweroffice", "employees", "102")])

@@ -135,3 +135,13 @@ def test_an_undecodable_registration_is_skipped_and_the_previous_one_kept(
     kept = directory.get("acme")
     assert kept is not None and (kept.state, kept.version) == ("active", 1)
     directory.close()
+
+
+def test_erasing_a_registered_tenant_that_is_not_removed_is_refused(
+    settings: TetherSettings,
+) -> None:
+    tether_tenants(settings, "add", "acme", "--set", "wix_site_id=s")
+    tether_tenants(settings, "pause", "acme")
+    args = cli._parser().parse_args(["erase", "acme", "--execute"])
+    with pytest.raises(ValueError, match="is paused: `tether tenants remove` it"):
+        cli.run(args, settings, io.StringIO())

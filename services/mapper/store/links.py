@@ -217,14 +217,16 @@ INSERT INTO mapper_history
      reason, commands, error_code, error_message, at, fields)
 VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb)
 """
+# The gauges' counts, every tenant in one grouped query.
 LINK_STATES = """
-SELECT CASE WHEN status = 'active' AND hub_record_id IS NULL THEN 'creating' ELSE status END,
+SELECT tenant,
+       CASE WHEN status = 'active' AND hub_record_id IS NULL THEN 'creating' ELSE status END,
        count(*)
-FROM mapper_links WHERE tenant = %s GROUP BY 1
+FROM mapper_links GROUP BY 1, 2
 """
 OPEN_REVIEWS = """
-SELECT reason, count(*) FROM mapper_review_items
-WHERE tenant = %s AND resolved_at IS NULL GROUP BY reason
+SELECT tenant, reason, count(*) FROM mapper_review_items
+WHERE resolved_at IS NULL GROUP BY 1, 2
 """
 TRIM_HISTORY = """
 DELETE FROM mapper_history h USING (
@@ -623,13 +625,15 @@ class LinkRepository(StoreSession):
 
     # -- maintenance / gauges -----------------------------------------------------------------
 
-    def link_states(self, tenant: str) -> dict[str, int]:
-        rows = self.conn.execute(LINK_STATES, (tenant,)).fetchall()
-        return {str(s): int(n) for s, n in rows}
+    def link_states(self) -> dict[tuple[str, str], int]:
+        """(tenant, link state) -> links, every tenant (``creating``: active without hub)."""
+        rows = self.conn.execute(LINK_STATES).fetchall()
+        return {(str(t), str(s)): int(n) for t, s, n in rows}
 
-    def open_reviews(self, tenant: str) -> dict[str, int]:
-        rows = self.conn.execute(OPEN_REVIEWS, (tenant,)).fetchall()
-        return {str(r): int(n) for r, n in rows}
+    def open_reviews(self) -> dict[tuple[str, str], int]:
+        """(tenant, reason) -> open review items, every tenant."""
+        rows = self.conn.execute(OPEN_REVIEWS).fetchall()
+        return {(str(t), str(r)): int(n) for t, r, n in rows}
 
     def trim_history(self, keep: int) -> int:
         return self.conn.execute(TRIM_HISTORY, (keep,)).rowcount
