@@ -115,7 +115,14 @@ class WixSimulator:
         extended_fields_refused: int | None = None,
         clock: Callable[[], datetime] | None = None,
         seed: int = 7,
+        signer: WebhookSigner | None = None,
+        on_token: Callable[[str, float], None] | None = None,
     ) -> None:
+        """``signer``: the app's webhook key when several sites share it (then no
+        ``private_key_pem``); ``on_token(token, ttl_seconds)`` is told of every app token issued
+        (the multi-site front routes token calls with it)."""
+        if signer is not None and private_key_pem is not None:
+            raise ValueError("give either a signer or a private key, not both")
         self.api_key = api_key
         self.read_only_api_key = read_only_api_key
         self.site_id = site_id
@@ -128,7 +135,8 @@ class WixSimulator:
         # with other apps); count_throttled: a 429 uses a slot of the window too.
         self._rate = (rate_limit, rate_window_seconds, count_throttled)
         self.limiter = WindowRateLimiter(*self._rate)
-        self.signer = WebhookSigner(private_key_pem)
+        self.signer = signer or WebhookSigner(private_key_pem)
+        self._on_token = on_token
         settings = webhook_settings or WebhookSettings()
         if webhook_urls:
             settings.urls = list(webhook_urls)
@@ -176,9 +184,12 @@ class WixSimulator:
         """An app access token (what ``POST /oauth2/token`` returns)."""
         token = "OAUTH2." + secrets.token_urlsafe(32)
         now = time.monotonic()
+        ttl = ttl_seconds or self.token_ttl_seconds
         with self._lock:
             self._tokens = {t: exp for t, exp in self._tokens.items() if exp > now}
-            self._tokens[token] = now + (ttl_seconds or self.token_ttl_seconds)
+            self._tokens[token] = now + ttl
+        if self._on_token is not None:
+            self._on_token(token, ttl)
         return token
 
     def expire_tokens(self) -> None:
@@ -631,8 +642,8 @@ def _page(contacts: list[dict[str, Any]], offset: int, total: int) -> dict[str, 
     }
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the simulator in the foreground (``tether simulate wix``)."""
+def build_parser() -> argparse.ArgumentParser:
+    """The options of ``tether simulate wix``."""
     parser = argparse.ArgumentParser(
         prog="tether simulate wix", description="Local simulator of Wix Contacts v4."
     )
@@ -666,29 +677,50 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--instance-id", default=DEFAULT_INSTANCE_ID)
     parser.add_argument("--duplicate-probability", type=float, default=0.0)
     parser.add_argument("--out-of-order-probability", type=float, default=0.0)
-    args = parser.parse_args(argv)
-    private_key = None
-    if args.private_key_file:
-        with open(args.private_key_file, encoding="utf-8") as fh:
-            private_key = fh.read()
+    return parser
+
+
+def private_key_from_args(args: argparse.Namespace) -> str | None:
+    """The webhook signing key ``--private-key-file`` names (None: generate one)."""
+    if not args.private_key_file:
+        return None
+    with open(args.private_key_file, encoding="utf-8") as fh:
+        return fh.read()
+
+
+def site_options_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    """``WixSimulator`` keyword arguments for the limits and realism options of the command
+    line (the same for every site of a multi-site simulator)."""
+    return {
+        "rate_limit": 0 if args.lift_limits else args.rate_limit,
+        "rate_window_seconds": args.rate_window,
+        "count_throttled": args.count_throttled,
+        "retry_after_header": not args.no_retry_after,
+        "max_page_size": args.max_page_size,
+        "extended_fields_refused": 403 if args.extended_fields_forbidden else None,
+    }
+
+
+def webhook_settings_from_args(args: argparse.Namespace) -> WebhookSettings:
+    return WebhookSettings(
+        urls=list(args.webhook_url),
+        duplicate_probability=args.duplicate_probability,
+        out_of_order_probability=args.out_of_order_probability,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the simulator in the foreground (``tether simulate wix``)."""
+    args = build_parser().parse_args(argv)
     sim = WixSimulator(
         api_key=args.api_key,
         site_id=args.site_id,
         app_id=args.app_id,
         app_secret=args.app_secret,
         instance_id=args.instance_id,
-        rate_limit=0 if args.lift_limits else args.rate_limit,
-        rate_window_seconds=args.rate_window,
-        count_throttled=args.count_throttled,
-        retry_after_header=not args.no_retry_after,
-        webhook_urls=args.webhook_url,
-        webhook_settings=WebhookSettings(
-            duplicate_probability=args.duplicate_probability,
-            out_of_order_probability=args.out_of_order_probability,
-        ),
-        private_key_pem=private_key,
-        max_page_size=args.max_page_size,
-        extended_fields_refused=403 if args.extended_fields_forbidden else None,
+        webhook_settings=webhook_settings_from_args(args),
+        private_key_pem=private_key_from_args(args),
+        **site_options_from_args(args),
     )
     if args.public_key_out:
         with open(args.public_key_out, "w", encoding="utf-8") as fh:
