@@ -10,8 +10,9 @@ processes (``tether simulate poweroffice|wix --tenants N``). The base URLs are t
 (one per API, as in production), so they are not overrides.
 
 ``TenantSimulators`` runs both multi-tenant simulators in this process (``ServerThread``s):
-``with TenantSimulators(3) as sims: sims.tenants[0].secrets ...``; ``seed_tenant`` loads a
-tenant's generated data through its ``/_tenants/{tenant}/_admin`` API.
+``with TenantSimulators(3) as sims: sims.tenants[0].secrets ...``. ``seed_tenant`` loads a
+tenant's generated data (``tenantseed``) through its ``/_tenants/{tenant}/_admin`` API, in this
+process or in simulator processes.
 
 Imports: the connectors' simulators, admin clients and seed modules, and ``demo.seeding``.
 """
@@ -156,8 +157,14 @@ class TenantSimulators:
 
     def seed_tenant(self, tenant: str, data: SeedData) -> Seeded:
         """Load ``data`` (``tenantseed.generate_tenant``) into ``tenant``'s client and site."""
-        return seed_simulators(
-            data,
-            PowerOfficeSimulators.admin_root(self.poweroffice_url, tenant),
-            WixSites.admin_root(self.wix_url, tenant),
-        )
+        return seed_tenant(tenant, data, self.poweroffice_url, self.wix_url)
+
+
+def seed_tenant(tenant: str, data: SeedData, poweroffice_url: str, wix_url: str) -> Seeded:
+    """Load ``data`` into ``tenant``'s client and site of multi-tenant simulators at these root
+    URLs (in this process or started with ``tether simulate ... --tenants N``)."""
+    return seed_simulators(
+        data,
+        PowerOfficeSimulators.admin_root(poweroffice_url, tenant),
+        WixSites.admin_root(wix_url, tenant),
+    )

@@ -28,7 +28,8 @@ simulator-only URL in the client's path:
   id or the (application key, client key) pair is taken.
 
 ``main(argv)`` is ``tether simulate poweroffice``: without ``--tenants`` it runs the
-single-tenant simulator exactly as before.
+single-tenant simulator exactly as before; ``--tenants N`` serves tenant ``default`` (the key
+options' credentials, so a single-tenant deployment keeps working) and ``tenant-001``...
 
 Imports: standard library, starlette, simkit and ``simulator``; never the production client.
 """
@@ -77,6 +78,9 @@ from services.connectors.simkit import (
     tenant_admin_path,
     tenant_ids,
 )
+
+#: The tenant ``--tenants`` gives the key options' credentials (the single-tenant ones).
+DEFAULT_TENANT = "default"
 
 
 def tenant_credentials(tenant: str, *, shared_subscription_key: bool = False) -> Credentials:
@@ -312,7 +316,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--tenants",
         type=int,
         default=None,
-        help="serve this many Go clients (tenant-001, ...; keys: GET /_tenants) instead of one",
+        help="serve this many more Go clients (tenant-001, ...; keys: GET /_tenants) beside "
+        "the one of the key options (tenant 'default')",
     )
     parser.add_argument(
         "--shared-subscription-key",
@@ -330,20 +335,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.tenants < 1:
         raise SystemExit("--tenants must be at least 1")
     limits = simulator.limits_from_args(args)
-    front = PowerOfficeSimulators(
-        (
-            PowerOfficeTenant(
-                name,
-                tenant_credentials(name, shared_subscription_key=args.shared_subscription_key),
-                limits,
-            )
-            for name in tenant_ids(args.tenants)
-        ),
-        limits=limits,
-    )
+    # The classic single-tenant keys stay valid as tenant "default" (first: /_admin is its).
+    default = Credentials(args.application_key, args.client_key, args.subscription_key)
+    tenants = [PowerOfficeTenant(DEFAULT_TENANT, default, limits)]
+    for name in tenant_ids(args.tenants):
+        creds = tenant_credentials(name)
+        if args.shared_subscription_key:
+            creds = dataclasses.replace(creds, subscription_key=default.subscription_key)
+        tenants.append(PowerOfficeTenant(name, creds, limits))
+    front = PowerOfficeSimulators(tenants, limits=limits)
     root = f"http://{args.host}:{args.port}"
     print(
-        f"PowerOffice Go v2 simulator, {args.tenants} clients: API {root}/v2, token "
+        f"PowerOffice Go v2 simulator, {len(tenants)} clients: API {root}/v2, token "
         f"{root}/OAuth/Token, tenants {root}/_tenants, admin {root}/_tenants/<tenant>/_admin"
     )
     run_forever(front.app, args.host, args.port)

@@ -24,7 +24,9 @@ points: ``docs/poweroffice-decisions.md``):
   for PATCH, or 409).
 
 The app is wrapped in ``simkit.FaultInjector`` and a request counter. The clock is injectable
-(``ManualClock``) so tests can expire tokens. ``main(argv)`` runs it as its own process.
+(``ManualClock``) so tests can expire tokens. ``main(argv)`` runs it as its own process. Many Go
+clients in one process: ``simtenants.PowerOfficeSimulators`` holds one of these per tenant and
+routes by credentials.
 
 Imports: standard library, starlette, simkit, ``simstore``/``models``; never the production client.
 """

@@ -27,7 +27,8 @@ credentials, never by a simulator-only URL in the client's path:
   ``site_credentials(id)``) -> 201, 409 when the id, site id or instance id is taken.
 
 ``main(argv)`` is ``tether simulate wix``: without ``--tenants`` it runs the single-site
-simulator exactly as before.
+simulator exactly as before; ``--tenants N`` serves site ``default`` (the credential options, so
+a single-tenant deployment keeps working) and ``tenant-001``...
 
 Imports: standard library, starlette, simkit and this package's ``sim*`` modules.
 """
@@ -72,6 +73,8 @@ from services.connectors.wix.simwebhooks import WebhookSettings, WebhookSigner
 log = logging.getLogger(__name__)
 
 DEFAULT_APP_SECRET = "sim-wix-app-secret"
+#: The tenant ``--tenants`` gives the credential options (the single-site ones).
+DEFAULT_TENANT = "default"
 _IDS = uuid.UUID("6f1c0f1e-0b7a-4d39-9a51-5e3f1d2c7b80")  # namespace of the derived site ids
 
 
@@ -318,7 +321,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--tenants",
         type=int,
         default=None,
-        help="serve this many sites (tenant-001, ...; credentials: GET /_tenants) instead of one",
+        help="serve this many more sites (tenant-001, ...; credentials: GET /_tenants) beside "
+        "the one of the credential options (tenant 'default')",
     )
     parser.add_argument(
         "--delivery-workers",
@@ -343,8 +347,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         "rate_limit": options.pop("rate_limit"),
         "rate_window_seconds": options.pop("rate_window_seconds"),
     }
+    # The classic single-site credentials stay valid as tenant "default" (first: /_admin is its).
+    default = WixSite(
+        DEFAULT_TENANT,
+        args.api_key,
+        args.site_id,
+        args.instance_id,
+        read_only_api_key=simulator.DEFAULT_READ_ONLY_API_KEY,
+        **rate,
+    )
+    others = [dataclasses.replace(site_credentials(n), **rate) for n in tenant_ids(args.tenants)]
     sites = WixSites(
-        (dataclasses.replace(site_credentials(name), **rate) for name in tenant_ids(args.tenants)),
+        [default, *others],
         app_id=args.app_id,
         app_secret=args.app_secret,
         private_key_pem=simulator.private_key_from_args(args),
@@ -354,7 +368,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.public_key_out:
         with open(args.public_key_out, "w", encoding="utf-8") as fh:
             fh.write(sites.signer.public_key_pem)
-    log.warning("wix simulator, %d sites, on http://%s:%d", args.tenants, args.host, args.port)
+    log.warning("wix simulator, %d sites, on http://%s:%d", len(others) + 1, args.host, args.port)
     try:
         run_forever(sites.app, args.host, args.port)
     finally:

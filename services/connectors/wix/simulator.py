@@ -29,6 +29,9 @@ at most that many contacts whatever ``limit`` asked for), ``extended_fields_refu
 status, e.g. 403: the Extended Fields API refuses, as for an API key without that permission;
 404/5xx can also be injected with a ``FaultRule`` on ``/contacts/v4/extended-fields``).
 
+Many sites in one process: ``simsites.WixSites`` holds one of these per site (tenant) and routes
+by credentials; the sites share the app's webhook ``signer``.
+
 Production code must not import this module. Imports: standard library, starlette, simkit and the
 ``sim*`` modules of this package.
 """
@@ -75,6 +78,7 @@ log = logging.getLogger(__name__)
 DEFAULT_SITE_ID = "5c1e6a3e-5f2b-4c8e-9d7a-000000000001"
 DEFAULT_INSTANCE_ID = "8a2d4c1b-3e5f-4a6b-9c8d-000000000002"
 DEFAULT_APP_ID = "0f3a9b7c-1d2e-4f5a-8b6c-000000000003"
+DEFAULT_READ_ONLY_API_KEY = "sim-wix-read-only-key"
 DEFAULT_WIX_USER_ID = "4d7e1f2a-9b3c-4e5d-8f6a-000000000004"
 CONTACTS = "/contacts/v4/contacts"
 
@@ -96,7 +100,7 @@ class WixSimulator:
         self,
         *,
         api_key: str = "sim-wix-api-key",
-        read_only_api_key: str | None = "sim-wix-read-only-key",
+        read_only_api_key: str | None = DEFAULT_READ_ONLY_API_KEY,
         site_id: str = DEFAULT_SITE_ID,
         app_id: str = DEFAULT_APP_ID,
         app_secret: str = "sim-wix-app-secret",
