@@ -222,10 +222,6 @@ class TokenIndex:
             entry = self._tenants.get(token)
         return entry[0] if entry is not None else None
 
-    def forget_tenant(self, tenant: str) -> None:
-        with self._lock:
-            self._tenants = {t: v for t, v in self._tenants.items() if v[0] != tenant}
-
     def __len__(self) -> int:
         with self._lock:
             return len(self._tenants)

@@ -184,15 +184,6 @@ class PowerOfficeSimulators:
         with self._lock:
             return self._simulators[tenant]
 
-    def tenant(self, tenant: str) -> PowerOfficeTenant:
-        with self._lock:
-            return self._tenants[tenant]
-
-    @property
-    def tenant_ids(self) -> list[str]:
-        with self._lock:
-            return list(self._tenants)
-
     @property
     def default(self) -> PowerOfficeSimulator | None:
         """The first tenant's simulator: the one ``/_admin/...`` addresses."""

@@ -194,15 +194,6 @@ class WixSites:
         with self._lock:
             return self._simulators[tenant]
 
-    def site(self, tenant: str) -> WixSite:
-        with self._lock:
-            return self._sites[tenant]
-
-    @property
-    def tenant_ids(self) -> list[str]:
-        with self._lock:
-            return list(self._sites)
-
     @property
     def default(self) -> WixSimulator | None:
         """The first site's simulator: the one ``/_admin/...`` addresses."""
@@ -244,7 +235,7 @@ class WixSites:
             await forward(sim.app, scope, receive, send, path=routed[1])
             return
         body: bytes | None = None
-        if path == "/oauth2/token":
+        if path == "/oauth2/token" and scope["method"] == "POST":
             body = await read_body(receive)
             target = self._site_of_instance(body)
         elif path.startswith("/_admin") or not path.startswith("/contacts/"):
