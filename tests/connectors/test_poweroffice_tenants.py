@@ -200,3 +200,19 @@ def test_tenants_added_and_listed_at_run_time(front: PowerOfficeSimulators, serv
     assert front["alpha"].store.admin_list("employees") == []
     missing = httpx.get(f"{server.url}/_tenants/nobody/_admin/counters")
     assert missing.status_code == 404
+
+
+def test_demo_environment_paths_route_the_same_way(
+    front: PowerOfficeSimulators, server: ServerThread
+):
+    front["beta"].seed("employees", [employee("Kari", "kari@example.com")])
+    beta = tenant_credentials("beta")
+    with PowerOfficeClient(
+        application_key=SecretStr(beta.application_key),
+        client_key=SecretStr(beta.client_key),
+        subscription_key=SecretStr(beta.subscription_key),
+        budget=ApiBudget("poweroffice-test", 0),
+        base_url=f"{server.url}/Demo/v2",
+    ) as demo:
+        assert names(demo) == ["Kari"]
+    assert front["beta"].count(resource="token", status=200) == 1

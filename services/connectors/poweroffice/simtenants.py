@@ -232,11 +232,13 @@ class PowerOfficeSimulators:
         is_token = parts == ["oauth", "token"]
         if scope["path"].startswith("/_admin") or not (is_token or parts[:1] == ["v2"]):
             return default if default is not None else gateway_error(404, "Resource not found")
-        key = header(scope, "ocp-apim-subscription-key") or query_params(scope).get(
-            "subscription-key"
-        )
+        params = {name.lower(): value for name, value in query_params(scope).items()}
+        key = header(scope, "ocp-apim-subscription-key") or params.get("subscription-key")
         if not key:
             return gateway_error(401, MISSING_SUBSCRIPTION_KEY)
+        # Whichever simulator is chosen checks the key, then counts the request against the
+        # key's window, then checks the credentials: the gateway's order. So a request for which
+        # no client is found goes to the key's owner, never past the key's rate limit.
         chosen = self._client_of_token(scope) if not is_token else self._client_of_keys(scope)
         with self._lock:
             if chosen is not None and (
