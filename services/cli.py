@@ -2,6 +2,7 @@
 
     tether extractor | mapper | loader        run a service (settings from TETHER_* variables)
     tether simulate poweroffice|wix [...]     run an API simulator as its own process
+                                              (--tenants N: N clients/sites, one process)
     tether topics provision                   create the configured topics (idempotent)
     tether schemas release VERSION            freeze the current schemas as a released version
     tether demo [...]                         the whole pipeline on the embedded default
@@ -80,8 +81,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "preview": ("services.onboarding.preview:main", "what the first sync would do (read-only)"),
 }
 SIMULATORS = {
-    "poweroffice": "services.connectors.poweroffice.simulator:main",
-    "wix": "services.connectors.wix.simulator:main",
+    "poweroffice": "services.connectors.poweroffice.simtenants:main",
+    "wix": "services.connectors.wix.simsites:main",
 }
 
 

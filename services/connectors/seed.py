@@ -294,7 +294,7 @@ def _ascii(text: str) -> str:
     return _NOT_LOCAL_PART.sub("", text.lower().translate(_TRANSLIT))
 
 
-def _mixed_case(email: str) -> str:
+def mixed_case(email: str) -> str:
     """``ola.nordmann@gmail.com`` -> ``Ola.Nordmann@Gmail.com``."""
     local, _, domain = email.partition("@")
     return ".".join(p[:1].upper() + p[1:] for p in local.split(".")) + "@" + domain.capitalize()
@@ -727,7 +727,7 @@ def _render_email(rng: random.Random, email: str, style: str) -> str:
     if style == "upper":
         return email.upper()
     if style == "mixed":
-        return _mixed_case(email)
+        return mixed_case(email)
     if style == "spaces":
         return rng.choice((" {} ", "{} ", " {}", "  {}  ")).format(email)
     return email
@@ -861,7 +861,7 @@ class _WixBuilder:
             email = next(
                 (
                     v
-                    for v in (_mixed_case(who.email), who.email.upper(), who.email)
+                    for v in (mixed_case(who.email), who.email.upper(), who.email)
                     if v not in po_emails
                 ),
                 who.email,
@@ -905,7 +905,7 @@ class _WixBuilder:
         has_phone = not has_email or rng.random() < 0.6
         info: Record = {"name": {"first": who.first, "last": who.last}}
         if has_email and who.email is not None:
-            primary = {"tag": "MAIN", "email": rng.choice((who.email, _mixed_case(who.email)))}
+            primary = {"tag": "MAIN", "email": rng.choice((who.email, mixed_case(who.email)))}
             info["emails"] = {"items": self._items("email", primary, multi, who)}
         if has_phone and who.phone is not None:
             fmt = rng.choice([f for f, _ in MOBILE_FORMATS])
@@ -919,6 +919,19 @@ class _WixBuilder:
     def shuffled(self) -> list[Record]:
         self.gen.rng.shuffle(self.contacts)
         return self.contacts
+
+
+def recount(data: SeedData) -> SeedData:
+    """``data`` with its matching expectations computed again, after its e-mails or phones were
+    changed (``tenantseed.share_people``); the generation figures (styles, formats, counts of
+    kinds) are kept: a change must keep each value's style and kind."""
+    expectations = {
+        **data.expectations,
+        **_expectations(data.employees, data.customers, data.contact_persons, data.wix_contacts),
+    }
+    return SeedData(
+        data.employees, data.customers, data.contact_persons, data.wix_contacts, expectations
+    )
 
 
 def _expectations(

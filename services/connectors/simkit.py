@@ -20,9 +20,10 @@ import re
 import socket
 import threading
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
+from urllib.parse import parse_qsl
 
 import uvicorn
 
@@ -178,6 +179,107 @@ class WindowRateLimiter:
             if not hits:
                 return 1
             return max(1, int(hits[0] + self.window - time.monotonic() + 0.999))
+
+
+#: A tenant id as the tenant registry spells it (it is also a path segment: ``/_tenants/{id}``).
+TENANT_ID = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+
+
+def tenant_ids(count: int) -> list[str]:
+    """The tenant ids ``tether simulate ... --tenants N`` and the test helpers use:
+    ``tenant-001``, ``tenant-002``, ..."""
+    return [f"tenant-{number:03d}" for number in range(1, count + 1)]
+
+
+def tenant_admin_path(path: str) -> tuple[str, str] | None:
+    """``/_tenants/{tenant}/_admin/x`` -> ``(tenant, "/_admin/x")``; None for any other path."""
+    if not path.startswith("/_tenants/"):
+        return None
+    tenant, _, admin = path.removeprefix("/_tenants/").partition("/")
+    if not tenant or not (admin == "_admin" or admin.startswith("_admin/")):
+        return None
+    return tenant, "/" + admin
+
+
+class TokenIndex:
+    """Which tenant issued a bearer token (thread-safe). Only a routing hint: the tenant's own
+    simulator still validates the token (expired, revoked), so an entry may outlive its token
+    until ``add`` prunes it. ``clock`` is monotonic seconds (injectable for tests)."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._tenants: dict[str, tuple[str, float]] = {}
+        self._lock = threading.Lock()
+
+    def add(self, token: str, tenant: str, lifetime_seconds: float) -> None:
+        now = self._clock()
+        with self._lock:
+            self._tenants = {t: v for t, v in self._tenants.items() if v[1] > now}
+            self._tenants[token] = (tenant, now + lifetime_seconds)
+
+    def tenant_of(self, token: str) -> str | None:
+        with self._lock:
+            entry = self._tenants.get(token)
+        return entry[0] if entry is not None else None
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._tenants)
+
+
+def header(scope: Scope, name: str) -> str | None:
+    """The first value of request header ``name`` (lower-case) in an ASGI scope."""
+    wanted = name.encode()
+    for key, value in scope.get("headers", ()):
+        if key.lower() == wanted:
+            return bytes(value).decode("latin-1")
+    return None
+
+
+def query_params(scope: Scope) -> Mapping[str, str]:
+    """The query string of an ASGI scope, keys as sent (the last value of a repeated key wins)."""
+    raw = bytes(scope.get("query_string", b"")).decode("latin-1")
+    return dict(parse_qsl(raw, keep_blank_values=True))
+
+
+async def read_body(receive: Receive) -> bytes:
+    """The whole request body (the request is then replayed with ``forward(..., body=...)``)."""
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        chunks.append(bytes(message.get("body", b"")))
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)
+
+
+async def forward(
+    app: ASGIApp,
+    scope: Scope,
+    receive: Receive,
+    send: Send,
+    *,
+    path: str | None = None,
+    body: bytes | None = None,
+) -> None:
+    """Hand a request to ``app``, under ``path`` instead of its own and/or with a ``body`` the
+    caller already read (``read_body`` consumed the original stream)."""
+    if path is not None:
+        scope = {**scope, "path": path, "raw_path": path.encode()}
+    if body is not None:
+        sent = False
+
+        async def replay() -> Message:
+            nonlocal sent
+            if sent:
+                return await receive()  # after the body: wait for the disconnect as usual
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        receive = replay
+    await app(scope, receive, send)
 
 
 class ServerThread:

@@ -124,6 +124,9 @@ class Stack:
     extra_env: dict[str, str] = field(default_factory=dict)
     # More command-line options per simulator ("poweroffice"/"wix"), e.g. realism options.
     simulator_args: dict[str, list[str]] = field(default_factory=dict)
+    # Tenants the simulators serve beside "default" (``--tenants N``; ``tenant_simulators``
+    # gives their credentials and seeds them). 0: the single-tenant simulators.
+    simulator_tenants: int = 0
     topic_prefix: str = field(default_factory=lambda: f"demo{uuid.uuid4().hex[:8]}")
     processes: dict[str, Process] = field(default_factory=dict)
     database_dsn: str = ""
@@ -235,6 +238,9 @@ class Stack:
             wix_args.append("--lift-limits")
         if self.webhooks:
             wix_args += ["--webhook-url", f"{self.public_url('extractor')}/webhooks/wix"]
+        if self.simulator_tenants:
+            po_args += ["--tenants", str(self.simulator_tenants)]
+            wix_args += ["--tenants", str(self.simulator_tenants)]
         po_args += self.simulator_args.get("poweroffice", [])
         wix_args += self.simulator_args.get("wix", [])
         env = {k: v for k, v in os.environ.items() if not k.startswith("TETHER_")}

@@ -24,7 +24,9 @@ points: ``docs/poweroffice-decisions.md``):
   for PATCH, or 409).
 
 The app is wrapped in ``simkit.FaultInjector`` and a request counter. The clock is injectable
-(``ManualClock``) so tests can expire tokens. ``main(argv)`` runs it as its own process.
+(``ManualClock``) so tests can expire tokens. ``main(argv)`` runs it as its own process. Many Go
+clients in one process: ``simtenants.PowerOfficeSimulators`` holds one of these per tenant and
+routes by credentials.
 
 Imports: standard library, starlette, simkit, ``simstore``/``models``; never the production client.
 """
@@ -73,6 +75,15 @@ from services.connectors.simkit import (
 DEFAULT_APPLICATION_KEY: Final = "sim-application-key"
 DEFAULT_CLIENT_KEY: Final = "sim-client-key"
 DEFAULT_SUBSCRIPTION_KEY: Final = "sim-subscription-key"
+
+MISSING_SUBSCRIPTION_KEY: Final = (
+    "Access denied due to missing subscription key. Make sure to include subscription key when "
+    "making requests to an API."
+)
+INVALID_SUBSCRIPTION_KEY: Final = (
+    "Access denied due to invalid subscription key. Make sure to provide a valid key for an "
+    "active subscription."
+)
 
 _RESOURCE_BY_SEGMENT: Final[dict[str, Resource]] = {
     "employees": "employees",
@@ -144,7 +155,7 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def _gateway_error(status: int, message: str, headers: Mapping[str, str] | None = None) -> Response:
+def gateway_error(status: int, message: str, headers: Mapping[str, str] | None = None) -> Response:
     """An Azure API Management style error body (gateway-level, not ProblemDetails)."""
     return JSONResponse({"statusCode": status, "message": message}, status, headers=headers)
 
@@ -248,7 +259,12 @@ class PowerOfficeSimulator:
         limits: SimulatorLimits | None = None,
         clock: Callable[[], datetime] | None = None,
         fault_seed: int = 7,
+        rate_limiter: WindowRateLimiter | None = None,
+        on_token: Callable[[str, float], None] | None = None,
     ) -> None:
+        """``rate_limiter``: one shared with other clients on the same subscription key (the
+        gateway counts per key, whichever client sends); ``on_token(token, lifetime_seconds)``
+        is told of every token issued (the multi-tenant front routes bearer calls with it)."""
         self.credentials = credentials or Credentials()
         self.limits = limits or SimulatorLimits()
         self._clock = clock or _utcnow
@@ -259,11 +275,12 @@ class PowerOfficeSimulator:
             read_lag_seconds=self.limits.read_lag_seconds,
             page_size_clamp=self.limits.page_size_clamp,
         )
-        self.rate_limiter = WindowRateLimiter(
+        self.rate_limiter = rate_limiter or WindowRateLimiter(
             self.limits.requests_per_second,
             self.limits.window_seconds,
             count_rejected=self.limits.count_throttled,
         )
+        self._on_token = on_token
         self._tokens: dict[str, datetime] = {}
         self._lock = threading.Lock()
         self.tokens_issued = 0
@@ -395,21 +412,13 @@ class PowerOfficeSimulator:
             parts = parts[1:]
         is_token = parts == ["oauth", "token"]
         if not is_token and (len(parts) < 2 or parts[0] != "v2"):
-            return _gateway_error(404, "Resource not found")
+            return gateway_error(404, "Resource not found")
         query = self._query(request)
         key = request.headers.get("ocp-apim-subscription-key") or query.get("subscription-key")
         if not key:
-            return _gateway_error(
-                401,
-                "Access denied due to missing subscription key. Make sure to include "
-                "subscription key when making requests to an API.",
-            )
+            return gateway_error(401, MISSING_SUBSCRIPTION_KEY)
         if not secrets.compare_digest(key, self.credentials.subscription_key):
-            return _gateway_error(
-                401,
-                "Access denied due to invalid subscription key. Make sure to provide a valid "
-                "key for an active subscription.",
-            )
+            return gateway_error(401, INVALID_SUBSCRIPTION_KEY)
         if not self.rate_limiter.allow(key):
             wait = self.rate_limiter.retry_after(key)
             headers = {"Retry-After": str(wait)} if self.limits.send_retry_after else None
@@ -420,10 +429,10 @@ class PowerOfficeSimulator:
             return JSONResponse(body, 429, headers=headers)
         if is_token:
             if request.method != "POST":
-                return _gateway_error(404, "Resource not found")
+                return gateway_error(404, "Resource not found")
             return await self._token(request)
         if not self._authorized(request):
-            return _gateway_error(
+            return gateway_error(
                 401,
                 "Unauthorized. Access token is missing or invalid.",
                 {"WWW-Authenticate": 'Bearer error="invalid_token"'},
@@ -484,6 +493,8 @@ class PowerOfficeSimulator:
             self._tokens = {t: exp for t, exp in self._tokens.items() if exp > now}
             self._tokens[token] = now + timedelta(seconds=lifetime)
             self.tokens_issued += 1
+        if self._on_token is not None:
+            self._on_token(token, lifetime)
         return JSONResponse(
             {"access_token": token, "token_type": "bearer", "expires_in": lifetime},
             headers={"Cache-Control": "no-store"},
@@ -507,11 +518,11 @@ class PowerOfficeSimulator:
         ids: list[int] = []
         for part in parts[1:]:
             if not part.isdigit():
-                return _gateway_error(404, "Resource not found")
+                return gateway_error(404, "Resource not found")
             ids.append(int(part))
         method = request.method
         if resource is None or len(ids) > 2:
-            return _gateway_error(404, "Resource not found")
+            return gateway_error(404, "Resource not found")
         if any(k.startswith("$") for k in query):
             raise cast_problem(
                 "OData query options ($top, $skip, $filter, ...) are not supported; "
@@ -528,7 +539,7 @@ class PowerOfficeSimulator:
             created = self.store.create(resource, body, contact_id=ids[0] if person else None)
             return JSONResponse(created, 201)
         if not item:
-            return _gateway_error(404, "Resource not found")
+            return gateway_error(404, "Resource not found")
         record_id = ids[-1]
         contact_id = ids[0] if person else None
         if method == "GET":
@@ -541,7 +552,7 @@ class PowerOfficeSimulator:
         if method == "DELETE":
             self.store.delete(resource, record_id, contact_id)
             return Response(status_code=200)
-        return _gateway_error(404, "Resource not found")
+        return gateway_error(404, "Resource not found")
 
     def _list(self, resource: Resource, query: dict[str, str]) -> Response:
         page: Page = self.store.query(
@@ -787,10 +798,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the simulator in the foreground until SIGINT/SIGTERM."""
-    args = build_parser().parse_args(argv)
-    limits = SimulatorLimits(
+def limits_from_args(args: argparse.Namespace) -> SimulatorLimits:
+    """The limits and realism options ``build_parser``'s options ask for."""
+    return SimulatorLimits(
         requests_per_second=0 if args.lift_limits else args.rate_limit,
         count_throttled=args.count_throttled,
         token_lifetime_seconds=args.token_lifetime,
@@ -799,9 +809,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         page_size_clamp=args.page_size_clamp,
         patch_test_failure_status=args.patch_test_failure_status,
     )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the simulator in the foreground until SIGINT/SIGTERM."""
+    args = build_parser().parse_args(argv)
     sim = PowerOfficeSimulator(
         credentials=Credentials(args.application_key, args.client_key, args.subscription_key),
-        limits=limits,
+        limits=limits_from_args(args),
     )
     root = f"http://{args.host}:{args.port}"
     print(

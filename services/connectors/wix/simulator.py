@@ -29,6 +29,9 @@ at most that many contacts whatever ``limit`` asked for), ``extended_fields_refu
 status, e.g. 403: the Extended Fields API refuses, as for an API key without that permission;
 404/5xx can also be injected with a ``FaultRule`` on ``/contacts/v4/extended-fields``).
 
+Many sites in one process: ``simsites.WixSites`` holds one of these per site (tenant) and routes
+by credentials; the sites share the app's webhook ``signer``.
+
 Production code must not import this module. Imports: standard library, starlette, simkit and the
 ``sim*`` modules of this package.
 """
@@ -75,6 +78,7 @@ log = logging.getLogger(__name__)
 DEFAULT_SITE_ID = "5c1e6a3e-5f2b-4c8e-9d7a-000000000001"
 DEFAULT_INSTANCE_ID = "8a2d4c1b-3e5f-4a6b-9c8d-000000000002"
 DEFAULT_APP_ID = "0f3a9b7c-1d2e-4f5a-8b6c-000000000003"
+DEFAULT_READ_ONLY_API_KEY = "sim-wix-read-only-key"
 DEFAULT_WIX_USER_ID = "4d7e1f2a-9b3c-4e5d-8f6a-000000000004"
 CONTACTS = "/contacts/v4/contacts"
 
@@ -96,7 +100,7 @@ class WixSimulator:
         self,
         *,
         api_key: str = "sim-wix-api-key",
-        read_only_api_key: str | None = "sim-wix-read-only-key",
+        read_only_api_key: str | None = DEFAULT_READ_ONLY_API_KEY,
         site_id: str = DEFAULT_SITE_ID,
         app_id: str = DEFAULT_APP_ID,
         app_secret: str = "sim-wix-app-secret",
@@ -115,7 +119,14 @@ class WixSimulator:
         extended_fields_refused: int | None = None,
         clock: Callable[[], datetime] | None = None,
         seed: int = 7,
+        signer: WebhookSigner | None = None,
+        on_token: Callable[[str, float], None] | None = None,
     ) -> None:
+        """``signer``: the app's webhook key when several sites share it (then no
+        ``private_key_pem``); ``on_token(token, ttl_seconds)`` is told of every app token issued
+        (the multi-site front routes token calls with it)."""
+        if signer is not None and private_key_pem is not None:
+            raise ValueError("give either a signer or a private key, not both")
         self.api_key = api_key
         self.read_only_api_key = read_only_api_key
         self.site_id = site_id
@@ -128,7 +139,8 @@ class WixSimulator:
         # with other apps); count_throttled: a 429 uses a slot of the window too.
         self._rate = (rate_limit, rate_window_seconds, count_throttled)
         self.limiter = WindowRateLimiter(*self._rate)
-        self.signer = WebhookSigner(private_key_pem)
+        self.signer = signer or WebhookSigner(private_key_pem)
+        self._on_token = on_token
         settings = webhook_settings or WebhookSettings()
         if webhook_urls:
             settings.urls = list(webhook_urls)
@@ -176,9 +188,12 @@ class WixSimulator:
         """An app access token (what ``POST /oauth2/token`` returns)."""
         token = "OAUTH2." + secrets.token_urlsafe(32)
         now = time.monotonic()
+        ttl = ttl_seconds or self.token_ttl_seconds
         with self._lock:
             self._tokens = {t: exp for t, exp in self._tokens.items() if exp > now}
-            self._tokens[token] = now + (ttl_seconds or self.token_ttl_seconds)
+            self._tokens[token] = now + ttl
+        if self._on_token is not None:
+            self._on_token(token, ttl)
         return token
 
     def expire_tokens(self) -> None:
@@ -631,8 +646,8 @@ def _page(contacts: list[dict[str, Any]], offset: int, total: int) -> dict[str, 
     }
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the simulator in the foreground (``tether simulate wix``)."""
+def build_parser() -> argparse.ArgumentParser:
+    """The options of ``tether simulate wix``."""
     parser = argparse.ArgumentParser(
         prog="tether simulate wix", description="Local simulator of Wix Contacts v4."
     )
@@ -666,29 +681,50 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--instance-id", default=DEFAULT_INSTANCE_ID)
     parser.add_argument("--duplicate-probability", type=float, default=0.0)
     parser.add_argument("--out-of-order-probability", type=float, default=0.0)
-    args = parser.parse_args(argv)
-    private_key = None
-    if args.private_key_file:
-        with open(args.private_key_file, encoding="utf-8") as fh:
-            private_key = fh.read()
+    return parser
+
+
+def private_key_from_args(args: argparse.Namespace) -> str | None:
+    """The webhook signing key ``--private-key-file`` names (None: generate one)."""
+    if not args.private_key_file:
+        return None
+    with open(args.private_key_file, encoding="utf-8") as fh:
+        return fh.read()
+
+
+def site_options_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    """``WixSimulator`` keyword arguments for the limits and realism options of the command
+    line (the same for every site of a multi-site simulator)."""
+    return {
+        "rate_limit": 0 if args.lift_limits else args.rate_limit,
+        "rate_window_seconds": args.rate_window,
+        "count_throttled": args.count_throttled,
+        "retry_after_header": not args.no_retry_after,
+        "max_page_size": args.max_page_size,
+        "extended_fields_refused": 403 if args.extended_fields_forbidden else None,
+    }
+
+
+def webhook_settings_from_args(args: argparse.Namespace) -> WebhookSettings:
+    return WebhookSettings(
+        urls=list(args.webhook_url),
+        duplicate_probability=args.duplicate_probability,
+        out_of_order_probability=args.out_of_order_probability,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the simulator in the foreground (``tether simulate wix``)."""
+    args = build_parser().parse_args(argv)
     sim = WixSimulator(
         api_key=args.api_key,
         site_id=args.site_id,
         app_id=args.app_id,
         app_secret=args.app_secret,
         instance_id=args.instance_id,
-        rate_limit=0 if args.lift_limits else args.rate_limit,
-        rate_window_seconds=args.rate_window,
-        count_throttled=args.count_throttled,
-        retry_after_header=not args.no_retry_after,
-        webhook_urls=args.webhook_url,
-        webhook_settings=WebhookSettings(
-            duplicate_probability=args.duplicate_probability,
-            out_of_order_probability=args.out_of_order_probability,
-        ),
-        private_key_pem=private_key,
-        max_page_size=args.max_page_size,
-        extended_fields_refused=403 if args.extended_fields_forbidden else None,
+        webhook_settings=webhook_settings_from_args(args),
+        private_key_pem=private_key_from_args(args),
+        **site_options_from_args(args),
     )
     if args.public_key_out:
         with open(args.public_key_out, "w", encoding="utf-8") as fh:
