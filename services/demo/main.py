@@ -113,6 +113,25 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "bytes, forged and oversize webhooks, odd names, simulator realism options; it still "
         "ends with the seed's exact counts (Kafka/PostgreSQL kills: make chaos)",
     )
+    parser.add_argument(
+        "--tenants",
+        type=int,
+        default=0,
+        help="serve N tenants from the tenant registry (each its own PowerOffice client and "
+        "Wix site on the multi-tenant simulators, 50-200 records each) and check each exactly",
+    )
+    parser.add_argument(
+        "--records-per-tenant",
+        type=int,
+        default=None,
+        help="with --tenants: records per tenant (default: 50-200, by tenant)",
+    )
+    parser.add_argument(
+        "--extractor-replicas",
+        type=int,
+        default=1,
+        help="with --tenants: extractor replicas sharing the tenants' work",
+    )
     return parser.parse_args(argv)
 
 
@@ -280,6 +299,10 @@ def main(argv: list[str]) -> int:
         from services.demo import chaos  # chaos imports this module: import it when used
 
         return chaos.demo_with_faults(args, run_dir)
+    if args.tenants:
+        from services.demo import tenants  # imports this module's checks: import it when used
+
+        return tenants.demo(args, run_dir, bootstrap, dsn)
     stack = Stack(
         bootstrap, dsn, run_dir, lift_limits=not args.real_limits, webhooks=not args.no_webhooks
     )

@@ -73,34 +73,70 @@ def sync_state(dsn: str) -> SyncState:
         return SyncState()
 
 
-def links(dsn: str) -> list[LinkView]:
+def tenant_sync_states(dsn: str) -> dict[str, SyncState]:
+    """``sync_state`` per tenant (one grouped query per count; tenants with no link are absent)."""
+    counts: dict[str, dict[str, int]] = {}
+    queries = {
+        "linked": LINKED.replace("SELECT count(*)", "SELECT m.tenant, count(*)")
+        + " GROUP BY m.tenant",
+        "in_review": IN_REVIEW.replace(
+            "SELECT count(DISTINCT (r.resource, r.record_id))",
+            "SELECT r.tenant, count(DISTINCT (r.resource, r.record_id))",
+        )
+        + " GROUP BY r.tenant",
+        "pending_commands": PENDING.replace("SELECT count(*)", "SELECT l.tenant, count(*)")
+        + " GROUP BY l.tenant",
+        "unproduced_outbox": UNPRODUCED.replace("SELECT count(*)", "SELECT tenant, count(*)")
+        + " GROUP BY tenant",
+        "failed_commands": FAILED.replace("SELECT count(*)", "SELECT l.tenant, count(*)")
+        + " GROUP BY l.tenant",
+    }
+    try:
+        with psycopg.connect(dsn) as conn:
+            for field, query in queries.items():
+                for tenant, count in conn.execute(query):
+                    counts.setdefault(tenant, {})[field] = int(count)
+    except (errors.UndefinedTable, errors.UndefinedColumn):
+        return {}
+    return {tenant: SyncState(**fields) for tenant, fields in counts.items()}
+
+
+def links(dsn: str, tenant: str | None = None) -> list[LinkView]:
+    """Every link (of ``tenant``, when given) with its PowerOffice members."""
+    where, params = ("AND tenant = %s", (tenant,)) if tenant is not None else ("", ())
     with psycopg.connect(dsn) as conn:
         members: dict[str, list[tuple[str, str]]] = {}
         for link_id, resource, record_id in conn.execute(
             "SELECT link_id, resource, record_id FROM mapper_link_members "
-            "WHERE system = 'poweroffice' ORDER BY link_id, resource, record_id"
+            f"WHERE system = 'poweroffice' {where} ORDER BY link_id, resource, record_id",
+            params,
         ):
             members.setdefault(link_id, []).append((resource, record_id))
         return [
             LinkView(link_id, status, contact_id, tuple(members.get(link_id, ())))
             for link_id, status, contact_id in conn.execute(
-                "SELECT link_id, status, hub_record_id FROM mapper_links ORDER BY link_id"
+                f"SELECT link_id, status, hub_record_id FROM mapper_links WHERE true {where} "
+                "ORDER BY link_id",
+                params,
             )
         ]
 
 
-def review_records(dsn: str) -> set[tuple[str, str]]:
+def review_records(dsn: str, tenant: str | None = None) -> set[tuple[str, str]]:
+    where, params = ("AND tenant = %s", (tenant,)) if tenant is not None else ("", ())
     with psycopg.connect(dsn) as conn:
         return {
             (resource, record_id)
             for resource, record_id in conn.execute(
                 "SELECT resource, record_id FROM mapper_review_items "
-                "WHERE resolved_at IS NULL AND system = 'poweroffice'"
+                f"WHERE resolved_at IS NULL AND system = 'poweroffice' {where}",
+                params,
             )
         }
 
 
-def review_items(dsn: str) -> list[dict[str, Any]]:
+def review_items(dsn: str, tenant: str | None = None) -> list[dict[str, Any]]:
+    where, params = ("AND tenant = %s", (tenant,)) if tenant is not None else ("", ())
     with psycopg.connect(dsn) as conn:
         return [
             {
@@ -112,7 +148,8 @@ def review_items(dsn: str) -> list[dict[str, Any]]:
             }
             for system, resource, record_id, reason, detail in conn.execute(
                 "SELECT system, resource, record_id, reason, detail FROM mapper_review_items "
-                "WHERE resolved_at IS NULL ORDER BY first_seen"
+                f"WHERE resolved_at IS NULL {where} ORDER BY first_seen",
+                params,
             )
         ]
 
