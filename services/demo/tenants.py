@@ -56,6 +56,15 @@ from services.tenants.registry import TenantRegistry
 REGISTRY_ENV = {"TETHER_TENANTS_FROM_REGISTRY": "true", "TETHER_SHARED_BUDGETS": "true"}
 
 
+def stack_settings(stack: Stack) -> TetherSettings:
+    """The Kafka side of a stack's settings (its broker and topics), for tools that read it."""
+    return TetherSettings(
+        kafka_bootstrap_servers=stack.kafka_bootstrap,
+        topic_prefix=stack.topic_prefix,
+        topic_partitions=3,
+    )
+
+
 @dataclass
 class TenantPlan:
     tenant: str
@@ -89,11 +98,7 @@ class TenantsRun:
         return tenant_ids(self.tenants)
 
     def registry_settings(self) -> TetherSettings:
-        return TetherSettings(
-            kafka_bootstrap_servers=self.stack.kafka_bootstrap,
-            topic_prefix=self.stack.topic_prefix,
-            topic_partitions=3,
-        )
+        return stack_settings(self.stack)
 
     # -- set-up ---------------------------------------------------------------------------------
 
