@@ -14,8 +14,8 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import psycopg
-from psycopg import sql
 import pytest
+from psycopg import sql
 
 from services.connectors.poweroffice.admin import PowerOfficeSimulatorAdmin
 from services.connectors.poweroffice.simtenants import PowerOfficeSimulators
