@@ -2,16 +2,20 @@
 
 The registry never holds a secret: a tenant's ``credentials_ref`` names where they are.
 
-- ``secret:<name>`` — the directory ``<TETHER_SECRETS_DIR>/tenants/<name>/``: on Kubernetes, the
-  Secret ``<name>`` mounted there (``deploy/k8s`` mounts a projected volume of the tenants'
-  Secrets; adding a tenant's Secret needs no restart: the kubelet updates mounted volumes);
+- ``secret:<name>`` — under ``<TETHER_SECRETS_DIR>/tenants/``: either the directory ``<name>/``
+  (a Secret of its own mounted there) or the files ``<name>.<field>`` (keys of one shared Secret
+  mounted as that directory: ``deploy/k8s`` mounts the Secret ``tether-tenant-credentials`` so;
+  adding a tenant's keys to it needs no restart and no redeploy — the kubelet updates a mounted
+  Secret in place within about a minute — while a new Secret per tenant would need a new volume);
 - ``dir:<absolute path>`` — any directory (tests, the demo, a secrets agent's output).
 
-Each file in the directory is one secret, named like the setting field it fills, with or without
-the ``tether_`` prefix (``wix_api_key`` or ``tether_wix_api_key``: the same naming as the
-deployment's own secrets directory). Files are read at each resolution, so a rotated secret is
-picked up when a tenant's clients are next built. Values are ``SecretStr``; a missing directory
-or an unreadable file is a :class:`CredentialsError` naming the reference, never a value.
+Each file is one secret, named like the setting field it fills, with or without the ``tether_``
+prefix (``wix_api_key`` or ``tether_wix_api_key``: the same naming as the deployment's own
+secrets directory). ``<name>`` is lower-case letters, digits and dashes (no dot: the dot
+separates it from the field in the shared form). Files are read at each resolution, so a
+rotated secret is picked up when a tenant's clients are next built. Values are ``SecretStr``; a
+missing directory or an unreadable file is a :class:`CredentialsError` naming the reference,
+never a value.
 
 Imports: standard library and pydantic only.
 """
@@ -24,7 +28,7 @@ from pathlib import Path
 from pydantic import SecretStr
 
 DEFAULT_SECRETS_DIR = "/var/run/secrets/tether"
-_NAME_OK = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-.")
+_NAME_OK = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-")
 
 
 class CredentialsError(ValueError):
@@ -36,7 +40,7 @@ def check_ref(ref: str) -> str:
     if ref == "":
         return ref
     kind, _, rest = ref.partition(":")
-    if kind == "secret" and rest and set(rest) <= _NAME_OK and not rest.startswith("."):
+    if kind == "secret" and rest and set(rest) <= _NAME_OK:
         return ref
     if kind == "dir" and rest.startswith("/"):
         return ref
@@ -58,19 +62,36 @@ def directory_of(ref: str, secrets_dir: str | None = None) -> Path | None:
     return Path(base) / "tenants" / rest
 
 
+def _files(ref: str, directory: Path) -> list[tuple[str, Path]]:
+    """(field file name, path) of a reference: its own directory, else its shared-Secret keys."""
+    if directory.is_dir():
+        # Kubernetes mounts Secrets with ..data symlinks and dot-directories: skip those.
+        return [
+            (path.name, path)
+            for path in sorted(directory.iterdir())
+            if not path.name.startswith(".") and path.is_file()
+        ]
+    prefix = directory.name + "."
+    shared = directory.parent
+    if ref.startswith("secret:") and shared.is_dir():
+        found = [
+            (path.name.removeprefix(prefix), path)
+            for path in sorted(shared.iterdir())
+            if path.name.startswith(prefix) and path.is_file()
+        ]
+        if found:
+            return found
+    raise CredentialsError(f"credentials {ref!r}: no such directory or keys")
+
+
 def resolve(ref: str, secrets_dir: str | None = None) -> dict[str, SecretStr]:
     """The secrets a reference holds, by setting field name."""
     directory = directory_of(ref, secrets_dir)
     if directory is None:
         return {}
-    if not directory.is_dir():
-        raise CredentialsError(f"credentials {ref!r}: no such directory")
     secrets: dict[str, SecretStr] = {}
-    for path in sorted(directory.iterdir()):
-        # Kubernetes mounts Secrets with ..data symlinks and dot-directories: skip those.
-        if path.name.startswith(".") or not path.is_file():
-            continue
-        name = path.name.lower().removeprefix("tether_")
+    for file_name, path in _files(ref, directory):
+        name = file_name.lower().removeprefix("tether_")
         try:
             secrets[name] = SecretStr(path.read_text(encoding="utf-8").strip())
         except OSError as exc:

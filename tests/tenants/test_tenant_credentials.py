@@ -28,12 +28,21 @@ def test_a_dir_reference_and_the_deployments_own(tmp_path: Path) -> None:
     assert credentials.resolve("") == {}
 
 
-@pytest.mark.parametrize("ref", ["env:X", "secret:", "secret:../etc", "dir:relative/path", "x"])
+def test_a_secret_reference_may_be_keys_of_one_shared_secret(tmp_path: Path) -> None:
+    shared = tmp_path / "tenants"  # the Secret tether-tenant-credentials mounted here
+    credentials.write(shared, {"acme.wix_api_key": "k-1", "acme-2.wix_api_key": "k-2"})
+    found = credentials.resolve("secret:acme", secrets_dir=str(tmp_path))
+    assert {k: v.get_secret_value() for k, v in found.items()} == {"wix_api_key": "k-1"}
+
+
+@pytest.mark.parametrize(
+    "ref", ["env:X", "secret:", "secret:../etc", "secret:a.b", "dir:relative/path", "x"]
+)
 def test_malformed_references_are_refused(ref: str) -> None:
     with pytest.raises(credentials.CredentialsError):
         credentials.check_ref(ref)
 
 
 def test_a_missing_directory_names_the_reference_only(tmp_path: Path) -> None:
-    with pytest.raises(credentials.CredentialsError, match="no such directory"):
+    with pytest.raises(credentials.CredentialsError, match="no such directory or keys"):
         credentials.resolve("secret:gone", secrets_dir=str(tmp_path))
