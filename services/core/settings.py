@@ -61,6 +61,12 @@ class TetherSettings(BaseSettings):
     topic_prefix: str = "tether"
     topic_partitions: int = Field(6, ge=1)
     topic_replication_factor: int = Field(1, ge=1)
+    tenant_secrets_dir: Path = Field(
+        Path("/var/run/secrets/tether-tenants"),
+        description="Where tenants' secret:<name> credential references resolve: files "
+        "<name>.<setting field> (the mounted Secret tether-tenant-credentials) or <name>/ "
+        "directories (services/tenants/credentials.py).",
+    )
     tenant_partitions: int = Field(
         12,
         ge=1,

@@ -190,7 +190,7 @@ def run(args: argparse.Namespace, settings: TetherSettings, out: Any = sys.stdou
         if args.command == "add":
             overrides = check_overrides(parse_sets(args.set), service_settings_classes())
             ref = credentials.check_ref(args.credentials)
-            secrets_dir = credentials.directory_of(ref)
+            secrets_dir = credentials.directory_of(ref, settings.tenant_secrets_dir)
             if secrets_dir is not None and not secrets_dir.is_dir():
                 print(
                     f"tether tenants: warning: {ref} does not resolve here ({secrets_dir}); "

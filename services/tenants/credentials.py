@@ -2,7 +2,8 @@
 
 The registry never holds a secret: a tenant's ``credentials_ref`` names where they are.
 
-- ``secret:<name>`` — under ``<TETHER_SECRETS_DIR>/tenants/``: either the directory ``<name>/``
+- ``secret:<name>`` — under ``TETHER_TENANT_SECRETS_DIR`` (default
+  ``/var/run/secrets/tether-tenants``): either the directory ``<name>/``
   (a Secret of its own mounted there) or the files ``<name>.<field>`` (keys of one shared Secret
   mounted as that directory: ``deploy/k8s`` mounts the Secret ``tether-tenant-credentials`` so;
   adding a tenant's keys to it needs no restart and no redeploy — the kubelet updates a mounted
@@ -22,12 +23,13 @@ Imports: standard library and pydantic only.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from pydantic import SecretStr
 
-DEFAULT_SECRETS_DIR = "/var/run/secrets/tether"
+#: Where ``secret:`` references resolve (``TETHER_TENANT_SECRETS_DIR``, a setting of every service:
+#: the callers pass it; this module reads no environment).
+DEFAULT_TENANT_SECRETS_DIR = "/var/run/secrets/tether-tenants"
 _NAME_OK = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-")
 
 
@@ -50,7 +52,9 @@ def check_ref(ref: str) -> str:
     )
 
 
-def directory_of(ref: str, secrets_dir: str | None = None) -> Path | None:
+def directory_of(
+    ref: str, tenant_secrets_dir: str | Path = DEFAULT_TENANT_SECRETS_DIR
+) -> Path | None:
     """The directory a reference names (``None`` for the deployment's own credentials)."""
     check_ref(ref)
     if ref == "":
@@ -58,8 +62,7 @@ def directory_of(ref: str, secrets_dir: str | None = None) -> Path | None:
     kind, _, rest = ref.partition(":")
     if kind == "dir":
         return Path(rest)
-    base = secrets_dir or os.environ.get("TETHER_SECRETS_DIR", DEFAULT_SECRETS_DIR)
-    return Path(base) / "tenants" / rest
+    return Path(tenant_secrets_dir) / rest
 
 
 def _files(ref: str, directory: Path) -> list[tuple[str, Path]]:
@@ -84,9 +87,11 @@ def _files(ref: str, directory: Path) -> list[tuple[str, Path]]:
     raise CredentialsError(f"credentials {ref!r}: no such directory or keys")
 
 
-def resolve(ref: str, secrets_dir: str | None = None) -> dict[str, SecretStr]:
+def resolve(
+    ref: str, tenant_secrets_dir: str | Path = DEFAULT_TENANT_SECRETS_DIR
+) -> dict[str, SecretStr]:
     """The secrets a reference holds, by setting field name."""
-    directory = directory_of(ref, secrets_dir)
+    directory = directory_of(ref, tenant_secrets_dir)
     if directory is None:
         return {}
     secrets: dict[str, SecretStr] = {}
