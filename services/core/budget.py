@@ -146,6 +146,11 @@ class ApiBudget:
         return self.requests / self.per_seconds if self.requests > 0 else float("inf")
 
     @property
+    def credential(self) -> str | None:
+        """The credential key a shared budget counts against (``None``: this process's own)."""
+        return None
+
+    @property
     def effective_rate_per_second(self) -> float:
         """The rate the budget currently allows: the share, or less after 429s."""
         if self._rule is None or self._state is None:
