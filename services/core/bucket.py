@@ -13,9 +13,9 @@ these functions are the same rules in Python, the reference its statements are t
   Every window of ``W`` seconds holds fewer than ``burst + rate * W`` grants (``window_holds``):
   the budget shapes use ``burst = 1``, so a window holds at most the share. A wait is exact up to
   float rounding: the take after it may name a wait of a few femtoseconds more.
-- **Hold** (``HoldRule``, ``hold_after_429``): a 429 blocks the credential until its
-  ``Retry-After``; without one, for a default back-off that doubles while 429s come right after
-  a hold ends, up to a cap, and starts again from the base after a quiet spell.
+- **Hold** (``HoldRule``, ``hold_after_429``): a 429 blocks the credential for its
+  ``Retry-After`` (a floor; without one, a base); a back-off that doubles while 429s come right
+  after a hold ends, up to a cap, and starts again after a quiet spell.
 - **Factor**: the AIMD rule of ``services.core.budget`` in units of the share (``factor_rule``:
   ceiling 1): a 429 halves every holder's rate of that credential, which climbs back slowly.
 
@@ -103,8 +103,8 @@ def factor_rule(window_seconds: float) -> AimdRule:
 
 @dataclass(frozen=True)
 class HoldRule:
-    """The default hold of a 429 without ``Retry-After``: ``base`` seconds, doubled while 429s
-    follow a hold within as long again, at most ``cap``."""
+    """The hold of a 429: ``base`` seconds without ``Retry-After``; doubled while 429s follow a
+    hold within as long again, at most ``cap`` (a ``Retry-After`` above it still counts)."""
 
     base: float
     cap: float
@@ -139,19 +139,19 @@ def hold_after_429(
 ) -> tuple[float, float]:
     """``(blocked_until, backoff_seconds)`` after a 429 at ``now``.
 
-    ``Retry-After`` is a floor. Without it: a 429 while still blocked belongs to the same burst
-    (the hold stands); one within ``backoff`` after the hold ended doubles it (up to the cap);
-    any later one starts again from the base.
+    A 429 while the credential is still held belongs to the same burst: the hold stands, or
+    lasts to its ``Retry-After`` if that is later. Otherwise the back-off is the ``Retry-After``
+    (or, without one, the base) — doubled instead (up to the cap) when this 429 came within one
+    back-off of the last hold's end: waiting what the API said did not help. The hold lasts the
+    longer of the ``Retry-After`` (always a floor) and the back-off.
     """
-    if retry_after is not None and retry_after > 0:
-        return max(throttle.blocked_until, now + retry_after), throttle.backoff_seconds
+    told = retry_after if retry_after is not None and retry_after > 0 else 0.0
     if now < throttle.blocked_until:
-        return throttle.blocked_until, throttle.backoff_seconds
-    repeated = (
-        throttle.backoff_seconds > 0 and now < throttle.blocked_until + throttle.backoff_seconds
-    )
-    backoff = min(hold.cap, throttle.backoff_seconds * 2.0) if repeated else hold.base
-    return now + backoff, backoff
+        return max(throttle.blocked_until, now + told), throttle.backoff_seconds
+    last = throttle.backoff_seconds
+    repeated = last > 0 and now < throttle.blocked_until + last
+    backoff = min(hold.cap, last * 2.0) if repeated else (told or hold.base)
+    return now + max(told, backoff), backoff
 
 
 def after_429(

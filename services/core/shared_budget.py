@@ -138,9 +138,11 @@ judged AS (
            LEAST(%(ceiling)s::float8,
                  factor + GREATEST(0, at - factor_at) * %(increase)s::float8) AS effective,
            (cut_at IS NOT NULL AND at - cut_at < %(cooldown)s::float8) AS same_burst,
-           %(retry_after)s::float8 > 0 AS told,
            at < blocked_until AS held,
-           (backoff_seconds > 0 AND at < blocked_until + backoff_seconds) AS repeated
+           CASE WHEN backoff_seconds > 0 AND at < blocked_until + backoff_seconds
+                    THEN LEAST(%(cap)s::float8, backoff_seconds * 2)
+                WHEN %(told)s::float8 > 0 THEN %(told)s::float8
+                ELSE %(base)s::float8 END AS next_backoff
     FROM locked
 )
 UPDATE tether_api_credentials c
@@ -149,15 +151,9 @@ SET factor = CASE WHEN j.same_burst THEN j.effective
     factor_at = j.at,
     cut_at = CASE WHEN j.same_burst THEN j.cut_at ELSE j.at END,
     cuts = j.cuts + CASE WHEN j.same_burst THEN 0 ELSE 1 END,
-    blocked_until = CASE
-        WHEN j.told THEN GREATEST(j.blocked_until, j.at + %(retry_after)s::float8)
-        WHEN j.held THEN j.blocked_until
-        WHEN j.repeated THEN j.at + LEAST(%(cap)s::float8, j.backoff_seconds * 2)
-        ELSE j.at + %(base)s::float8 END,
-    backoff_seconds = CASE
-        WHEN j.told OR j.held THEN j.backoff_seconds
-        WHEN j.repeated THEN LEAST(%(cap)s::float8, j.backoff_seconds * 2)
-        ELSE %(base)s::float8 END,
+    blocked_until = CASE WHEN j.held THEN GREATEST(j.blocked_until, j.at + %(told)s::float8)
+                         ELSE j.at + GREATEST(%(told)s::float8, j.next_backoff) END,
+    backoff_seconds = CASE WHEN j.held THEN j.backoff_seconds ELSE j.next_backoff END,
     throttled = j.throttled + 1
 FROM judged j
 WHERE c.credential_key = %(key)s
@@ -259,7 +255,7 @@ class BudgetStore:
                 "decrease": rule.decrease,
                 "increase": rule.increase_per_second,
                 "cooldown": rule.cooldown_seconds,
-                "retry_after": retry_after,
+                "told": retry_after if retry_after is not None and retry_after > 0 else 0.0,
                 "base": hold.base,
                 "cap": hold.cap,
                 "now": now,

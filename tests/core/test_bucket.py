@@ -114,6 +114,17 @@ def test_the_default_hold_doubles_while_429s_follow_it_and_starts_again_after_qu
     assert quiet.backoff_seconds == 1.0
 
 
+def test_the_hold_grows_past_a_retry_after_that_did_not_help() -> None:
+    throttle, now, holds = Throttle.initial(0.0), 0.0, []
+    for _ in range(4):
+        throttle = after_429(RULE, HOLD, throttle, 1.0, now)  # "Try again in 1 seconds"
+        holds.append(throttle.blocked_until - now)
+        now = throttle.blocked_until + 0.01
+    assert holds == pytest.approx([1.0, 2.0, 4.0, 8.0])
+    told_more = after_429(RULE, HOLD, Throttle.initial(0.0), 90.0, 0.0)
+    assert told_more.blocked_until == 90.0  # above the cap: the API's word still counts
+
+
 def test_a_burst_of_429s_is_one_hold_and_one_cut() -> None:
     throttle = Throttle.initial(0.0)
     for i in range(8):  # eight workers, one full window
