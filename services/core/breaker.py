@@ -17,11 +17,11 @@ it (it is due again next round) when refused; the loader asks before applying a 
 command and, when refused, defers the command as for a retriable error (its retry waits at
 least ``retry_in``). Both then call ``record_success()`` when the API answered (any status but
 the failures below) and ``record_failure(reason)`` on what says the tenant's API or account is
-unwell: transport errors, 5xx, 429 after the client's own retries, 401/403 — not a 400/404/409
-about one record, which is that record's problem. ``reason`` is a low-cardinality code (the
-error class's ``code``), kept for the log and the state.
+unwell — ``tenant_failure(error)`` decides: transport errors, 5xx, 429 after the client's own
+retries, 401/403; not a 400/404/409 about one record, which is that record's problem, nor a bug
+of ours. ``reason`` is a low-cardinality code (the error class's ``code``), kept for the state.
 
-Imports: standard library only (pure of I/O; the clock is injected).
+Imports: standard library and ``services.core.errors`` only (pure of I/O; the clock is injected).
 """
 
 from __future__ import annotations
@@ -31,6 +31,30 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
+
+from services.core.errors import (
+    AuthenticationError,
+    PermissionDeniedError,
+    RateLimitedError,
+    ServerError,
+    TransportError,
+)
+
+#: Errors that say a tenant's API or account is unwell (not one record's problem).
+TENANT_FAILURES = (
+    TransportError,
+    ServerError,
+    RateLimitedError,
+    AuthenticationError,
+    PermissionDeniedError,
+)
+
+
+def tenant_failure(error: BaseException) -> str | None:
+    """The breaker reason ``error`` counts as (its code), or ``None`` when it does not count."""
+    if isinstance(error, TENANT_FAILURES):
+        return error.code
+    return None
 
 
 class Phase(StrEnum):

@@ -16,6 +16,15 @@ from services.core.breaker import (
     on_failure,
     on_request,
     on_success,
+    tenant_failure,
+)
+from services.core.errors import (
+    AuthenticationError,
+    ConflictError,
+    NotFoundError,
+    ServerError,
+    TransportError,
+    ValidationError,
 )
 from services.core.metrics import BreakerCollector
 
@@ -138,3 +147,16 @@ def test_breakers_are_per_tenant_and_system_and_exported() -> None:
     assert value("tether_tenant_breaker_opens_total", {"tenant": "acme", "system": "wix"}) == 1.0
     breakers.forget("acme")
     assert value("tether_tenant_breaker_open", {"tenant": "acme", "system": "wix"}) is None
+
+
+def test_only_what_says_the_tenants_api_is_unwell_counts_as_a_failure() -> None:
+    assert tenant_failure(TransportError("timed out")) == "TransportError"
+    assert tenant_failure(ServerError("503", system="wix", status=503)) == "ServerError"
+    assert tenant_failure(AuthenticationError("401", system="wix")) == "AuthenticationError"
+    for about_one_record in (
+        ValidationError("400", system="wix"),
+        NotFoundError("404", system="wix"),
+        ConflictError("409", system="wix"),
+        KeyError("a bug of ours"),
+    ):
+        assert tenant_failure(about_one_record) is None
