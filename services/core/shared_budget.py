@@ -221,7 +221,10 @@ class BudgetStore:
             except psycopg.OperationalError as exc:
                 self._drop(exc)
 
-    def take(self, key: str, holder: str, rule: AimdRule, *, now: float | None = None) -> Taken:
+    def take(
+        self, key: str, holder: str, rule: AimdRule, *, now: float | None = None
+    ) -> Taken | None:
+        """One take (``TAKE``); ``None`` when the rows do not exist (``register`` first)."""
         row = self._one(
             TAKE,
             {
@@ -233,7 +236,7 @@ class BudgetStore:
             },
         )
         if row is None:
-            raise LookupError(f"no shared budget {key}/{holder}: register it first")
+            return None
         granted, wait, at, factor, cuts = row
         return Taken(bool(granted), float(wait), float(at), float(factor), int(cuts))
 
@@ -245,7 +248,8 @@ class BudgetStore:
         retry_after: float | None,
         *,
         now: float | None = None,
-    ) -> Throttled:
+    ) -> Throttled | None:
+        """One 429 (``THROTTLE``); ``None`` when the credential's row does not exist."""
         row = self._one(
             THROTTLE,
             {
@@ -262,7 +266,7 @@ class BudgetStore:
             },
         )
         if row is None:
-            raise LookupError(f"no shared budget for {key}: register it first")
+            return None
         factor, cuts, blocked_until = row
         return Throttled(float(factor), int(cuts), float(blocked_until))
 
@@ -313,6 +317,10 @@ class SharedBudget(ApiBudget):
     """An ``ApiBudget`` whose tokens, 429 hold and rate factor live in PostgreSQL, shared by
     every process that builds it with the same ``credential_key`` and ``holder``.
 
+    Its rows are made by its first take (building one needs no database: a service starts while
+    PostgreSQL is down, and rows deleted meanwhile come back); a changed share reaches the row
+    when a process registers it, that is at the first take after a start.
+
     ``requests`` per ``per_seconds`` is the holder's whole share (not divided by replicas),
     spaced evenly (``BucketShape.for_window``); always adaptive.
     """
@@ -323,17 +331,14 @@ class SharedBudget(ApiBudget):
     _factor: float = field(default=1.0, init=False, repr=False)
     _cuts: int = field(default=0, init=False, repr=False)
     _hold: HoldRule = field(init=False, repr=False)
+    _shape: BucketShape = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.requests <= 0 or not self.adaptive:
             raise ValueError("a shared budget is limited and adaptive")
         self._rule = factor_rule(self.per_seconds)
         self._hold = HoldRule.for_window(self.per_seconds)
-        self.store.register(
-            self.credential_key,
-            self.holder,
-            BucketShape.for_window(self.requests, self.per_seconds),
-        )
+        self._shape = BucketShape.for_window(self.requests, self.per_seconds)
 
     @property
     def limited(self) -> bool:
@@ -358,6 +363,9 @@ class SharedBudget(ApiBudget):
         started = self.clock()
         while True:
             taken = self.store.take(self.credential_key, self.holder, self._rule)
+            if taken is None:  # the first take of this holder anywhere (or its rows were deleted)
+                self.store.register(self.credential_key, self.holder, self._shape)
+                continue
             self._factor, self._cuts = taken.factor, taken.cuts
             if taken.granted:
                 break
@@ -375,6 +383,10 @@ class SharedBudget(ApiBudget):
         with self._lock:
             self.throttled_by_api += 1
         done = self.store.throttle(self.credential_key, self._rule, self._hold, retry_after)
+        if done is None:  # no take of this credential has registered it yet
+            self.store.register(self.credential_key, self.holder, self._shape)
+            done = self.store.throttle(self.credential_key, self._rule, self._hold, retry_after)
+            assert done is not None  # just registered
         self._factor, self._cuts = done.factor, done.cuts
 
 

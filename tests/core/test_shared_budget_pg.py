@@ -32,6 +32,7 @@ from services.core.metrics import BudgetCollector
 from services.core.shared_budget import (
     BudgetStore,
     SharedBudget,
+    Taken,
     credential_key,
     poweroffice_key,
     shared_budget,
@@ -54,6 +55,12 @@ def store(pg_dsn: str) -> Iterator[BudgetStore]:
 
 def a_key() -> str:
     return credential_key("poweroffice", uuid.uuid4().hex)
+
+
+def taken(store: BudgetStore, key: str, holder: str, now: float | None = None) -> Taken:
+    result = store.take(key, holder, RULE, now=now)
+    assert result is not None, "the rows were registered"
+    return result
 
 
 # -- the SQL is the pure rules ---------------------------------------------------------------------
@@ -84,7 +91,7 @@ def test_every_take_and_429_in_sql_equals_the_pure_rules(
         if op == "take":
             factor = factor_at(RULE, throttle, max(now, bucket.updated_at))
             expected = take(SHAPE, bucket, factor, throttle.blocked_until, now)
-            got = store.take(key, "loader", RULE, now=now)
+            got = taken(store, key, "loader", now)
             assert got.granted == expected.granted
             assert got.wait_seconds == pytest.approx(expected.wait_seconds, abs=1e-9)
             assert (got.at, got.factor, got.cuts) == (
@@ -96,6 +103,7 @@ def test_every_take_and_429_in_sql_equals_the_pure_rules(
         else:
             throttle = after_429(RULE, HOLD, throttle, retry_after, now)
             done = store.throttle(key, RULE, HOLD, retry_after, now=now)
+            assert done is not None
             assert done.cuts == throttle.aimd.cuts
             assert done.factor == pytest.approx(throttle.aimd.rate)
             assert done.blocked_until == pytest.approx(throttle.blocked_until)
@@ -114,13 +122,13 @@ def hammer(dsn: str, key: str, threads: int, grants_each: int) -> list[tuple[flo
     def worker() -> None:
         got = 0
         while got < grants_each:
-            taken = store.take(key, "loader", RULE)
-            if taken.granted:
+            take = taken(store, key, "loader")
+            if take.granted:
                 got += 1
                 with lock:
-                    granted.append((taken.at, os.getpid()))
+                    granted.append((take.at, os.getpid()))
             else:
-                time.sleep(taken.wait_seconds)
+                time.sleep(take.wait_seconds)
 
     pool = [threading.Thread(target=worker) for _ in range(threads)]
     for thread in pool:
@@ -155,10 +163,10 @@ def test_two_keys_never_slow_each_other(store: BudgetStore) -> None:
     store.register(hammered, "loader", SHAPE, now=now)
     store.register(quiet, "loader", SHAPE, now=now)
     for _ in range(10):  # exhausted, held and cut
-        store.take(hammered, "loader", RULE, now=now)
+        taken(store, hammered, "loader", now)
     store.throttle(hammered, RULE, HOLD, 30.0, now=now)
-    assert not store.take(hammered, "loader", RULE, now=now).granted
-    other = store.take(quiet, "loader", RULE, now=now)
+    assert not taken(store, hammered, "loader", now).granted
+    other = taken(store, quiet, "loader", now)
     assert other.granted and other.factor == 1.0 and other.cuts == 0
 
 
@@ -166,12 +174,13 @@ def test_holders_of_one_credential_have_their_own_buckets_but_share_the_hold(
     store: BudgetStore,
 ) -> None:
     key, now = a_key(), 7000.0
+    assert store.take(key, "loader", RULE, now=now) is None  # nothing before it is registered
     store.register(key, "loader", SHAPE, now=now)
     store.register(key, "extractor", SHAPE, now=now)
-    assert store.take(key, "loader", RULE, now=now).granted
-    assert store.take(key, "extractor", RULE, now=now).granted  # its own token
+    assert taken(store, key, "loader", now).granted
+    assert taken(store, key, "extractor", now).granted  # its own token
     store.throttle(key, RULE, HOLD, 2.0, now=now)  # the loader met a 429
-    held = store.take(key, "extractor", RULE, now=now + 1.0)
+    held = taken(store, key, "extractor", now + 1.0)
     assert not held.granted and held.wait_seconds == pytest.approx(1.0)
     assert held.factor == pytest.approx(0.5 + RULE.increase_per_second * 1.0) and held.cuts == 1
 
@@ -179,7 +188,9 @@ def test_holders_of_one_credential_have_their_own_buckets_but_share_the_hold(
 # -- SharedBudget: the interface the clients use ---------------------------------------------------
 
 
-def test_a_429_in_one_process_holds_the_other_until_its_retry_after(store: BudgetStore) -> None:
+def test_a_429_in_one_process_holds_the_other_until_its_retry_after(
+    pg_dsn: str, store: BudgetStore
+) -> None:
     key = a_key()
     slept: list[float] = []
 
@@ -188,7 +199,7 @@ def test_a_429_in_one_process_holds_the_other_until_its_retry_after(store: Budge
         time.sleep(seconds)
 
     first = SharedBudget("wix", 100, 1.0, store=store, credential_key=key, holder="loader")
-    other_replica = BudgetStore(store._dsn)
+    other_replica = BudgetStore(pg_dsn)
     second = SharedBudget(
         "wix", 100, 1.0, store=other_replica, credential_key=key, holder="loader", sleep=sleep
     )
@@ -197,7 +208,7 @@ def test_a_429_in_one_process_holds_the_other_until_its_retry_after(store: Budge
         first.note_throttled(0.3)
         second.acquire()
         assert sum(slept) > 0.2  # told to wait out (most of) the other replica's Retry-After
-        with psycopg.connect(store._dsn) as conn:
+        with psycopg.connect(pg_dsn) as conn:
             (blocked_until, granted_at) = conn.execute(
                 "SELECT c.blocked_until, b.updated_at FROM tether_api_credentials c"
                 " JOIN tether_api_buckets b USING (credential_key) WHERE credential_key = %s",
@@ -211,10 +222,12 @@ def test_a_429_in_one_process_holds_the_other_until_its_retry_after(store: Budge
         other_replica.close()
 
 
-def test_the_metrics_name_the_credential_by_its_key_never_the_secret(store: BudgetStore) -> None:
+def test_the_metrics_name_the_credential_by_its_key_never_the_secret(
+    pg_dsn: str, store: BudgetStore
+) -> None:
     secret = "sub-key-" + uuid.uuid4().hex
     settings = LoaderSettings(
-        poweroffice_subscription_key=secret, shared_budgets=True, postgres_dsn=store._dsn
+        poweroffice_subscription_key=secret, shared_budgets=True, postgres_dsn=pg_dsn
     )
     budget = shared_budget(
         store, "poweroffice", 5.0, 1.0, key=poweroffice_key(settings), holder="loader"
@@ -247,8 +260,9 @@ def test_the_services_take_the_whole_share_from_postgres_when_opted_in(pg_dsn: s
     assert not isinstance(LoaderSettings(**common).poweroffice_budget(), SharedBudget)  # default
 
 
-def test_postgres_unreachable_is_a_retriable_transport_error() -> None:
+def test_postgres_unreachable_is_a_retriable_transport_error_at_the_first_take() -> None:
     store = BudgetStore("postgresql://tether@127.0.0.1:9/none", connect_timeout=1)
+    budget = SharedBudget("wix", 100, 60.0, store=store, credential_key=a_key(), holder="loader")
     with pytest.raises(TransportError) as raised:
-        store.take(a_key(), "loader", RULE)
+        budget.acquire()  # building it needed no database; taking from it does
     assert raised.value.retriable
