@@ -332,6 +332,7 @@ class SharedBudget(ApiBudget):
     _cuts: int = field(default=0, init=False, repr=False)
     _hold: HoldRule = field(init=False, repr=False)
     _shape: BucketShape = field(init=False, repr=False)
+    _turn: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.requests <= 0 or not self.adaptive:
@@ -359,8 +360,20 @@ class SharedBudget(ApiBudget):
         return self._cuts
 
     def acquire(self) -> float:
-        assert self._rule is not None  # set by __post_init__
         started = self.clock()
+        # One thread of this process at a time asks the database (the others queue here), so a
+        # token costs about one statement per waiting process, not one per waiting thread.
+        with self._turn:
+            self._take()
+        waited = self.clock() - started
+        with self._lock:
+            self.acquired += 1
+            self.waited_seconds += waited
+        return waited
+
+    def _take(self) -> None:
+        """Take one token, sleeping the waits the database names."""
+        assert self._rule is not None  # set by __post_init__
         while True:
             taken = self.store.take(self.credential_key, self.holder, self._rule)
             if taken is None:  # the first take of this holder anywhere (or its rows were deleted)
@@ -368,13 +381,8 @@ class SharedBudget(ApiBudget):
                 continue
             self._factor, self._cuts = taken.factor, taken.cuts
             if taken.granted:
-                break
+                return
             self.sleep(taken.wait_seconds)
-        waited = self.clock() - started
-        with self._lock:
-            self.acquired += 1
-            self.waited_seconds += waited
-        return waited
 
     def note_throttled(self, retry_after: float | None = None) -> None:
         """A 429: counted here; every holder of the credential, in every replica, is held and

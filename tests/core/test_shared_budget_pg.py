@@ -113,13 +113,14 @@ def test_every_take_and_429_in_sql_equals_the_pure_rules(
 
 
 def hammer(dsn: str, key: str, threads: int, grants_each: int) -> list[tuple[float, int]]:
-    """``threads`` threads of this process each take ``grants_each`` tokens on the database's
-    clock, sleeping the waits they are told; returns (grant time, pid) of every grant."""
-    store = BudgetStore(dsn)
+    """``threads`` threads of this process, each on its own connection, each take ``grants_each``
+    tokens on the database's clock, sleeping the waits they are told; returns (grant time, pid)
+    of every grant."""
     granted: list[tuple[float, int]] = []
     lock = threading.Lock()
 
     def worker() -> None:
+        store = BudgetStore(dsn)
         got = 0
         while got < grants_each:
             take = taken(store, key, "loader")
@@ -129,13 +130,13 @@ def hammer(dsn: str, key: str, threads: int, grants_each: int) -> list[tuple[flo
                     granted.append((take.at, os.getpid()))
             else:
                 time.sleep(take.wait_seconds)
+        store.close()
 
     pool = [threading.Thread(target=worker) for _ in range(threads)]
     for thread in pool:
         thread.start()
     for thread in pool:
         thread.join()
-    store.close()
     return granted
 
 
