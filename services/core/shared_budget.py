@@ -90,6 +90,8 @@ SET rate = EXCLUDED.rate, burst = EXCLUDED.burst,
 # services.core.bucket.take with the factor of factor_at, in one statement. The bucket row is
 # locked first (FOR UPDATE) and every value is computed from the locked row, so a take that
 # waited for another's lock counts from that one's update (``at``: time never runs backwards).
+# The credential's row is read, not locked (every holder reads it on every take): as of the
+# statement's start, so a 429 committed while this take waited for the lock holds the next one.
 TAKE = f"""
 WITH clock AS MATERIALIZED (SELECT {_NOW} AS now),
 bucket AS (
