@@ -220,7 +220,7 @@ class BudgetStore:
                 with conn.transaction():
                     conn.execute(REGISTER_CREDENTIAL, {"key": key, "now": now})
                     conn.execute(REGISTER_BUCKET, {**params, "now": now})
-            except psycopg.OperationalError as exc:
+            except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
                 self._drop(exc)
 
     def take(
@@ -283,7 +283,7 @@ class BudgetStore:
             conn = self._connection()
             try:
                 return conn.execute(query, params).fetchone()
-            except psycopg.OperationalError as exc:
+            except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
                 self._drop(exc)
 
     def _connection(self) -> psycopg.Connection[Any]:
@@ -306,7 +306,7 @@ class BudgetStore:
         self._conn = conn
         return conn
 
-    def _drop(self, exc: psycopg.OperationalError) -> NoReturn:
+    def _drop(self, exc: psycopg.Error) -> NoReturn:
         """Forget a broken connection (the next call reconnects) and raise the retriable error."""
         if self._conn is not None:
             self._conn.close()

@@ -267,3 +267,19 @@ def test_postgres_unreachable_is_a_retriable_transport_error_at_the_first_take()
     with pytest.raises(TransportError) as raised:
         budget.acquire()  # building it needed no database; taking from it does
     assert raised.value.retriable
+
+
+def test_a_dropped_connection_fails_one_take_and_the_next_reconnects(
+    pg_dsn: str, store: BudgetStore
+) -> None:
+    key = a_key()
+    store.register(key, "loader", SHAPE)
+    assert taken(store, key, "loader").granted
+    with psycopg.connect(pg_dsn, autocommit=True) as admin:  # as a PostgreSQL restart would
+        admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+    with pytest.raises(TransportError):
+        store.take(key, "loader", RULE)
+    assert taken(store, key, "loader") is not None  # reconnected; the rows are still there
