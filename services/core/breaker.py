@@ -11,15 +11,16 @@ its failure opens it again for a cool-down ``growth`` times longer (at most ``ma
 ``Breakers`` one breaker per (tenant, system), created on first use, which
 ``services.core.metrics.BreakerCollector`` exports as ``tether_tenant_breaker_open{tenant,system}``.
 
-Where it is consulted (the callers own that): the extractor's scheduler asks
-``breakers.get(tenant, system).allows()`` before a tenant's poll or scan of a system and skips
-it (it is due again next round) when refused; the loader asks before applying a tenant's
-command and, when refused, defers the command as for a retriable error (its retry waits at
-least ``retry_in``). Both then call ``record_success()`` when the API answered (any status but
-the failures below) and ``record_failure(reason)`` on what says the tenant's API or account is
-unwell — ``tenant_failure(error)`` decides: transport errors, 5xx, 429 after the client's own
-retries, 401/403; not a 400/404/409 about one record, which is that record's problem, nor a bug
-of ours. ``reason`` is a low-cardinality code (the error class's ``code``), kept for the state.
+Where it is consulted (the callers own that): the extractor's scheduler runs a tenant's poll or
+scan of a system through ``breakers.get(tenant, system).call(poll)`` and skips it (it is due
+again next round) on ``TenantIsolatedError``; the loader applies a tenant's command through
+``call`` and defers it on that error as on any retriable one (waiting at least its
+``retry_in``). ``call`` is ``allows()``, then ``record_success()`` when the API answered (any
+status but the failures below) or ``record_failure(reason)`` on what says the tenant's API or
+account is unwell — ``tenant_failure(error)`` decides: transport errors, 5xx, 429 after the
+client's own retries, 401/403; not a 400/404/409 about one record, which is that record's
+problem, nor a bug of ours. ``reason`` is a low-cardinality code (the error class's
+``code``), kept in the state.
 
 Imports: standard library and ``services.core.errors`` only (pure of I/O; the clock is injected).
 """
@@ -31,14 +32,18 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
+from typing import TypeVar
 
 from services.core.errors import (
     AuthenticationError,
     PermissionDeniedError,
     RateLimitedError,
     ServerError,
+    TenantIsolatedError,
     TransportError,
 )
+
+T = TypeVar("T")
 
 #: Errors that say a tenant's API or account is unwell (not one record's problem).
 TENANT_FAILURES = (
@@ -179,6 +184,24 @@ class TenantBreaker:
     def record_failure(self, reason: str) -> None:
         with self._lock:
             self._state = on_failure(self.rule, self._state, reason, self.clock())
+
+    def call(self, action: Callable[[], T]) -> T:
+        """``action()`` if the breaker allows it (else ``TenantIsolatedError``), its outcome
+        recorded: an error that ``tenant_failure`` names is a failure, anything else a success
+        (the API answered); the error is raised on either way."""
+        if not self.allows():
+            raise TenantIsolatedError(self.tenant, self.system, self.retry_in())
+        try:
+            result = action()
+        except Exception as exc:
+            reason = tenant_failure(exc)
+            if reason is None:
+                self.record_success()
+            else:
+                self.record_failure(reason)
+            raise
+        self.record_success()
+        return result
 
 
 @dataclass

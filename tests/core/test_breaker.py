@@ -23,6 +23,7 @@ from services.core.errors import (
     ConflictError,
     NotFoundError,
     ServerError,
+    TenantIsolatedError,
     TransportError,
     ValidationError,
 )
@@ -160,3 +161,28 @@ def test_only_what_says_the_tenants_api_is_unwell_counts_as_a_failure() -> None:
         KeyError("a bug of ours"),
     ):
         assert tenant_failure(about_one_record) is None
+
+
+def test_call_records_the_outcome_and_refuses_while_open() -> None:
+    clock = Clock()
+    b = breaker(clock)
+
+    def failing() -> None:
+        raise ServerError("503", system="wix", status=503)
+
+    def not_found() -> None:
+        raise NotFoundError("404", system="wix")
+
+    assert b.call(lambda: "page") == "page"
+    with pytest.raises(NotFoundError):  # one record's problem: the API answered
+        b.call(not_found)
+    for _ in range(3):
+        with pytest.raises(ServerError):
+            b.call(failing)
+    with pytest.raises(TenantIsolatedError) as isolated:
+        b.call(lambda: "never made")
+    assert isolated.value.retriable and isolated.value.retry_in == RULE.cooldown_seconds
+    assert b.state.reason == "ServerError"
+    clock.now += RULE.cooldown_seconds
+    assert b.call(lambda: "probe") == "probe"
+    assert not b.is_open
