@@ -65,9 +65,11 @@ def taken(store: BudgetStore, key: str, holder: str, now: float | None = None) -
 
 # -- the SQL is the pure rules ---------------------------------------------------------------------
 
+HOLDERS = {"loader": SHAPE, "extractor": BucketShape.for_window(8, 1.0)}
+
 steps = st.lists(
     st.tuples(
-        st.sampled_from(["take", "take", "take", "429"]),
+        st.sampled_from(["loader", "loader", "extractor", "429"]),  # a take of a holder, or a 429
         st.floats(min_value=-0.05, max_value=2.0),  # a replica's clock may read a little older
         st.one_of(st.none(), st.floats(min_value=0.0, max_value=3.0)),
     ),
@@ -84,14 +86,17 @@ def test_every_take_and_429_in_sql_equals_the_pure_rules(
     store: BudgetStore, ops: list[tuple[str, float, float | None]]
 ) -> None:
     key, now = a_key(), 1000.0
-    store.register(key, "loader", SHAPE, now=now)
-    bucket, throttle = Bucket.full(SHAPE, now), Throttle.initial(now)
+    for holder, shape in HOLDERS.items():
+        store.register(key, holder, shape, now=now)
+    buckets = {holder: Bucket.full(shape, now) for holder, shape in HOLDERS.items()}
+    throttle = Throttle.initial(now)
     for op, gap, retry_after in ops:
         now += gap
-        if op == "take":
+        if op in HOLDERS:
+            bucket = buckets[op]
             factor = factor_at(RULE, throttle, max(now, bucket.updated_at))
-            expected = take(SHAPE, bucket, factor, throttle.blocked_until, now)
-            got = taken(store, key, "loader", now)
+            expected = take(HOLDERS[op], bucket, factor, throttle.blocked_until, now)
+            got = taken(store, key, op, now)
             assert got.granted == expected.granted
             assert got.wait_seconds == pytest.approx(expected.wait_seconds, abs=1e-9)
             assert (got.at, got.factor, got.cuts) == (
@@ -99,7 +104,7 @@ def test_every_take_and_429_in_sql_equals_the_pure_rules(
                 pytest.approx(factor),
                 throttle.aimd.cuts,
             )
-            bucket = expected.bucket
+            buckets[op] = expected.bucket
         else:
             throttle = after_429(RULE, HOLD, throttle, retry_after, now)
             done = store.throttle(key, RULE, HOLD, retry_after, now=now)
