@@ -11,7 +11,8 @@ other apps). A budget therefore adapts (AIMD, as TCP does): a 429 reported with
 one burst of 429s from many workers is one cut), every request waits out ``Retry-After`` (a floor:
 nothing is sent before it), and the rate climbs back additively towards the configured share.
 One ``ApiBudget`` is shared by every thread of a process that calls that API (the loader's
-workers share their client and so its budget); processes adapt each on their own 429s.
+workers share their client and so its budget); processes adapt each on their own 429s — unless
+the budgets are shared by every replica through PostgreSQL (``services.core.shared_budget``).
 
 - ``AimdRule``/``AimdState`` with ``throttled``/``effective_rate``: the pure rule (tested alone).
 - ``ApiBudget``: ``pyrate_limiter`` (a well-kept library) enforces the configured share; a small
@@ -144,6 +145,11 @@ class ApiBudget:
     def rate_per_second(self) -> float:
         """The configured share in requests per second (``inf`` when lifted)."""
         return self.requests / self.per_seconds if self.requests > 0 else float("inf")
+
+    @property
+    def credential(self) -> str | None:
+        """The credential key a shared budget counts against (``None``: this process's own)."""
+        return None
 
     @property
     def effective_rate_per_second(self) -> float:

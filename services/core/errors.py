@@ -15,7 +15,8 @@ retry only errors whose ``retriable`` flag is true and turn permanent ones into 
     │   ├── ValidationError           400 / 422 the request itself is wrong
     │   ├── RateLimitedError          429 (retriable, carries retry_after)
     │   └── ServerError               5xx (retriable)
-    └── TransportError                timeouts, refused/dropped connections (retriable)
+    ├── TransportError                timeouts, refused/dropped connections (retriable)
+    └── TenantIsolatedError           a tenant's breaker is open: call later (retriable)
 
 This module imports nothing but the standard library. Messages must never contain secrets,
 tokens, e-mail addresses or phone numbers: callers pass identifiers and status codes only.
@@ -127,3 +128,16 @@ class TransportError(TetherError):
     """The request did not complete: timeout, refused or dropped connection."""
 
     retriable = True
+
+
+class TenantIsolatedError(TetherError):
+    """A tenant's circuit breaker for a system is open (services/core/breaker.py): the call was
+    not made. ``retry_in`` is how long until the breaker lets a probe through."""
+
+    retriable = True
+
+    def __init__(self, tenant: str, system: str, retry_in: float) -> None:
+        super().__init__(f"tenant {tenant}: {system} calls held by its breaker")
+        self.tenant = tenant
+        self.system = system
+        self.retry_in = retry_in

@@ -7,7 +7,7 @@ passes it here and to its own service-specific metrics, and serves it on ``/metr
 and garbage-collector collectors of prometheus_client on that registry, and labels
 ``tether_service_info`` with the installed version.
 
-Imports: prometheus_client and the core budget module only.
+Imports: prometheus_client and the core budget and breaker modules only.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from services.core.breaker import Breakers
 from services.core.budget import ApiBudget
 
 #: Latency buckets for API calls: from fast loopback answers up to a minute of 429 back-off.
@@ -151,6 +152,12 @@ class BudgetCollector(Collector):
         cuts = CounterMetricFamily(
             "tether_api_budget_cuts", "Times a 429 lowered the budget's rate", labels=["budget"]
         )
+        shared = GaugeMetricFamily(
+            "tether_api_budget_shared",
+            "1 for a budget shared by every replica (TETHER_SHARED_BUDGETS), labelled with the "
+            "non-reversible key of the credential it counts against",
+            labels=["budget", "credential"],
+        )
         for budget in self.budgets:
             used.add_metric([budget.name], budget.acquired)
             waited.add_metric([budget.name], budget.waited_seconds)
@@ -160,9 +167,39 @@ class BudgetCollector(Collector):
                 [budget.name], budget.effective_rate_per_second if budget.limited else 0.0
             )
             cuts.add_metric([budget.name], budget.cuts)
+            if budget.credential is not None:
+                shared.add_metric([budget.name, budget.credential], 1.0)
         yield used
         yield waited
         yield throttled
         yield limit
         yield effective
         yield cuts
+        yield shared
+
+
+class BreakerCollector(Collector):
+    """Exports every per-tenant breaker of a process: open (1, half-open included) or closed (0),
+    and how often it opened. ``tenant`` is the caller's label value (bounded by the caller)."""
+
+    def __init__(self, breakers: Breakers) -> None:
+        self.breakers = breakers
+
+    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+        is_open = GaugeMetricFamily(
+            "tether_tenant_breaker_open",
+            "1 while a tenant's calls to a system are held by its circuit breaker",
+            labels=["tenant", "system"],
+        )
+        opens = CounterMetricFamily(
+            "tether_tenant_breaker_opens",
+            "Times a tenant's circuit breaker for a system opened",
+            labels=["tenant", "system"],
+        )
+        for breaker in self.breakers:
+            state = breaker.state
+            labels = [breaker.tenant, breaker.system]
+            is_open.add_metric(labels, 0.0 if state.phase == "closed" else 1.0)
+            opens.add_metric(labels, state.opens)
+        yield is_open
+        yield opens

@@ -158,6 +158,18 @@ class PostgresSettings(BaseSettings):
     postgres_dsn: SecretStr = SecretStr("postgresql://tether@127.0.0.1:15432/tether")
 
 
+class SharedBudgetSettings(PostgresSettings):
+    """Whether API budgets are shared by every replica through PostgreSQL
+    (services/core/shared_budget.py; docs/operations.md "Scale")."""
+
+    shared_budgets: bool = Field(
+        False,
+        description="Take API budgets from PostgreSQL (TETHER_POSTGRES_DSN), shared by every "
+        "replica and tenant using one credential, with one 429 hold and rate for all; off: each "
+        "process takes share / replicas and learns from its own 429s.",
+    )
+
+
 class PowerOfficeSettings(BaseSettings):
     """PowerOffice Go v2 credentials and budget (10 requests/s per subscription key)."""
 

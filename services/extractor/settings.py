@@ -26,12 +26,15 @@ from services.core.errors import ConfigurationError
 from services.core.settings import (
     PowerOfficeSettings,
     PublicHttpSettings,
+    SharedBudgetSettings,
     TetherSettings,
     WixSettings,
 )
 
 
-class ExtractorSettings(TetherSettings, PowerOfficeSettings, WixSettings, PublicHttpSettings):
+class ExtractorSettings(
+    TetherSettings, PowerOfficeSettings, WixSettings, PublicHttpSettings, SharedBudgetSettings
+):
     model_config = SettingsConfigDict(
         env_prefix="TETHER_",
         frozen=True,

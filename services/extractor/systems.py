@@ -42,6 +42,7 @@ from services.core.connector import (
 )
 from services.core.errors import ConfigurationError
 from services.core.metrics import CoreMetrics
+from services.core.shared_budget import BudgetStore, poweroffice_key, shared_budget, wix_key
 from services.extractor.settings import ExtractorSettings, budget_shape
 
 log = logging.getLogger("tether.extractor")
@@ -66,8 +67,30 @@ class System:
 def budgets(settings: ExtractorSettings) -> dict[str, ApiBudget]:
     """This service's share of every system's API budget (exported even when not extracted).
 
-    The Deployment's share is split by its replicas: one, the extractor is a singleton."""
+    The Deployment's share is split by its replicas, or (``TETHER_SHARED_BUDGETS``) taken
+    whole from PostgreSQL by every replica together."""
     tenant = settings.tenant
+    if settings.shared_budgets:
+        store = BudgetStore.for_dsn(settings.postgres_dsn.get_secret_value())
+        po, wix = settings.poweroffice_budget_share, settings.wix_budget_share
+        return {
+            POWEROFFICE.system: shared_budget(
+                store,
+                f"poweroffice-{tenant}-extractor",
+                settings.poweroffice_requests_per_second * po,
+                1.0,
+                key=poweroffice_key(settings),
+                holder="extractor",
+            ),
+            WIX.system: shared_budget(
+                store,
+                f"wix-{tenant}-extractor",
+                settings.wix_requests_per_minute * wix,
+                60.0,
+                key=wix_key(settings),
+                holder="extractor",
+            ),
+        }
     po_share = process_share(settings.poweroffice_budget_share, settings.replicas)
     po_rate = settings.poweroffice_requests_per_second * po_share
     wix_share = process_share(settings.wix_budget_share, settings.replicas)

@@ -17,7 +17,10 @@ A share that is not a whole number of permits per window keeps its average rate 
 window (``budget_for``: 10 x 0.25 = 2.5 per second -> 2 per 0.8 s); ``0`` requests lifts the limit
 (simulator and benchmarks only).
 
-Imports: pydantic, the core settings and budget modules only.
+With ``TETHER_SHARED_BUDGETS`` the share is not split: every loader replica takes from one
+bucket per credential in PostgreSQL (``services.core.shared_budget``).
+
+Imports: pydantic, the core settings, budget and shared budget modules only.
 """
 
 from __future__ import annotations
@@ -25,14 +28,20 @@ from __future__ import annotations
 from pydantic import Field
 
 from services.core.budget import ApiBudget, process_share
-from services.core.settings import PowerOfficeSettings, TetherSettings, WixSettings
+from services.core.settings import (
+    PowerOfficeSettings,
+    SharedBudgetSettings,
+    TetherSettings,
+    WixSettings,
+)
+from services.core.shared_budget import BudgetStore, poweroffice_key, shared_budget, wix_key
 
 #: The window each API counts requests in (the gateways' own windows).
 POWEROFFICE_WINDOW_SECONDS = 1.0
 WIX_WINDOW_SECONDS = 60.0
 
 
-class LoaderSettings(TetherSettings, PowerOfficeSettings, WixSettings):
+class LoaderSettings(TetherSettings, PowerOfficeSettings, WixSettings, SharedBudgetSettings):
     """Everything the loader reads from its environment."""
 
     http_port: int = Field(9102, ge=0, le=65535)
@@ -68,6 +77,15 @@ class LoaderSettings(TetherSettings, PowerOfficeSettings, WixSettings):
     )
 
     def poweroffice_budget(self) -> ApiBudget:
+        if self.shared_budgets:
+            return shared_budget(
+                self._budget_store(),
+                "poweroffice",
+                self.poweroffice_requests_per_second * self.poweroffice_budget_share,
+                POWEROFFICE_WINDOW_SECONDS,
+                key=poweroffice_key(self),
+                holder="loader",
+            )
         return budget_for(
             "poweroffice",
             self.poweroffice_requests_per_second * POWEROFFICE_WINDOW_SECONDS,
@@ -76,12 +94,24 @@ class LoaderSettings(TetherSettings, PowerOfficeSettings, WixSettings):
         )
 
     def wix_budget(self) -> ApiBudget:
+        if self.shared_budgets:
+            return shared_budget(
+                self._budget_store(),
+                "wix",
+                self.wix_requests_per_minute * WIX_WINDOW_SECONDS / 60.0 * self.wix_budget_share,
+                WIX_WINDOW_SECONDS,
+                key=wix_key(self),
+                holder="loader",
+            )
         return budget_for(
             "wix",
             self.wix_requests_per_minute * WIX_WINDOW_SECONDS / 60.0,
             process_share(self.wix_budget_share, self.replicas),
             WIX_WINDOW_SECONDS,
         )
+
+    def _budget_store(self) -> BudgetStore:
+        return BudgetStore.for_dsn(self.postgres_dsn.get_secret_value())
 
 
 def budget_for(name: str, per_window: float, share: float, window_seconds: float) -> ApiBudget:
