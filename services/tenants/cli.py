@@ -12,11 +12,11 @@ running services pick it up without a restart. ``--set`` names a setting field o
 (``tether config extractor`` lists them); secrets are refused there: they belong in the directory
 the credentials reference names (``services/tenants/credentials.py``). ``remove`` stops the
 tenant's work for good; ``tether tenants erase`` then deletes its data. The same operations are on
-the console API (``/api/tenants``). ``--by`` (default ``$USER``) is recorded as who changed it.
+the console's API (``/api/v1/tenants``, docs/console.md). ``--by`` (default ``$USER``) is
+recorded as who changed it.
 
-Imports: the tenant model, credentials and registry, the core codec/settings, and the settings
-classes of the services (to validate overrides; this module is wiring, the services never import
-it).
+Imports: the tenant model, credentials, overrides and registry, and the core codec/settings
+(this module is wiring: the services never import it).
 """
 
 from __future__ import annotations
@@ -27,59 +27,28 @@ import json
 import sys
 from typing import Any
 
-from pydantic import BaseModel
-
 from services.core.errors import ConfigurationError, TransportError
 from services.core.kafka import provision_topics
 from services.core.schema_registry import codec_from
 from services.core.settings import TetherSettings
-from services.tenants import credentials
+from services.tenants import credentials, overrides
 from services.tenants.model import (
     DesiredState,
-    Tenant,
     TenantError,
-    TenantStatus,
-    check_overrides,
+    describe,
     new_tenant,
 )
 from services.tenants.registry import TenantDirectory, TenantRegistry
 
 
-def service_settings_classes() -> tuple[type[BaseModel], ...]:
-    """The settings classes a tenant's overrides may name (those of the per-tenant services)."""
-    from services.extractor.settings import ExtractorSettings
-    from services.loader.settings import LoaderSettings
-
-    return (ExtractorSettings, LoaderSettings)
-
-
 def parse_sets(pairs: list[str]) -> dict[str, str]:
-    overrides: dict[str, str] = {}
+    parsed: dict[str, str] = {}
     for pair in pairs:
         name, sep, value = pair.partition("=")
         if not sep or not name:
             raise TenantError(f"--set expects NAME=VALUE, got {pair!r}")
-        overrides[name.strip().lower()] = value
-    return overrides
-
-
-def describe(tenant: Tenant, status: TenantStatus | None) -> dict[str, Any]:
-    """A tenant as printed (no secrets exist in a registration; the reference is printed)."""
-    return {
-        "tenant": tenant.tenant,
-        "state": tenant.state,
-        "phase": status.phase if status else None,
-        "owner": status.owner if status else None,
-        "status_detail": status.detail if status else None,
-        "dataflow": tenant.dataflow,
-        "settings": tenant.settings,
-        "credentials_ref": tenant.credentials_ref,
-        "policies": tenant.policies,
-        "version": tenant.version,
-        "updated_at": tenant.updated_at.isoformat(),
-        "updated_by": tenant.updated_by,
-        "reason": tenant.reason,
-    }
+        parsed[name.strip().lower()] = value
+    return parsed
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -148,7 +117,7 @@ def run(args: argparse.Namespace, settings: TetherSettings, out: Any = sys.stdou
     registry = TenantRegistry(settings, codec)
     try:
         if args.command == "add":
-            overrides = check_overrides(parse_sets(args.set), service_settings_classes())
+            changes = overrides.check(parse_sets(args.set))
             ref = credentials.check_ref(args.credentials)
             secrets_dir = credentials.directory_of(ref)
             if secrets_dir is not None and not secrets_dir.is_dir():
@@ -160,7 +129,7 @@ def run(args: argparse.Namespace, settings: TetherSettings, out: Any = sys.stdou
             tenant = registry.add(
                 new_tenant(
                     args.tenant,
-                    settings=overrides,
+                    settings=changes,
                     credentials_ref=ref,
                     by=by,
                     dataflow=args.dataflow,
@@ -169,8 +138,8 @@ def run(args: argparse.Namespace, settings: TetherSettings, out: Any = sys.stdou
                 )
             )
         elif args.command == "set":
-            overrides = check_overrides(parse_sets(args.set), service_settings_classes())
-            tenant = registry.update_settings(args.tenant, overrides, by=by, reason=args.reason)
+            changes = overrides.check(parse_sets(args.set))
+            tenant = registry.update_settings(args.tenant, changes, by=by, reason=args.reason)
         else:
             tenant = registry.set_state(
                 args.tenant, STATES[args.command], by=by, reason=args.reason

@@ -48,6 +48,14 @@ class TenantError(ValueError):
     """A registration or a change of one that the rules refuse (the message says why)."""
 
 
+class TenantNotFoundError(TenantError):
+    """The change names a tenant that is not registered."""
+
+
+class TenantExistsError(TenantError):
+    """The registration names a tenant id in use (removed ones included, until erased)."""
+
+
 def check_tenant_id(tenant: str) -> str:
     """A tenant id: lower-case letters, digits and inner dashes, at most 63 characters (it is a
     Kafka key prefix, a metric label value and a Kubernetes-friendly name; no ``/``, which
@@ -128,6 +136,26 @@ class TenantStatus(BaseModel):
         return cls.model_validate(datum)
 
 
+def describe(tenant: Tenant, status: TenantStatus | None) -> dict[str, Any]:
+    """A tenant as operators see it (``tether tenants`` and the console's API): its registration
+    and its status (no secrets exist in a registration; the credentials reference is shown)."""
+    return {
+        "tenant": tenant.tenant,
+        "state": tenant.state,
+        "phase": status.phase if status else None,
+        "owner": status.owner if status else None,
+        "status_detail": status.detail if status else None,
+        "dataflow": tenant.dataflow,
+        "settings": tenant.settings,
+        "credentials_ref": tenant.credentials_ref,
+        "policies": tenant.policies,
+        "version": tenant.version,
+        "updated_at": tenant.updated_at.isoformat(),
+        "updated_by": tenant.updated_by,
+        "reason": tenant.reason,
+    }
+
+
 # -- operator actions on a registration --------------------------------------------------------
 
 
@@ -155,7 +183,7 @@ def new_tenant(
 def add(existing: Tenant | None, proposed: Tenant) -> Tenant:
     """Register ``proposed``; an id in use (even removed, until erased) is refused."""
     if existing is not None:
-        raise TenantError(
+        raise TenantExistsError(
             f"tenant {proposed.tenant!r} exists ({existing.state}); "
             + ("erase it first" if existing.state == "removed" else "change it instead")
         )
@@ -170,7 +198,7 @@ def set_state(
     Setting the state it already has is a no-op (the same registration is returned, nothing
     needs writing): the commands are safe to repeat. ``removed`` is final."""
     if existing is None:
-        raise TenantError(f"no tenant {tenant!r}")
+        raise TenantNotFoundError(f"no tenant {tenant!r}")
     if existing.state == state:
         return existing
     if existing.state == "removed":
