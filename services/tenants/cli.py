@@ -2,7 +2,7 @@
 
     tether tenants add ID --set wix_site_id=... [--set NAME=VALUE ...] --credentials secret:NAME
                           [--dataflow default] [--paused] [--reason TEXT]
-    tether tenants list [--json]
+    tether tenants list [--json] [--api URL]
     tether tenants show ID
     tether tenants set ID --set NAME=VALUE [...]
     tether tenants pause|resume|remove ID [--reason TEXT]
@@ -13,10 +13,11 @@ running services pick it up without a restart. ``--set`` names a setting field o
 the credentials reference names (``services/tenants/credentials.py``). ``remove`` stops the
 tenant's work for good; ``tether tenants erase`` then deletes its data. The same operations are on
 the console's API (``/api/v1/tenants``, docs/console.md). ``--by`` (default ``$USER``) is
-recorded as who changed it.
+recorded as who changed it. ``list --api URL`` reads through the console's API instead (with
+``TETHER_CONSOLE_TOKEN``, any role): for operators who have a console token but no Kafka access.
 
-Imports: the tenant model, credentials, overrides and registry, and the core codec/settings
-(this module is wiring: the services never import it).
+Imports: the tenant model, credentials, overrides and registry, the core codec/settings, httpx and
+the console's client and settings (this module is wiring: the services never import it).
 """
 
 from __future__ import annotations
@@ -27,6 +28,10 @@ import json
 import sys
 from typing import Any
 
+import httpx
+
+from services.console.client import ClientError, ConsoleClient
+from services.console.settings import ConsoleSettings
 from services.core.errors import ConfigurationError, TransportError
 from services.core.kafka import provision_topics
 from services.core.schema_registry import codec_from
@@ -64,6 +69,12 @@ def _parser() -> argparse.ArgumentParser:
     add.add_argument("--reason", default="")
     listing = sub.add_parser("list", help="every tenant, its state and phase")
     listing.add_argument("--json", action="store_true")
+    listing.add_argument(
+        "--api",
+        metavar="URL",
+        help="read through the console's API at URL (token: TETHER_CONSOLE_TOKEN) instead of "
+        "Kafka: for operators without access to the brokers",
+    )
     show = sub.add_parser("show", help="one tenant's registration and status (JSON)")
     show.add_argument("tenant")
     change = sub.add_parser("set", help="change a tenant's setting overrides")
@@ -79,6 +90,38 @@ def _parser() -> argparse.ArgumentParser:
         one.add_argument("tenant")
         one.add_argument("--reason", default="")
     return parser
+
+
+def print_rows(rows: list[dict[str, Any]], *, as_json: bool, out: Any) -> None:
+    if as_json:
+        print(json.dumps(rows, indent=2), file=out)
+        return
+    print(f"{'TENANT':<24} {'STATE':<8} {'PHASE':<13} {'VERSION':>7}  OWNER", file=out)
+    for row in rows:
+        print(
+            f"{row['tenant']:<24} {row['state']:<8} {row['phase'] or '-':<13} "
+            f"{row['version']:>7}  {row['owner'] or '-'}",
+            file=out,
+        )
+
+
+def list_through_api(url: str, token: str, *, as_json: bool, out: Any = sys.stdout) -> int:
+    """``tether tenants list --api URL``: the same listing, read from the console's API."""
+    client = ConsoleClient(url, token)
+    try:
+        rows = client.get("/tenants")["items"]
+    except ClientError as exc:
+        print(f"tether tenants: the console answered {exc.status}: {exc.body}", file=sys.stderr)
+        return 1
+    except httpx.HTTPError as exc:
+        print(
+            f"tether tenants: the console is not reachable ({type(exc).__name__})", file=sys.stderr
+        )
+        return 2
+    finally:
+        client.close()
+    print_rows(rows, as_json=as_json, out=out)
+    return 0
 
 
 STATES: dict[str, DesiredState] = {"pause": "paused", "resume": "active", "remove": "removed"}
@@ -102,16 +145,7 @@ def run(args: argparse.Namespace, settings: TetherSettings, out: Any = sys.stdou
             print(json.dumps(describe(found, statuses.get(args.tenant)), indent=2), file=out)
             return 0
         rows = [describe(t, statuses.get(t.tenant)) for _, t in sorted(tenants.items())]
-        if args.json:
-            print(json.dumps(rows, indent=2), file=out)
-        else:
-            print(f"{'TENANT':<24} {'STATE':<8} {'PHASE':<13} {'VERSION':>7}  OWNER", file=out)
-            for row in rows:
-                print(
-                    f"{row['tenant']:<24} {row['state']:<8} {row['phase'] or '-':<13} "
-                    f"{row['version']:>7}  {row['owner'] or '-'}",
-                    file=out,
-                )
+        print_rows(rows, as_json=args.json, out=out)
         return 0
 
     registry = TenantRegistry(settings, codec)
@@ -152,6 +186,14 @@ def run(args: argparse.Namespace, settings: TetherSettings, out: Any = sys.stdou
 
 def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "list" and args.api:
+        token = ConsoleSettings.load().console_token.get_secret_value()
+        if not token:
+            print(
+                "tether tenants: set TETHER_CONSOLE_TOKEN to read through the API", file=sys.stderr
+            )
+            return 2
+        return list_through_api(args.api, token, as_json=args.json)
     settings = TetherSettings.load()
     try:
         provision_topics(settings)

@@ -153,6 +153,21 @@ def test_changes_made_elsewhere_reach_the_consoles_reads(
     one = api.get("/api/v1/tenants/globex", OPERATOR_TOKEN).json()
     assert (one["phase"], one["owner"], one["updated_by"]) == ("live", "extractor-1", "cli")
 
+    # `tether tenants list --api URL` prints the same listing, read through the API.
+    out = io.StringIO()
+    assert cli.list_through_api(api.url, READER_TOKEN, as_json=True, out=out) == 0
+    assert [(r["tenant"], r["phase"]) for r in json.loads(out.getvalue())] == [("globex", "live")]
+    table = io.StringIO()
+    assert cli.list_through_api(api.url, READER_TOKEN, as_json=False, out=table) == 0
+    assert table.getvalue().splitlines()[1].split() == [
+        "globex",
+        "active",
+        "live",
+        "1",
+        "extractor-1",
+    ]
+    assert cli.list_through_api(api.url, "not-a-valid-token", as_json=True, out=out) == 1
+
 
 def test_refusals_write_nothing(api: support.Served, options: dict[str, Any]) -> None:
     body = {"tenant": "acme", "settings": {"wix_site_id": "site-1"}}
