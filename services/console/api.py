@@ -21,17 +21,19 @@ GET  /api/v1/ignored-records                 records an operator chose never to 
 GET  /api/v1/actions/{action_id}             its result (``pending`` until the mapper applied it)
 GET  /api/v1/tenants                         the tenant registry: state, phase, owner, version
 GET  /api/v1/tenants/{tenant}                one tenant's registration and status
-POST /api/v1/tenants                         register a tenant -> 201 (operator role)
-PATCH /api/v1/tenants/{tenant}               change its setting overrides (operator role)
-POST /api/v1/tenants/{tenant}/pause|resume|remove   change its state (operator role)
+POST /api/v1/tenants                         register a tenant -> 201 (tenant administrators)
+PATCH /api/v1/tenants/{tenant}               change its setting overrides (tenant administrators)
+POST /api/v1/tenants/{tenant}/pause|resume   change its state (operator role)
+POST /api/v1/tenants/{tenant}/remove         stop its work for good (tenant administrators)
 
 Lists take ``limit`` (1..500) and ``cursor`` (the previous page's ``next_cursor``) and answer
 ``{"items": [...], "next_cursor": ..., "limit": n}``; every route but the tenant registry's takes
 ``tenant`` (default: the console's ``TETHER_TENANT``). The registry's routes apply the rules of
 ``tether tenants`` (``services.console.tenants``) and name the caller as who changed it; a change
-answers once the broker acknowledged it. Refusals: 400 (a rule: a secret or an unknown name in
-the settings, a bad tenant id or credentials reference), 404 (no such tenant), 409 (the id is in
-use), 503 (Kafka unreachable, or the registry not read yet).
+answers once the broker acknowledged it. Tenant administrators are the operators that
+``console_tenant_admins`` names (every operator when it names none). Refusals: 400 (a rule: a
+secret or an unknown name in the settings, a bad tenant id or credentials reference), 404 (no
+such tenant), 409 (the id is in use), 503 (Kafka unreachable, or the registry not read yet).
 
 Imports: standard library, psycopg, starlette and the console's own modules.
 """
@@ -53,7 +55,7 @@ from services.console import privacy, readmodel
 from services.console.actions import ActionRefusedError
 from services.console.app import Console, client_key
 from services.console.auth import Identity, bearer_token
-from services.console.tenants import COMMANDS, ConsoleTenants
+from services.console.tenants import COMMANDS, OPERATOR_COMMANDS, ConsoleTenants
 from services.core.errors import TetherError, TransportError
 from services.core.topics import STAGES
 from services.tenants.credentials import CredentialsError
@@ -371,13 +373,24 @@ def ignored_list(console: Console, request: Request, who: Identity) -> Response:
     return JSON(page.to_json())
 
 
-def registry_for(console: Console, who: Identity, *, changing: bool) -> ConsoleTenants | Response:
-    """The console's tenant registry, or the refusal to answer with."""
+def registry_for(
+    console: Console, who: Identity, *, changing: bool, administering: bool = False
+) -> ConsoleTenants | Response:
+    """The console's tenant registry, or the refusal to answer with (``administering``: a
+    registration, a change of settings or a removal, not only a pause or a resume)."""
     tenants = console.tenants
     if tenants is None:
         return error(503, "tenants_unavailable", "the console has no Kafka connection")
     if changing and not who.is_operator:
         return forbidden(console, "changing the tenant registry")
+    if administering and not tenants.administers(who.name):
+        console.metrics.auth_failures.labels("forbidden").inc()
+        return error(
+            403,
+            "forbidden",
+            "registering, re-configuring and removing tenants is for the tenant administrators "
+            "(TETHER_CONSOLE_TENANT_ADMINS)",
+        )
     if not tenants.loaded:
         return error(503, "tenants_loading", "the tenant registry is being read; retry")
     return tenants
@@ -417,7 +430,7 @@ def tenant_one(console: Console, request: Request, who: Identity) -> Response:
 
 
 def tenant_add(console: Console, request: Request, who: Identity) -> Response:
-    tenants = registry_for(console, who, changing=True)
+    tenants = registry_for(console, who, changing=True, administering=True)
     if isinstance(tenants, Response):
         return tenants
     body = request.scope.get("tether.body")
@@ -425,7 +438,7 @@ def tenant_add(console: Console, request: Request, who: Identity) -> Response:
 
 
 def tenant_settings(console: Console, request: Request, who: Identity) -> Response:
-    tenants = registry_for(console, who, changing=True)
+    tenants = registry_for(console, who, changing=True, administering=True)
     if isinstance(tenants, Response):
         return tenants
     body = request.scope.get("tether.body")
@@ -436,8 +449,10 @@ def tenant_settings(console: Console, request: Request, who: Identity) -> Respon
 def tenant_command(command: str) -> Handler:
     """The handler of ``POST /api/v1/tenants/{tenant}/<command>`` (pause, resume, remove)."""
 
+    administering = command not in OPERATOR_COMMANDS
+
     def handler(console: Console, request: Request, who: Identity) -> Response:
-        tenants = registry_for(console, who, changing=True)
+        tenants = registry_for(console, who, changing=True, administering=administering)
         if isinstance(tenants, Response):
             return tenants
         body = request.scope.get("tether.body")

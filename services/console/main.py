@@ -42,6 +42,7 @@ from services.console.kafkaview import KafkaView, TtlCache
 from services.console.metrics import ConsoleMetrics
 from services.console.settings import ConsoleSettings
 from services.console.tenants import ConsoleTenants
+from services.console.tenants import names as tenant_admins
 from services.core.errors import ConfigurationError
 from services.core.kafka import layout_from, make_producer
 from services.core.metrics import CoreMetrics
@@ -123,6 +124,7 @@ def build_console(
             producer=producer,
             refresh_seconds=settings.console_tenants_refresh_seconds,
             ack_timeout=settings.console_action_ack_timeout_seconds,
+            admins=tenant_admins(settings.console_tenant_admins),
         ).start()
     return Console(
         settings=settings,

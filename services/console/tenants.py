@@ -38,6 +38,14 @@ from services.tenants.registry import DirectoryFollower, TenantDirectory, Tenant
 
 #: The state each operator command sets (the same commands as ``tether tenants``).
 COMMANDS: dict[str, DesiredState] = {"pause": "paused", "resume": "active", "remove": "removed"}
+#: The commands every operator may give; the others are for the tenant administrators.
+OPERATOR_COMMANDS = frozenset({"pause", "resume"})
+
+
+def names(text: str) -> frozenset[str]:
+    """A comma-separated list of caller names (``console_tenant_admins``)."""
+    return frozenset(name.strip() for name in text.split(",") if name.strip())
+
 
 ADD_FIELDS = frozenset({"tenant", "settings", "credentials_ref", "dataflow", "paused", "reason"})
 CHANGE_FIELDS = frozenset({"settings", "reason"})
@@ -126,7 +134,9 @@ class ConsoleTenants:
         producer: KafkaProducer | None = None,
         refresh_seconds: float = 2.0,
         ack_timeout: float = 10.0,
+        admins: frozenset[str] = frozenset(),
     ) -> None:
+        self.admins = admins
         self.directory = TenantDirectory(settings, codec)
         self.follower = DirectoryFollower(self.directory, refresh_seconds)
         # One directory for reads and for the registry's read-before-write: after a change is
@@ -135,6 +145,11 @@ class ConsoleTenants:
             settings, codec, producer=producer, directory=self.directory, ack_timeout=ack_timeout
         )
         self._writing = threading.Lock()
+
+    def administers(self, name: str) -> bool:
+        """Whether an operator may register, re-configure and remove tenants (not only pause and
+        resume them): everyone when no administrators are named."""
+        return not self.admins or name in self.admins
 
     def start(self) -> ConsoleTenants:
         self.follower.start()

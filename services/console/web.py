@@ -52,6 +52,7 @@ from services.console import api, privacy, readmodel
 from services.console.actions import ActionRefusedError
 from services.console.app import Console, client_key
 from services.console.auth import Identity, Sessions
+from services.console.tenants import OPERATOR_COMMANDS
 from services.core.errors import TetherError
 from services.core.operator_actions import ActionKind
 from services.core.topics import STAGES
@@ -545,6 +546,11 @@ def ignored_list(view: Page, form: dict[str, str]) -> Response:
     return view.render("ignored.html", items=result.items, more=_more(request, result.next_cursor))
 
 
+#: The tenant commands the page offers: every operator's (registering and removing are for the
+#: tenant administrators, on the API and the CLI).
+WEB_COMMANDS = tuple(sorted(OPERATOR_COMMANDS))
+
+
 def tenant_list(view: Page, form: dict[str, str]) -> Response:
     tenants = view.console.tenants
     if tenants is None:
@@ -552,11 +558,6 @@ def tenant_list(view: Page, form: dict[str, str]) -> Response:
     return view.render(
         "tenants.html", rows=tenants.rows(), loaded=tenants.loaded, commands=WEB_COMMANDS
     )
-
-
-#: The tenant commands the page offers (registering and removing are for the API and the CLI:
-#: they name settings and credentials a form would only repeat).
-WEB_COMMANDS = ("pause", "resume")
 
 
 def tenant_command(view: Page, form: dict[str, str]) -> Response:
@@ -589,8 +590,8 @@ def tenant_choose(view: Page, form: dict[str, str]) -> Response:
     if tenant not in view.tenant_choices():
         return view.render("error.html", 400, message="No such tenant.")
     back = form.get("back", "/")
-    # Only a path of this site (never "//host" or a URL): an open redirect otherwise.
-    if not back.startswith("/") or back.startswith("//"):
+    # Only a path of this site (not "//host", "/\host" or a URL): an open redirect otherwise.
+    if not back.startswith("/") or back[1:2] in ("/", "\\"):
         back = "/"
     response = RedirectResponse(back, 303)
     response.set_cookie(

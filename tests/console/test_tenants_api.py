@@ -264,6 +264,33 @@ def test_refusals_write_nothing(api: support.Served, options: dict[str, Any]) ->
     assert stored["acme"].settings == {"wix_site_id": "site-1"}
 
 
+def test_named_tenant_administrators_alone_register_reconfigure_and_remove(
+    pg_dsn: str, options: dict[str, Any]
+) -> None:
+    settings = support.settings("postgresql://unused/unused", **options)
+    registry = TenantRegistry(settings, default_codec())
+    try:
+        registry.add(Tenant(tenant="acme", updated_by="cli"))
+    finally:
+        registry.close()
+    support.migrate(pg_dsn)
+    with support.serve(pg_dsn, kafka=True, console_tenant_admins="carol, dave", **options) as api:
+        until(lambda: api.get("/api/v1/tenants/acme", READER_TOKEN).status_code == 200)
+        for answer in (
+            api.post("/api/v1/tenants", OPERATOR_TOKEN, json={"tenant": "initech"}),
+            patch(api, "/api/v1/tenants/acme", OPERATOR_TOKEN, {"settings": {"wix_site_id": "s"}}),
+            api.post("/api/v1/tenants/acme/remove", OPERATOR_TOKEN),
+        ):
+            assert answer.status_code == 403
+            assert "TETHER_CONSOLE_TENANT_ADMINS" in answer.json()["detail"]
+        # alice is an operator, not a tenant administrator: pausing and resuming are hers.
+        assert api.post("/api/v1/tenants/acme/pause", OPERATOR_TOKEN).status_code == 200
+        assert api.post("/api/v1/tenants/acme/resume", OPERATOR_TOKEN).status_code == 200
+    stored = registry_read(options)
+    assert list(stored) == ["acme"]
+    assert (stored["acme"].state, stored["acme"].version) == ("active", 3)
+
+
 def test_a_console_without_kafka_has_no_tenant_registry(pg_dsn: str) -> None:
     support.migrate(pg_dsn)
     with support.serve(pg_dsn) as api:

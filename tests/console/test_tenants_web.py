@@ -145,11 +145,12 @@ def test_the_selector_lists_the_registrys_tenants_and_switches_every_page(
         "/ui/tenant", headers=session, data={"csrf": csrf, "tenant": "initech"}
     )
     assert not_offered.status_code == 400 and "set-cookie" not in not_offered.headers
-    elsewhere = web.http.post(
-        "/ui/tenant",
-        headers=session,
-        data={"csrf": csrf, "tenant": "globex", "back": "//evil.example/x"},
-    )
-    assert elsewhere.status_code == 303 and elsewhere.headers["location"] == "/"
+    for elsewhere in ("//evil.example/x", "/\\evil.example/x", "https://evil.example/"):
+        answer = web.http.post(
+            "/ui/tenant",
+            headers=session,
+            data={"csrf": csrf, "tenant": "globex", "back": elsewhere},
+        )
+        assert answer.status_code == 303 and answer.headers["location"] == "/", elsewhere
     forged = web.http.post("/ui/tenant", headers=session, data={"tenant": "globex"})
     assert forged.status_code == 403
