@@ -18,6 +18,7 @@ codec and settings.
 
 from __future__ import annotations
 
+import logging
 import threading
 from typing import Any
 
@@ -35,6 +36,8 @@ from services.tenants.model import (
     new_tenant,
 )
 from services.tenants.registry import DirectoryFollower, TenantDirectory, TenantRegistry
+
+log = logging.getLogger("tether.console.tenants")
 
 #: The state each operator command sets (the same commands as ``tether tenants``).
 COMMANDS: dict[str, DesiredState] = {"pause": "paused", "resume": "active", "remove": "removed"}
@@ -177,7 +180,7 @@ class ConsoleTenants:
     def add(self, body: Any, *, by: str) -> dict[str, Any]:
         proposed = parse_registration(body, by=by)
         with self._writing:
-            return self._shown(self.registry.add(proposed))
+            return self._shown(self.registry.add(proposed), "add")
 
     def change_settings(self, tenant: str, body: Any, *, by: str) -> dict[str, Any]:
         changes, reason = parse_settings_change(body)
@@ -185,7 +188,8 @@ class ConsoleTenants:
             return self._shown(
                 self.registry.update_settings(
                     check_tenant_id(tenant), changes, by=by, reason=reason
-                )
+                ),
+                "settings",
             )
 
     def set_state(self, tenant: str, command: str, body: Any, *, by: str) -> dict[str, Any]:
@@ -194,10 +198,25 @@ class ConsoleTenants:
             return self._shown(
                 self.registry.set_state(
                     check_tenant_id(tenant), COMMANDS[command], by=by, reason=reason
-                )
+                ),
+                command,
             )
 
-    def _shown(self, tenant: Tenant) -> dict[str, Any]:
+    def _shown(self, tenant: Tenant, change: str) -> dict[str, Any]:
+        # Not the reason: free text (it may name people), kept in the registration only. A
+        # repeated pause or resume is logged with the version it left unchanged.
+        log.info(
+            "tenant change",
+            extra={
+                "fields": {
+                    "change": change,
+                    "tenant": tenant.tenant,
+                    "state": tenant.state,
+                    "version": tenant.version,
+                    "actor": tenant.updated_by,
+                }
+            },
+        )
         # Acknowledged already (TenantRegistry.put): read it back so that reads include it.
         self.directory.refresh()
         return describe(tenant, self.directory.status(tenant.tenant))
