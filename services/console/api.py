@@ -55,11 +55,16 @@ from services.console import privacy, readmodel
 from services.console.actions import ActionRefusedError
 from services.console.app import Console, client_key
 from services.console.auth import Identity, bearer_token
-from services.console.tenants import COMMANDS, OPERATOR_COMMANDS, ConsoleTenants
+from services.console.tenants import OPERATOR_COMMANDS, ConsoleTenants
 from services.core.errors import TetherError, TransportError
 from services.core.topics import STAGES
 from services.tenants.credentials import CredentialsError
-from services.tenants.model import TenantError, TenantExistsError, TenantNotFoundError
+from services.tenants.model import (
+    COMMAND_STATES,
+    TenantError,
+    TenantExistsError,
+    TenantNotFoundError,
+)
 
 log = logging.getLogger("tether.console.api")
 
@@ -509,6 +514,6 @@ def routes(console: Console) -> list[BaseRoute]:
                 _with_json_body(console, tenant_command(command)),
                 methods=["POST"],
             )
-            for command in COMMANDS
+            for command in COMMAND_STATES
         ),
     ]

@@ -28,7 +28,7 @@ from services.core.codec import AvroCodec
 from services.core.settings import TetherSettings
 from services.tenants import credentials, overrides
 from services.tenants.model import (
-    DesiredState,
+    COMMAND_STATES,
     Tenant,
     TenantError,
     check_tenant_id,
@@ -39,8 +39,6 @@ from services.tenants.registry import DirectoryFollower, TenantDirectory, Tenant
 
 log = logging.getLogger("tether.console.tenants")
 
-#: The state each operator command sets (the same commands as ``tether tenants``).
-COMMANDS: dict[str, DesiredState] = {"pause": "paused", "resume": "active", "remove": "removed"}
 #: The commands every operator may give; the others are for the tenant administrators.
 OPERATOR_COMMANDS = frozenset({"pause", "resume"})
 
@@ -197,7 +195,7 @@ class ConsoleTenants:
         with self._writing:
             return self._shown(
                 self.registry.set_state(
-                    check_tenant_id(tenant), COMMANDS[command], by=by, reason=reason
+                    check_tenant_id(tenant), COMMAND_STATES[command], by=by, reason=reason
                 ),
                 command,
             )

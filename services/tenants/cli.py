@@ -38,7 +38,7 @@ from services.core.schema_registry import codec_from
 from services.core.settings import TetherSettings
 from services.tenants import credentials, overrides
 from services.tenants.model import (
-    DesiredState,
+    COMMAND_STATES,
     TenantError,
     describe,
     new_tenant,
@@ -124,9 +124,6 @@ def list_through_api(url: str, token: str, *, as_json: bool, out: Any = sys.stdo
     return 0
 
 
-STATES: dict[str, DesiredState] = {"pause": "paused", "resume": "active", "remove": "removed"}
-
-
 def run(args: argparse.Namespace, settings: TetherSettings, out: Any = sys.stdout) -> int:
     by = args.by or getpass.getuser()
     codec = codec_from(settings)
@@ -176,7 +173,7 @@ def run(args: argparse.Namespace, settings: TetherSettings, out: Any = sys.stdou
             tenant = registry.update_settings(args.tenant, changes, by=by, reason=args.reason)
         else:
             tenant = registry.set_state(
-                args.tenant, STATES[args.command], by=by, reason=args.reason
+                args.tenant, COMMAND_STATES[args.command], by=by, reason=args.reason
             )
     finally:
         registry.close()

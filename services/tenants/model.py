@@ -37,6 +37,13 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 DesiredState = Literal["active", "paused", "removed"]
 Phase = Literal["onboarding", "initial_sync", "live", "paused", "stopped", "failing"]
 
+#: The state each operator command sets (``tether tenants pause|resume|remove``, the console).
+COMMAND_STATES: dict[str, DesiredState] = {
+    "pause": "paused",
+    "resume": "active",
+    "remove": "removed",
+}
+
 TENANT_ID = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 #: Policies a tenant may override (none yet: the dataflow file holds the deployment's).
 KNOWN_POLICIES: frozenset[str] = frozenset()
