@@ -401,7 +401,7 @@ def registry_for(
     return tenants
 
 
-def tenant_change(console: Console, change: Callable[[], dict[str, Any]], status: int) -> Response:
+def tenant_change(change: Callable[[], dict[str, Any]], status: int) -> Response:
     """Run an operator's change of the registry; its refusals as the API's answers."""
     try:
         return JSON(change(), status)
@@ -439,7 +439,7 @@ def tenant_add(console: Console, request: Request, who: Identity) -> Response:
     if isinstance(tenants, Response):
         return tenants
     body = request.scope.get("tether.body")
-    return tenant_change(console, lambda: tenants.add(body, by=who.name), 201)
+    return tenant_change(lambda: tenants.add(body, by=who.name), 201)
 
 
 def tenant_settings(console: Console, request: Request, who: Identity) -> Response:
@@ -448,7 +448,7 @@ def tenant_settings(console: Console, request: Request, who: Identity) -> Respon
         return tenants
     body = request.scope.get("tether.body")
     tenant = request.path_params["tenant"]
-    return tenant_change(console, lambda: tenants.change_settings(tenant, body, by=who.name), 200)
+    return tenant_change(lambda: tenants.change_settings(tenant, body, by=who.name), 200)
 
 
 def tenant_command(command: str) -> Handler:
@@ -462,9 +462,7 @@ def tenant_command(command: str) -> Handler:
             return tenants
         body = request.scope.get("tether.body")
         tenant = request.path_params["tenant"]
-        return tenant_change(
-            console, lambda: tenants.set_state(tenant, command, body, by=who.name), 200
-        )
+        return tenant_change(lambda: tenants.set_state(tenant, command, body, by=who.name), 200)
 
     return handler
 
