@@ -19,10 +19,21 @@ POST /api/v1/actions                         publish an operator action -> 202 {
 GET  /api/v1/actions                         the audit trail ?kind=&actor=&status=applied|rejected
 GET  /api/v1/ignored-records                 records an operator chose never to sync
 GET  /api/v1/actions/{action_id}             its result (``pending`` until the mapper applied it)
+GET  /api/v1/tenants                         the tenant registry: state, phase, owner, version
+GET  /api/v1/tenants/{tenant}                one tenant's registration and status
+POST /api/v1/tenants                         register a tenant -> 201 (tenant administrators)
+PATCH /api/v1/tenants/{tenant}               change its setting overrides (tenant administrators)
+POST /api/v1/tenants/{tenant}/pause|resume   change its state (operator role)
+POST /api/v1/tenants/{tenant}/remove         stop its work for good (tenant administrators)
 
 Lists take ``limit`` (1..500) and ``cursor`` (the previous page's ``next_cursor``) and answer
-``{"items": [...], "next_cursor": ..., "limit": n}``; every route takes ``tenant`` (default: the
-console's ``TETHER_TENANT``).
+``{"items": [...], "next_cursor": ..., "limit": n}``; every route but the tenant registry's takes
+``tenant`` (default: the console's ``TETHER_TENANT``). The registry's routes apply the rules of
+``tether tenants`` (``services.console.tenants``) and name the caller as who changed it; a change
+answers once the broker acknowledged it. Tenant administrators are the operators that
+``console_tenant_admins`` names (every operator when it names none). Refusals: 400 (a rule: a
+secret or an unknown name in the settings, a bad tenant id or credentials reference), 404 (no
+such tenant), 409 (the id is in use), 503 (Kafka unreachable, or the registry not read yet).
 
 Imports: standard library, psycopg, starlette and the console's own modules.
 """
@@ -44,8 +55,16 @@ from services.console import privacy, readmodel
 from services.console.actions import ActionRefusedError
 from services.console.app import Console, client_key
 from services.console.auth import Identity, bearer_token
-from services.core.errors import TetherError
+from services.console.tenants import OPERATOR_COMMANDS, ConsoleTenants
+from services.core.errors import TetherError, TransportError
 from services.core.topics import STAGES
+from services.tenants.credentials import CredentialsError
+from services.tenants.model import (
+    COMMAND_STATES,
+    TenantError,
+    TenantExistsError,
+    TenantNotFoundError,
+)
 
 log = logging.getLogger("tether.console.api")
 
@@ -359,6 +378,95 @@ def ignored_list(console: Console, request: Request, who: Identity) -> Response:
     return JSON(page.to_json())
 
 
+def registry_for(
+    console: Console, who: Identity, *, changing: bool, administering: bool = False
+) -> ConsoleTenants | Response:
+    """The console's tenant registry, or the refusal to answer with (``administering``: a
+    registration, a change of settings or a removal, not only a pause or a resume)."""
+    tenants = console.tenants
+    if tenants is None:
+        return error(503, "tenants_unavailable", "the console has no Kafka connection")
+    if changing and not who.is_operator:
+        return forbidden(console, "changing the tenant registry")
+    if administering and not tenants.administers(who.name):
+        console.metrics.auth_failures.labels("forbidden").inc()
+        return error(
+            403,
+            "forbidden",
+            "registering, re-configuring and removing tenants is for the tenant administrators "
+            "(TETHER_CONSOLE_TENANT_ADMINS)",
+        )
+    if not tenants.loaded:
+        return error(503, "tenants_loading", "the tenant registry is being read; retry")
+    return tenants
+
+
+def tenant_change(change: Callable[[], dict[str, Any]], status: int) -> Response:
+    """Run an operator's change of the registry; its refusals as the API's answers."""
+    try:
+        return JSON(change(), status)
+    except TenantNotFoundError as exc:
+        return error(404, "not_found", str(exc))
+    except TenantExistsError as exc:
+        return error(409, "exists", str(exc))
+    except (TenantError, CredentialsError) as exc:
+        return error(400, "invalid_tenant", str(exc))
+    except TransportError as exc:
+        log.warning("tenant registry not changed: %s", exc)
+        return error(503, "kafka_unavailable", type(exc).__name__)
+
+
+def tenant_list(console: Console, request: Request, who: Identity) -> Response:
+    tenants = registry_for(console, who, changing=False)
+    if isinstance(tenants, Response):
+        return tenants
+    return JSON({"items": tenants.rows()})
+
+
+def tenant_one(console: Console, request: Request, who: Identity) -> Response:
+    tenants = registry_for(console, who, changing=False)
+    if isinstance(tenants, Response):
+        return tenants
+    try:
+        found = tenants.one(request.path_params["tenant"])
+    except TenantError as exc:
+        return error(400, "invalid_tenant", str(exc))
+    return JSON(found) if found is not None else error(404, "not_found")
+
+
+def tenant_add(console: Console, request: Request, who: Identity) -> Response:
+    tenants = registry_for(console, who, changing=True, administering=True)
+    if isinstance(tenants, Response):
+        return tenants
+    body = request.scope.get("tether.body")
+    return tenant_change(lambda: tenants.add(body, by=who.name), 201)
+
+
+def tenant_settings(console: Console, request: Request, who: Identity) -> Response:
+    tenants = registry_for(console, who, changing=True, administering=True)
+    if isinstance(tenants, Response):
+        return tenants
+    body = request.scope.get("tether.body")
+    tenant = request.path_params["tenant"]
+    return tenant_change(lambda: tenants.change_settings(tenant, body, by=who.name), 200)
+
+
+def tenant_command(command: str) -> Handler:
+    """The handler of ``POST /api/v1/tenants/{tenant}/<command>`` (pause, resume, remove)."""
+
+    administering = command not in OPERATOR_COMMANDS
+
+    def handler(console: Console, request: Request, who: Identity) -> Response:
+        tenants = registry_for(console, who, changing=True, administering=administering)
+        if isinstance(tenants, Response):
+            return tenants
+        body = request.scope.get("tether.body")
+        tenant = request.path_params["tenant"]
+        return tenant_change(lambda: tenants.set_state(tenant, command, body, by=who.name), 200)
+
+    return handler
+
+
 def _with_json_body(console: Console, handler: Handler) -> Callable[[Request], Any]:
     inner = endpoint(console, handler)
 
@@ -390,4 +498,20 @@ def routes(console: Console) -> list[BaseRoute]:
         get("/actions", action_list),
         get("/ignored-records", ignored_list),
         get("/actions/{action_id}", action_get),
+        get("/tenants", tenant_list),
+        get("/tenants/{tenant}", tenant_one),
+        Route("/api/v1/tenants", _with_json_body(console, tenant_add), methods=["POST"]),
+        Route(
+            "/api/v1/tenants/{tenant}",
+            _with_json_body(console, tenant_settings),
+            methods=["PATCH"],
+        ),
+        *(
+            Route(
+                f"/api/v1/tenants/{{tenant}}/{command}",
+                _with_json_body(console, tenant_command(command)),
+                methods=["POST"],
+            )
+            for command in COMMAND_STATES
+        ),
     ]

@@ -13,7 +13,8 @@ that, for every request:
 3. counts the request by route template and status (``ConsoleMetrics``).
 
 :class:`Console` is what the routes share: settings, the verifiers, sessions and rate limits, a
-small pool of read-only PostgreSQL connections, the Kafka view and the action publisher. Blocking
+small pool of read-only PostgreSQL connections, the Kafka view, the action publisher and the tenant
+registry (followed, and changed by operators: ``services.console.tenants``). Blocking
 work (SQL, Kafka) runs in Starlette's thread pool.
 
 Imports: standard library, anyio, psycopg, starlette and the console's own modules.
@@ -43,6 +44,7 @@ from services.console.auth import Identity, RateLimits, Sessions, Verifiers
 from services.console.kafkaview import KafkaView, TtlCache
 from services.console.metrics import ConsoleMetrics
 from services.console.settings import ConsoleSettings
+from services.console.tenants import ConsoleTenants
 
 log = logging.getLogger("tether.console")
 
@@ -104,6 +106,7 @@ class Console:
     kafka: KafkaView | None
     actions: Actions | None
     overview_cache: TtlCache | None = None
+    tenants: ConsoleTenants | None = None
 
     @property
     def tenant(self) -> str:

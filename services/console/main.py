@@ -8,8 +8,9 @@
 The service serves the Starlette application of ``services.console.app`` on ``public_port``
 (default 9184) with uvicorn (through ``services.core.public_http.PublicServer``), and
 ``/metrics``, ``/healthz``, ``/readyz`` (PostgreSQL and Kafka reachable) on ``http_port``
-(default 9104). It holds one Kafka producer (operator actions) and a small pool of read-only
-PostgreSQL connections; it never writes to PostgreSQL.
+(default 9104). It holds one Kafka producer (operator actions, tenant registry changes), a reader
+following the tenant registry, and a small pool of read-only PostgreSQL connections; it never
+writes to PostgreSQL.
 
 Imports: standard library, prometheus_client, psycopg and the core and console modules.
 """
@@ -40,6 +41,8 @@ from services.console.auth import (
 from services.console.kafkaview import KafkaView, TtlCache
 from services.console.metrics import ConsoleMetrics
 from services.console.settings import ConsoleSettings
+from services.console.tenants import ConsoleTenants
+from services.console.tenants import names as tenant_admins
 from services.core.errors import ConfigurationError
 from services.core.kafka import layout_from, make_producer
 from services.core.metrics import CoreMetrics
@@ -92,28 +95,40 @@ def build_console(
     kafka: bool = True,
 ) -> Console:
     """Everything the routes share (``producer``: made here unless given; ``kafka=False``: no
-    Kafka at all — lists and overview from PostgreSQL only, no actions)."""
+    Kafka at all — lists and overview from PostgreSQL only, no actions, no tenant registry)."""
+    verifiers = verifiers_from(settings)  # first: a configuration error starts nothing
     metrics = ConsoleMetrics(registry)
     secret = settings.console_session_secret.get_secret_value().encode() or None
     view = None
     actions = None
+    tenants = None
     if kafka:
         codec = codec_from(settings)
         layout = layout_from(settings)
         view = KafkaView(
             settings, codec, layout, cache_seconds=settings.console_kafka_cache_seconds
         )
+        if producer is None:
+            producer = make_producer(settings, "console")
         actions = Actions(
-            producer if producer is not None else make_producer(settings, "console"),
+            producer,
             codec,
             layout,
             metrics,
             redriver=view,
             ack_timeout=settings.console_action_ack_timeout_seconds,
         )
+        tenants = ConsoleTenants(
+            settings,
+            codec,
+            producer=producer,
+            refresh_seconds=settings.console_tenants_refresh_seconds,
+            ack_timeout=settings.console_action_ack_timeout_seconds,
+            admins=tenant_admins(settings.console_tenant_admins),
+        ).start()
     return Console(
         settings=settings,
-        verifiers=verifiers_from(settings),
+        verifiers=verifiers,
         sessions=Sessions(secret, settings.console_session_hours * 3600),
         limits=RateLimits(settings.console_rate_per_minute),
         pool=ConnectionPool(settings.postgres_dsn.get_secret_value),
@@ -121,6 +136,7 @@ def build_console(
         kafka=view,
         actions=actions,
         overview_cache=TtlCache(settings.console_overview_cache_seconds),
+        tenants=tenants,
     )
 
 
@@ -191,6 +207,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return runtime.run(loop)
     finally:
+        if console.tenants is not None:
+            console.tenants.close()
         if console.actions is not None:
             producer = console.actions.producer
             close = getattr(producer, "close", None)

@@ -9,7 +9,9 @@ public port and its limits) with the console's own ``TETHER_CONSOLE_*`` settings
   role claim) lets a JWT from an identity provider in as well;
 * ``console_session_secret`` signs the web console's session cookie and CSRF tokens (random per
   process when unset: sessions then end when the process restarts);
-* ``console_rate_per_minute`` — requests per identity (and per client address before login).
+* ``console_rate_per_minute`` — requests per identity (and per client address before login);
+* ``console_tenants_refresh_seconds`` — how fresh the tenant registry it follows is;
+  ``console_tenant_admins`` — who among the operators may register and remove tenants.
 
 Secrets are ``SecretStr`` and may come from files in ``TETHER_SECRETS_DIR``
 (``tether_console_tokens``, ``tether_console_session_secret``).
@@ -96,5 +98,20 @@ class ConsoleSettings(TetherSettings, PostgresSettings, PublicHttpSettings):
         "link, a dashboard need not do that on every view.",
     )
     console_action_ack_timeout_seconds: float = Field(
-        10.0, gt=0, description="How long Kafka may take to acknowledge an operator action."
+        10.0,
+        gt=0,
+        description="How long Kafka may take to acknowledge an operator action or a change "
+        "to the tenant registry.",
+    )
+    console_tenant_admins: str = Field(
+        "",
+        description="Comma-separated caller names (token entry names, JWT subjects) that may "
+        "register, re-configure and remove tenants; empty: every operator. Pausing and resuming "
+        "stay open to every operator.",
+    )
+    console_tenants_refresh_seconds: float = Field(
+        2.0,
+        gt=0,
+        description="How often the console reads the tenant registry's new records (its tenant "
+        "list and selector are at most this old; its own changes show at once).",
     )

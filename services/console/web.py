@@ -13,6 +13,13 @@ POST /ui/actions                          publish it (CSRF-checked) -> /ui/actio
 GET  /ui/actions/{action_id}              its result (the page refreshes itself while pending)
 GET  /ui/actions                          the audit trail of operator actions
 GET  /ui/ignored                          ignored records (with "stop ignoring")
+GET  /ui/tenants                          the tenant registry (pause/resume for operators)
+POST /ui/tenants/{tenant}/pause|resume    change a tenant's state (CSRF-checked)
+POST /ui/tenant                           choose the tenant the pages show (CSRF-checked)
+
+Every page shows one tenant's data: ``?tenant=`` if given, else the one chosen with the header's
+tenant selector (a cookie; the selector lists the registry's tenants and appears once there are
+any), else the console's ``TETHER_TENANT``.
 
 Sessions: after a valid token, the browser gets a signed cookie (``HttpOnly``,
 ``SameSite=Strict``, ``Secure`` when ``console_cookie_secure``) naming the identity — the token
@@ -45,9 +52,11 @@ from services.console import api, privacy, readmodel
 from services.console.actions import ActionRefusedError
 from services.console.app import Console, client_key
 from services.console.auth import Identity, Sessions
+from services.console.tenants import OPERATOR_COMMANDS
 from services.core.errors import TetherError
 from services.core.operator_actions import ActionKind
 from services.core.topics import STAGES
+from services.tenants.model import TenantError, TenantNotFoundError
 
 log = logging.getLogger("tether.console.web")
 
@@ -95,8 +104,12 @@ def _fmt_time(value: Any) -> str:
 TEMPLATES.filters["t"] = _fmt_time
 
 
+#: The cookie holding the tenant chosen with the selector (not a secret: which data to show).
+TENANT_COOKIE = "tether_tenant"
+
+
 class Page:
-    """The session (if any) of a page request."""
+    """The session (if any) of a page request, and the tenant it shows."""
 
     def __init__(self, console: Console, request: Request) -> None:
         self.console = console
@@ -104,6 +117,22 @@ class Page:
         found = console.sessions.read(request.cookies.get(Sessions.COOKIE))
         self.identity: Identity | None = found[0] if found else None
         self.nonce = found[1] if found else ""
+        self.tenant: str = (
+            request.query_params.get("tenant")
+            or request.cookies.get(TENANT_COOKIE)
+            or console.tenant
+        )
+
+    @property
+    def operator(self) -> bool:
+        return bool(self.identity and self.identity.is_operator)
+
+    def tenant_choices(self) -> list[str]:
+        """The tenants the selector offers: the registry's (removed ones too, until erased: their
+        data is still there), the console's own and the one shown; none without a registry."""
+        tenants = self.console.tenants
+        registered = tenants.ids() if tenants is not None else []
+        return sorted({*registered, self.console.tenant, self.tenant}) if registered else []
 
     @property
     def csrf(self) -> str:
@@ -112,9 +141,10 @@ class Page:
     def render(self, name: str, status: int = 200, **context: Any) -> HTMLResponse:
         body = TEMPLATES.get_template(name).render(
             me=self.identity,
-            operator=bool(self.identity and self.identity.is_operator),
+            operator=self.operator,
             csrf=self.csrf,
-            tenant=self.console.tenant,
+            tenant=self.tenant,
+            tenant_choices=self.tenant_choices(),
             path=self.request.url.path,
             **context,
         )
@@ -233,7 +263,7 @@ def logout(view: Page, form: dict[str, str]) -> Response:
 
 
 def overview(view: Page, form: dict[str, str]) -> Response:
-    data = api.overview_data(view.console, view.console.tenant)
+    data = api.overview_data(view.console, view.tenant)
     return view.render("overview.html", o=data, stages=STAGES)
 
 
@@ -242,7 +272,7 @@ def review_list(view: Page, form: dict[str, str]) -> Response:
     with view.console.pool.connection() as conn:
         result = readmodel.review_items(
             conn,
-            view.console.tenant,
+            view.tenant,
             state=_q(request, "state") or "open",
             reason=_q(request, "reason"),
             q=_q(request, "q"),
@@ -257,7 +287,7 @@ def review_list(view: Page, form: dict[str, str]) -> Response:
                 # The open items' reasons (the partial index of open items answers this).
                 "SELECT DISTINCT reason FROM mapper_review_items "
                 "WHERE tenant = %s AND resolved_at IS NULL ORDER BY 1",
-                (view.console.tenant,),
+                (view.tenant,),
             ).fetchall()
         ]
     return view.render(
@@ -272,7 +302,7 @@ def review_list(view: Page, form: dict[str, str]) -> Response:
 def review_one(view: Page, form: dict[str, str]) -> Response:
     review_id = view.request.path_params["review_id"]
     with view.console.pool.connection() as conn:
-        item = readmodel.review_item(conn, view.console.tenant, review_id)
+        item = readmodel.review_item(conn, view.tenant, review_id)
     if item is None:
         return view.render("error.html", 404, message="No such review item.")
     if not view.identity or not view.identity.is_operator:
@@ -285,7 +315,7 @@ def conflict_list(view: Page, form: dict[str, str]) -> Response:
     with view.console.pool.connection() as conn:
         result = readmodel.conflicts(
             conn,
-            view.console.tenant,
+            view.tenant,
             property_name=_q(request, "property"),
             kind=_q(request, "kind"),
             link_id=_q(request, "link_id"),
@@ -352,7 +382,7 @@ def link_list(view: Page, form: dict[str, str]) -> Response:
     with view.console.pool.connection() as conn:
         result = readmodel.links(
             conn,
-            view.console.tenant,
+            view.tenant,
             status=_q(request, "status"),
             verification=_q(request, "verification"),
             flow=_q(request, "flow"),
@@ -377,11 +407,11 @@ def link_one(view: Page, form: dict[str, str]) -> Response:
     request = view.request
     link_id = request.path_params["link_id"]
     with view.console.pool.connection() as conn:
-        link = readmodel.link_page(conn, view.console.tenant, link_id)
+        link = readmodel.link_page(conn, view.tenant, link_id)
         events = (
             readmodel.timeline(
                 conn,
-                view.console.tenant,
+                view.tenant,
                 link_id,
                 limit=readmodel.page_size(_q(request, "limit"), 100),
                 cursor=_q(request, "cursor"),
@@ -412,11 +442,9 @@ def action_new(view: Page, form: dict[str, str]) -> Response:
     context: dict[str, Any] = {}
     with view.console.pool.connection() as conn:
         if targets.get("review_id"):
-            context["review"] = readmodel.review_item(
-                conn, view.console.tenant, targets["review_id"]
-            )
+            context["review"] = readmodel.review_item(conn, view.tenant, targets["review_id"])
         if targets.get("link_id"):
-            context["link"] = readmodel.link_page(conn, view.console.tenant, targets["link_id"])
+            context["link"] = readmodel.link_page(conn, view.tenant, targets["link_id"])
     return view.render(
         "confirm.html",
         kind=kind.value,
@@ -448,7 +476,8 @@ def action_post(view: Page, form: dict[str, str]) -> Response:
     if body.get("deadletter_ids"):
         body["deadletter_ids"] = [i for i in body["deadletter_ids"].split(",") if i]
     try:
-        submitted = console.actions.submit(identity, console.tenant, body)
+        # The tenant the confirmation page showed (a hidden field), not whatever is chosen now.
+        submitted = console.actions.submit(identity, form.get("tenant") or view.tenant, body)
     except ActionRefusedError as exc:
         return view.render("error.html", 400, message=f"Not sent: {exc}")
     except TetherError as exc:
@@ -482,7 +511,7 @@ def action_list(view: Page, form: dict[str, str]) -> Response:
     with view.console.pool.connection() as conn:
         result = readmodel.operator_actions(
             conn,
-            view.console.tenant,
+            view.tenant,
             kind=_q(request, "kind"),
             actor=_q(request, "actor"),
             status=_q(request, "status"),
@@ -508,13 +537,73 @@ def ignored_list(view: Page, form: dict[str, str]) -> Response:
     with view.console.pool.connection() as conn:
         result = readmodel.ignored_records(
             conn,
-            view.console.tenant,
+            view.tenant,
             limit=readmodel.page_size(
                 _q(request, "limit"), view.console.settings.console_page_size
             ),
             cursor=_q(request, "cursor"),
         )
     return view.render("ignored.html", items=result.items, more=_more(request, result.next_cursor))
+
+
+#: The tenant commands the page offers: every operator's (registering and removing are for the
+#: tenant administrators, on the API and the CLI).
+WEB_COMMANDS = tuple(sorted(OPERATOR_COMMANDS))
+
+
+def tenant_list(view: Page, form: dict[str, str]) -> Response:
+    tenants = view.console.tenants
+    if tenants is None:
+        return view.render("error.html", 503, message="The console has no Kafka connection.")
+    return view.render(
+        "tenants.html", rows=tenants.rows(), loaded=tenants.loaded, commands=WEB_COMMANDS
+    )
+
+
+def tenant_command(view: Page, form: dict[str, str]) -> Response:
+    console = view.console
+    identity = view.identity
+    if identity is None or not identity.is_operator:
+        console.metrics.auth_failures.labels("forbidden").inc()
+        return view.render("error.html", 403, message="Changing a tenant needs the operator role.")
+    command = view.request.path_params["command"]
+    if console.tenants is None or command not in WEB_COMMANDS:
+        return view.render("error.html", 404, message="No such page.")
+    tenant = view.request.path_params["tenant"]
+    try:
+        console.tenants.set_state(
+            tenant, command, {"reason": form.get("reason", "")}, by=identity.name
+        )
+    except TenantNotFoundError:
+        return view.render("error.html", 404, message="No such tenant.")
+    except TenantError as exc:
+        return view.render("error.html", 400, message=f"Not changed: {exc}")
+    except TetherError as exc:
+        return view.render(
+            "error.html", 503, message=f"Kafka did not acknowledge ({type(exc).__name__})."
+        )
+    return RedirectResponse("/ui/tenants", 303)
+
+
+def tenant_choose(view: Page, form: dict[str, str]) -> Response:
+    tenant = form.get("tenant", "")
+    if tenant not in view.tenant_choices():
+        return view.render("error.html", 400, message="No such tenant.")
+    back = form.get("back", "/")
+    # Only a path of this site (not "//host", "/\host" or a URL): an open redirect otherwise.
+    if not back.startswith("/") or back[1:2] in ("/", "\\"):
+        back = "/"
+    response = RedirectResponse(back, 303)
+    response.set_cookie(
+        TENANT_COOKIE,
+        tenant,
+        max_age=int(view.console.sessions.lifetime),
+        httponly=True,
+        samesite="strict",
+        secure=view.console.settings.console_cookie_secure,
+        path="/",
+    )
+    return response
 
 
 def routes(console: Console) -> list[BaseRoute]:
@@ -534,5 +623,12 @@ def routes(console: Console) -> list[BaseRoute]:
         Route("/ui/actions", page(console, action_list), methods=["GET"]),
         Route("/ui/ignored", page(console, ignored_list), methods=["GET"]),
         Route("/ui/actions/{action_id}", page(console, action_one), methods=["GET"]),
+        Route("/ui/tenants", page(console, tenant_list), methods=["GET"]),
+        Route(
+            "/ui/tenants/{tenant}/{command}",
+            page(console, tenant_command),
+            methods=["POST"],
+        ),
+        Route("/ui/tenant", page(console, tenant_choose), methods=["POST"]),
         Mount("/static", app=StaticFiles(directory=str(HERE / "static")), name="static"),
     ]

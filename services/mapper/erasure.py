@@ -8,7 +8,8 @@ that holds tenant data (``ERASED_TABLES``). ``count_tenant_rows`` is the dry run
 tables, counted.
 
 What stays: the tables that hold no tenant data (``NOT_TENANT_DATA``: consumed positions per
-consumer group and partition, the migration bookkeeping). The test
+consumer group and partition, the migration bookkeeping, the shared API budgets per hashed
+credential key). The test
 (``tests/mapper/test_erasure.py``) enumerates every table with a ``tenant`` column from
 ``information_schema``, every table referencing a covered one by a foreign key and every
 ``CREATE TABLE`` in the source tree, and fails when one is in neither list: a new table must be
@@ -67,6 +68,10 @@ ERASED_TABLES: tuple[ErasedTable, ...] = (
 NOT_TENANT_DATA: dict[str, str] = {
     "mapper_positions": "consumed offsets per consumer group, topic and partition",
     "mapper_schema_migrations": "the applied migrations",
+    # services/core/shared_budget.py: soft state per credential key (a non-reversible hash),
+    # which tenants of one integrator may share; no personal data.
+    "tether_api_credentials": "budget state per hashed credential key (429 holds, rate factor)",
+    "tether_api_buckets": "token buckets per hashed credential key and component",
 }
 
 

@@ -2,7 +2,7 @@
 
     tether tenants add ID --set wix_site_id=... [--set NAME=VALUE ...] --credentials secret:NAME
                           [--dataflow default] [--paused] [--reason TEXT]
-    tether tenants list [--json]
+    tether tenants list [--json] [--api URL]
     tether tenants show ID
     tether tenants set ID --set NAME=VALUE [...]
     tether tenants pause|resume|remove ID [--reason TEXT]
@@ -13,14 +13,15 @@ running services pick it up without a restart. ``--set`` names a setting field o
 (``tether config extractor`` lists them); secrets are refused there: they belong in the directory
 the credentials reference names (``services/tenants/credentials.py``). ``remove`` stops the
 tenant's work for good; ``tether tenants erase`` then deletes its data. The same operations are on
-the console API (``/api/tenants``). ``erase`` (``services/erase_command.py``) is a dry run that
-prints counts unless ``--execute``; it is refused for a registered tenant that is not removed
-(a tenant the registry never held — a single-tenant deployment's ``TETHER_TENANT`` — may be erased
-once its services are stopped). ``--by`` (default ``$USER``) is recorded as who changed it.
+the console's API (``/api/v1/tenants``, docs/console.md). ``--by`` (default ``$USER``) is
+recorded as who changed it. ``list --api URL`` reads through the console's API instead (with
+``TETHER_CONSOLE_TOKEN``, any role): for operators who have a console token but no Kafka access.
+``erase`` (``services/erase_command.py``) is a dry run that prints counts unless ``--execute``;
+it is refused for a registered tenant that is not removed (a tenant the registry never held — a
+single-tenant deployment's ``TETHER_TENANT`` — may be erased once its services are stopped).
 
-Imports: the tenant model, credentials and registry, the core codec/settings, and the settings
-classes of the services (to validate overrides; this module is wiring, the services never import
-it).
+Imports: the tenant model, credentials, overrides and registry, the core codec/settings, httpx and
+the console's client and settings (this module is wiring: the services never import it).
 """
 
 from __future__ import annotations
@@ -31,60 +32,33 @@ import json
 import sys
 from typing import Any
 
+import httpx
 import psycopg
-from pydantic import BaseModel
 
+from services.console.client import ClientError, ConsoleClient
+from services.console.settings import ConsoleSettings
 from services.core.errors import ConfigurationError, TransportError
 from services.core.kafka import provision_topics
 from services.core.schema_registry import codec_from
 from services.core.settings import TetherSettings
-from services.tenants import credentials
+from services.tenants import credentials, overrides
 from services.tenants.model import (
-    DesiredState,
-    Tenant,
+    COMMAND_STATES,
     TenantError,
-    TenantStatus,
-    check_overrides,
+    describe,
     new_tenant,
 )
 from services.tenants.registry import TenantDirectory, TenantRegistry
 
 
-def service_settings_classes() -> tuple[type[BaseModel], ...]:
-    """The settings classes a tenant's overrides may name (those of the per-tenant services)."""
-    from services.extractor.settings import ExtractorSettings
-    from services.loader.settings import LoaderSettings
-
-    return (ExtractorSettings, LoaderSettings)
-
-
 def parse_sets(pairs: list[str]) -> dict[str, str]:
-    overrides: dict[str, str] = {}
+    parsed: dict[str, str] = {}
     for pair in pairs:
         name, sep, value = pair.partition("=")
         if not sep or not name:
             raise TenantError(f"--set expects NAME=VALUE, got {pair!r}")
-        overrides[name.strip().lower()] = value
-    return overrides
-
-
-def describe(tenant: Tenant, status: TenantStatus | None) -> dict[str, Any]:
-    """A tenant as printed (no secrets exist in a registration; the reference is printed)."""
-    return {
-        "tenant": tenant.tenant,
-        "state": tenant.state,
-        "phase": status.phase if status else None,
-        "owner": status.owner if status else None,
-        "status_detail": status.detail if status else None,
-        "dataflow": tenant.dataflow,
-        "settings": tenant.settings,
-        "credentials_ref": tenant.credentials_ref,
-        "policies": tenant.policies,
-        "version": tenant.version,
-        "updated_at": tenant.updated_at.isoformat(),
-        "updated_by": tenant.updated_by,
-        "reason": tenant.reason,
-    }
+        parsed[name.strip().lower()] = value
+    return parsed
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -100,6 +74,12 @@ def _parser() -> argparse.ArgumentParser:
     add.add_argument("--reason", default="")
     listing = sub.add_parser("list", help="every tenant, its state and phase")
     listing.add_argument("--json", action="store_true")
+    listing.add_argument(
+        "--api",
+        metavar="URL",
+        help="read through the console's API at URL (token: TETHER_CONSOLE_TOKEN) instead of "
+        "Kafka: for operators without access to the brokers",
+    )
     show = sub.add_parser("show", help="one tenant's registration and status (JSON)")
     show.add_argument("tenant")
     change = sub.add_parser("set", help="change a tenant's setting overrides")
@@ -150,7 +130,36 @@ def erase_main(args: argparse.Namespace, settings: TetherSettings, out: Any) -> 
     return 0
 
 
-STATES: dict[str, DesiredState] = {"pause": "paused", "resume": "active", "remove": "removed"}
+def print_rows(rows: list[dict[str, Any]], *, as_json: bool, out: Any) -> None:
+    if as_json:
+        print(json.dumps(rows, indent=2), file=out)
+        return
+    print(f"{'TENANT':<24} {'STATE':<8} {'PHASE':<13} {'VERSION':>7}  OWNER", file=out)
+    for row in rows:
+        print(
+            f"{row['tenant']:<24} {row['state']:<8} {row['phase'] or '-':<13} "
+            f"{row['version']:>7}  {row['owner'] or '-'}",
+            file=out,
+        )
+
+
+def list_through_api(url: str, token: str, *, as_json: bool, out: Any = sys.stdout) -> int:
+    """``tether tenants list --api URL``: the same listing, read from the console's API."""
+    client = ConsoleClient(url, token)
+    try:
+        rows = client.get("/tenants")["items"]
+    except ClientError as exc:
+        print(f"tether tenants: the console answered {exc.status}: {exc.body}", file=sys.stderr)
+        return 1
+    except httpx.HTTPError as exc:
+        print(
+            f"tether tenants: the console is not reachable ({type(exc).__name__})", file=sys.stderr
+        )
+        return 2
+    finally:
+        client.close()
+    print_rows(rows, as_json=as_json, out=out)
+    return 0
 
 
 def run(args: argparse.Namespace, settings: TetherSettings, out: Any = sys.stdout) -> int:
@@ -173,22 +182,13 @@ def run(args: argparse.Namespace, settings: TetherSettings, out: Any = sys.stdou
             print(json.dumps(describe(found, statuses.get(args.tenant)), indent=2), file=out)
             return 0
         rows = [describe(t, statuses.get(t.tenant)) for _, t in sorted(tenants.items())]
-        if args.json:
-            print(json.dumps(rows, indent=2), file=out)
-        else:
-            print(f"{'TENANT':<24} {'STATE':<8} {'PHASE':<13} {'VERSION':>7}  OWNER", file=out)
-            for row in rows:
-                print(
-                    f"{row['tenant']:<24} {row['state']:<8} {row['phase'] or '-':<13} "
-                    f"{row['version']:>7}  {row['owner'] or '-'}",
-                    file=out,
-                )
+        print_rows(rows, as_json=args.json, out=out)
         return 0
 
     registry = TenantRegistry(settings, codec)
     try:
         if args.command == "add":
-            overrides = check_overrides(parse_sets(args.set), service_settings_classes())
+            changes = overrides.check(parse_sets(args.set))
             ref = credentials.check_ref(args.credentials)
             secrets_dir = credentials.directory_of(ref, settings.tenant_secrets_dir)
             if secrets_dir is not None and not secrets_dir.is_dir():
@@ -200,7 +200,7 @@ def run(args: argparse.Namespace, settings: TetherSettings, out: Any = sys.stdou
             tenant = registry.add(
                 new_tenant(
                     args.tenant,
-                    settings=overrides,
+                    settings=changes,
                     credentials_ref=ref,
                     by=by,
                     dataflow=args.dataflow,
@@ -209,11 +209,11 @@ def run(args: argparse.Namespace, settings: TetherSettings, out: Any = sys.stdou
                 )
             )
         elif args.command == "set":
-            overrides = check_overrides(parse_sets(args.set), service_settings_classes())
-            tenant = registry.update_settings(args.tenant, overrides, by=by, reason=args.reason)
+            changes = overrides.check(parse_sets(args.set))
+            tenant = registry.update_settings(args.tenant, changes, by=by, reason=args.reason)
         else:
             tenant = registry.set_state(
-                args.tenant, STATES[args.command], by=by, reason=args.reason
+                args.tenant, COMMAND_STATES[args.command], by=by, reason=args.reason
             )
     finally:
         registry.close()
@@ -223,6 +223,14 @@ def run(args: argparse.Namespace, settings: TetherSettings, out: Any = sys.stdou
 
 def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "list" and args.api:
+        token = ConsoleSettings.load().console_token.get_secret_value()
+        if not token:
+            print(
+                "tether tenants: set TETHER_CONSOLE_TOKEN to read through the API", file=sys.stderr
+            )
+            return 2
+        return list_through_api(args.api, token, as_json=args.json)
     settings = TetherSettings.load()
     try:
         provision_topics(settings)

@@ -37,6 +37,13 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 DesiredState = Literal["active", "paused", "removed"]
 Phase = Literal["onboarding", "initial_sync", "live", "paused", "stopped", "failing"]
 
+#: The state each operator command sets (``tether tenants pause|resume|remove``, the console).
+COMMAND_STATES: dict[str, DesiredState] = {
+    "pause": "paused",
+    "resume": "active",
+    "remove": "removed",
+}
+
 TENANT_ID = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 #: Policies a tenant may override (none yet: the dataflow file holds the deployment's).
 KNOWN_POLICIES: frozenset[str] = frozenset()
@@ -46,6 +53,14 @@ S = TypeVar("S", bound=BaseModel)
 
 class TenantError(ValueError):
     """A registration or a change of one that the rules refuse (the message says why)."""
+
+
+class TenantNotFoundError(TenantError):
+    """The change names a tenant that is not registered."""
+
+
+class TenantExistsError(TenantError):
+    """The registration names a tenant id in use (removed ones included, until erased)."""
 
 
 def check_tenant_id(tenant: str) -> str:
@@ -128,6 +143,26 @@ class TenantStatus(BaseModel):
         return cls.model_validate(datum)
 
 
+def describe(tenant: Tenant, status: TenantStatus | None) -> dict[str, Any]:
+    """A tenant as operators see it (``tether tenants`` and the console's API): its registration
+    and its status (no secrets exist in a registration; the credentials reference is shown)."""
+    return {
+        "tenant": tenant.tenant,
+        "state": tenant.state,
+        "phase": status.phase if status else None,
+        "owner": status.owner if status else None,
+        "status_detail": status.detail if status else None,
+        "dataflow": tenant.dataflow,
+        "settings": tenant.settings,
+        "credentials_ref": tenant.credentials_ref,
+        "policies": tenant.policies,
+        "version": tenant.version,
+        "updated_at": tenant.updated_at.isoformat(),
+        "updated_by": tenant.updated_by,
+        "reason": tenant.reason,
+    }
+
+
 # -- operator actions on a registration --------------------------------------------------------
 
 
@@ -155,7 +190,7 @@ def new_tenant(
 def add(existing: Tenant | None, proposed: Tenant) -> Tenant:
     """Register ``proposed``; an id in use (even removed, until erased) is refused."""
     if existing is not None:
-        raise TenantError(
+        raise TenantExistsError(
             f"tenant {proposed.tenant!r} exists ({existing.state}); "
             + ("erase it first" if existing.state == "removed" else "change it instead")
         )
@@ -170,7 +205,7 @@ def set_state(
     Setting the state it already has is a no-op (the same registration is returned, nothing
     needs writing): the commands are safe to repeat. ``removed`` is final."""
     if existing is None:
-        raise TenantError(f"no tenant {tenant!r}")
+        raise TenantNotFoundError(f"no tenant {tenant!r}")
     if existing.state == state:
         return existing
     if existing.state == "removed":

@@ -64,6 +64,9 @@ class TenantDirectory:
         self._statuses: dict[str, TenantStatus] = {}
         self._listeners: list[Listener] = []
         self._lock = threading.Lock()
+        # One reader at a time: the consumer is not thread-safe, and a directory may be shared by
+        # a follower thread and a writer (TenantRegistry.latest) in one process (the console).
+        self._reading = threading.Lock()
         self._loaded = False
 
     # -- reading -------------------------------------------------------------------------------
@@ -94,7 +97,10 @@ class TenantDirectory:
 
     def refresh(self, timeout: float = 30.0) -> int:
         """Read up to the current end of both topics; returns how many records were read."""
-        deadline = time.monotonic() + timeout
+        with self._reading:
+            return self._read_to_end(time.monotonic() + timeout)
+
+    def _read_to_end(self, deadline: float) -> int:
         try:
             consumer = self._consumer or self._open(deadline)
             tps = list(consumer.assignment())
@@ -268,7 +274,7 @@ class TenantRegistry:
     ) -> Tenant:
         existing = self.latest(tenant)
         if existing is None:
-            raise model.TenantError(f"no tenant {tenant!r}")
+            raise model.TenantNotFoundError(f"no tenant {tenant!r}")
         merged = {**existing.settings, **settings}
         return self.put(existing.changed(settings=merged, by=by, reason=reason))
 

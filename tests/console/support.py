@@ -307,6 +307,8 @@ def serve(
             yield Served(url, console, http)
     finally:
         server.stop()
+        if console.tenants is not None:
+            console.tenants.close()
         if console.actions is not None and producer is None:
             close = getattr(console.actions.producer, "close", None)
             if close is not None:

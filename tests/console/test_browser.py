@@ -326,6 +326,55 @@ def test_a_read_only_caller_sees_the_review_item_without_personal_data_or_action
         b.screenshot("review-item-as-viewer")
 
 
+def test_an_operator_finds_a_registered_tenant_and_switches_to_it(
+    running: Running, tmp_path: Path
+) -> None:
+    """A tenant registered with ``tether tenants`` (paused: nothing of it runs) is on the Tenants
+    page with a Resume button; choosing it with the header's selector (a form, no script) makes
+    every page show its data (none yet), and choosing the console's own tenant again shows the
+    synced links."""
+    from selenium.webdriver.support.select import Select
+
+    from services.core.codec import default_codec
+    from services.core.settings import TetherSettings
+    from services.demo.browser import Browser, testid
+    from services.tenants.model import Tenant
+    from services.tenants.registry import TenantRegistry
+
+    stack = running.stack
+    settings = TetherSettings(
+        kafka_bootstrap_servers=stack.kafka_bootstrap, topic_prefix=stack.topic_prefix
+    )
+    registry = TenantRegistry(settings, default_codec())
+    try:
+        registry.add(Tenant(tenant="acme", state="paused", updated_by="browser-test"))
+    finally:
+        registry.close()
+
+    url = stack.console_url
+    with Browser(tmp_path) as b:
+        b.get(f"{url}/login")
+        b.fill(testid("login-token"), running.token)
+        b.click(b.by_testid("login-submit"))
+        b.by_testid("overview-links-total")
+        b.click(b.by_testid("nav-tenants"))
+        b.reload_until(lambda: b.find_all('[data-tenant="acme"]'), "the registered tenant")
+        assert b.attribute('[data-tenant="acme"]', "data-state") == "paused"
+        assert b.find_all('[data-tenant="acme"] [data-testid="tenant-resume"]')
+        b.screenshot("tenants")
+
+        Select(b.by_testid("tenant-choice")).select_by_value("acme")
+        b.click(b.by_testid("tenant-switch"))
+        b.wait(lambda: b.text(testid("tenant")) == "tenant acme", "the tenant acme shown")
+        b.click(b.by_testid("nav-overview"))
+        b.wait(lambda: b.text(testid("overview-links-total")) == "0", "acme's overview")
+        # The stack's services run as the settings' default tenant.
+        Select(b.by_testid("tenant-choice")).select_by_value("default")
+        b.click(b.by_testid("tenant-switch"))
+        b.wait(lambda: b.text(testid("tenant")) == "tenant default", "the stack's tenant")
+        assert int(b.text(testid("overview-links-total"))) > 0
+
+
 def _eventually(predicate: Any, timeout: float = 60.0) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
