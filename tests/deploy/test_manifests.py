@@ -186,6 +186,9 @@ def test_every_tether_variable_is_a_settings_field_of_what_the_container_runs(
     assert seen_classes == {*SERVICES.values(), *provisioning}
 
 
+TENANT_SECRET = "tether-tenant-credentials"
+
+
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_secrets_are_files_named_after_secret_fields_in_the_secrets_directory(
     overlay: str,
@@ -201,8 +204,20 @@ def test_secrets_are_files_named_after_secret_fields_in_the_secrets_directory(
                 continue
             env = environment(docs, container)
             secrets_dir = env.get("TETHER_SECRETS_DIR", DEFAULT_SECRETS_DIR)
+            tenant_dir = env.get(
+                "TETHER_TENANT_SECRETS_DIR",
+                str(TetherSettings.model_fields["tenant_secrets_dir"].default),
+            )
             for mount in container.get("volumeMounts", []):
                 if mount["name"] not in volumes:
+                    continue
+                if volumes[mount["name"]] == TENANT_SECRET:
+                    # keys <name>.<secret field> (docs/tenants.md); optional, created by operators
+                    assert mount["mountPath"] == tenant_dir and mount.get("readOnly") is True
+                    secret = defined.get(TENANT_SECRET, {})
+                    for key in {**secret.get("stringData", {}), **secret.get("data", {})}:
+                        field = key.partition(".")[2].upper()
+                        assert is_secret(env_fields(cls)[f"TETHER_{field}"]), key
                     continue
                 mounted += 1
                 assert mount["mountPath"] == secrets_dir == DEFAULT_SECRETS_DIR
