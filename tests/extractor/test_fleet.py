@@ -1,0 +1,115 @@
+"""Extractor replicas share the registry's tenants (real Kafka, a simulated Wix site per tenant).
+
+Two replicas (``Fleet``) in this process over six tenants: every tenant's records are emitted
+once, with no gap; a stopped replica's tenants move to the other and finish with nothing lost
+and nothing repeated; pause stops a tenant's work and resume picks up what changed meanwhile;
+remove stops it for good. The statuses the owners publish follow the tenants' phases.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import ExitStack
+from pathlib import Path
+
+import pytest
+
+from tests.extractor.fleet_support import Fleets, emitted, tenant_ids, wait_until
+
+
+@pytest.fixture
+def fleets(kafka_bootstrap: str, topic_prefix: str, tmp_path: Path) -> Iterator[Fleets]:
+    with ExitStack() as stack:
+        f = Fleets(kafka_bootstrap, topic_prefix, tmp_path / "secrets", stack)
+        f.provision()
+        try:
+            yield f
+        finally:
+            for replica in list(f.replicas):
+                f.stop_replica(replica)
+
+
+def caught_up(f: Fleets, tenants: list[str]) -> bool:
+    """Every tenant's current contact versions are on Kafka."""
+    return all(set(f.versions(t)) <= set(emitted(f.events(t))) for t in tenants)
+
+
+def test_two_replicas_share_the_tenants_and_one_takes_over(fleets: Fleets) -> None:
+    tenants = tenant_ids(6)
+    for n, tenant in enumerate(tenants):
+        fleets.add_tenant(tenant, contacts=4 + n)
+    a = fleets.start_replica("replica-a")
+    b = fleets.start_replica("replica-b")
+
+    wait_until(lambda: caught_up(fleets, tenants), "every tenant's snapshot on Kafka")
+    wait_until(
+        lambda: {s.phase for t, s in fleets.statuses().items() if t in tenants} == {"live"},
+        "every tenant live",
+    )
+    statuses = fleets.statuses()
+    # The tenants are spread over both replicas, each on exactly one of them.
+    assert {statuses[t].owner for t in tenants} == {"replica-a", "replica-b"}
+    assert a.tenants().isdisjoint(b.tenants())
+    assert a.tenants() | b.tenants() == set(tenants)
+    for tenant in tenants:
+        # Exactly once, no gap: one event per contact, the version the site holds.
+        assert emitted(fleets.events(tenant)) == fleets.versions(tenant)
+
+    # Replica a stops; meanwhile every contact of every tenant changes.
+    moving = sorted(a.tenants())
+    fleets.stop_replica(a)
+    for tenant in tenants:
+        admin = fleets.sites[tenant].admin
+        for contact in admin.contacts():
+            admin.edit(contact["id"], {"name": {"first": "Edited"}})
+    wait_until(lambda: caught_up(fleets, tenants), "every edit on Kafka")
+    assert b.tenants() == set(tenants)
+    wait_until(
+        lambda: all(fleets.statuses()[t].owner == "replica-b" for t in moving),
+        "the moved tenants reported by their new owner",
+    )
+    for tenant in tenants:
+        versions = fleets.versions(tenant)
+        assert {version for _, version in versions} == {"2"}
+        # Both versions of every contact, each once: nothing lost, nothing repeated.
+        first = [(record, "1") for record, _ in versions]
+        assert emitted(fleets.events(tenant)) == sorted(first + versions)
+
+
+def test_pause_resume_and_remove(fleets: Fleets) -> None:
+    paused, removed, running = tenant_ids(3)
+    for tenant in (paused, removed, running):
+        fleets.add_tenant(tenant, contacts=3)
+    fleets.start_replica("replica-a")
+    fleets.start_replica("replica-b")
+    wait_until(lambda: caught_up(fleets, [paused, removed, running]), "the snapshots on Kafka")
+
+    registry = fleets.registry()
+    try:
+        registry.set_state(paused, "paused", by="test", reason="")
+        registry.set_state(removed, "removed", by="test", reason="")
+        # The owner reports the new phase once the tenant's work has ended.
+        wait_until(
+            lambda: (
+                fleets.statuses()[paused].phase == "paused"
+                and fleets.statuses()[removed].phase == "stopped"
+            ),
+            "paused and stopped reported",
+        )
+        before = {t: emitted(fleets.events(t)) for t in (paused, removed)}
+        for tenant in (paused, removed, running):
+            admin = fleets.sites[tenant].admin
+            admin.edit(admin.contacts()[0]["id"], {"name": {"first": "Changed"}})
+        # The running tenant's edit is on Kafka; the paused and removed tenants' are not.
+        wait_until(lambda: caught_up(fleets, [running]), "the running tenant's edit")
+        assert {t: emitted(fleets.events(t)) for t in (paused, removed)} == before
+
+        registry.set_state(paused, "active", by="test", reason="")
+        wait_until(lambda: caught_up(fleets, [paused]), "the edit made while paused")
+        assert emitted(fleets.events(paused)) == sorted(
+            [*before[paused], *set(fleets.versions(paused)) - set(before[paused])]
+        )
+        wait_until(lambda: fleets.statuses()[paused].phase == "live", "resumed tenant live")
+        assert emitted(fleets.events(removed)) == before[removed]
+    finally:
+        registry.close()
