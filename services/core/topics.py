@@ -20,6 +20,11 @@ Scheme (``<prefix>`` defaults to ``tether``):
                                              ``tenant_partitions`` partitions (the extractor
                                              group shares tenants' work by them)
 - ``<prefix>.tenant-status``                 TenantStatus, compacted, key = tenant id
+- ``<prefix>.webhooks``                      ForwardedPush, key = tenant id: a push received by an
+                                             extractor replica that does not own the tenant,
+                                             for the one that does (``tenant_partitions``
+                                             partitions: partition N of this topic and of the
+                                             tenants topic have one owner); kept one day
 
 Imports: standard library only; :func:`provision` takes a kafka-python admin client as argument.
 """
@@ -100,6 +105,11 @@ class TopicLayout:
         """What each tenant's work is doing (compacted; key = tenant id)."""
         return f"{self.prefix}.tenant-status"
 
+    @property
+    def webhooks(self) -> str:
+        """Pushes forwarded to the replica that owns their tenant (key = tenant id)."""
+        return f"{self.prefix}.webhooks"
+
     def compacted(self) -> list[str]:
         """Every compacted topic: latest value per key (erasure writes tombstones to these)."""
         return [s.name for s in self.specs() if s.config_dict.get("cleanup.policy") == "compact"]
@@ -138,6 +148,10 @@ class TopicLayout:
         specs.append(TopicSpec(self.cursors, 1, "Cursor", compact))
         specs.append(TopicSpec(self.tenants, self.tenant_partitions, "Tenant", compact))
         specs.append(TopicSpec(self.tenant_status, 1, "TenantStatus", compact))
+        # Same partition count as the tenants topic: a tenant's pushes land on the partition
+        # number its registration has, so the replica that owns one owns the other.
+        forwarded = (("cleanup.policy", "delete"), ("retention.ms", str(DAY_MS)))
+        specs.append(TopicSpec(self.webhooks, self.tenant_partitions, "ForwardedPush", forwarded))
         return specs
 
     def all_topics(self) -> list[str]:

@@ -19,6 +19,12 @@ replicas share the tenants' work through Kafka's group protocol:
 - the tenants' poll and reconcile cycles run on ``tenant_workers`` threads, one cycle of a tenant
   at a time, so a slow or failing tenant holds one worker and never delays the others' turn
   for long; a failing task backs off on its own (``Extractor.run_due``);
+- pushes for any tenant reach any replica: each routed push source (``systems.routed_push``) is
+  served once by a :class:`~services.extractor.routing.PushRouter` over the whole directory
+  (``DirectoryFollower``); a delivery for a tenant run elsewhere is forwarded on
+  ``<prefix>.webhooks`` (key = tenant id, the tenants topic's partition count: partition N of both
+  has one owner), and the owner hands what is forwarded to it to the tenant's receiver
+  (:meth:`Fleet._forwarded`);
 - the owner reports each tenant's ``TenantStatus``: onboarding → initial_sync (until every stream
   of the tenant has read everything once) → live; paused; stopped (removed); failing (the error
   classes). The owner is :func:`~services.extractor.tenancy.replica_id`.
@@ -48,26 +54,31 @@ import time
 from collections.abc import Callable, Collection, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from kafka import ConsumerRebalanceListener, TopicPartition
 from kafka.coordinator.assignors.cooperative_sticky import CooperativeStickyAssignor
 from kafka.errors import KafkaError
 
+from services.core.connector import RoutedPushSource
 from services.core.errors import ConfigurationError, DecodeError, TransportError
 from services.core.kafka import make_consumer, provision_topics
 from services.core.metrics import BudgetCollector
 from services.core.service import ServiceContext
+from services.core.topics import tenant_key
+from services.extractor import systems
 from services.extractor.bootstrap import rebuild_known_many
 from services.extractor.cursors import CursorStore
 from services.extractor.known import KnownSet
 from services.extractor.metrics import ExtractorMetrics
+from services.extractor.routing import Handler, PushRouter
 from services.extractor.service import Extractor, SharedParts, _Task
 from services.extractor.settings import ExtractorSettings
 from services.extractor.tenancy import phase_of, plan_units, replica_id
 from services.tenants import credentials
 from services.tenants.model import Phase, Tenant, TenantError, TenantStatus, settings_for
-from services.tenants.registry import TenantRegistry
+from services.tenants.registry import DirectoryFollower, TenantDirectory, TenantRegistry
 
 log = logging.getLogger("tether.extractor.fleet")
 
@@ -137,7 +148,15 @@ class Fleet:
         self._next_report = 0.0
         self._lock = threading.RLock()
         self._consumer: Any = None
+        self._webhooks: Any = None
+        self._webhooks_assigned: set[int] = set()
         ctx.runtime.http.add_check("extractor", lambda: self.ready)
+        # Pushes for any tenant: every replica follows the whole directory to route them.
+        self.directory = TenantDirectory(settings, ctx.codec)
+        self.follower: DirectoryFollower | None = None
+        self.routes = systems.routed_push(settings)
+        for system, source in self.routes:
+            self._route(system, source)
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -156,6 +175,13 @@ class Fleet:
             )
             consumer.subscribe([self.ctx.layout.tenants], listener=_Listener(self))
             self._consumer = consumer
+        if self.routes and self._webhooks is None:
+            # Assigned by hand (the partitions of the tenants this replica owns); the group
+            # only keeps the offsets of the forwarded pushes handled.
+            self._webhooks = make_consumer(self.settings, f"{group_id(self.settings)}-webhooks")
+        if self.routes and self.follower is None:
+            self.follower = DirectoryFollower(self.directory, DIRECTORY_REFRESH_SECONDS)
+            self.follower.start()
         self.ready = True
 
     def run(self, stopping: threading.Event, heartbeat: Callable[[], None] = lambda: None) -> None:
@@ -181,12 +207,16 @@ class Fleet:
         with self._lock:
             leaving = list(self.units)
         self._stop_units(leaving)
-        if self._consumer is not None:
-            try:
-                self._consumer.close()
-            except KafkaError as exc:
-                log.warning("tenants consumer close failed (%s)", type(exc).__name__)
-            self._consumer = None
+        for consumer in (self._consumer, self._webhooks):
+            if consumer is not None:
+                try:
+                    consumer.close()
+                except KafkaError as exc:
+                    log.warning("consumer close failed (%s)", type(exc).__name__)
+        self._consumer = self._webhooks = None
+        if self.follower is not None:
+            self.follower.stop()
+            self.follower = None
         self.pool.shutdown(wait=True)
 
     # -- one step -----------------------------------------------------------------------------
@@ -221,8 +251,9 @@ class Fleet:
         # 3. start / stop / rebuild units (only once every owned partition was read whole)
         if settled:
             self._reconcile()
-        # 4. run the due cycles, 5. report
+        # 4. run the due cycles, 5. the pushes forwarded to this replica, 6. report
         self._dispatch()
+        self._forwarded()
         self._report()
 
     def _apply(self, tp: TopicPartition, record: Any) -> None:
@@ -389,6 +420,113 @@ class Fleet:
                         unit.extractor.run_due, unit.tasks, unit.should_stop, lambda: None
                     )
 
+    # -- pushes -------------------------------------------------------------------------------
+
+    def _route(self, system: str, source: RoutedPushSource) -> None:
+        public = self.ctx.runtime.public
+        if public is None:
+            raise ConfigurationError("the extractor has no public port for its webhook")
+        router = PushRouter(
+            system,
+            source,
+            self.metrics,
+            tenants=self.directory.tenants,
+            loaded=lambda: self.directory.loaded,
+            local=self._receiver,
+            forward=self._forward,
+        )
+        public.add_route(
+            "POST",
+            router.path,
+            router,
+            max_body=self.settings.webhook_max_body_bytes,
+            on_too_large=lambda: router.count("rejected", "too_large"),
+        )
+
+    def _receiver(self, tenant: str, path: str) -> Handler | None:
+        """The push receiver of a tenant this replica runs and has started."""
+        with self._lock:
+            unit = self.units.get(tenant)
+        if unit is None or not unit.extractor.ready or unit.stop.is_set():
+            return None
+        return unit.extractor.receiver_for(path)
+
+    def _forward(
+        self, tenant: str, system: str, path: str, body: bytes, headers: dict[str, str]
+    ) -> None:
+        datum = {
+            "tenant": tenant,
+            "system": system,
+            "path": path,
+            "payload": body,
+            "headers": dict(headers),
+            "received_at": datetime.now(UTC),
+            "received_by": self.replica,
+        }
+        try:
+            future = self.ctx.send(
+                self.ctx.layout.webhooks, tenant_key(tenant), "ForwardedPush", datum
+            )
+            future.get(timeout=self.settings.webhook_ack_timeout_seconds)
+        except KafkaError as exc:
+            raise TransportError(f"push not forwarded: {type(exc).__name__}") from exc
+
+    def _forwarded(self) -> None:
+        """Hand the pushes forwarded for this replica's tenants to their receivers; one that
+        cannot be handled yet (its tenant is starting, Kafka did not acknowledge) is tried again
+        at the next step, and the offsets move only past what was handled."""
+        consumer = self._webhooks
+        if consumer is None:
+            return
+        with self._lock:
+            owned = set(self._owned)
+        if owned != self._webhooks_assigned:
+            topic = self.ctx.layout.webhooks
+            consumer.assign([TopicPartition(topic, p) for p in sorted(owned)])
+            self._webhooks_assigned = owned
+        if not owned:
+            return
+        handled = False
+        for tp, records in consumer.poll(timeout_ms=0).items():
+            for record in records:
+                if not self._hand_over(record):
+                    consumer.seek(tp, record.offset)  # again at the next step
+                    break
+                handled = True
+        if handled:
+            consumer.commit()
+
+    def _hand_over(self, record: Any) -> bool:
+        """Whether the forwarded push is done with (handled, or nobody's to handle)."""
+        try:
+            forwarded = self.ctx.codec.decode(record.value, "ForwardedPush")
+        except DecodeError:
+            log.warning(
+                "undecodable forwarded push skipped", extra={"fields": {"offset": record.offset}}
+            )
+            return True
+        tenant = forwarded["tenant"]
+        with self._lock:
+            unit = self.units.get(tenant)
+            registration = self.registrations.get(tenant)
+            broken = registration is not None and self._broken.get(tenant) == registration.version
+        if unit is None:
+            # Starting: wait for it. Paused, removed, unbuildable, moved: polling reads the
+            # change (on resume, at the new owner).
+            return registration is None or not registration.runs or broken
+        receiver = unit.extractor.receiver_for(forwarded["path"])
+        if receiver is None:
+            return True  # the tenant's settings serve no such push (e.g. webhooks off)
+        code, _, _ = receiver(forwarded["payload"], forwarded["headers"])
+        if code == 503:
+            return False
+        if code != 200:
+            log.warning(
+                "forwarded push refused by its tenant's receiver",
+                extra={"fields": {"tenant": tenant, "status": code}},
+            )
+        return True
+
     # -- status -------------------------------------------------------------------------------
 
     def _report(self) -> None:
@@ -461,6 +599,9 @@ class Fleet:
                 self._published.pop(tenant, None)
         self._stop_units(leaving)
 
+
+DIRECTORY_REFRESH_SECONDS = 1.0
+"""How often a replica reads the tenant directory it routes pushes by."""
 
 REPORT_SECONDS = 1.0
 """How often the owner compares its tenants' phases with what it published."""

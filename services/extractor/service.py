@@ -205,6 +205,10 @@ class Extractor:
         """The push receiver (one system pushes today), if a route is served."""
         return self.receivers[0] if self.receivers else None
 
+    def receiver_for(self, path: str) -> PushReceiver | None:
+        """The push receiver of the route ``path``, if this tenant's settings serve it."""
+        return next((r for r in self.receivers if r.path == path), None)
+
     def _parents(self, system: systems.System, resource: str) -> ParentKinds | None:
         """The parent kinds of a resource whose descriptor has a ``parent_role``."""
         role = system.resources[resource].parent_role

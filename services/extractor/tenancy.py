@@ -4,7 +4,8 @@
   tenant units it runs, which units to start, stop and rebuild (a changed registration of a
   running tenant: its settings or credentials may differ, so its unit is built again);
 - :func:`phase_of`: the phase the owner reports for a tenant (``TenantStatus``);
-- :func:`replica_id`: this replica's name in those reports.
+- :func:`replica_id`: this replica's name in those reports;
+- :func:`tenant_for`: the tenant a push is for (the registration whose setting it names).
 
 Pure: imports no I/O library (standard library and the tenant model only; no clock).
 """
@@ -62,3 +63,15 @@ def phase_of(
 def replica_id(environ: Mapping[str, str], host: str, pid: int) -> str:
     """The pod name (``HOSTNAME`` on Kubernetes), else ``host-pid``."""
     return environ.get("HOSTNAME") or f"{host}-{pid}"
+
+
+def tenant_for(tenants: Mapping[str, Tenant], setting: str, key: str) -> Tenant | None:
+    """The registered tenant whose ``setting`` is ``key`` (a push's tenant key), else None.
+
+    A removed tenant is no one's; should two registrations name the same key (a mistake the
+    registry does not prevent), an active one wins, then the lowest id."""
+    named = sorted(
+        (t for t in tenants.values() if t.settings.get(setting) == key and t.state != "removed"),
+        key=lambda t: (not t.runs, t.tenant),
+    )
+    return named[0] if named else None

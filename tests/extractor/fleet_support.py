@@ -15,10 +15,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 from kafka.partitioner.default import murmur2
 
 from services.connectors.simkit import ServerThread
 from services.connectors.wix.admin import WixAdmin
+from services.connectors.wix.receiver import PATH
 from services.connectors.wix.simulator import WixSimulator
 from services.core.codec import AvroCodec
 from services.core.kafka import provision_topics
@@ -73,6 +76,18 @@ class Replica:
     def tenants(self) -> set[str]:
         return set(self.fleet.units)
 
+    @property
+    def webhook_url(self) -> str:
+        assert self.ctx.runtime.public is not None
+        return f"http://127.0.0.1:{self.ctx.runtime.public.port}{PATH}"
+
+    def deliveries(self, outcome: str, reason: str) -> float:
+        labels = {"outcome": outcome, "reason": reason}
+        value = self.ctx.registry.get_sample_value(
+            "tether_extractor_webhook_deliveries_total", labels
+        )
+        return value or 0.0
+
     def stop(self) -> None:
         """A clean stop: the tenants end after their current page, the replica leaves."""
         self.stopping.set()
@@ -122,10 +137,19 @@ class Fleets:
     def registry(self) -> TenantRegistry:
         return TenantRegistry(self.settings(), self.codec)
 
-    def add_tenant(self, tenant: str, contacts: int, **settings: str) -> Site:
-        """A Wix site of its own (its own API key, in the tenant's credentials directory), seeded
-        with ``contacts`` contacts, registered as an active tenant."""
-        wix = WixSimulator(api_key=f"key-{tenant}", site_id=f"site-{tenant}", rate_limit=0)
+    def add_tenant(
+        self, tenant: str, contacts: int, *, signing_key: str | None = None, **settings: str
+    ) -> Site:
+        """A Wix site of its own (its own API key, in the tenant's credentials directory; its app
+        installation ``inst-<tenant>``; webhooks signed with ``signing_key``: one app, one key),
+        seeded with ``contacts`` contacts, registered as an active tenant."""
+        wix = WixSimulator(
+            api_key=f"key-{tenant}",
+            site_id=f"site-{tenant}",
+            instance_id=f"inst-{tenant}",
+            private_key_pem=signing_key,
+            rate_limit=0,
+        )
         server = self.stack.enter_context(wix.server())
         site = Site(tenant, wix, server)
         site.admin.seed(
@@ -138,7 +162,12 @@ class Fleets:
             registry.add(
                 new_tenant(
                     tenant,
-                    settings={"wix_base_url": server.url, "wix_site_id": wix.site_id, **settings},
+                    settings={
+                        "wix_base_url": server.url,
+                        "wix_site_id": wix.site_id,
+                        "wix_instance_id": wix.instance_id,
+                        **settings,
+                    },
                     credentials_ref=f"dir:{secrets}",
                     by="test",
                 )
@@ -185,6 +214,16 @@ class Fleets:
     def versions(self, tenant: str) -> list[tuple[str, str]]:
         """What the tenant's site holds: (contact id, revision) of every contact."""
         return sorted((c["id"], str(c["revision"])) for c in self.sites[tenant].admin.contacts())
+
+
+def signing_key() -> str:
+    """One app's webhook signing key (PEM), shared by every site of the test."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
 
 
 def emitted(events: list[dict[str, Any]]) -> list[tuple[str, str]]:

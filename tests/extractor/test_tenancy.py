@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from services.extractor.tenancy import UnitPlan, phase_of, plan_units, replica_id
+from services.extractor.tenancy import UnitPlan, phase_of, plan_units, replica_id, tenant_for
 from services.tenants.model import Tenant, new_tenant
 
 
@@ -58,3 +58,29 @@ def test_the_phase_follows_the_tenants_work() -> None:
 def test_the_replica_is_the_pod_else_host_and_pid() -> None:
     assert replica_id({"HOSTNAME": "extractor-7c9f-2"}, "node", 12) == "extractor-7c9f-2"
     assert replica_id({}, "laptop", 4242) == "laptop-4242"
+
+
+def test_a_push_belongs_to_the_tenant_whose_setting_it_names() -> None:
+    def named(name: str, instance: str, state: str = "active") -> Tenant:
+        registered = new_tenant(
+            name, settings={"wix_instance_id": instance}, credentials_ref="", by="test"
+        )
+        return registered.model_copy(update={"state": state})
+
+    tenants = {
+        "acme": named("acme", "i-1"),
+        "gone": named("gone", "i-2", "removed"),
+        "later": named("later", "i-3", "paused"),
+        "twin-b": named("twin-b", "i-4"),
+        "twin-a": named("twin-a", "i-4", "paused"),
+        "twin-c": named("twin-c", "i-4"),
+    }
+    found = {key: tenant_for(tenants, "wix_instance_id", key) for key in ("i-1", "i-2", "i-3")}
+    assert {key: t.tenant if t else None for key, t in found.items()} == {
+        "i-1": "acme",
+        "i-2": None,
+        "i-3": "later",
+    }
+    twin = tenant_for(tenants, "wix_instance_id", "i-4")
+    assert twin is not None and twin.tenant == "twin-b"
+    assert tenant_for(tenants, "wix_site_id", "i-1") is None
