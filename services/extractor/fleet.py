@@ -228,7 +228,8 @@ class Fleet:
         # 1. poll (the rebalance listener may run inside)
         batches = consumer.poll(timeout_ms=100)
         with self._lock:
-            fresh = self._assigned
+            # Assigned by the listener and still ours (a second rebalance may have moved some).
+            fresh = self._assigned & consumer.assignment()
             self._assigned = set()
         if fresh:
             # Read the new partitions whole: the registry, not a queue (nothing is committed).

@@ -7,6 +7,7 @@ the test process, and reads back what they emitted and reported.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -35,6 +36,24 @@ from services.tenants.registry import TenantDirectory, TenantRegistry
 from tests.extractor.support import read_topics
 
 PARTITIONS = 6
+PROCESS_SETTINGS = (
+    "kafka_bootstrap_servers",
+    "topic_prefix",
+    "topic_partitions",
+    "tenant_partitions",
+    "http_host",
+    "http_port",
+    "public_port",
+    "tenants_from_registry",
+    "poweroffice_enabled",
+    "wix_webhooks_enabled",
+    "wix_requests_per_minute",
+    "wix_page_size",
+    "wix_poll_interval_seconds",
+    "poll_overlap_seconds",
+    "tenant_session_timeout_seconds",
+    "tenant_workers",
+)
 
 
 def tenant_ids(count: int, partitions: int = PARTITIONS) -> list[str]:
@@ -176,6 +195,21 @@ class Fleets:
             registry.close()
         self.sites[tenant] = site
         return site
+
+    def process_env(self, replica: str, secrets_dir: Path) -> dict[str, str]:
+        """The ``TETHER_*`` environment of a replica run as its own process (``settings()``)."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("TETHER_")}
+        env.update(
+            {
+                f"TETHER_{name.upper()}": str(value).lower()
+                if isinstance(value, bool)
+                else str(value)
+                for name, value in self.settings().model_dump().items()
+                if name in PROCESS_SETTINGS
+            }
+        )
+        env.update({"HOSTNAME": replica, "TETHER_SECRETS_DIR": str(secrets_dir)})
+        return env
 
     def provision(self) -> None:
         provision_topics(self.settings())

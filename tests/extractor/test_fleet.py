@@ -3,11 +3,17 @@
 Two replicas (``Fleet``) in this process over six tenants: every tenant's records are emitted
 once, with no gap; a stopped replica's tenants move to the other and finish with nothing lost
 and nothing repeated; pause stops a tenant's work and resume picks up what changed meanwhile;
-remove stops it for good. The statuses the owners publish follow the tenants' phases.
+remove stops it for good. The statuses the owners publish follow the tenants' phases. A replica
+run as its own process and killed (-9: it never leaves the group) loses its tenants to the other
+after the session timeout; they resume from the saved cursors.
 """
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -15,6 +21,8 @@ from pathlib import Path
 import pytest
 
 from tests.extractor.fleet_support import Fleets, emitted, tenant_ids, wait_until
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -54,6 +62,21 @@ def test_two_replicas_share_the_tenants_and_one_takes_over(fleets: Fleets) -> No
     for tenant in tenants:
         # Exactly once, no gap: one event per contact, the version the site holds.
         assert emitted(fleets.events(tenant)) == fleets.versions(tenant)
+        # Counted under the tenant's own label, by the replica that runs it.
+        counted = [
+            r.ctx.registry.get_sample_value(
+                "tether_extractor_events_total",
+                {
+                    "tenant": tenant,
+                    "system": "wix",
+                    "resource": "contacts",
+                    "operation": "UPSERT",
+                    "origin": "POLL",
+                },
+            )
+            for r in (a, b)
+        ]
+        assert sorted(counted, key=lambda n: n is None) == [len(fleets.versions(tenant)), None]
 
     # Replica a stops; meanwhile every contact of every tenant changes.
     moving = sorted(a.tenants())
@@ -113,3 +136,51 @@ def test_pause_resume_and_remove(fleets: Fleets) -> None:
         assert emitted(fleets.events(removed)) == before[removed]
     finally:
         registry.close()
+
+
+def test_a_killed_replicas_tenants_move_after_the_session_timeout(
+    fleets: Fleets, tmp_path: Path
+) -> None:
+    tenants = tenant_ids(4)
+    for tenant in tenants:
+        fleets.add_tenant(tenant, contacts=3)
+    log = open(tmp_path / "killed.log", "ab")  # noqa: SIM115 - the child keeps it
+    killed = subprocess.Popen(
+        [sys.executable, "-m", "services.cli", "extractor"],
+        env=fleets.process_env("replica-killed", tmp_path / "no-secrets"),
+        cwd=ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        wait_until(
+            lambda: (
+                {s.owner for s in fleets.statuses().values()} == {"replica-killed"}
+                and len(fleets.statuses()) == len(tenants)
+            ),
+            "the process runs every tenant",
+        )
+        survivor = fleets.start_replica("replica-b")
+        wait_until(
+            lambda: (
+                {s.owner for s in fleets.statuses().values()} == {"replica-killed", "replica-b"}
+            ),
+            "the tenants shared by both",
+        )
+        wait_until(lambda: caught_up(fleets, tenants), "every snapshot on Kafka")
+    finally:
+        os.killpg(killed.pid, signal.SIGKILL)  # no leave, no revocation: the session expires
+        killed.wait()
+    for tenant in tenants:
+        admin = fleets.sites[tenant].admin
+        for contact in admin.contacts():
+            admin.edit(contact["id"], {"name": {"first": "Edited"}})
+    wait_until(lambda: caught_up(fleets, tenants), "every edit on Kafka")
+    assert survivor.tenants() == set(tenants)
+    for tenant in tenants:
+        versions = fleets.versions(tenant)
+        # Resumed from the saved cursors: both versions of every contact, each once.
+        assert emitted(fleets.events(tenant)) == sorted(
+            [(record, "1") for record, _ in versions] + versions
+        )
