@@ -3,9 +3,10 @@
 Two replicas (``Fleet``) in this process over six tenants: every tenant's records are emitted
 once, with no gap; a stopped replica's tenants move to the other and finish with nothing lost
 and nothing repeated; pause stops a tenant's work and resume picks up what changed meanwhile;
-remove stops it for good. The statuses the owners publish follow the tenants' phases. A replica
-run as its own process and killed (-9: it never leaves the group) loses its tenants to the other
-after the session timeout; they resume from the saved cursors.
+remove stops it for good; a settings change rebuilds the tenant's unit without a restart. The
+statuses the owners publish follow the tenants' phases. A replica run as its own process and
+killed (-9: it never leaves the group) loses its tenants to the other after the session timeout;
+they resume from the saved cursors.
 """
 
 from __future__ import annotations
@@ -99,7 +100,7 @@ def test_two_replicas_share_the_tenants_and_one_takes_over(fleets: Fleets) -> No
         assert emitted(fleets.events(tenant)) == sorted(first + versions)
 
 
-def test_pause_resume_and_remove(fleets: Fleets) -> None:
+def test_pause_resume_remove_and_change_settings(fleets: Fleets) -> None:
     paused, removed, running = tenant_ids(3)
     for tenant in (paused, removed, running):
         fleets.add_tenant(tenant, contacts=3)
@@ -134,6 +135,21 @@ def test_pause_resume_and_remove(fleets: Fleets) -> None:
         )
         wait_until(lambda: fleets.statuses()[paused].phase == "live", "resumed tenant live")
         assert emitted(fleets.events(removed)) == before[removed]
+
+        # A settings change rebuilds the tenant's unit with the new settings, no restart.
+        registry.update_settings(running, {"wix_page_size": "2"}, by="test", reason="")
+        wait_until(
+            lambda: any(
+                (unit := r.fleet.units.get(running)) is not None
+                and unit.extractor.settings.wix_page_size == 2
+                for r in fleets.replicas
+            ),
+            "the unit rebuilt with the new page size",
+        )
+        admin = fleets.sites[running].admin
+        admin.edit(admin.contacts()[1]["id"], {"name": {"first": "Again"}})
+        wait_until(lambda: caught_up(fleets, [running]), "the edit after the rebuild")
+        assert len(emitted(fleets.events(running))) == len(set(emitted(fleets.events(running))))
     finally:
         registry.close()
 
