@@ -158,6 +158,11 @@ class Fleet:
         for system, source in self.routes:
             self._route(system, source)
 
+    def partitions(self) -> set[int]:
+        """The tenants topic's partitions this replica owns."""
+        with self._lock:
+            return set(self._owned)
+
     # -- lifecycle ----------------------------------------------------------------------------
 
     def start(self) -> None:
@@ -558,22 +563,26 @@ class Fleet:
             self._publish(tenant, phase, detail, registration.version)
 
     def _publish(self, tenant: str, phase: Phase, detail: str, version: int) -> None:
-        if self._published.get(tenant) == (phase, detail, version):
-            return
-        try:
-            self.statuses.put_status(
-                TenantStatus(
-                    tenant=tenant,
-                    phase=phase,
-                    owner=self.replica,
-                    detail=detail,
-                    registration_version=version,
-                )
-            )
-        except TransportError as exc:
-            log.warning("tenant status not published (%s): retried", exc)
-            return
-        self._published[tenant] = (phase, detail, version)
+        status = TenantStatus(
+            tenant=tenant,
+            phase=phase,
+            owner=self.replica,
+            detail=detail,
+            registration_version=version,
+        )
+        # Under the lock, which the revocation takes first: a replica never publishes a status
+        # for a tenant it no longer owns after the next owner published one.
+        with self._lock:
+            if tenant not in self.registrations:
+                return
+            if self._published.get(tenant) == (phase, detail, version):
+                return
+            try:
+                self.statuses.put_status(status)
+            except TransportError as exc:
+                log.warning("tenant status not published (%s): retried", exc)
+                return
+            self._published[tenant] = (phase, detail, version)
 
     # -- the rebalance listener's side ----------------------------------------------------------
 

@@ -13,6 +13,9 @@ runs every poller whose interval elapsed (each cycle pages, and per page produce
 acks -> saves the cursor), then every due reconciliation, and sleeps until the next is due. A stop
 request (SIGTERM) ends a cycle after its current page; nothing is lost because the cursor only
 covers acknowledged pages. A failing cycle is logged, counted and retried at the next interval.
+Its steps, :meth:`Extractor.schedule` and :meth:`Extractor.run_due`, are what a replica serving
+many tenants (``fleet.py``) runs per tenant on its worker threads; there the process-wide parts
+(metrics, budget collector, cursor store, routes) come from the fleet (:class:`SharedParts`).
 ``poll_all()`` / ``reconcile_all()`` run one round directly (``--once``, tests, benchmarks).
 
 Budgets: each client takes its share of its API's budget (``ApiBudget``; 0 = lifted), exported by
@@ -134,7 +137,6 @@ class Extractor:
             )
             self.emitter = Emitter(ctx, self.metrics, self.known)
         else:
-            shared.budgets.budgets = [*shared.budgets.budgets, *self.budgets.values()]
             self.cursors = shared.cursors
             self.emitter = Emitter(
                 ctx,
@@ -193,6 +195,8 @@ class Extractor:
         self.pollers.sort(key=lambda poller: poller.system != self.first)
         if shared is None:
             ctx.runtime.http.add_check("extractor", lambda: self.ready)
+        else:  # last: a tenant whose unit could not be built leaves no budget behind
+            shared.budgets.budgets = [*shared.budgets.budgets, *self.budgets.values()]
         for poller in self.pollers:
             self.metrics.cursor_lag.labels(poller.system, poller.resource).set_function(
                 poller.lag_seconds

@@ -228,6 +228,22 @@ class Fleets:
         self.replicas.append(replica)
         return replica
 
+    def settled(self) -> bool:
+        """Every replica owns some of the tenants topic's partitions, each partition has one
+        owner, and every tenant (all active) runs on one replica."""
+        owned = [r.fleet.partitions() for r in self.replicas]
+        every = set().union(*owned)
+        running = [r.tenants() for r in self.replicas]
+        return (
+            all(owned)
+            and len(every) == sum(map(len, owned)) == PARTITIONS
+            and sum(map(len, running)) == len(set().union(*running)) == len(self.sites)
+        )
+
+    def owners(self) -> dict[str, str]:
+        """Per tenant running somewhere, the replica that runs it."""
+        return {t: r.name for r in self.replicas for t in r.tenants()}
+
     def stop_replica(self, replica: Replica) -> None:
         self.replicas.remove(replica)
         replica.stop()

@@ -57,8 +57,8 @@ def test_a_webhook_delivered_to_a_replica_that_does_not_run_its_tenant(fleets: F
         "the snapshots on Kafka",
     )
 
+    wait_until(fleets.settled, "the tenants' partitions shared by both replicas")
     for tenant in tenants:
-        wait_until(lambda t=tenant: any(t in r.tenants() for r in replicas), f"{tenant} runs")
         owner = next(r for r in replicas if tenant in r.tenants())
         other = next(r for r in replicas if r is not owner)
         wait_until(lambda o=other, t=tenant: o.fleet.directory.get(t) is not None, "directory")
