@@ -32,8 +32,11 @@ replicas share the tenants' work through Kafka's group protocol:
 **Moving a tenant.** ``on_partitions_revoked`` runs before Kafka gives the partitions to another
 replica: the fleet asks each leaving tenant's work to stop after its current page (the cursor only
 covers acknowledged pages) and waits for it, so two replicas never poll one tenant at once in
-normal operation. A replica that dies loses its tenants after the session timeout; the new owner
-resumes from the saved cursors. A replica paused longer than its session timeout (a GC pause, a
+normal operation. The listener is synchronous: while it waits (one page at most) the consumer's
+heartbeats pause, so a page must take well under the session timeout (one API call and one Kafka
+acknowledgement do); one that overruns it gets this replica dropped from the group, which ends the
+same way (its tenants move). A replica that dies loses its tenants after the session timeout; the
+new owner resumes from the saved cursors. A replica paused longer than its session timeout (a GC pause, a
 frozen VM) is a *zombie*: its tenants moved, yet it may still emit the page it was reading. That
 page repeats what the new owner reads: the same observation gets the same ``event_id`` (uuid5 of
 tenant, record, operation and version), and the mapper ignores a state older than the one it has
