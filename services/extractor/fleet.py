@@ -36,12 +36,14 @@ normal operation. The listener is synchronous: while it waits (one page at most)
 heartbeats pause, so a page must take well under the session timeout (one API call and one Kafka
 acknowledgement do); one that overruns it gets this replica dropped from the group, which ends the
 same way (its tenants move). A replica that dies loses its tenants after the session timeout; the
-new owner resumes from the saved cursors. A replica paused longer than its session timeout (a GC pause, a
-frozen VM) is a *zombie*: its tenants moved, yet it may still emit the page it was reading. That
-page repeats what the new owner reads: the same observation gets the same ``event_id`` (uuid5 of
-tenant, record, operation and version), and the mapper ignores a state older than the one it has
-and turns a repeat of the same state into no command; the zombie's cursor save may move a cursor
-back, which costs a re-read, never a gap.
+new owner resumes from the saved cursors.
+
+**Zombies.** A replica paused longer than its session timeout (a GC pause, a frozen VM) lost its
+tenants, yet may still emit the page it was reading. That page repeats what the new owner reads:
+the same observation gets the same ``event_id`` (uuid5 of tenant, record, operation and version),
+and the mapper ignores a state older than the one it has and turns a repeat of the same state
+into no command; the zombie's cursor save may move a cursor back, which costs a re-read (the
+known set skips what was emitted), never a gap.
 
 Imports: kafka-python, the core service context and metrics, the tenant registry and model, and the
 extractor's own modules.
@@ -76,7 +78,7 @@ from services.extractor.cursors import CursorStore
 from services.extractor.known import KnownSet
 from services.extractor.metrics import ExtractorMetrics
 from services.extractor.routing import Handler, PushRouter
-from services.extractor.service import Extractor, SharedParts, _Task
+from services.extractor.service import Extractor, SharedParts, Task
 from services.extractor.settings import ExtractorSettings
 from services.extractor.tenancy import phase_of, plan_units, replica_id
 from services.tenants import credentials
@@ -109,7 +111,7 @@ class Unit:
     stop: threading.Event
     should_stop: Callable[[], bool]
     """Its stop, or the replica's."""
-    tasks: list[_Task] = field(default_factory=list)
+    tasks: list[Task] = field(default_factory=list)
     running: Future[None] | None = None
 
     def busy(self) -> bool:

@@ -60,7 +60,9 @@ DAY_SECONDS = 86_400.0
 
 
 @dataclass
-class _Task:
+class Task:
+    """One scheduled task of the service loop: a resource's poll or reconciliation."""
+
     name: str
     interval: float
     due: float
@@ -387,11 +389,11 @@ class Extractor:
 
     def schedule(
         self, should_stop: Callable[[], bool], heartbeat: Callable[[], None]
-    ) -> list[_Task]:
+    ) -> list[Task]:
         """The tasks of the service loop: every poller now, every reconciler a little later."""
         now = time.monotonic()
         s = self.settings
-        tasks: list[_Task] = []
+        tasks: list[Task] = []
         for poller in self.pollers:
             interval = self.intervals[poller.system]
 
@@ -399,7 +401,7 @@ class Extractor:
                 return self._poll(p, should_stop, heartbeat)
 
             tasks.append(
-                _Task(
+                Task(
                     f"poll {poller.system}/{poller.resource}",
                     interval,
                     now,
@@ -411,7 +413,7 @@ class Extractor:
         first_reconcile = now + min(s.reconcile_interval_seconds, 60.0)
         for reconciler in self.reconcilers:
             tasks.append(
-                _Task(
+                Task(
                     f"reconcile {reconciler.labels[0]}/{reconciler.labels[1]}",
                     s.reconcile_interval_seconds,
                     first_reconcile,
@@ -423,7 +425,7 @@ class Extractor:
         return tasks
 
     def run_due(
-        self, tasks: list[_Task], should_stop: Callable[[], bool], heartbeat: Callable[[], None]
+        self, tasks: list[Task], should_stop: Callable[[], bool], heartbeat: Callable[[], None]
     ) -> None:
         """Run every task that is due, in order, until ``should_stop``. A failing task is
         retried with its own back-off (doubling, at most its interval): one resource's failures
