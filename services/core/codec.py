@@ -56,6 +56,7 @@ MESSAGE_TYPES = (
     "OperatorAction",
     "Tenant",
     "TenantStatus",
+    "ForwardedPush",
 )
 
 #: The schemas that ship with the code: ``services/core/schemas`` is a link to the repository's

@@ -339,6 +339,22 @@ class PushSource(Protocol):
         ...
 
 
+class RoutedPushSource(PushSource, Protocol):
+    """A push source that says which tenant a delivery is for, so that a deployment serving many
+    tenants can hand it to the replica that runs that tenant."""
+
+    @property
+    def tenant_setting(self) -> str:
+        """The setting (a field of the services' settings, set per tenant in its registration)
+        whose value a delivery names, e.g. the installation the system sent it for."""
+        ...
+
+    def tenant_key(self, body: bytes, headers: Mapping[str, str]) -> str | None:
+        """Authenticate the delivery and return the ``tenant_setting`` value it names (None: it
+        names none); ``PushRejectedError`` / ``ConfigurationError`` as ``receive``."""
+        ...
+
+
 V1_CURSOR = "tether.v1_cursor"
 """The key of the envelope ``v1_cursor`` makes (no stream's own cursor uses it)."""
 

@@ -20,6 +20,11 @@ Scheme (``<prefix>`` defaults to ``tether``):
                                              ``tenant_partitions`` partitions (the extractor
                                              group shares tenants' work by them)
 - ``<prefix>.tenant-status``                 TenantStatus, compacted, key = tenant id
+- ``<prefix>.webhooks``                      ForwardedPush, key = tenant id: a push received by an
+                                             extractor replica that does not own the tenant,
+                                             for the one that does (``tenant_partitions``
+                                             partitions: partition N of this topic and of the
+                                             tenants topic have one owner); kept one day
 
 Keys on a compacted topic belong to a tenant — its bare id, or ``<tenant>/...``
 (:func:`tenant_owns_key`) — so that erasing a tenant can tombstone exactly its keys
@@ -104,6 +109,11 @@ class TopicLayout:
         """What each tenant's work is doing (compacted; key = tenant id)."""
         return f"{self.prefix}.tenant-status"
 
+    @property
+    def webhooks(self) -> str:
+        """Pushes forwarded to the replica that owns their tenant (key = tenant id)."""
+        return f"{self.prefix}.webhooks"
+
     def all_changes(self) -> list[str]:
         return [self.changes(s, r) for s, rs in RESOURCES.items() for r in rs]
 
@@ -138,6 +148,10 @@ class TopicLayout:
         specs.append(TopicSpec(self.cursors, 1, "Cursor", compact))
         specs.append(TopicSpec(self.tenants, self.tenant_partitions, "Tenant", compact))
         specs.append(TopicSpec(self.tenant_status, 1, "TenantStatus", compact))
+        # Same partition count as the tenants topic: a tenant's pushes land on the partition
+        # number its registration has, so the replica that owns one owns the other.
+        forwarded = (("cleanup.policy", "delete"), ("retention.ms", str(DAY_MS)))
+        specs.append(TopicSpec(self.webhooks, self.tenant_partitions, "ForwardedPush", forwarded))
         return specs
 
     def all_topics(self) -> list[str]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -69,6 +70,13 @@ class Cursor:
         )
 
 
+def _tenant_of(key: bytes | None) -> str | None:
+    """The tenant a cursor key names (``cursor_key``: the tenant id comes first)."""
+    if key is None:
+        return None
+    return key.split(b"/", 1)[0].decode("utf-8", "replace")
+
+
 class CursorStore:
     def __init__(
         self,
@@ -87,8 +95,12 @@ class CursorStore:
         self.ack_timeout = ack_timeout
         self._cursors: dict[bytes, Cursor] = {}
 
-    def load(self, timeout: float = 30.0) -> int:
-        """Read the whole cursors topic (newest value per key wins); returns how many cursors."""
+    def load(self, timeout: float = 30.0, tenants: Collection[str] | None = None) -> int:
+        """Read the whole cursors topic (newest value per key wins); returns how many cursors.
+
+        ``tenants``: keep only theirs (an extractor serving many tenants reads the topic again
+        for the tenants it was just given: their previous owner saved meanwhile; the cursors of
+        the tenants it runs are its own, newer than what the topic may still hold)."""
         consumer = make_consumer(self.settings, None)  # no group: reads all, commits nothing
         try:
             deadline = time.monotonic() + timeout
@@ -108,7 +120,8 @@ class CursorStore:
                     raise TransportError("timed out reading the cursors topic")
                 for batch in consumer.poll(timeout_ms=500).values():
                     for record in batch:
-                        self._apply(record)
+                        if tenants is None or _tenant_of(record.key) in tenants:
+                            self._apply(record)
         except KafkaError as exc:
             raise TransportError(f"cannot read cursors: {type(exc).__name__}") from exc
         finally:

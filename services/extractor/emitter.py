@@ -31,6 +31,7 @@ from typing import Any
 
 from kafka.errors import KafkaError
 
+from services.core.deadletters import DeadLetterWriter
 from services.core.errors import TransportError
 from services.core.service import ServiceContext
 from services.core.tracing import kafka_headers
@@ -56,10 +57,17 @@ class Emitter:
         ctx: ServiceContext,
         metrics: ExtractorMetrics,
         known: dict[tuple[str, str], KnownSet],
+        *,
+        tenant: str | None = None,
+        dead_letters: DeadLetterWriter | None = None,
     ) -> None:
+        """``tenant`` (default: the service's) is the one whose events this emitter produces;
+        ``dead_letters`` (default: the service's writer) parks that tenant's dead letters."""
         self.ctx = ctx
         self.metrics = metrics
         self.known = known
+        self.tenant = tenant if tenant is not None else ctx.settings.tenant
+        self.dead_letters = dead_letters if dead_letters is not None else ctx.dead_letters
         self._parked: collections.OrderedDict[str, None] = collections.OrderedDict()
         self._parked_lock = threading.Lock()
 
@@ -102,7 +110,7 @@ class Batch:
 
     def add(self, change: Change) -> None:
         ctx = self.emitter.ctx
-        tenant = ctx.settings.tenant
+        tenant = self.emitter.tenant
         datum = change.to_datum(tenant, datetime.now(UTC))
         topic = ctx.layout.changes(change.system, change.resource)
         try:
@@ -138,7 +146,7 @@ class Batch:
             self.emitter.metrics.dead_letter_repeats.labels(system, resource).inc()
             return
         try:
-            future = self.emitter.ctx.dead_letters.park(payload, error, key=key, identity=identity)
+            future = self.emitter.dead_letters.park(payload, error, key=key, identity=identity)
         except KafkaError as exc:
             raise TransportError(f"dead letter not sent: {type(exc).__name__}") from exc
         self._parked.append(future)

@@ -3,7 +3,9 @@
 Builds the settings once (``ExtractorSettings.load()``: ``TETHER_*`` variables and the secrets
 directory), the service context and the :class:`~services.extractor.service.Extractor`, then runs
 the service loop until SIGTERM/SIGINT (graceful: the current page is finished, acknowledged and
-its cursor saved). ``--once`` runs one poll cycle of every resource (and with ``--reconcile`` one
+its cursor saved). With ``TETHER_TENANTS_FROM_REGISTRY`` it runs a
+:class:`~services.extractor.fleet.Fleet` instead: the tenants of the registry, shared with the
+other replicas. ``--once`` runs one poll cycle of every resource (and with ``--reconcile`` one
 reconciliation) and exits — for tests, benchmarks and cron-style runs; it serves no HTTP port.
 
 Imports: the core service context and the extractor modules.
@@ -16,6 +18,8 @@ import logging
 
 from services.core.errors import ConfigurationError
 from services.core.service import ServiceContext
+from services.core.tenant_labels import TenantLabels
+from services.extractor.fleet import Fleet
 from services.extractor.service import Extractor
 from services.extractor.settings import ExtractorSettings
 
@@ -42,6 +46,14 @@ def main(argv: list[str]) -> int:
     ctx = ServiceContext.create("extractor", settings)
     extractor: Extractor | None = None
     try:
+        if settings.tenants_from_registry:
+            if args.once:
+                raise ConfigurationError(
+                    "--once extracts the one TETHER_TENANT: not with TETHER_TENANTS_FROM_REGISTRY"
+                )
+            # Bounded label values: the first TETHER_METRICS_TENANT_CAP tenants, then _other.
+            fleet = Fleet(ctx, settings, label=TenantLabels(settings.metrics_tenant_cap).label)
+            return ctx.runtime.run(lambda runtime: fleet.run(runtime.stopping, runtime.heartbeat))
         extractor = Extractor(ctx, settings)
         if args.once:
             extractor.start()

@@ -13,6 +13,9 @@ runs every poller whose interval elapsed (each cycle pages, and per page produce
 acks -> saves the cursor), then every due reconciliation, and sleeps until the next is due. A stop
 request (SIGTERM) ends a cycle after its current page; nothing is lost because the cursor only
 covers acknowledged pages. A failing cycle is logged, counted and retried at the next interval.
+Its steps, :meth:`Extractor.schedule` and :meth:`Extractor.run_due`, are what a replica serving
+many tenants (``fleet.py``) runs per tenant on its worker threads; there the process-wide parts
+(metrics, budget collector, cursor store, routes) come from the fleet (:class:`SharedParts`).
 ``poll_all()`` / ``reconcile_all()`` run one round directly (``--once``, tests, benchmarks).
 
 Budgets: each client takes its share of its API's budget (``ApiBudget``; 0 = lifted), exported by
@@ -30,7 +33,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from services.core.connector import Client, PushSource
-from services.core.deadletters import reason_of
+from services.core.deadletters import DeadLetterWriter, reason_of
 from services.core.errors import ConfigurationError
 from services.core.kafka import provision_topics, retry_while_unreachable
 from services.core.metrics import BudgetCollector
@@ -57,7 +60,9 @@ DAY_SECONDS = 86_400.0
 
 
 @dataclass
-class _Task:
+class Task:
+    """One scheduled task of the service loop: a resource's poll or reconciliation."""
+
     name: str
     interval: float
     due: float
@@ -74,36 +79,76 @@ def next_due(started: float, interval: float, now: float) -> float:
     return max(started + interval, now)
 
 
+@dataclass
+class SharedParts:
+    """What an extractor serving many tenants (``fleet.py``) builds once per process and gives
+    each tenant's :class:`Extractor`: the tenant's view of the metrics (its label bound), the
+    process's budget collector (the tenant's budgets are added to it), the one cursor store,
+    and known sets to keep (a tenant whose registration changed keeps what it emitted)."""
+
+    metrics: ExtractorMetrics
+    budgets: BudgetCollector
+    cursors: CursorStore
+    known: Mapping[tuple[str, str], KnownSet] = field(default_factory=dict)
+
+
 class Extractor:
+    """One tenant's extraction: its pollers, reconcilers, push receivers, known sets, budgets.
+
+    Alone (``shared`` None, the single ``TETHER_TENANT``) it owns the process's extractor parts:
+    metrics, the budget collector, the cursor store, the readiness check and the push routes.
+    In a fleet (``shared`` given) those are the fleet's: the push receivers are built but not
+    routed (the fleet's router hands them their tenant's deliveries)."""
+
     def __init__(
         self,
         ctx: ServiceContext,
         settings: ExtractorSettings,
         *,
         clients: Mapping[str, Client] | None = None,
+        shared: SharedParts | None = None,
     ) -> None:
         """``clients``: ready-made API clients by system (else built from the settings)."""
         self.ctx = ctx
         self.settings = settings
         self.tenant = settings.tenant
-        self.metrics = ExtractorMetrics(ctx.registry)
+        self.shared = shared
+        self.metrics = shared.metrics if shared else ExtractorMetrics(ctx.registry)
         self.ready = False
         self._told_waiting = False
+        kept = shared.known if shared else {}
         self.known: dict[tuple[str, str], KnownSet] = {
-            (system, resource): KnownSet(system, resource)
+            (system, resource): kept.get((system, resource)) or KnownSet(system, resource)
             for system, resources in systems.enabled(settings).items()
             for resource in resources
         }
         if not self.known:
             raise ConfigurationError("every system is disabled: nothing to extract")
+        self.failing: dict[str, str] = {}
+        """Per task name, the error class of its last cycle, while it keeps failing."""
 
         self.budgets = systems.budgets(settings)
-        ctx.registry.register(BudgetCollector(list(self.budgets.values())))
-
-        self.cursors = CursorStore(
-            ctx.layout.cursors, ctx.codec, ctx.producer, settings, dead_letters=ctx.dead_letters
-        )
-        self.emitter = Emitter(ctx, self.metrics, self.known)
+        if shared is None:
+            ctx.registry.register(BudgetCollector(list(self.budgets.values())))
+            self.cursors = CursorStore(
+                ctx.layout.cursors,
+                ctx.codec,
+                ctx.producer,
+                settings,
+                dead_letters=ctx.dead_letters,
+            )
+            self.emitter = Emitter(ctx, self.metrics, self.known)
+        else:
+            self.cursors = shared.cursors
+            self.emitter = Emitter(
+                ctx,
+                self.metrics,
+                self.known,
+                tenant=self.tenant,
+                dead_letters=DeadLetterWriter(
+                    ctx.producer, ctx.codec, ctx.layout, ctx.name, ctx.metrics, self.tenant
+                ),
+            )
         limits = BreakerLimits(
             settings.reconcile_breaker_max_deletes, settings.reconcile_breaker_max_delete_share
         )
@@ -146,11 +191,14 @@ class Extractor:
                     )
                 )
             if system.push is not None:
-                self._serve(system.push, system.name, makers)
+                self._receive(system.push, system.name, makers)
         # Snapshot first: the first system's streams are polled before every other one
         # (``_waits``).
         self.pollers.sort(key=lambda poller: poller.system != self.first)
-        ctx.runtime.http.add_check("extractor", lambda: self.ready)
+        if shared is None:
+            ctx.runtime.http.add_check("extractor", lambda: self.ready)
+        else:  # last: a tenant whose unit could not be built leaves no budget behind
+            shared.budgets.budgets = [*shared.budgets.budgets, *self.budgets.values()]
         for poller in self.pollers:
             self.metrics.cursor_lag.labels(poller.system, poller.resource).set_function(
                 poller.lag_seconds
@@ -162,6 +210,10 @@ class Extractor:
     def receiver(self) -> PushReceiver | None:
         """The push receiver (one system pushes today), if a route is served."""
         return self.receivers[0] if self.receivers else None
+
+    def receiver_for(self, path: str) -> PushReceiver | None:
+        """The push receiver of the route ``path``, if this tenant's settings serve it."""
+        return next((r for r in self.receivers if r.path == path), None)
 
     def _parents(self, system: systems.System, resource: str) -> ParentKinds | None:
         """The parent kinds of a resource whose descriptor has a ``parent_role``."""
@@ -176,11 +228,8 @@ class Extractor:
             settle_seconds=self.settings.parent_settle_seconds,
         )
 
-    def _serve(self, source: PushSource, system: str, makers: Mapping[str, ChangeMaker]) -> None:
-        """Serve a system's push route on the public port."""
-        public = self.ctx.runtime.public
-        if public is None:
-            raise ConfigurationError("the extractor has no public port for its webhook")
+    def _receive(self, source: PushSource, system: str, makers: Mapping[str, ChangeMaker]) -> None:
+        """A system's push receiver; alone, served on the public port."""
         receiver = PushReceiver(
             source,
             makers,
@@ -192,6 +241,11 @@ class Extractor:
             ready=lambda: self.ready,
         )
         self.receivers.append(receiver)
+        if self.shared is not None:
+            return
+        public = self.ctx.runtime.public
+        if public is None:
+            raise ConfigurationError("the extractor has no public port for its webhook")
         public.add_route(
             "POST",
             receiver.path,
@@ -234,6 +288,14 @@ class Extractor:
         self.ready = False
         for client in self.clients.values():
             client.close()
+        if self.shared is not None:  # the tenant leaves this replica: so do its series
+            gone = {id(budget) for budget in self.budgets.values()}
+            kept = [b for b in self.shared.budgets.budgets if id(b) not in gone]
+            self.shared.budgets.budgets = kept
+            for poller in self.pollers:
+                self.metrics.cursor_lag.remove(poller.system, poller.resource)
+            for system_name, resource in self.known:
+                self.metrics.known.remove(system_name, resource)
 
     # -- one round ----------------------------------------------------------------------------
 
@@ -279,7 +341,7 @@ class Extractor:
         if self.first is None or system == self.first:
             return False
         if all(p.covered_until_ns() is not None for p in self.pollers if p.system == self.first):
-            self.metrics.waiting_for_snapshot.set(0)
+            self.metrics.waiting_for_snapshot.labels().set(0)
             return False
         if not self._told_waiting:
             log.info(
@@ -288,7 +350,7 @@ class Extractor:
                 extra={"fields": {"waits": system, "for": self.first}},
             )
             self._told_waiting = True
-        self.metrics.waiting_for_snapshot.set(1)
+        self.metrics.waiting_for_snapshot.labels().set(1)
         return True
 
     def _poll(
@@ -317,17 +379,29 @@ class Extractor:
         retry_while_unreachable(
             lambda: self.start(runtime.heartbeat), runtime.stopping.is_set, "extractor start-up"
         )
+        tasks = self.schedule(runtime.stopping.is_set, runtime.heartbeat)
+        while not runtime.stopping.is_set():
+            runtime.heartbeat()
+            self.run_due(tasks, runtime.stopping.is_set, runtime.heartbeat)
+            soonest = min(task.due for task in tasks)
+            runtime.stopping.wait(max(0.05, min(soonest - time.monotonic(), 5.0)))
+        log.info("extractor stopping: every cursor covers only acknowledged events")
+
+    def schedule(
+        self, should_stop: Callable[[], bool], heartbeat: Callable[[], None]
+    ) -> list[Task]:
+        """The tasks of the service loop: every poller now, every reconciler a little later."""
         now = time.monotonic()
         s = self.settings
-        tasks: list[_Task] = []
+        tasks: list[Task] = []
         for poller in self.pollers:
             interval = self.intervals[poller.system]
 
             def poll(p: Poller = poller) -> int:
-                return self._poll(p, runtime.stopping.is_set, runtime.heartbeat)
+                return self._poll(p, should_stop, heartbeat)
 
             tasks.append(
-                _Task(
+                Task(
                     f"poll {poller.system}/{poller.resource}",
                     interval,
                     now,
@@ -339,7 +413,7 @@ class Extractor:
         first_reconcile = now + min(s.reconcile_interval_seconds, 60.0)
         for reconciler in self.reconcilers:
             tasks.append(
-                _Task(
+                Task(
                     f"reconcile {reconciler.labels[0]}/{reconciler.labels[1]}",
                     s.reconcile_interval_seconds,
                     first_reconcile,
@@ -348,27 +422,32 @@ class Extractor:
                     "reconcile",
                 )
             )
-        while not runtime.stopping.is_set():
-            runtime.heartbeat()
-            for task in tasks:
-                if runtime.stopping.is_set():
-                    break
-                if time.monotonic() < task.due:
-                    continue
-                if self._waits(task.labels[0]):
-                    task.due = time.monotonic() + 1.0  # the first snapshot is not complete yet
-                    continue
-                started = time.monotonic()
-                try:
-                    task.action()
-                    task.failures = 0
-                    task.due = next_due(started, task.interval, time.monotonic())
-                except Exception as exc:
-                    self._failed(task.kind, task.labels, exc)
-                    task.failures += 1
-                    backoff = min(task.interval, 2.0 ** min(task.failures, 6))
-                    task.due = time.monotonic() + backoff
-                runtime.heartbeat()
-            soonest = min(task.due for task in tasks)
-            runtime.stopping.wait(max(0.05, min(soonest - time.monotonic(), 5.0)))
-        log.info("extractor stopping: every cursor covers only acknowledged events")
+        return tasks
+
+    def run_due(
+        self, tasks: list[Task], should_stop: Callable[[], bool], heartbeat: Callable[[], None]
+    ) -> None:
+        """Run every task that is due, in order, until ``should_stop``. A failing task is
+        retried with its own back-off (doubling, at most its interval): one resource's failures
+        delay nothing else."""
+        for task in tasks:
+            if should_stop():
+                break
+            if time.monotonic() < task.due:
+                continue
+            if self._waits(task.labels[0]):
+                task.due = time.monotonic() + 1.0  # the first snapshot is not complete yet
+                continue
+            started = time.monotonic()
+            try:
+                task.action()
+                task.failures = 0
+                self.failing.pop(task.name, None)
+                task.due = next_due(started, task.interval, time.monotonic())
+            except Exception as exc:
+                self._failed(task.kind, task.labels, exc)
+                self.failing[task.name] = reason_of(exc)
+                task.failures += 1
+                backoff = min(task.interval, 2.0 ** min(task.failures, 6))
+                task.due = time.monotonic() + backoff
+            heartbeat()

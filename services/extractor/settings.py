@@ -116,6 +116,26 @@ class ExtractorSettings(
 
     provision_topics: bool = Field(True, description="Create missing topics at start-up.")
 
+    tenants_from_registry: bool = Field(
+        False,
+        description="Serve the tenants of the registry (the tenants topic), shared with the other "
+        "replicas through Kafka's group protocol; false: the one TETHER_TENANT of the settings.",
+    )
+    tenant_workers: int = Field(
+        4,
+        ge=1,
+        le=256,
+        description="Worker threads that run the tenants' poll and reconcile cycles (one cycle "
+        "of a tenant at a time): a slow tenant holds one worker, never the others.",
+    )
+    tenant_session_timeout_seconds: float = Field(
+        10.0,
+        ge=1,
+        le=300,
+        description="A replica silent for this long loses its tenants to the others (Kafka's "
+        "session timeout of the extractor group; the broker bounds it).",
+    )
+
     def webhooks_expected(self) -> bool:
         """Whether the Wix webhook route must be served (see ``wix_webhooks_enabled``)."""
         if not self.wix_enabled:

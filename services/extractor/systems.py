@@ -37,6 +37,7 @@ from services.core.connector import (
     Client,
     PushSource,
     ResourceDescriptor,
+    RoutedPushSource,
     SourceStream,
     StreamOptions,
 )
@@ -174,6 +175,15 @@ def wire(
             )
         )
     return systems
+
+
+def routed_push(settings: ExtractorSettings) -> list[tuple[str, RoutedPushSource]]:
+    """The push sources a replica serving many tenants routes by tenant, by system: verified
+    with the deployment's key (one app for every site), for any installation."""
+    key = settings.webhook_public_key_pem()
+    if key and settings.wix_enabled and settings.wix_webhooks_enabled is not False:
+        return [(WIX.system, WixWebhooks(key))]
+    return []
 
 
 def wix_webhooks(settings: ExtractorSettings) -> PushSource | None:

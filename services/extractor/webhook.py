@@ -79,7 +79,7 @@ class PushReceiver:
         try:
             return self._handle(body, headers, received)
         finally:
-            self.metrics.webhook_seconds.observe(time.monotonic() - received)
+            self.metrics.webhook_seconds.labels().observe(time.monotonic() - received)
 
     def count(self, outcome: str, reason: str) -> None:
         self.metrics.webhooks.labels(outcome, reason).inc()

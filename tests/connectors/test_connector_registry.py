@@ -42,6 +42,10 @@ PREVIOUS_TOPICS = [
     "tether.deadletters.loader",
     "tether.operator-actions",
     "tether.cursors",
+    # Core's own topics of the tenant registry (issue 16): no connector names them.
+    "tether.tenants",
+    "tether.tenant-status",
+    "tether.webhooks",
 ]
 
 

@@ -13,7 +13,7 @@ import services.extractor as extractor_package
 from services.extractor.settings import ExtractorSettings, budget_shape
 from tests.support.imports import disallowed_imports
 
-PURE = ("changes.py", "known.py", "reconciliation.py", "dedup.py")
+PURE = ("changes.py", "known.py", "reconciliation.py", "dedup.py", "tenancy.py")
 ALLOWED_FIRST_PARTY = (
     "services.extractor.changes",
     "services.extractor.known",
@@ -24,6 +24,7 @@ ALLOWED_FIRST_PARTY = (
     "services.core.records",
     "services.core.stream_positions",
     "services.core.topics",
+    "services.tenants.model",  # the registration's values and rules (pydantic only)
 )
 CURSORS = ("poweroffice/cursor.py", "wix/cursor.py")
 """The streams' cursor arithmetic (pure, tested in test_positions.py)."""

@@ -4,7 +4,9 @@ Wix signs every delivery as a JWT (RS256) with the app's key; ``verify_and_parse
 (``webhooks.py``) checks the signature and ``exp`` and reads both body variants. A forged,
 expired or malformed delivery raises ``PushRejectedError`` (its reason is a metric label); an
 authentic event of another installation of the app than ``instance_id`` (when set) is
-``ignored``. The engine (``services/extractor/webhook.py``) de-duplicates by ``event_id``, turns
+``ignored``. ``tenant_key`` (``RoutedPushSource``) reads the installation a verified delivery is
+for: a deployment serving many tenants routes it to the tenant whose ``wix_instance_id`` it is.
+The engine (``services/extractor/webhook.py``) de-duplicates by ``event_id``, turns
 the changes into events, waits for Kafka and answers.
 
 What a contact event stands for:
@@ -60,6 +62,18 @@ class WixWebhooks:
     @property
     def path(self) -> str:
         return PATH
+
+    @property
+    def tenant_setting(self) -> str:
+        """Each delivery names the site's app installation; a tenant's ``wix_instance_id``."""
+        return "wix_instance_id"
+
+    def tenant_key(self, body: bytes, headers: Mapping[str, str]) -> str | None:
+        try:
+            event = verify_and_parse(body, self.public_key_pem)
+        except WebhookRejectedError as exc:
+            raise PushRejectedError(exc.reason) from exc
+        return event.instance_id or None
 
     def receive(self, body: bytes, headers: Mapping[str, str]) -> Delivery:
         try:
