@@ -13,7 +13,7 @@ Imports: prometheus_client and the core budget and breaker modules only.
 from __future__ import annotations
 
 import importlib.metadata
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 from prometheus_client import (
     CollectorRegistry,
@@ -180,10 +180,12 @@ class BudgetCollector(Collector):
 
 class BreakerCollector(Collector):
     """Exports every per-tenant breaker of a process: open (1, half-open included) or closed (0),
-    and how often it opened. ``tenant`` is the caller's label value (bounded by the caller)."""
+    and how often it opened. ``label`` maps a tenant to its label value (bounded by the caller,
+    e.g. ``TenantLabels(cap).label``); tenants sharing a value are summed: how many are open."""
 
-    def __init__(self, breakers: Breakers) -> None:
+    def __init__(self, breakers: Breakers, label: Callable[[str], str] = lambda t: t) -> None:
         self.breakers = breakers
+        self.label = label
 
     def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
         is_open = GaugeMetricFamily(
@@ -196,10 +198,15 @@ class BreakerCollector(Collector):
             "Times a tenant's circuit breaker for a system opened",
             labels=["tenant", "system"],
         )
+        open_by: dict[tuple[str, str], float] = {}
+        opens_by: dict[tuple[str, str], float] = {}
         for breaker in self.breakers:
             state = breaker.state
-            labels = [breaker.tenant, breaker.system]
-            is_open.add_metric(labels, 0.0 if state.phase == "closed" else 1.0)
-            opens.add_metric(labels, state.opens)
+            key = (self.label(breaker.tenant), breaker.system)
+            open_by[key] = open_by.get(key, 0.0) + (0.0 if state.phase == "closed" else 1.0)
+            opens_by[key] = opens_by.get(key, 0.0) + state.opens
+        for key, value in open_by.items():
+            is_open.add_metric(list(key), value)
+            opens.add_metric(list(key), opens_by[key])
         yield is_open
         yield opens

@@ -66,10 +66,11 @@ from kafka import ConsumerRebalanceListener, TopicPartition
 from kafka.coordinator.assignors.cooperative_sticky import CooperativeStickyAssignor
 from kafka.errors import KafkaError
 
+from services.core.breaker import Breakers
 from services.core.connector import RoutedPushSource
 from services.core.errors import ConfigurationError, DecodeError, TransportError
 from services.core.kafka import make_consumer, provision_topics
-from services.core.metrics import BudgetCollector
+from services.core.metrics import BreakerCollector, BudgetCollector
 from services.core.service import ServiceContext
 from services.core.topics import tenant_key
 from services.extractor import systems
@@ -133,6 +134,10 @@ class Fleet:
         self.metrics = ExtractorMetrics(ctx.registry, by_tenant=True)
         self.budgets = BudgetCollector([])
         ctx.registry.register(self.budgets)
+        # One breaker per (tenant, system): a tenant whose API keeps failing is not called
+        # until its probe is due (Extractor.run_due); the others are not slowed.
+        self.breakers = Breakers()
+        ctx.registry.register(BreakerCollector(self.breakers, label))
         self.cursors = CursorStore(
             ctx.layout.cursors, ctx.codec, ctx.producer, settings, dead_letters=ctx.dead_letters
         )
@@ -360,10 +365,16 @@ class Fleet:
         tenant = registration.tenant
         self._publish(tenant, "onboarding", "", registration.version)
         try:
-            secrets = credentials.resolve(registration.credentials_ref)
+            secrets = credentials.resolve(
+                registration.credentials_ref, self.settings.tenant_secrets_dir
+            )
             settings = settings_for(self.settings, registration, secrets)
             shared = SharedParts(
-                self.metrics.for_tenant(self.label(tenant)), self.budgets, self.cursors, known
+                self.metrics.for_tenant(self.label(tenant)),
+                self.budgets,
+                self.cursors,
+                known,
+                breakers=self.breakers,
             )
             extractor = Extractor(self.ctx, settings, shared=shared)
         except (TenantError, credentials.CredentialsError, ConfigurationError) as exc:

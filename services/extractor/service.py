@@ -32,6 +32,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+from services.core.breaker import Breakers, TenantBreaker, tenant_failure
 from services.core.connector import Client, PushSource
 from services.core.deadletters import DeadLetterWriter, reason_of
 from services.core.errors import ConfigurationError
@@ -90,6 +91,8 @@ class SharedParts:
     budgets: BudgetCollector
     cursors: CursorStore
     known: Mapping[tuple[str, str], KnownSet] = field(default_factory=dict)
+    #: The process's per-(tenant, system) circuit breakers (``services/core/breaker.py``).
+    breakers: Breakers | None = None
 
 
 class Extractor:
@@ -424,6 +427,12 @@ class Extractor:
             )
         return tasks
 
+    def _breaker(self, system: str) -> TenantBreaker | None:
+        """This tenant's breaker for ``system`` (serving many tenants only)."""
+        if self.shared is None or self.shared.breakers is None:
+            return None
+        return self.shared.breakers.get(self.tenant, system)
+
     def run_due(
         self, tasks: list[Task], should_stop: Callable[[], bool], heartbeat: Callable[[], None]
     ) -> None:
@@ -438,16 +447,27 @@ class Extractor:
             if self._waits(task.labels[0]):
                 task.due = time.monotonic() + 1.0  # the first snapshot is not complete yet
                 continue
+            breaker = self._breaker(task.labels[0])
+            if breaker is not None and not breaker.allows():
+                # The tenant's API keeps failing: no call until the breaker's probe is due.
+                task.due = time.monotonic() + max(1.0, breaker.retry_in())
+                self.failing[task.name] = "breaker_open"
+                continue
             started = time.monotonic()
             try:
                 task.action()
                 task.failures = 0
                 self.failing.pop(task.name, None)
                 task.due = next_due(started, task.interval, time.monotonic())
+                if breaker is not None:
+                    breaker.record_success()
             except Exception as exc:
                 self._failed(task.kind, task.labels, exc)
                 self.failing[task.name] = reason_of(exc)
                 task.failures += 1
                 backoff = min(task.interval, 2.0 ** min(task.failures, 6))
                 task.due = time.monotonic() + backoff
+                reason = tenant_failure(exc)
+                if breaker is not None and reason is not None:
+                    breaker.record_failure(reason)
             heartbeat()

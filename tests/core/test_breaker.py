@@ -150,6 +150,26 @@ def test_breakers_are_per_tenant_and_system_and_exported() -> None:
     assert value("tether_tenant_breaker_open", {"tenant": "acme", "system": "wix"}) is None
 
 
+def test_tenants_beyond_the_label_cap_are_summed_into_one_series() -> None:
+    from services.core.tenant_labels import TenantLabels
+
+    clock = Clock()
+    breakers = Breakers(RULE, clock)
+    labels = TenantLabels(1)
+    for tenant in ("acme", "globex", "initech"):
+        breakers.get(tenant, "wix")
+    for tenant in ("globex", "initech"):
+        for _ in range(3):
+            breakers.get(tenant, "wix").record_failure("ServerError")
+    registry = CollectorRegistry()
+    registry.register(BreakerCollector(breakers, labels.label))
+    value = registry.get_sample_value
+    assert value("tether_tenant_breaker_open", {"tenant": "acme", "system": "wix"}) == 0.0
+    assert value("tether_tenant_breaker_open", {"tenant": "_other", "system": "wix"}) == 2.0
+    assert value("tether_tenant_breaker_opens_total", {"tenant": "_other", "system": "wix"}) == 2.0
+    assert value("tether_tenant_breaker_open", {"tenant": "globex", "system": "wix"}) is None
+
+
 def test_only_what_says_the_tenants_api_is_unwell_counts_as_a_failure() -> None:
     assert tenant_failure(TransportError("timed out")) == "TransportError"
     assert tenant_failure(ServerError("503", system="wix", status=503)) == "ServerError"
