@@ -4,9 +4,11 @@ Loop shape (each step numbered where it runs)::
 
     1. poll       the command topics (group ``<topic_prefix>-loader``); paused while
                   ``loader_max_in_flight`` commands await their outcome
-    2. apply      decode; skip ids that already have an outcome; hand the command to the worker
-                  of its link (``KeyedWorkers``: links in parallel, one link in order) which runs
-                  it to a result (``CommandExecutor`` -> ``targets``); with tracing on, inside
+    2. apply      decode; skip ids that already have an outcome; queue the command for the
+                  workers (``KeyedWorkers`` over ``fairness.FairQueue``: links in parallel, one
+                  link in order, tenants round-robin with a running cap each); a worker runs it
+                  to a result (``CommandExecutor`` -> ``targets``; with the tenant registry on,
+                  the tenant's own executor and clients, ``tenancy``); with tracing on, inside
                   a ``loader.apply`` span continuing the command's trace (its ``traceparent``)
     3. produce    an Outcome per finished command (key = link id; the write span's
                   ``traceparent`` as Kafka header when tracing is on) and a dead letter per
@@ -16,6 +18,11 @@ Loop shape (each step numbered where it runs)::
                   polling (paused by back-pressure) and flushes again — it never ends on it
     4. commit     per partition, offsets below the lowest command without an outcome
                   (``OffsetBook``) — never past a command that has none
+
+Tenants (``tenants_from_registry``): the registry is followed from a thread; a paused tenant's
+commands stay queued (held: not counted by back-pressure), a removed or unknown tenant's get a
+FAILED outcome and a dead letter (``admission``); a tenant's breaker (``tenancy.Breaker``),
+when one is given, counts its failures in ``_count_health`` and holds its commands while open.
 
 Start-up: the completed-commands index (``completed.OutcomeFollower``) is read from the
 outcomes topic before the first command is applied; ``/readyz`` reports it.
@@ -36,7 +43,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -45,7 +52,15 @@ from kafka import KafkaConsumer, TopicPartition
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
 
 from services.core.budget import ApiBudget
-from services.core.errors import ContractError, DecodeError, TetherError, TransportError
+from services.core.errors import (
+    AuthenticationError,
+    ConfigurationError,
+    ContractError,
+    DecodeError,
+    PermissionDeniedError,
+    TetherError,
+    TransportError,
+)
 from services.core.kafka import (
     PendingSends,
     commit_offsets,
@@ -57,7 +72,8 @@ from services.core.runtime import ServiceRuntime
 from services.core.service import ServiceContext
 from services.core.topics import link_key
 from services.core.tracing import kafka_headers, traceparent_of
-from services.loader.clients import Clients, build_clients
+from services.loader.admission import Admission, TenantNotServedError
+from services.loader.clients import SYSTEMS, Clients, build_clients
 from services.loader.completed import (
     CompletedCommands,
     OutcomeFollower,
@@ -65,12 +81,14 @@ from services.loader.completed import (
 )
 from services.loader.executor import CommandExecutor, Execution
 from services.loader.messages import decode_command, outcome_datum
-from services.loader.metrics import ApiCalls, LoaderMetrics
+from services.loader.metrics import ApiCalls, LoaderMetrics, TenantCollector, TenantLabel
 from services.loader.offsets import OffsetBook, Ticket
-from services.loader.plan import LoaderCommand
+from services.loader.plan import LoaderCommand, failure
 from services.loader.settings import LoaderSettings
 from services.loader.targets import Applier
+from services.loader.tenancy import Breaker, TenantClients, TenantStates
 from services.loader.workers import KeyedWorkers
+from services.tenants.registry import TenantDirectory
 
 log = logging.getLogger("tether.loader")
 
@@ -127,6 +145,8 @@ class LoaderService:
         *,
         metrics: LoaderMetrics | None = None,
         budgets: list[ApiBudget] | None = None,
+        tenants: TenantStates | None = None,
+        breaker_for: Callable[[str], Breaker] | None = None,
     ) -> None:
         self.ctx = ctx
         self.settings = settings
@@ -134,6 +154,11 @@ class LoaderService:
         self.budgets = list(budgets or [])
         if self.budgets:
             ctx.registry.register(BudgetCollector(self.budgets))
+        self.tenants = tenants
+        self.tenant_clients: TenantClients | None = None  # set with ``tenants`` (from_settings)
+        self._breaker_for = breaker_for
+        self._breakers: dict[str, Breaker] = {}
+        self._breakers_lock = threading.Lock()
         self.completed = CompletedCommands()
         self.executor = CommandExecutor(
             targets,
@@ -167,6 +192,9 @@ class LoaderService:
         self._workers: KeyedWorkers[_Job] | None = None
         self._clients: Clients | None = None
         ctx.runtime.http.add_check("completed_index", lambda: self.follower.caught_up)
+        ctx.registry.register(
+            TenantCollector(self.metrics.tenant_label, self._tenant_load, self._tenant_budgets)
+        )
 
     @classmethod
     def from_settings(
@@ -175,28 +203,79 @@ class LoaderService:
         settings: LoaderSettings,
         *,
         budgets: Mapping[str, ApiBudget] | None = None,
+        tenant_label: TenantLabel | None = None,
+        breaker_for: Callable[[str], Breaker] | None = None,
     ) -> LoaderService:
         """The production wiring: clients from the settings, the loader's share of each budget
-        (``budgets`` by system: the benchmark passes budgets with a scaled-down window)."""
+        (``budgets`` by system: the benchmark passes budgets with a scaled-down window).
+
+        With ``tenants_from_registry``: the registry is followed and each registered tenant gets
+        its own clients (``tenancy.TenantClients``); the deployment's own clients serve its own
+        tenant (``TETHER_TENANT``) while that is not registered — a deployment without its own
+        credentials then serves registered tenants only. ``tenant_label`` bounds the ``tenant``
+        metric label (default: the id); ``breaker_for`` makes each tenant's breaker."""
         calls = ApiCalls(ctx.metrics)
-        clients = build_clients(settings, calls, budgets=budgets)
+        metrics = LoaderMetrics(
+            ctx.registry, systems=SYSTEMS, tenant_label=tenant_label or (lambda tenant: tenant)
+        )
+        tenants: TenantStates | None = None
+        clients: Clients | None = None
+        if settings.tenants_from_registry:
+            directory = TenantDirectory(settings, ctx.codec)
+            tenants = TenantStates(directory, settings.tenant, settings.tenants_refresh_seconds)
+            try:
+                clients = build_clients(settings, calls, budgets=budgets)
+            except ConfigurationError as exc:
+                log.info("no deployment credentials: registered tenants only (%s)", exc)
+        else:
+            clients = build_clients(settings, calls, budgets=budgets)
         service = cls(
             ctx,
             settings,
-            clients.targets(settings, ctx.registry),
-            budgets=list(clients.budgets.values()),
+            clients.targets(settings, ctx.registry) if clients is not None else {},
+            metrics=metrics,
+            budgets=list(clients.budgets.values()) if clients is not None else [],
+            tenants=tenants,
+            breaker_for=breaker_for,
         )
         service._clients = clients
+        if tenants is not None:
+            service.tenant_clients = TenantClients(
+                settings,
+                partial(service._tenant_executor, calls),
+                check_seconds=settings.tenant_credentials_check_seconds,
+            )
         return service
+
+    def _tenant_executor(
+        self, calls: ApiCalls, settings: LoaderSettings, budgets: dict[str, ApiBudget]
+    ) -> tuple[Clients, CommandExecutor]:
+        """A tenant's clients (its settings, its budgets) and the executor over their targets."""
+        clients = build_clients(settings, calls, budgets=budgets)
+        executor = CommandExecutor(
+            clients.targets(settings, None),
+            metrics=self.metrics,
+            max_attempts=settings.loader_retry_max_attempts,
+            initial_backoff=settings.loader_retry_initial_seconds,
+            max_backoff=settings.loader_retry_max_seconds,
+            abort=self.executor.abort,
+        )
+        return clients, executor
 
     def close(self) -> None:
         if self._clients is not None:
             self._clients.close()
+        if self.tenant_clients is not None:
+            self.tenant_clients.close()
 
     # -- the loop ----------------------------------------------------------------------------------
 
     def run(self, runtime: ServiceRuntime) -> None:
         self.follower.start()
+        if self.tenants is not None:
+            # A registration changed (a tenant resumed, say): idle workers look again now.
+            self.tenants.listen(lambda _before, _after: self._wake_workers())
+            self.tenants.start()
         try:
             if not self._wait_for_index(runtime):
                 return
@@ -207,7 +286,11 @@ class LoaderService:
             # The producer now, while Kafka is known to be up (its constructor needs a broker).
             self._sends = PendingSends(self.ctx.producer)
             self._workers = KeyedWorkers(
-                self.settings.loader_concurrency, self._handle, name="loader"
+                self.settings.loader_concurrency,
+                self._handle,
+                name="loader",
+                runnable=self._may_run,
+                max_running_per_tenant=self.settings.tenant_max_running(),
             )
             try:
                 while not runtime.stopping.is_set():
@@ -223,6 +306,91 @@ class LoaderService:
                 consumer.close(autocommit=False)
         finally:
             self.follower.stop()
+            if self.tenants is not None:
+                self.tenants.stop()
+
+    # -- tenants -----------------------------------------------------------------------------------
+
+    def _wake_workers(self) -> None:
+        if self._workers is not None:
+            self._workers.wake()
+
+    def _may_run(self, tenant: str) -> bool:
+        """Whether a worker may take this tenant's next command (asked under the workers' lock:
+        quick, and never calls back into them). Stopping: every command is taken (and handed
+        back at once without an outcome)."""
+        if self._draining.is_set():
+            return True
+        if self.tenants is not None:
+            admission = self.tenants.verdict(tenant).admission
+            if admission is Admission.HOLD:
+                return False
+            if admission is Admission.REFUSE:
+                return True  # taken at once, to its FAILED outcome
+        breaker = self._breaker(tenant)
+        return breaker is None or breaker.allows()
+
+    def _breaker(self, tenant: str) -> Breaker | None:
+        if self._breaker_for is None:
+            return None
+        with self._breakers_lock:
+            breaker = self._breakers.get(tenant)
+            if breaker is None:
+                breaker = self._breakers[tenant] = self._breaker_for(tenant)
+            return breaker
+
+    def _count_health(self, tenant: str, execution: Execution) -> None:
+        """THE place a tenant's failures are counted: its API gave up on it (retries
+        exhausted), refused its credentials, or its settings/credentials do not resolve. A
+        refused write (REJECTED) is the data's fault and a refused tenant is not running."""
+        breaker = self._breaker(tenant)
+        if breaker is None or execution.result is None:
+            return
+        error = execution.error
+        if not execution.result.is_failure:
+            breaker.record_success()
+        elif isinstance(error, TetherError) and (
+            error.retriable
+            or isinstance(error, (AuthenticationError, PermissionDeniedError, ConfigurationError))
+        ):
+            breaker.record_failure()
+
+    def _execute(self, command: LoaderCommand) -> Execution:
+        """Run a command with its tenant's executor (registry on), else the deployment's."""
+        if self.tenants is None or self.tenant_clients is None:
+            return self.executor.execute(command)
+        verdict = self.tenants.verdict(command.tenant)
+        if verdict.admission is Admission.REFUSE:
+            refused = TenantNotServedError(command.tenant, verdict.reason)
+            return Execution(failure(refused), 0, refused)
+        registration = self.tenants.registration(command.tenant)
+        if registration is None:  # the deployment's own tenant, not registered
+            return self.executor.execute(command)
+        try:
+            with self.tenant_clients.lease(registration) as executor:
+                return executor.execute(command)
+        except ConfigurationError as exc:
+            return Execution(failure(exc), 1, exc)
+
+    def _tenant_load(self) -> Iterator[tuple[str, str, int]]:
+        """(tenant, queued|held|running, commands) for the metrics."""
+        workers = self._workers
+        if workers is None:
+            return
+        for tenant, (queued, running) in workers.load().items():
+            yield tenant, "queued" if self._may_run(tenant) else "held", queued
+            yield tenant, "running", running
+
+    def _tenant_budgets(self) -> list[tuple[str, ApiBudget]]:
+        return self.tenant_clients.budgets() if self.tenant_clients is not None else []
+
+    def _held(self) -> int:
+        """Queued commands of tenants that may not run now (paused, breaker open)."""
+        workers = self._workers
+        if workers is None or (self.tenants is None and self._breaker_for is None):
+            return 0
+        load = workers.load()
+        return sum(queued for tenant, (queued, _) in load.items() if not self._may_run(tenant))
 
     def _subscribe(self, topics: list[str]) -> KafkaConsumer:
         consumer = make_consumer(
@@ -302,10 +470,13 @@ class LoaderService:
 
     def _backpressure(self, consumer: KafkaConsumer) -> None:
         limit = self.settings.loader_max_in_flight
-        if self._in_flight >= limit:
+        # Held commands (a paused tenant's, one whose breaker is open) do not count: they must
+        # not stop the other tenants' commands from being read.
+        waiting = self._in_flight - self._held()
+        if waiting >= limit:
             consumer.pause(*consumer.assignment())
             self._paused = True
-        elif self._paused and self._in_flight <= limit // 2:
+        elif self._paused and waiting <= limit // 2:
             consumer.resume(*consumer.paused())
             self._paused = False
 
@@ -330,7 +501,7 @@ class LoaderService:
         assert self._workers is not None
         self._in_flight += 1
         self.metrics.in_flight.set(self._in_flight)
-        self._workers.submit(command.link_id, _Job(ticket, record, command))
+        self._workers.submit(command.link_id, _Job(ticket, record, command), command.tenant)
 
     def _handle(self, job: _Job) -> None:
         """Worker thread: run one command to its result (never raises)."""
@@ -345,7 +516,8 @@ class LoaderService:
                 # Tracing on: the write continues the trace of the command (its header).
                 parent = traceparent_of(job.record.headers) if tracing.enabled else None
                 with tracing.span("loader.apply", parent, kind="consumer") as traceparent:
-                    execution = self.executor.execute(command)
+                    execution = self._execute(command)
+                self._count_health(command.tenant, execution)
                 if execution.result is not None:
                     self.completed.add(command.command_id)
                 finished = _Finished(job, execution, traceparent)
@@ -423,9 +595,12 @@ class LoaderService:
         self.metrics.outcomes.labels(
             command.system, command.resource, command.action.value, result.status.value
         ).inc()
+        self.metrics.tenant_outcomes.labels(
+            self.metrics.tenant_label(command.tenant), command.system, result.status.value
+        ).inc()
         if result.is_failure:
             error = execution.error or TetherError(result.error_message or "failed")
-            self._park(job.record, error, attempts=execution.attempts)
+            self._park(job.record, error, attempts=execution.attempts, tenant=command.tenant)
         log.info(
             "outcome %s",
             result.status.value,
@@ -441,7 +616,10 @@ class LoaderService:
             },
         )
 
-    def _park(self, record: Any, error: BaseException, attempts: int = 1) -> None:
+    def _park(
+        self, record: Any, error: BaseException, attempts: int = 1, tenant: str | None = None
+    ) -> None:
+        """A dead letter for ``record``; ``tenant`` the command's (undecodable: the writer's)."""
         self.sends.add(
             partial(
                 self.ctx.dead_letters.park,
@@ -452,6 +630,7 @@ class LoaderService:
                 offset=record.offset,
                 key=record.key,
                 attempts=attempts,
+                tenant=tenant,
             )
         )
 
@@ -474,6 +653,7 @@ class LoaderService:
         """Stopping: finish started commands, report them, commit; leave the rest."""
         self._draining.set()
         self.executor.abort.set()  # commands waiting for a retry end without an outcome
+        self._wake_workers()  # held commands are handed back too (without an outcome)
         deadline = time.monotonic() + self.settings.loader_drain_seconds
         while (self._in_flight > 0 or len(self.sends)) and time.monotonic() < deadline:
             self._collect(wait=0.1, flush_timeout=max(0.1, deadline - time.monotonic()))
