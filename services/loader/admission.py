@@ -20,6 +20,11 @@ absent, not confirmed by a refresh yet    HOLD       a registration acknowledged
                                                      not be read yet
 ========================================  =========  ==============================================
 
+``tenant_health`` says what a finished command tells the tenant's breaker: a failure when its API
+gave up (retries exhausted), refused its credentials or permissions, or its settings/credentials
+do not resolve; a success when the target took or explained the write; nothing for a refused
+write (REJECTED: the data's fault) or a refused tenant.
+
 Why FAILED (with a dead letter) and not a dead letter alone: the mapper waits for one outcome per
 command it sent; without one it would re-send the command forever. FAILED tells it the command
 ended without writing, and the dead letter keeps the original bytes for an operator (replay after
@@ -33,7 +38,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from services.core.errors import TetherError
+from services.core.errors import (
+    AuthenticationError,
+    ConfigurationError,
+    PermissionDeniedError,
+    TetherError,
+)
+from services.loader.plan import Result
 from services.tenants.model import Tenant
 
 TENANT_REMOVED = "TENANT_REMOVED"
@@ -86,3 +97,16 @@ def admit(
     if loaded and absent_confirmed:
         return Verdict(Admission.REFUSE, TENANT_UNKNOWN)
     return Verdict(Admission.HOLD)
+
+
+def tenant_health(result: Result, error: BaseException | None) -> bool | None:
+    """True: a success for the tenant's breaker; False: a failure; None: says nothing."""
+    if not result.is_failure:
+        return True
+    if isinstance(error, TenantNotServedError) or not isinstance(error, TetherError):
+        return None
+    if error.retriable or isinstance(
+        error, (AuthenticationError, PermissionDeniedError, ConfigurationError)
+    ):
+        return False
+    return None

@@ -53,11 +53,9 @@ from kafka.consumer.subscription_state import ConsumerRebalanceListener
 
 from services.core.budget import ApiBudget
 from services.core.errors import (
-    AuthenticationError,
     ConfigurationError,
     ContractError,
     DecodeError,
-    PermissionDeniedError,
     TetherError,
     TransportError,
 )
@@ -72,7 +70,7 @@ from services.core.runtime import ServiceRuntime
 from services.core.service import ServiceContext
 from services.core.topics import link_key
 from services.core.tracing import kafka_headers, traceparent_of
-from services.loader.admission import Admission, TenantNotServedError
+from services.loader.admission import Admission, TenantNotServedError, tenant_health
 from services.loader.clients import SYSTEMS, Clients, build_clients
 from services.loader.completed import (
     CompletedCommands,
@@ -244,6 +242,7 @@ class LoaderService:
                 settings,
                 partial(service._tenant_executor, calls),
                 check_seconds=settings.tenant_credentials_check_seconds,
+                credential_budgets={"": clients.budgets} if clients is not None else {},
             )
         return service
 
@@ -340,19 +339,14 @@ class LoaderService:
             return breaker
 
     def _count_health(self, tenant: str, execution: Execution) -> None:
-        """THE place a tenant's failures are counted: its API gave up on it (retries
-        exhausted), refused its credentials, or its settings/credentials do not resolve. A
-        refused write (REJECTED) is the data's fault and a refused tenant is not running."""
+        """THE place a tenant's failures are counted (what counts: ``admission.tenant_health``)."""
         breaker = self._breaker(tenant)
         if breaker is None or execution.result is None:
             return
-        error = execution.error
-        if not execution.result.is_failure:
+        health = tenant_health(execution.result, execution.error)
+        if health is True:
             breaker.record_success()
-        elif isinstance(error, TetherError) and (
-            error.retriable
-            or isinstance(error, (AuthenticationError, PermissionDeniedError, ConfigurationError))
-        ):
+        elif health is False:
             breaker.record_failure()
 
     def _execute(self, command: LoaderCommand) -> Execution:

@@ -9,13 +9,15 @@ Used only with ``tenants_from_registry`` on (off: one tenant, the environment's,
   of its commands runs, from ``settings_for(settings, tenant, credentials.resolve(ref))``: the
   deployment's settings with the tenant's overrides and secrets, through the same
   ``clients.build_clients`` (and so the same budget-building code, ``LoaderSettings.wix_budget``
-  / ``poweroffice_budget``) as the single-tenant loader. Each tenant thus has its own clients and
-  its own budgets (its credential's). They are cached per tenant and registration version; the
-  credentials are read again every ``tenant_credentials_check_seconds`` and a changed secret
-  rebuilds them too (compared by a SHA-256 fingerprint kept in memory, never logged). Replaced
-  clients are closed once the commands running on them finish (``lease``). A tenant's budgets
-  survive a rebuild whose budget settings did not change (their 429 adaptation and counters
-  stay).
+  / ``poweroffice_budget``) as the single-tenant loader. Each tenant thus has its own clients
+  and its own budgets — its credential's: tenants registered with the same ``credentials_ref``
+  share them, and tenants on the deployment's own credentials share the deployment's. Clients
+  are cached per tenant and registration version; the credentials are read again every
+  ``tenant_credentials_check_seconds`` and a changed secret rebuilds them too (compared by a
+  SHA-256 fingerprint kept in memory, never logged). Replaced clients are closed once the
+  commands running on them finish (``lease``). A credential's budgets survive a rebuild whose
+  budget settings did not change (their 429 adaptation and counters stay); a tenant whose rate
+  settings differ gets new ones, which its credential then keeps.
 - ``Breaker`` is the per-tenant circuit breaker's interface (a pure state machine, core's): the
   service counts a tenant's failures on it and holds the tenant's commands while it refuses.
 
@@ -143,6 +145,9 @@ class TenantClients:
     check_seconds: float = 30.0
     resolve: Callable[[str], dict[str, SecretStr]] = credentials.resolve
     clock: Callable[[], float] = time.monotonic
+    credential_budgets: dict[str, dict[str, ApiBudget]] = field(default_factory=dict)
+    """Budgets by credential reference, then system: tenants on one credential share them
+    (``""``, the deployment's own credentials: the deployment's budgets)."""
     _work: dict[str, TenantWork] = field(default_factory=dict, init=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
 
@@ -184,8 +189,10 @@ class TenantClients:
             tenant_settings = settings_for(self.settings, registration, secrets)
         except (TenantError, credentials.CredentialsError) as exc:
             raise ConfigurationError(str(exc)) from None
-        kept = self._budgets_to_keep(work, tenant_settings)
+        ref = registration.credentials_ref
+        kept = self._budgets_to_keep(ref, tenant_settings)
         clients, executor = self.build(tenant_settings, kept)
+        self.credential_budgets[ref] = dict(clients.budgets)
         fresh = TenantWork(
             tenant, registration.version, digest, tenant_settings, clients, executor, now
         )
@@ -194,14 +201,12 @@ class TenantClients:
             self._retire(work)
         return fresh
 
-    @staticmethod
-    def _budgets_to_keep(work: TenantWork | None, settings: LoaderSettings) -> dict[str, ApiBudget]:
-        if work is None:
-            return {}
+    def _budgets_to_keep(self, ref: str, settings: LoaderSettings) -> dict[str, ApiBudget]:
+        """The budgets of the credential ``ref`` that still fit ``settings`` (same rate)."""
         fresh = configured_budgets(settings)
         return {
             system: budget
-            for system, budget in work.clients.budgets.items()
+            for system, budget in self.credential_budgets.get(ref, {}).items()
             if system in fresh and _same_budget(budget, fresh[system])
         }
 

@@ -5,6 +5,12 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from services.core.errors import (
+    AuthenticationError,
+    ConfigurationError,
+    ServerError,
+    ValidationError,
+)
 from services.loader.admission import (
     TENANT_REMOVED,
     TENANT_UNKNOWN,
@@ -12,9 +18,10 @@ from services.loader.admission import (
     TenantNotServedError,
     Verdict,
     admit,
+    tenant_health,
 )
 from services.loader.fairness import Claim, FairQueue
-from services.loader.plan import Status, failure
+from services.loader.plan import Result, Status, failure
 from services.tenants.model import Tenant
 
 
@@ -170,3 +177,17 @@ def test_a_refused_tenant_becomes_a_failed_outcome_with_the_reason() -> None:
     assert unknown.error_message == (
         "tenant 'ghost' is not in the tenant registry: command not applied"
     )
+
+
+def test_what_a_finished_command_tells_its_tenants_breaker() -> None:
+    def health(error: Exception | None, result: Result | None = None) -> bool | None:
+        return tenant_health(result or failure(error or Exception()), error)
+
+    assert health(None, Result(Status.APPLIED, "x")) is True
+    assert health(None, Result(Status.CONFLICT, "x")) is True
+    assert health(ServerError("down", system="wix", status=503)) is False  # retries exhausted
+    assert health(AuthenticationError("no", system="wix", status=401)) is False
+    assert health(ConfigurationError("credentials 'dir:/x': no such directory")) is False
+    assert health(ValidationError("bad", system="wix", status=400)) is None  # the data's fault
+    assert health(TenantNotServedError("acme", TENANT_REMOVED)) is None
+    assert health(RuntimeError("bug")) is None

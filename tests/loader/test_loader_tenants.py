@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pytest
@@ -142,7 +142,8 @@ def deployment(
     tmp_path: Path,
     request: pytest.FixtureRequest,
 ) -> Iterator[Deployment]:
-    overrides = getattr(request, "param", {})
+    overrides = dict(getattr(request, "param", {}))
+    options = overrides.pop("service_options", {})
     loader = LoaderHarness(
         sims,
         kafka_bootstrap,
@@ -152,7 +153,7 @@ def deployment(
         **overrides,
     )
     registry = TenantRegistry(loader.settings, CODEC)
-    loader.start()
+    loader.start(**options)
     yield Deployment(loader, registry, tmp_path)
     registry.close()
     loader.close()
@@ -292,3 +293,66 @@ def test_a_slow_tenant_does_not_hold_back_another_tenants_commands(
     assert done_slow <= 1
     assert [loader.wait_outcome(c.command_id)["status"] for c in slow] == ["CREATED"] * 4
     assert deployment.metric("tether_loader_tenant_commands", tenant="acme", state="running") == 0
+
+
+@dataclass
+class FirstFailureBreaker:
+    """Opens at the first failure; the test closes it."""
+
+    open: bool = False
+    failures: list[str] = field(default_factory=list)
+
+    def allows(self) -> bool:
+        return not self.open
+
+    def record_success(self) -> None:
+        return None
+
+    def record_failure(self) -> None:
+        self.failures.append("failure")
+        self.open = True
+
+
+BREAKERS: dict[str, FirstFailureBreaker] = {}
+
+
+def breaker_for(tenant: str) -> FirstFailureBreaker:
+    return BREAKERS.setdefault(tenant, FirstFailureBreaker())
+
+
+@pytest.mark.parametrize(
+    "deployment",
+    [
+        {
+            "loader_retry_max_attempts": 2,
+            "service_options": {"breaker_for": breaker_for},
+        }
+    ],
+    indirect=True,
+)
+def test_a_failing_tenants_open_breaker_holds_its_commands_and_not_the_others(
+    deployment: Deployment, own: dict[str, TenantSims]
+) -> None:
+    BREAKERS.clear()
+    for tenant_sims in own.values():
+        deployment.add(tenant_sims)
+    own["acme"].wix.faults.add(FaultRule(kind="status", path="contacts", status=503))
+    loader = deployment.loader
+    first = loader.send(of("acme", wix_create({EMAIL: "a0@example.com"})))
+    failed = loader.wait_outcome(first.command_id)
+    assert (failed["status"], failed["error_code"]) == ("FAILED", "ServerError")
+    assert BREAKERS["acme"].open and BREAKERS["acme"].failures == ["failure"]
+
+    waiting = [loader.send(of("acme", wix_create({EMAIL: f"a{i}@example.com"}))) for i in (1, 2)]
+    others = [loader.send(of("globex", wix_create({EMAIL: f"g{i}@example.com"}))) for i in (1, 2)]
+    assert [loader.wait_outcome(c.command_id)["status"] for c in others] == ["CREATED"] * 2
+    deadline = time.monotonic() + 20
+    while deployment.metric("tether_loader_tenant_commands", tenant="acme", state="held") < 2:
+        assert time.monotonic() < deadline, "acme's commands were not held"
+        time.sleep(0.05)
+    assert [loader.outcomes_for(c.command_id) for c in waiting] == [[], []]
+
+    own["acme"].wix.faults.clear()
+    BREAKERS["acme"].open = False  # its cool-down ended: the held commands run
+    assert [loader.wait_outcome(c.command_id)["status"] for c in waiting] == ["CREATED"] * 2
+    assert "globex" not in BREAKERS or not BREAKERS["globex"].failures

@@ -129,6 +129,24 @@ def test_a_budget_setting_change_builds_new_budgets(tmp_path: Path) -> None:
     assert builds.built[1][1].budgets["poweroffice"].rate_per_second == pytest.approx(1.5)
 
 
+def test_tenants_on_one_credential_share_its_budgets(tmp_path: Path) -> None:
+    credentials.write(tmp_path / "shared", {"wix_api_key": "k"})
+    deployment_budgets = configured_budgets(base())
+    builds = Builds()
+    tenants = TenantClients(base(), builds, credential_budgets={"": deployment_budgets})
+    ref = f"dir:{tmp_path / 'shared'}"
+    for name in ("acme", "globex"):
+        with tenants.lease(Tenant(tenant=name, credentials_ref=ref)):
+            pass
+    with tenants.lease(Tenant(tenant="initech")):  # the deployment's own credentials
+        pass
+    acme, globex, initech = (clients.budgets for _, clients in builds.built)
+    assert acme["wix"] is globex["wix"] and acme["poweroffice"] is globex["poweroffice"]
+    assert initech["wix"] is deployment_budgets["wix"]
+    assert acme["wix"] is not initech["wix"]
+    assert len(tenants.budgets()) == 6
+
+
 def test_unresolvable_credentials_or_settings_are_a_configuration_error(tmp_path: Path) -> None:
     tenants = TenantClients(base(), Builds())
     missing = registration(tmp_path / "missing")
