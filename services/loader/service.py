@@ -32,7 +32,8 @@ and ones waiting for a retry without an outcome (they are re-delivered), produce
 close — inside the runtime's 20 s watchdog.
 
 Rebalances: the listener only forgets revoked partitions (Kafka's IO thread must not block);
-commands of those partitions still finishing get their outcome, but no longer move offsets.
+commands of those partitions still finishing get their outcome, but no longer move offsets;
+queued ones are dropped when a worker reaches them (the new owner reads them again).
 
 Imports: kafka-python, the core service machinery, the loader's modules. Never another service.
 """
@@ -501,8 +502,12 @@ class LoaderService:
         """Worker thread: run one command to its result (never raises)."""
         command = job.command
         try:
-            if self._draining.is_set():
-                finished = _Finished(job, Execution(None, 0))  # not started: re-delivered later
+            with self._lock:
+                owned = self._book.current(job.ticket)
+            if self._draining.is_set() or not owned:
+                # Not started: re-delivered later (stopping), or its partition went to another
+                # consumer while it was queued or held, which reads it again.
+                finished = _Finished(job, Execution(None, 0))
             elif command.command_id in self.completed:
                 finished = _Finished(job, None)  # an earlier copy of it finished meanwhile
             else:
