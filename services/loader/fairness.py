@@ -1,4 +1,4 @@
-"""Which command runs next: fair across tenants, in order per link (pure: imports no I/O library).
+"""Fair across tenants, in order per link: which command runs next, which is read now (pure).
 
 The loader's workers share one ``FairQueue``. Its rules:
 
@@ -16,17 +16,21 @@ The loader's workers share one ``FairQueue``. Its rules:
 
 Every operation is O(1) in the queued commands (O(tenants) for ``pop``'s turn).
 
+``ReadShares`` bounds what one tenant takes of the commands read but not finished, so the
+others' commands behind its backlog are read too (its commands are passed over and read again).
+
 Imports: standard library only (imports no I/O library).
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 J = TypeVar("J")
+P = TypeVar("P", bound=Hashable)
 
 
 @dataclass(frozen=True)
@@ -116,3 +120,68 @@ class FairQueue(Generic[J]):
     def __len__(self) -> int:
         """Queued jobs (running ones not counted)."""
         return sum(queue.queued for queue in self._tenants.values())
+
+
+class ReadShares(Generic[P]):
+    """How much of the loader's read buffer one tenant may take; what to read again later.
+
+    Commands share partitions (keyed by link), so the only way to read another tenant's commands
+    behind a tenant's backlog is to pass over that backlog and read it again later:
+
+    - ``take(partition, tenant, offset)``: a tenant with ``cap`` commands taken and not finished
+      has its next commands **passed over** (False): not taken (their offsets are not committed
+      past), and their partition is to be read again from the first one passed over. Once one of
+      a tenant's commands is passed over on a partition, its later ones there are too, until
+      that partition is read again: a link's commands are on one partition, so none overtakes
+      another.
+    - ``finished(tenant)``: one of its taken commands is done.
+    - ``due()``: the partitions to read again now (every tenant passed over there is down to
+      half its cap), with the offset to read from; they are forgotten here.
+
+    """
+
+    def __init__(self, cap: int) -> None:
+        if cap < 1:
+            raise ValueError("a tenant's share must be at least 1")
+        self.cap = cap
+        self._taken: dict[str, int] = {}
+        self._passed: dict[P, tuple[int, set[str]]] = {}
+
+    def take(self, partition: P, tenant: str, offset: int) -> bool:
+        passed = self._passed.get(partition)
+        if passed is not None and tenant in passed[1]:
+            return False
+        if self._taken.get(tenant, 0) >= self.cap:
+            first, tenants = passed if passed is not None else (offset, set())
+            self._passed[partition] = (min(first, offset), tenants | {tenant})
+            return False
+        self._taken[tenant] = self._taken.get(tenant, 0) + 1
+        return True
+
+    def finished(self, tenant: str) -> None:
+        left = self._taken.get(tenant, 0) - 1
+        if left > 0:
+            self._taken[tenant] = left
+        else:
+            self._taken.pop(tenant, None)
+
+    def taken(self, tenant: str) -> int:
+        return self._taken.get(tenant, 0)
+
+    def due(self) -> dict[P, int]:
+        ready = {
+            partition: first
+            for partition, (first, tenants) in self._passed.items()
+            if all(self._taken.get(t, 0) <= self.cap // 2 for t in tenants)
+        }
+        for partition in ready:
+            del self._passed[partition]
+        return ready
+
+    def forget(self, partitions: Iterable[P]) -> None:
+        """Partitions no longer ours: whoever owns them reads from their committed offset."""
+        for partition in partitions:
+            self._passed.pop(partition, None)
+
+    def clear(self) -> None:
+        self._passed.clear()

@@ -116,6 +116,13 @@ class LoaderMetrics:
             ["tenant", "system", "status"],
             registry=registry,
         )
+        self.passed_over = Counter(
+            "tether_loader_tenant_passed_over",
+            "Commands passed over because their tenant had its share of the read buffer taken "
+            "(read again later)",
+            ["tenant"],
+            registry=registry,
+        )
         self.abandoned = Counter(
             "tether_loader_abandoned_commands",
             "Commands left without an outcome at shutdown (re-delivered on restart)",

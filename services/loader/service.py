@@ -23,6 +23,9 @@ Tenants (``tenants_from_registry``): the registry is followed from a thread; a p
 commands stay queued (held: not counted by back-pressure), a removed or unknown tenant's get a
 FAILED outcome and a dead letter (``admission``); a tenant's breaker (``tenancy.Breaker``),
 when one is given, counts its failures in ``_count_health`` and holds its commands while open.
+A tenant with its share of the read buffer taken has its next commands passed over (their
+offsets stay uncommitted) and their partition read again later (``fairness.ReadShares``,
+``_read_again``): the others' commands behind its backlog are read meanwhile.
 
 Start-up: the completed-commands index (``completed.OutcomeFollower``) is read from the
 outcomes topic before the first command is applied; ``/readyz`` reports it.
@@ -79,6 +82,7 @@ from services.loader.completed import (
     topic_partitions,
 )
 from services.loader.executor import CommandExecutor, Execution
+from services.loader.fairness import ReadShares
 from services.loader.messages import decode_command, outcome_datum
 from services.loader.metrics import ApiCalls, LoaderMetrics, TenantCollector, TenantLabel
 from services.loader.offsets import OffsetBook, Ticket
@@ -158,6 +162,11 @@ class LoaderService:
         self._breaker_for = breaker_for
         self._breakers: dict[str, Breaker] = {}
         self._breakers_lock = threading.Lock()
+        share = settings.tenant_max_in_flight()
+        self._shares: ReadShares[TopicPartition] | None = ReadShares(share) if share else None
+        # Commands handed to the workers and not collected yet: the tickets of every copy read
+        # meanwhile (a re-send, or the same record read again) are done with the original.
+        self._running: dict[str, list[Ticket[TopicPartition]]] = {}
         self.completed = CompletedCommands()
         self.executor = CommandExecutor(
             targets,
@@ -410,6 +419,8 @@ class LoaderService:
         self.metrics.consumer_restarts.inc()
         with self._lock:
             self._book.clear()  # nothing is assigned: no offset of ours may move
+            if self._shares is not None:
+                self._shares.clear()
         try:
             consumer.close(autocommit=False)
         except Exception as exc:  # a broken consumer must not keep us from replacing it
@@ -447,8 +458,10 @@ class LoaderService:
 
     def step(self, consumer: KafkaConsumer) -> None:
         started = time.monotonic()
-        # 1. poll (paused while too many commands await their outcome)
+        # 1. poll (paused while too many commands await their outcome; partitions where a
+        # tenant's commands were passed over are read again once it is down to half its share)
         self._backpressure(consumer)
+        self._read_again(consumer)
         busy = self._in_flight > 0
         batches = consumer.poll(timeout_ms=0 if busy else self.settings.poll_timeout_ms)
         records = [record for batch in batches.values() for record in batch]
@@ -475,6 +488,18 @@ class LoaderService:
             consumer.resume(*consumer.paused())
             self._paused = False
 
+    def _read_again(self, consumer: KafkaConsumer) -> None:
+        """Seek back to the first passed-over command of each partition that is due: what was
+        read after it is read again (finished or running commands are recognised by id)."""
+        if self._shares is None:
+            return
+        assigned = consumer.assignment()  # never call the consumer under _lock (see _commit)
+        with self._lock:
+            due = self._shares.due()
+        for partition, offset in due.items():
+            if partition in assigned:
+                consumer.seek(partition, offset)
+
     def _accept(self, record: Any) -> None:
         self.ctx.metrics.consumed.labels(record.topic).inc()
         with self._lock:
@@ -489,11 +514,23 @@ class LoaderService:
                 _Parked(record, DecodeError(f"Command: {type(exc).__name__}"), ticket)
             )
             return
+        copies = self._running.get(command.command_id)
+        if copies is not None:  # the same command is under way: done when it is
+            self.metrics.duplicates.inc()
+            copies.append(ticket)
+            return
         if command.command_id in self.completed:
             self.metrics.duplicates.inc()
             self._skipped.append(ticket)
             return
+        if self._shares is not None:
+            with self._lock:
+                taken = self._shares.take(ticket.partition, command.tenant, record.offset)
+            if not taken:  # its ticket stays open: nothing is committed past it
+                self.metrics.passed_over.labels(self.metrics.tenant_label(command.tenant)).inc()
+                return
         assert self._workers is not None
+        self._running[command.command_id] = [ticket]
         self._in_flight += 1
         self.metrics.in_flight.set(self._in_flight)
         self._workers.submit(command.link_id, _Job(ticket, record, command), command.tenant)
@@ -546,15 +583,20 @@ class LoaderService:
         self._parked.clear()
         for item in finished:
             self._in_flight -= 1
+            command = item.job.command
+            tickets = self._running.pop(command.command_id, [item.job.ticket])
+            if self._shares is not None:
+                with self._lock:
+                    self._shares.finished(command.tenant)
             execution = item.execution
             if execution is None:
                 self.metrics.duplicates.inc()
-                done.append(item.job.ticket)
+                done.extend(tickets)
             elif execution.result is None:
                 self.metrics.abandoned.inc()
             else:
                 self._report(item.job, execution, item.traceparent)
-                done.append(item.job.ticket)
+                done.extend(tickets)
         self.metrics.in_flight.set(self._in_flight)
         # 3b. flush and check every send; only acknowledged commands may move an offset
         self._awaiting.extend(done)
@@ -675,4 +717,6 @@ class LoaderService:
         """Rebalance listener: partitions revoked — their offsets are no longer ours to move."""
         with self._lock:
             self._book.drop(partitions)
+            if self._shares is not None:
+                self._shares.forget(partitions)
         log.info("partitions revoked", extra={"fields": {"partitions": len(partitions)}})

@@ -89,6 +89,19 @@ class LoaderSettings(TetherSettings, PowerOfficeSettings, WixSettings):
         "at least 1, with the registry on; all of them with it off).",
     )
 
+    loader_tenant_max_in_flight: int = Field(
+        0,
+        ge=0,
+        description="Commands of one tenant read and not finished before its next ones are "
+        "passed over, to be read again (registry on; 0: loader_max_in_flight // 4, at least 1).",
+    )
+
+    def tenant_max_in_flight(self) -> int | None:
+        """A tenant's share of the read buffer (``None``: no shares, the registry is off)."""
+        if not self.tenants_from_registry:
+            return None
+        return self.loader_tenant_max_in_flight or max(1, self.loader_max_in_flight // 4)
+
     def tenant_max_running(self) -> int:
         """The running cap per tenant (``loader_tenant_max_running``, 0 resolved)."""
         if self.loader_tenant_max_running:

@@ -20,7 +20,7 @@ from services.loader.admission import (
     admit,
     tenant_health,
 )
-from services.loader.fairness import Claim, FairQueue
+from services.loader.fairness import Claim, FairQueue, ReadShares
 from services.loader.plan import Result, Status, failure
 from services.tenants.model import Tenant
 
@@ -191,3 +191,45 @@ def test_what_a_finished_command_tells_its_tenants_breaker() -> None:
     assert health(ValidationError("bad", system="wix", status=400)) is None  # the data's fault
     assert health(TenantNotServedError("acme", TENANT_REMOVED)) is None
     assert health(RuntimeError("bug")) is None
+
+
+def test_a_tenant_over_its_share_is_passed_over_and_its_partition_read_again_later() -> None:
+    shares: ReadShares[str] = ReadShares(cap=4)
+    assert all(shares.take("p0", "big", offset) for offset in range(4))
+    assert not shares.take("p0", "big", 4)  # over its share
+    assert shares.take("p0", "small", 5)  # the others' commands behind it are still taken
+    assert not shares.take("p1", "big", 9)
+    assert shares.due() == {}
+    shares.finished("big")
+    assert shares.due() == {}  # 3 taken: more than half its share
+    shares.finished("big")
+    assert shares.due() == {"p0": 4, "p1": 9}  # read again from the first passed over
+    assert shares.due() == {}  # forgotten once due
+    assert (shares.taken("big"), shares.taken("small")) == (2, 1)
+
+
+def test_once_passed_over_on_a_partition_a_tenant_stays_passed_over_there() -> None:
+    """A link's commands share a partition: a later one must not overtake one passed over."""
+    shares: ReadShares[str] = ReadShares(cap=1)
+    assert shares.take("p0", "t", 0)
+    assert not shares.take("p0", "t", 1)
+    shares.finished("t")  # under its share again, but p0 is not read again yet
+    assert not shares.take("p0", "t", 2)
+    assert shares.take("p1", "t", 0)  # another partition has nothing passed over
+    shares.finished("t")
+    assert shares.due() == {"p0": 1}
+    assert shares.take("p0", "t", 1)
+
+
+def test_forgotten_partitions_are_not_read_again() -> None:
+    shares: ReadShares[str] = ReadShares(cap=1)
+    shares.take("p0", "t", 0)
+    shares.take("p0", "t", 1)
+    shares.take("p1", "t", 7)
+    shares.forget(["p0"])
+    shares.finished("t")
+    assert shares.due() == {"p1": 7}
+    shares.take("p2", "t", 3)
+    shares.take("p2", "t", 4)
+    shares.clear()
+    assert shares.due() == {}

@@ -356,3 +356,30 @@ def test_a_failing_tenants_open_breaker_holds_its_commands_and_not_the_others(
     BREAKERS["acme"].open = False  # its cool-down ended: the held commands run
     assert [loader.wait_outcome(c.command_id)["status"] for c in waiting] == ["CREATED"] * 2
     assert "globex" not in BREAKERS or not BREAKERS["globex"].failures
+
+
+@pytest.mark.parametrize(
+    "deployment",
+    [{"loader_concurrency": 2, "loader_max_in_flight": 8, "loader_tenant_max_in_flight": 2}],
+    indirect=True,
+)
+def test_a_tenants_backlog_larger_than_the_read_buffer_does_not_hold_back_another_tenant(
+    deployment: Deployment, own: dict[str, TenantSims]
+) -> None:
+    for tenant_sims in own.values():
+        deployment.add(tenant_sims)
+    own["acme"].wix.faults.add(FaultRule(kind="latency", path="contacts", seconds=0.3))
+    loader = deployment.loader
+    backlog = [loader.send(of("acme", wix_create({EMAIL: f"a{i}@example.com"}))) for i in range(30)]
+    behind = [loader.send(of("globex", wix_create({EMAIL: f"g{i}@example.com"}))) for i in range(5)]
+    assert [loader.wait_outcome(c.command_id)["status"] for c in behind] == ["CREATED"] * 5
+    # globex's commands sit behind 30 of acme's, far more than the buffer holds (8): acme's past
+    # its share (2) were passed over, so globex's were read and ran while acme's backlog waits.
+    done_backlog = sum(bool(loader.outcomes_for(c.command_id)) for c in backlog)
+    assert done_backlog < 15
+    assert deployment.metric("tether_loader_tenant_passed_over_total", tenant="acme") > 0
+    # Every passed-over command is read again and applied, once.
+    for command in backlog:
+        assert loader.wait_outcome(command.command_id, timeout=60)["status"] == "CREATED"
+    assert all(len(loader.outcomes_for(c.command_id)) == 1 for c in backlog + behind)
+    assert len(own["acme"].wix_admin.contacts()) == 30
