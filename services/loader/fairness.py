@@ -122,6 +122,15 @@ class FairQueue(Generic[J]):
         return sum(queue.queued for queue in self._tenants.values())
 
 
+@dataclass
+class _Passed:
+    """What was passed over on one partition since it was last read again."""
+
+    first: int
+    tenants: set[str] = field(default_factory=set)
+    count: int = 0
+
+
 class ReadShares(Generic[P]):
     """How much of the loader's read buffer one tenant may take; what to read again later.
 
@@ -134,10 +143,12 @@ class ReadShares(Generic[P]):
       a tenant's commands is passed over on a partition, its later ones there are too, until
       that partition is read again: a link's commands are on one partition, so none overtakes
       another.
+    - ``full(partition)``: ``cap`` commands were passed over there since it was last read
+      again — reading on mostly finds more of the same: the loader pauses it until it is due
+      (this bounds what is read twice).
     - ``finished(tenant)``: one of its taken commands is done.
     - ``due()``: the partitions to read again now (every tenant passed over there is down to
       half its cap), with the offset to read from; they are forgotten here.
-
     """
 
     def __init__(self, cap: int) -> None:
@@ -145,18 +156,24 @@ class ReadShares(Generic[P]):
             raise ValueError("a tenant's share must be at least 1")
         self.cap = cap
         self._taken: dict[str, int] = {}
-        self._passed: dict[P, tuple[int, set[str]]] = {}
+        self._passed: dict[P, _Passed] = {}
 
     def take(self, partition: P, tenant: str, offset: int) -> bool:
         passed = self._passed.get(partition)
-        if passed is not None and tenant in passed[1]:
-            return False
-        if self._taken.get(tenant, 0) >= self.cap:
-            first, tenants = passed if passed is not None else (offset, set())
-            self._passed[partition] = (min(first, offset), tenants | {tenant})
-            return False
-        self._taken[tenant] = self._taken.get(tenant, 0) + 1
-        return True
+        passed_here = passed is not None and tenant in passed.tenants
+        if not passed_here and self._taken.get(tenant, 0) < self.cap:
+            self._taken[tenant] = self._taken.get(tenant, 0) + 1
+            return True
+        if passed is None:
+            passed = self._passed[partition] = _Passed(offset)
+        passed.first = min(passed.first, offset)
+        passed.tenants.add(tenant)
+        passed.count += 1
+        return False
+
+    def full(self, partition: P) -> bool:
+        passed = self._passed.get(partition)
+        return passed is not None and passed.count >= self.cap
 
     def finished(self, tenant: str) -> None:
         left = self._taken.get(tenant, 0) - 1
@@ -170,9 +187,9 @@ class ReadShares(Generic[P]):
 
     def due(self) -> dict[P, int]:
         ready = {
-            partition: first
-            for partition, (first, tenants) in self._passed.items()
-            if all(self._taken.get(t, 0) <= self.cap // 2 for t in tenants)
+            partition: passed.first
+            for partition, passed in self._passed.items()
+            if all(self._taken.get(t, 0) <= self.cap // 2 for t in passed.tenants)
         }
         for partition in ready:
             del self._passed[partition]

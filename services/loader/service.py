@@ -167,6 +167,8 @@ class LoaderService:
         # Commands handed to the workers and not collected yet: the tickets of every copy read
         # meanwhile (a re-send, or the same record read again) are done with the original.
         self._running: dict[str, list[Ticket[TopicPartition]]] = {}
+        # Partitions paused until due because a share's worth was passed over there (ReadShares).
+        self._full: set[TopicPartition] = set()
         self.completed = CompletedCommands()
         self.executor = CommandExecutor(
             targets,
@@ -421,6 +423,7 @@ class LoaderService:
             self._book.clear()  # nothing is assigned: no offset of ours may move
             if self._shares is not None:
                 self._shares.clear()
+            self._full.clear()
         try:
             consumer.close(autocommit=False)
         except Exception as exc:  # a broken consumer must not keep us from replacing it
@@ -485,7 +488,9 @@ class LoaderService:
             consumer.pause(*consumer.assignment())
             self._paused = True
         elif self._paused and waiting <= limit // 2:
-            consumer.resume(*consumer.paused())
+            with self._lock:
+                full = set(self._full)
+            consumer.resume(*(set(consumer.paused()) - full))
             self._paused = False
 
     def _read_again(self, consumer: KafkaConsumer) -> None:
@@ -496,9 +501,17 @@ class LoaderService:
         assigned = consumer.assignment()  # never call the consumer under _lock (see _commit)
         with self._lock:
             due = self._shares.due()
+            self._full &= assigned
+            resumed = self._full & set(due)
+            self._full -= resumed
+            full = set(self._full)
+        if full:
+            consumer.pause(*full)
         for partition, offset in due.items():
             if partition in assigned:
                 consumer.seek(partition, offset)
+        if resumed and not self._paused:
+            consumer.resume(*resumed)
 
     def _accept(self, record: Any) -> None:
         self.ctx.metrics.consumed.labels(record.topic).inc()
@@ -528,6 +541,9 @@ class LoaderService:
                 taken = self._shares.take(ticket.partition, command.tenant, record.offset)
             if not taken:  # its ticket stays open: nothing is committed past it
                 self.metrics.passed_over.labels(self.metrics.tenant_label(command.tenant)).inc()
+                with self._lock:
+                    if self._shares.full(ticket.partition):
+                        self._full.add(ticket.partition)  # paused by the next _read_again
                 return
         assert self._workers is not None
         self._running[command.command_id] = [ticket]
@@ -719,4 +735,5 @@ class LoaderService:
             self._book.drop(partitions)
             if self._shares is not None:
                 self._shares.forget(partitions)
+            self._full -= set(partitions)
         log.info("partitions revoked", extra={"fields": {"partitions": len(partitions)}})
