@@ -368,7 +368,7 @@ def test_a_tenants_backlog_larger_than_the_read_buffer_does_not_hold_back_anothe
 ) -> None:
     for tenant_sims in own.values():
         deployment.add(tenant_sims)
-    own["acme"].wix.faults.add(FaultRule(kind="latency", path="contacts", seconds=0.3))
+    own["acme"].wix.faults.add(FaultRule(kind="latency", path="contacts", seconds=0.5))
     loader = deployment.loader
     backlog = [loader.send(of("acme", wix_create({EMAIL: f"a{i}@example.com"}))) for i in range(30)]
     behind = [loader.send(of("globex", wix_create({EMAIL: f"g{i}@example.com"}))) for i in range(5)]
