@@ -142,8 +142,11 @@ class DeadLetterWriter:
         attempts: int = 1,
         identity: str | None = None,
         record: str | None = None,
+        tenant: str | None = None,
     ) -> Any:
         """Produce the dead letter; returns the producer's future (the caller flushes).
+
+        ``tenant``: the input's tenant, when a service serves several (default: the writer's).
 
         ``identity`` names an input without a topic position (e.g. an API record: source plus
         content) so that parking the same input again gets the same ``dead_letter_id``.
@@ -171,7 +174,7 @@ class DeadLetterWriter:
             message += f" | fix: {hint}"
         letter = {
             "dead_letter_id": dead_letter_id,
-            "tenant": self.tenant,
+            "tenant": tenant if tenant is not None else self.tenant,
             "stage": self.stage,
             "source_topic": source_topic,
             "source_partition": partition,

@@ -52,9 +52,10 @@ class Clients:
     budgets: dict[str, ApiBudget]
 
     def targets(
-        self, settings: LoaderSettings, registry: CollectorRegistry
+        self, settings: LoaderSettings, registry: CollectorRegistry | None
     ) -> dict[str, CommandTarget]:
-        """A ``CommandTarget`` per system over its connector's targets."""
+        """A ``CommandTarget`` per system over its connector's targets (``registry`` takes the
+        targets' own metrics; a tenant's targets, built after the first, register none)."""
         return {
             d.system: CommandTarget(d, d.targets(self.clients[d.system], settings, registry))
             for d in CONNECTORS
@@ -63,6 +64,11 @@ class Clients:
     def close(self) -> None:
         for client in self.clients.values():
             client.close()
+
+
+def configured_budgets(settings: LoaderSettings) -> dict[str, ApiBudget]:
+    """The budgets ``settings`` configure, by system (to tell whether kept ones still fit)."""
+    return {POWEROFFICE.system: settings.poweroffice_budget(), WIX.system: settings.wix_budget()}
 
 
 def build_clients(

@@ -11,14 +11,29 @@ values are the connectors' system names.
 ``ApiCalls`` is the ``on_request`` hook given to every client: it feeds
 ``CoreMetrics.observe_api``.
 
-Imports: prometheus_client and the core metrics module.
+Per tenant (their own series, so the ones above keep their labels): outcomes by tenant, system
+and status; commands queued / held / running by tenant (``TenantCollector``); with the registry
+on, each tenant's budgets (permits, wait, 429s). The ``tenant`` label value always comes from
+one function, ``tenant_label`` (bounded by the caller: the deployment passes core's
+``TenantLabels(cap).label``, which folds the tenants past its cap into one value); series of
+tenants sharing a label value are summed.
+
+Imports: prometheus_client and the core budget and metrics modules.
 """
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator
 
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from services.core.budget import ApiBudget
 from services.core.metrics import API_LATENCY_BUCKETS, CoreMetrics
+
+TenantLabel = Callable[[str], str]
 
 COMMAND_BUCKETS = (*API_LATENCY_BUCKETS, 120, 300)
 #: Change-to-target freshness: from a webhook's second to an hour-long outage.
@@ -28,8 +43,19 @@ FRESHNESS_BUCKETS = (0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
 REFLECTED = frozenset({"CREATED", "APPLIED", "NOOP", "LINKED_EXISTING"})
 
 
+def _same_tenant(tenant: str) -> str:
+    return tenant
+
+
 class LoaderMetrics:
-    def __init__(self, registry: CollectorRegistry, *, systems: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        registry: CollectorRegistry,
+        *,
+        systems: tuple[str, ...] = (),
+        tenant_label: TenantLabel = _same_tenant,
+    ) -> None:
+        self.tenant_label = tenant_label
         self.outcomes = Counter(
             "tether_loader_outcomes",
             "Outcomes produced",
@@ -84,6 +110,19 @@ class LoaderMetrics:
             "Group consumers replaced after holding no partition for too long",
             registry=registry,
         )
+        self.tenant_outcomes = Counter(
+            "tether_loader_tenant_outcomes",
+            "Outcomes produced, by tenant",
+            ["tenant", "system", "status"],
+            registry=registry,
+        )
+        self.passed_over = Counter(
+            "tether_loader_tenant_passed_over",
+            "Commands passed over because their tenant had its share of the read buffer taken "
+            "(read again later)",
+            ["tenant"],
+            registry=registry,
+        )
         self.abandoned = Counter(
             "tether_loader_abandoned_commands",
             "Commands left without an outcome at shutdown (re-delivered on restart)",
@@ -100,3 +139,62 @@ class ApiCalls:
     def __call__(self, system: str, operation: str, status: int, seconds: float) -> None:
         if self._metrics is not None:
             self._metrics.observe_api(system, operation, status, seconds)
+
+
+class TenantCollector(Collector):
+    """Per-tenant load and budgets, read when scraped.
+
+    ``load()`` yields ``(tenant, state, commands)`` with state ``queued`` (waiting for a worker),
+    ``held`` (queued, but the tenant is paused or its breaker open) or ``running``;
+    ``budgets()`` yields ``(tenant, budget)``."""
+
+    def __init__(
+        self,
+        label: TenantLabel,
+        load: Callable[[], Iterable[tuple[str, str, int]]],
+        budgets: Callable[[], Iterable[tuple[str, ApiBudget]]] = lambda: (),
+    ) -> None:
+        self._label = label
+        self._load = load
+        self._budgets = budgets
+
+    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+        commands = GaugeMetricFamily(
+            "tether_loader_tenant_commands",
+            "Commands consumed and not finished, by tenant and state (queued, held, running)",
+            labels=["tenant", "state"],
+        )
+        counts: dict[tuple[str, str], float] = defaultdict(float)
+        for tenant, state, count in self._load():
+            counts[(self._label(tenant), state)] += count
+        for labels, value in sorted(counts.items()):
+            commands.add_metric(list(labels), value)
+        yield commands
+        permits = CounterMetricFamily(
+            "tether_loader_tenant_api_budget_permits",
+            "Permits taken from a tenant's client-side budget",
+            labels=["tenant", "budget"],
+        )
+        waited = CounterMetricFamily(
+            "tether_loader_tenant_api_budget_wait_seconds",
+            "Time a tenant's commands waited for its budget",
+            labels=["tenant", "budget"],
+        )
+        throttled = CounterMetricFamily(
+            "tether_loader_tenant_api_throttled",
+            "429 answers a tenant's clients received despite its budget",
+            labels=["tenant", "budget"],
+        )
+        sums: dict[tuple[str, str], list[float]] = defaultdict(lambda: [0.0, 0.0, 0.0])
+        for tenant, budget in self._budgets():
+            row = sums[(self._label(tenant), budget.name)]
+            row[0] += budget.acquired
+            row[1] += budget.waited_seconds
+            row[2] += budget.throttled_by_api
+        for labels, (used, wait, limited) in sorted(sums.items()):
+            permits.add_metric(list(labels), used)
+            waited.add_metric(list(labels), wait)
+            throttled.add_metric(list(labels), limited)
+        yield permits
+        yield waited
+        yield throttled

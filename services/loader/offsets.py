@@ -74,6 +74,12 @@ class OffsetBook(Generic[P]):
             return
         state.finished.add(ticket.offset)
 
+    def current(self, ticket: Ticket[P]) -> bool:
+        """Whether ``ticket``'s partition is still this consumer's, since it was consumed (not
+        dropped, cleared or re-read from below since)."""
+        state = self._partitions.get(ticket.partition)
+        return state is not None and state.generation == ticket.generation
+
     def committable(self, partitions: Iterable[P] | None = None) -> dict[P, int]:
         """Offsets to commit now (only those that moved since ``committed``)."""
         wanted = set(partitions) if partitions is not None else None

@@ -4,9 +4,11 @@ Loop shape (each step numbered where it runs)::
 
     1. poll       the command topics (group ``<topic_prefix>-loader``); paused while
                   ``loader_max_in_flight`` commands await their outcome
-    2. apply      decode; skip ids that already have an outcome; hand the command to the worker
-                  of its link (``KeyedWorkers``: links in parallel, one link in order) which runs
-                  it to a result (``CommandExecutor`` -> ``targets``); with tracing on, inside
+    2. apply      decode; skip ids that already have an outcome; queue the command for the
+                  workers (``KeyedWorkers`` over ``fairness.FairQueue``: links in parallel, one
+                  link in order, tenants round-robin with a running cap each); a worker runs it
+                  to a result (``CommandExecutor`` -> ``targets``; with the tenant registry on,
+                  the tenant's own executor and clients, ``tenancy``); with tracing on, inside
                   a ``loader.apply`` span continuing the command's trace (its ``traceparent``)
     3. produce    an Outcome per finished command (key = link id; the write span's
                   ``traceparent`` as Kafka header when tracing is on) and a dead letter per
@@ -17,6 +19,14 @@ Loop shape (each step numbered where it runs)::
     4. commit     per partition, offsets below the lowest command without an outcome
                   (``OffsetBook``) — never past a command that has none
 
+Tenants (``tenants_from_registry``): the registry is followed from a thread; a paused tenant's
+commands stay queued (held: not counted by back-pressure), a removed or unknown tenant's get a
+FAILED outcome and a dead letter (``admission``); a tenant's breaker (``tenancy.Breaker``),
+when one is given, counts its failures in ``_count_health`` and holds its commands while open.
+A tenant with its share of the read buffer taken has its next commands passed over (their
+offsets stay uncommitted) and their partition read again later (``fairness.ReadShares``,
+``_read_again``): the others' commands behind its backlog are read meanwhile.
+
 Start-up: the completed-commands index (``completed.OutcomeFollower``) is read from the
 outcomes topic before the first command is applied; ``/readyz`` reports it.
 
@@ -25,7 +35,8 @@ and ones waiting for a retry without an outcome (they are re-delivered), produce
 close — inside the runtime's 20 s watchdog.
 
 Rebalances: the listener only forgets revoked partitions (Kafka's IO thread must not block);
-commands of those partitions still finishing get their outcome, but no longer move offsets.
+commands of those partitions still finishing get their outcome, but no longer move offsets;
+queued ones are dropped when a worker reaches them (the new owner reads them again).
 
 Imports: kafka-python, the core service machinery, the loader's modules. Never another service.
 """
@@ -36,7 +47,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -45,7 +56,13 @@ from kafka import KafkaConsumer, TopicPartition
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
 
 from services.core.budget import ApiBudget
-from services.core.errors import ContractError, DecodeError, TetherError, TransportError
+from services.core.errors import (
+    ConfigurationError,
+    ContractError,
+    DecodeError,
+    TetherError,
+    TransportError,
+)
 from services.core.kafka import (
     PendingSends,
     commit_offsets,
@@ -57,20 +74,24 @@ from services.core.runtime import ServiceRuntime
 from services.core.service import ServiceContext
 from services.core.topics import link_key
 from services.core.tracing import kafka_headers, traceparent_of
-from services.loader.clients import Clients, build_clients
+from services.loader.admission import Admission, TenantNotServedError, tenant_health
+from services.loader.clients import SYSTEMS, Clients, build_clients
 from services.loader.completed import (
     CompletedCommands,
     OutcomeFollower,
     topic_partitions,
 )
 from services.loader.executor import CommandExecutor, Execution
+from services.loader.fairness import ReadShares
 from services.loader.messages import decode_command, outcome_datum
-from services.loader.metrics import ApiCalls, LoaderMetrics
+from services.loader.metrics import ApiCalls, LoaderMetrics, TenantCollector, TenantLabel
 from services.loader.offsets import OffsetBook, Ticket
-from services.loader.plan import LoaderCommand
+from services.loader.plan import LoaderCommand, failure
 from services.loader.settings import LoaderSettings
 from services.loader.targets import Applier
+from services.loader.tenancy import Breaker, TenantClients, TenantStates
 from services.loader.workers import KeyedWorkers
+from services.tenants.registry import TenantDirectory
 
 log = logging.getLogger("tether.loader")
 
@@ -127,6 +148,8 @@ class LoaderService:
         *,
         metrics: LoaderMetrics | None = None,
         budgets: list[ApiBudget] | None = None,
+        tenants: TenantStates | None = None,
+        breaker_for: Callable[[str], Breaker] | None = None,
     ) -> None:
         self.ctx = ctx
         self.settings = settings
@@ -134,6 +157,18 @@ class LoaderService:
         self.budgets = list(budgets or [])
         if self.budgets:
             ctx.registry.register(BudgetCollector(self.budgets))
+        self.tenants = tenants
+        self.tenant_clients: TenantClients | None = None  # set with ``tenants`` (from_settings)
+        self._breaker_for = breaker_for
+        self._breakers: dict[str, Breaker] = {}
+        self._breakers_lock = threading.Lock()
+        share = settings.tenant_max_in_flight()
+        self._shares: ReadShares[TopicPartition] | None = ReadShares(share) if share else None
+        # Commands handed to the workers and not collected yet: the tickets of every copy read
+        # meanwhile (a re-send, or the same record read again) are done with the original.
+        self._running: dict[str, list[Ticket[TopicPartition]]] = {}
+        # Partitions paused until due because a share's worth was passed over there (ReadShares).
+        self._full: set[TopicPartition] = set()
         self.completed = CompletedCommands()
         self.executor = CommandExecutor(
             targets,
@@ -167,6 +202,9 @@ class LoaderService:
         self._workers: KeyedWorkers[_Job] | None = None
         self._clients: Clients | None = None
         ctx.runtime.http.add_check("completed_index", lambda: self.follower.caught_up)
+        ctx.registry.register(
+            TenantCollector(self.metrics.tenant_label, self._tenant_load, self._tenant_budgets)
+        )
 
     @classmethod
     def from_settings(
@@ -175,28 +213,80 @@ class LoaderService:
         settings: LoaderSettings,
         *,
         budgets: Mapping[str, ApiBudget] | None = None,
+        tenant_label: TenantLabel | None = None,
+        breaker_for: Callable[[str], Breaker] | None = None,
     ) -> LoaderService:
         """The production wiring: clients from the settings, the loader's share of each budget
-        (``budgets`` by system: the benchmark passes budgets with a scaled-down window)."""
+        (``budgets`` by system: the benchmark passes budgets with a scaled-down window).
+
+        With ``tenants_from_registry``: the registry is followed and each registered tenant gets
+        its own clients (``tenancy.TenantClients``); the deployment's own clients serve its own
+        tenant (``TETHER_TENANT``) while that is not registered — a deployment without its own
+        credentials then serves registered tenants only. ``tenant_label`` bounds the ``tenant``
+        metric label (default: the id); ``breaker_for`` makes each tenant's breaker."""
         calls = ApiCalls(ctx.metrics)
-        clients = build_clients(settings, calls, budgets=budgets)
+        metrics = LoaderMetrics(
+            ctx.registry, systems=SYSTEMS, tenant_label=tenant_label or (lambda tenant: tenant)
+        )
+        tenants: TenantStates | None = None
+        clients: Clients | None = None
+        if settings.tenants_from_registry:
+            directory = TenantDirectory(settings, ctx.codec)
+            tenants = TenantStates(directory, settings.tenant, settings.tenants_refresh_seconds)
+            try:
+                clients = build_clients(settings, calls, budgets=budgets)
+            except ConfigurationError as exc:
+                log.info("no deployment credentials: registered tenants only (%s)", exc)
+        else:
+            clients = build_clients(settings, calls, budgets=budgets)
         service = cls(
             ctx,
             settings,
-            clients.targets(settings, ctx.registry),
-            budgets=list(clients.budgets.values()),
+            clients.targets(settings, ctx.registry) if clients is not None else {},
+            metrics=metrics,
+            budgets=list(clients.budgets.values()) if clients is not None else [],
+            tenants=tenants,
+            breaker_for=breaker_for,
         )
         service._clients = clients
+        if tenants is not None:
+            service.tenant_clients = TenantClients(
+                settings,
+                partial(service._tenant_executor, calls),
+                check_seconds=settings.tenant_credentials_check_seconds,
+                credential_budgets={"": clients.budgets} if clients is not None else {},
+            )
         return service
+
+    def _tenant_executor(
+        self, calls: ApiCalls, settings: LoaderSettings, budgets: dict[str, ApiBudget]
+    ) -> tuple[Clients, CommandExecutor]:
+        """A tenant's clients (its settings, its budgets) and the executor over their targets."""
+        clients = build_clients(settings, calls, budgets=budgets)
+        executor = CommandExecutor(
+            clients.targets(settings, None),
+            metrics=self.metrics,
+            max_attempts=settings.loader_retry_max_attempts,
+            initial_backoff=settings.loader_retry_initial_seconds,
+            max_backoff=settings.loader_retry_max_seconds,
+            abort=self.executor.abort,
+        )
+        return clients, executor
 
     def close(self) -> None:
         if self._clients is not None:
             self._clients.close()
+        if self.tenant_clients is not None:
+            self.tenant_clients.close()
 
     # -- the loop ----------------------------------------------------------------------------------
 
     def run(self, runtime: ServiceRuntime) -> None:
         self.follower.start()
+        if self.tenants is not None:
+            # A registration changed (a tenant resumed, say): idle workers look again now.
+            self.tenants.listen(lambda _before, _after: self._wake_workers())
+            self.tenants.start()
         try:
             if not self._wait_for_index(runtime):
                 return
@@ -207,7 +297,11 @@ class LoaderService:
             # The producer now, while Kafka is known to be up (its constructor needs a broker).
             self._sends = PendingSends(self.ctx.producer)
             self._workers = KeyedWorkers(
-                self.settings.loader_concurrency, self._handle, name="loader"
+                self.settings.loader_concurrency,
+                self._handle,
+                name="loader",
+                runnable=self._may_run,
+                max_running_per_tenant=self.settings.tenant_max_running(),
             )
             try:
                 while not runtime.stopping.is_set():
@@ -223,6 +317,86 @@ class LoaderService:
                 consumer.close(autocommit=False)
         finally:
             self.follower.stop()
+            if self.tenants is not None:
+                self.tenants.stop()
+
+    # -- tenants -----------------------------------------------------------------------------------
+
+    def _wake_workers(self) -> None:
+        if self._workers is not None:
+            self._workers.wake()
+
+    def _may_run(self, tenant: str) -> bool:
+        """Whether a worker may take this tenant's next command (asked under the workers' lock:
+        quick, and never calls back into them). Stopping: every command is taken (and handed
+        back at once without an outcome)."""
+        if self._draining.is_set():
+            return True
+        if self.tenants is not None:
+            admission = self.tenants.verdict(tenant).admission
+            if admission is Admission.HOLD:
+                return False
+            if admission is Admission.REFUSE:
+                return True  # taken at once, to its FAILED outcome
+        breaker = self._breaker(tenant)
+        return breaker is None or breaker.allows()
+
+    def _breaker(self, tenant: str) -> Breaker | None:
+        if self._breaker_for is None:
+            return None
+        with self._breakers_lock:
+            breaker = self._breakers.get(tenant)
+            if breaker is None:
+                breaker = self._breakers[tenant] = self._breaker_for(tenant)
+            return breaker
+
+    def _count_health(self, tenant: str, execution: Execution) -> None:
+        """THE place a tenant's failures are counted (what counts: ``admission.tenant_health``)."""
+        breaker = self._breaker(tenant)
+        if breaker is None or execution.result is None:
+            return
+        health = tenant_health(execution.result, execution.error)
+        if health is True:
+            breaker.record_success()
+        elif health is False:
+            breaker.record_failure()
+
+    def _execute(self, command: LoaderCommand) -> Execution:
+        """Run a command with its tenant's executor (registry on), else the deployment's."""
+        if self.tenants is None or self.tenant_clients is None:
+            return self.executor.execute(command)
+        verdict = self.tenants.verdict(command.tenant)
+        if verdict.admission is Admission.REFUSE:
+            refused = TenantNotServedError(command.tenant, verdict.reason)
+            return Execution(failure(refused), 0, refused)
+        registration = self.tenants.registration(command.tenant)
+        if registration is None:  # the deployment's own tenant, not registered
+            return self.executor.execute(command)
+        try:
+            with self.tenant_clients.lease(registration) as executor:
+                return executor.execute(command)
+        except ConfigurationError as exc:
+            return Execution(failure(exc), 1, exc)
+
+    def _tenant_load(self) -> Iterator[tuple[str, str, int]]:
+        """(tenant, queued|held|running, commands) for the metrics."""
+        workers = self._workers
+        if workers is None:
+            return
+        for tenant, (queued, running) in workers.load().items():
+            yield tenant, "queued" if self._may_run(tenant) else "held", queued
+            yield tenant, "running", running
+
+    def _tenant_budgets(self) -> list[tuple[str, ApiBudget]]:
+        return self.tenant_clients.budgets() if self.tenant_clients is not None else []
+
+    def _held(self) -> int:
+        """Queued commands of tenants that may not run now (paused, breaker open)."""
+        workers = self._workers
+        if workers is None or (self.tenants is None and self._breaker_for is None):
+            return 0
+        load = workers.load()
+        return sum(queued for tenant, (queued, _) in load.items() if not self._may_run(tenant))
 
     def _subscribe(self, topics: list[str]) -> KafkaConsumer:
         consumer = make_consumer(
@@ -247,6 +421,9 @@ class LoaderService:
         self.metrics.consumer_restarts.inc()
         with self._lock:
             self._book.clear()  # nothing is assigned: no offset of ours may move
+            if self._shares is not None:
+                self._shares.clear()
+            self._full.clear()
         try:
             consumer.close(autocommit=False)
         except Exception as exc:  # a broken consumer must not keep us from replacing it
@@ -284,8 +461,10 @@ class LoaderService:
 
     def step(self, consumer: KafkaConsumer) -> None:
         started = time.monotonic()
-        # 1. poll (paused while too many commands await their outcome)
+        # 1. poll (paused while too many commands await their outcome; partitions where a
+        # tenant's commands were passed over are read again once it is down to half its share)
         self._backpressure(consumer)
+        self._read_again(consumer)
         busy = self._in_flight > 0
         batches = consumer.poll(timeout_ms=0 if busy else self.settings.poll_timeout_ms)
         records = [record for batch in batches.values() for record in batch]
@@ -302,12 +481,37 @@ class LoaderService:
 
     def _backpressure(self, consumer: KafkaConsumer) -> None:
         limit = self.settings.loader_max_in_flight
-        if self._in_flight >= limit:
+        # Held commands (a paused tenant's, one whose breaker is open) do not count: they must
+        # not stop the other tenants' commands from being read.
+        waiting = self._in_flight - self._held()
+        if waiting >= limit:
             consumer.pause(*consumer.assignment())
             self._paused = True
-        elif self._paused and self._in_flight <= limit // 2:
-            consumer.resume(*consumer.paused())
+        elif self._paused and waiting <= limit // 2:
+            with self._lock:
+                full = set(self._full)
+            consumer.resume(*(set(consumer.paused()) - full))
             self._paused = False
+
+    def _read_again(self, consumer: KafkaConsumer) -> None:
+        """Seek back to the first passed-over command of each partition that is due: what was
+        read after it is read again (finished or running commands are recognised by id)."""
+        if self._shares is None:
+            return
+        assigned = consumer.assignment()  # never call the consumer under _lock (see _commit)
+        with self._lock:
+            due = self._shares.due()
+            self._full &= assigned
+            resumed = self._full & set(due)
+            self._full -= resumed
+            full = set(self._full)
+        if full:
+            consumer.pause(*full)
+        for partition, offset in due.items():
+            if partition in assigned:
+                consumer.seek(partition, offset)
+        if resumed and not self._paused:
+            consumer.resume(*resumed)
 
     def _accept(self, record: Any) -> None:
         self.ctx.metrics.consumed.labels(record.topic).inc()
@@ -323,21 +527,40 @@ class LoaderService:
                 _Parked(record, DecodeError(f"Command: {type(exc).__name__}"), ticket)
             )
             return
+        copies = self._running.get(command.command_id)
+        if copies is not None:  # the same command is under way: done when it is
+            self.metrics.duplicates.inc()
+            copies.append(ticket)
+            return
         if command.command_id in self.completed:
             self.metrics.duplicates.inc()
             self._skipped.append(ticket)
             return
+        if self._shares is not None:
+            with self._lock:
+                taken = self._shares.take(ticket.partition, command.tenant, record.offset)
+            if not taken:  # its ticket stays open: nothing is committed past it
+                self.metrics.passed_over.labels(self.metrics.tenant_label(command.tenant)).inc()
+                with self._lock:
+                    if self._shares.full(ticket.partition):
+                        self._full.add(ticket.partition)  # paused by the next _read_again
+                return
         assert self._workers is not None
+        self._running[command.command_id] = [ticket]
         self._in_flight += 1
         self.metrics.in_flight.set(self._in_flight)
-        self._workers.submit(command.link_id, _Job(ticket, record, command))
+        self._workers.submit(command.link_id, _Job(ticket, record, command), command.tenant)
 
     def _handle(self, job: _Job) -> None:
         """Worker thread: run one command to its result (never raises)."""
         command = job.command
         try:
-            if self._draining.is_set():
-                finished = _Finished(job, Execution(None, 0))  # not started: re-delivered later
+            with self._lock:
+                owned = self._book.current(job.ticket)
+            if self._draining.is_set() or not owned:
+                # Not started: re-delivered later (stopping), or its partition went to another
+                # consumer while it was queued or held, which reads it again.
+                finished = _Finished(job, Execution(None, 0))
             elif command.command_id in self.completed:
                 finished = _Finished(job, None)  # an earlier copy of it finished meanwhile
             else:
@@ -345,7 +568,8 @@ class LoaderService:
                 # Tracing on: the write continues the trace of the command (its header).
                 parent = traceparent_of(job.record.headers) if tracing.enabled else None
                 with tracing.span("loader.apply", parent, kind="consumer") as traceparent:
-                    execution = self.executor.execute(command)
+                    execution = self._execute(command)
+                self._count_health(command.tenant, execution)
                 if execution.result is not None:
                     self.completed.add(command.command_id)
                 finished = _Finished(job, execution, traceparent)
@@ -375,15 +599,20 @@ class LoaderService:
         self._parked.clear()
         for item in finished:
             self._in_flight -= 1
+            command = item.job.command
+            tickets = self._running.pop(command.command_id, [item.job.ticket])
+            if self._shares is not None:
+                with self._lock:
+                    self._shares.finished(command.tenant)
             execution = item.execution
             if execution is None:
                 self.metrics.duplicates.inc()
-                done.append(item.job.ticket)
+                done.extend(tickets)
             elif execution.result is None:
                 self.metrics.abandoned.inc()
             else:
                 self._report(item.job, execution, item.traceparent)
-                done.append(item.job.ticket)
+                done.extend(tickets)
         self.metrics.in_flight.set(self._in_flight)
         # 3b. flush and check every send; only acknowledged commands may move an offset
         self._awaiting.extend(done)
@@ -423,9 +652,12 @@ class LoaderService:
         self.metrics.outcomes.labels(
             command.system, command.resource, command.action.value, result.status.value
         ).inc()
+        self.metrics.tenant_outcomes.labels(
+            self.metrics.tenant_label(command.tenant), command.system, result.status.value
+        ).inc()
         if result.is_failure:
             error = execution.error or TetherError(result.error_message or "failed")
-            self._park(job.record, error, attempts=execution.attempts)
+            self._park(job.record, error, attempts=execution.attempts, tenant=command.tenant)
         log.info(
             "outcome %s",
             result.status.value,
@@ -441,7 +673,10 @@ class LoaderService:
             },
         )
 
-    def _park(self, record: Any, error: BaseException, attempts: int = 1) -> None:
+    def _park(
+        self, record: Any, error: BaseException, attempts: int = 1, tenant: str | None = None
+    ) -> None:
+        """A dead letter for ``record``; ``tenant`` the command's (undecodable: the writer's)."""
         self.sends.add(
             partial(
                 self.ctx.dead_letters.park,
@@ -452,6 +687,7 @@ class LoaderService:
                 offset=record.offset,
                 key=record.key,
                 attempts=attempts,
+                tenant=tenant,
             )
         )
 
@@ -474,6 +710,7 @@ class LoaderService:
         """Stopping: finish started commands, report them, commit; leave the rest."""
         self._draining.set()
         self.executor.abort.set()  # commands waiting for a retry end without an outcome
+        self._wake_workers()  # held commands are handed back too (without an outcome)
         deadline = time.monotonic() + self.settings.loader_drain_seconds
         while (self._in_flight > 0 or len(self.sends)) and time.monotonic() < deadline:
             self._collect(wait=0.1, flush_timeout=max(0.1, deadline - time.monotonic()))
@@ -496,4 +733,7 @@ class LoaderService:
         """Rebalance listener: partitions revoked — their offsets are no longer ours to move."""
         with self._lock:
             self._book.drop(partitions)
+            if self._shares is not None:
+                self._shares.forget(partitions)
+            self._full -= set(partitions)
         log.info("partitions revoked", extra={"fields": {"partitions": len(partitions)}})

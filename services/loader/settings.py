@@ -2,7 +2,8 @@
 
 ``LoaderSettings`` combines ``TetherSettings`` (Kafka, topics, HTTP port — 9102 for the loader),
 ``PowerOfficeSettings`` and ``WixSettings`` (credentials and API budgets) with the loader's own
-knobs, each read from ``TETHER_<NAME>`` (``TETHER_LOADER_CONCURRENCY`` …).
+knobs, each read from ``TETHER_<NAME>`` (``TETHER_LOADER_CONCURRENCY`` …), and the tenant
+registry's (``TETHER_TENANTS_FROM_REGISTRY``, default off: the single tenant of the environment).
 
 Budgets: the loader's token bucket per API is its process's part of the Deployment's configured
 share of the API's limit (``process_share``: the share divided by ``replicas``), expressed in the
@@ -75,6 +76,48 @@ class LoaderSettings(TetherSettings, PowerOfficeSettings, WixSettings, SharedBud
         ge=0,
         description="Rejoin with a new consumer after this long without any partition (0: off).",
     )
+
+    tenants_from_registry: bool = Field(
+        False,
+        description="Serve every tenant of the tenant registry, each with its own clients "
+        "(off: the one tenant of the environment, TETHER_TENANT).",
+    )
+    tenants_refresh_seconds: float = Field(
+        2.0, gt=0, description="How often the tenant registry is read again (registry on)."
+    )
+    tenant_credentials_check_seconds: float = Field(
+        30.0,
+        ge=0,
+        description="How often a tenant's credentials are read again; a changed secret rebuilds "
+        "its clients (registry on).",
+    )
+    loader_tenant_max_running: int = Field(
+        0,
+        ge=0,
+        description="Most workers one tenant's commands occupy at once (0: loader_concurrency - 1, "
+        "at least 1, with the registry on; all of them with it off).",
+    )
+
+    loader_tenant_max_in_flight: int = Field(
+        0,
+        ge=0,
+        description="Commands of one tenant read and not finished before its next ones are "
+        "passed over, to be read again (registry on; 0: loader_max_in_flight // 4, at least 1).",
+    )
+
+    def tenant_max_in_flight(self) -> int | None:
+        """A tenant's share of the read buffer (``None``: no shares, the registry is off)."""
+        if not self.tenants_from_registry:
+            return None
+        return self.loader_tenant_max_in_flight or max(1, self.loader_max_in_flight // 4)
+
+    def tenant_max_running(self) -> int:
+        """The running cap per tenant (``loader_tenant_max_running``, 0 resolved)."""
+        if self.loader_tenant_max_running:
+            return min(self.loader_tenant_max_running, self.loader_concurrency)
+        if not self.tenants_from_registry:
+            return self.loader_concurrency
+        return max(1, self.loader_concurrency - 1)
 
     def poweroffice_budget(self) -> ApiBudget:
         if self.shared_budgets:

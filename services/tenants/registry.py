@@ -68,6 +68,7 @@ class TenantDirectory:
         # a follower thread and a writer (TenantRegistry.latest) in one process (the console).
         self._reading = threading.Lock()
         self._loaded = False
+        self._refreshes = 0
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -78,6 +79,12 @@ class TenantDirectory:
     def loaded(self) -> bool:
         """Whether one refresh completed (before it, an empty directory means 'not read yet')."""
         return self._loaded
+
+    @property
+    def refreshes(self) -> int:
+        """Refreshes completed so far: a tenant absent after a refresh that started after it was
+        looked for is absent indeed, not merely not read yet."""
+        return self._refreshes
 
     def tenants(self) -> dict[str, Tenant]:
         with self._lock:
@@ -116,6 +123,7 @@ class TenantDirectory:
         except KafkaError as exc:
             raise TransportError(f"cannot read the tenant registry: {type(exc).__name__}") from exc
         self._loaded = True
+        self._refreshes += 1
         return read
 
     def _open(self, deadline: float) -> Any:

@@ -127,9 +127,10 @@ class LoaderHarness:
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
-    def start(self) -> LoaderHarness:
+    def start(self, **options: Any) -> LoaderHarness:
+        """``options``: ``LoaderService.from_settings``'s (a tenant breaker, a label function)."""
         self.ctx = ServiceContext.create("loader", self.settings, install_signals=False)
-        self.service = LoaderService.from_settings(self.ctx, self.settings)
+        self.service = LoaderService.from_settings(self.ctx, self.settings, **options)
         self._thread = threading.Thread(
             target=self.ctx.runtime.run, args=(self.service.run,), daemon=True
         )

@@ -66,3 +66,17 @@ def test_a_seek_backwards_starts_the_partition_afresh() -> None:
     book.done(again)
     assert book.committable() == {"p": 19}
     assert book.outstanding() == 0
+
+
+def test_a_ticket_is_current_until_its_partition_is_dropped_cleared_or_re_read() -> None:
+    book: OffsetBook[str] = OffsetBook()
+    first, other = book.add("p0", 5), book.add("p1", 0)
+    assert book.current(first) and book.current(other)
+    book.drop(["p0"])
+    assert not book.current(first) and book.current(other)
+    again = book.add("p0", 5)
+    assert book.current(again)
+    book.add("p0", 3)  # a seek backwards: the partition starts afresh
+    assert not book.current(again)
+    book.clear()
+    assert not book.current(other)
