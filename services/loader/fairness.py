@@ -128,7 +128,6 @@ class _Passed:
 
     first: int
     tenants: set[str] = field(default_factory=set)
-    count: int = 0
 
 
 class ReadShares(Generic[P]):
@@ -143,9 +142,6 @@ class ReadShares(Generic[P]):
       a tenant's commands is passed over on a partition, its later ones there are too, until
       that partition is read again: a link's commands are on one partition, so none overtakes
       another.
-    - ``full(partition)``: ``cap`` commands were passed over there since it was last read
-      again — reading on mostly finds more of the same: the loader pauses it until it is due
-      (this bounds what is read twice).
     - ``finished(tenant)``: one of its taken commands is done.
     - ``due()``: the partitions to read again now (every tenant passed over there is down to
       half its cap), with the offset to read from; they are forgotten here.
@@ -168,12 +164,7 @@ class ReadShares(Generic[P]):
             passed = self._passed[partition] = _Passed(offset)
         passed.first = min(passed.first, offset)
         passed.tenants.add(tenant)
-        passed.count += 1
         return False
-
-    def full(self, partition: P) -> bool:
-        passed = self._passed.get(partition)
-        return passed is not None and passed.count >= self.cap
 
     def finished(self, tenant: str) -> None:
         left = self._taken.get(tenant, 0) - 1

@@ -13,11 +13,15 @@ from __future__ import annotations
 import argparse
 import logging
 
+from services.core.breaker import Breakers
 from services.core.errors import ConfigurationError
 from services.core.kafka import provision_topics
+from services.core.metrics import BreakerCollector
 from services.core.service import ServiceContext
+from services.core.tenant_labels import TenantLabels
 from services.loader.service import LoaderService
 from services.loader.settings import LoaderSettings
+from services.loader.tenancy import LOADER_BREAKER_SYSTEM, LoaderBreaker
 
 log = logging.getLogger("tether.loader")
 
@@ -36,7 +40,15 @@ def main(argv: list[str]) -> int:
     try:
         if args.provision_topics:
             provision_topics(settings)
-        service = LoaderService.from_settings(ctx, settings)
+        labels = TenantLabels(settings.metrics_tenant_cap)
+        breakers = Breakers()
+        ctx.registry.register(BreakerCollector(breakers, labels.label))
+        service = LoaderService.from_settings(
+            ctx,
+            settings,
+            tenant_label=labels.label,
+            breaker_for=lambda tenant: LoaderBreaker(breakers.get(tenant, LOADER_BREAKER_SYSTEM)),
+        )
     except ConfigurationError as exc:
         log.error("configuration error: %s", exc)
         ctx.close()

@@ -91,6 +91,7 @@ from services.loader.settings import LoaderSettings
 from services.loader.targets import Applier
 from services.loader.tenancy import Breaker, TenantClients, TenantStates
 from services.loader.workers import KeyedWorkers
+from services.tenants import credentials
 from services.tenants.registry import TenantDirectory
 
 log = logging.getLogger("tether.loader")
@@ -167,8 +168,6 @@ class LoaderService:
         # Commands handed to the workers and not collected yet: the tickets of every copy read
         # meanwhile (a re-send, or the same record read again) are done with the original.
         self._running: dict[str, list[Ticket[TopicPartition]]] = {}
-        # Partitions paused until due because a share's worth was passed over there (ReadShares).
-        self._full: set[TopicPartition] = set()
         self.completed = CompletedCommands()
         self.executor = CommandExecutor(
             targets,
@@ -254,6 +253,9 @@ class LoaderService:
                 settings,
                 partial(service._tenant_executor, calls),
                 check_seconds=settings.tenant_credentials_check_seconds,
+                resolve=partial(
+                    credentials.resolve, tenant_secrets_dir=settings.tenant_secrets_dir
+                ),
                 credential_budgets={"": clients.budgets} if clients is not None else {},
             )
         return service
@@ -423,7 +425,6 @@ class LoaderService:
             self._book.clear()  # nothing is assigned: no offset of ours may move
             if self._shares is not None:
                 self._shares.clear()
-            self._full.clear()
         try:
             consumer.close(autocommit=False)
         except Exception as exc:  # a broken consumer must not keep us from replacing it
@@ -488,30 +489,25 @@ class LoaderService:
             consumer.pause(*consumer.assignment())
             self._paused = True
         elif self._paused and waiting <= limit // 2:
-            with self._lock:
-                full = set(self._full)
-            consumer.resume(*(set(consumer.paused()) - full))
+            consumer.resume(*consumer.paused())
             self._paused = False
 
     def _read_again(self, consumer: KafkaConsumer) -> None:
         """Seek back to the first passed-over command of each partition that is due: what was
-        read after it is read again (finished or running commands are recognised by id)."""
+        read after it is read again (finished or running commands are recognised by id).
+
+        A partition where a share's worth was passed over is *not* paused meanwhile: kafka-python
+        (3.0.x) can strand a partition paused alone while others flow — its buffered records are
+        parked and the partition is never fetched again (the mapper's gate met it, issue #11;
+        ``services/mapper/gate.py``). The price is reading a backlog's tail more than once."""
         if self._shares is None:
             return
         assigned = consumer.assignment()  # never call the consumer under _lock (see _commit)
         with self._lock:
             due = self._shares.due()
-            self._full &= assigned
-            resumed = self._full & set(due)
-            self._full -= resumed
-            full = set(self._full)
-        if full:
-            consumer.pause(*full)
         for partition, offset in due.items():
             if partition in assigned:
                 consumer.seek(partition, offset)
-        if resumed and not self._paused:
-            consumer.resume(*resumed)
 
     def _accept(self, record: Any) -> None:
         self.ctx.metrics.consumed.labels(record.topic).inc()
@@ -541,9 +537,6 @@ class LoaderService:
                 taken = self._shares.take(ticket.partition, command.tenant, record.offset)
             if not taken:  # its ticket stays open: nothing is committed past it
                 self.metrics.passed_over.labels(self.metrics.tenant_label(command.tenant)).inc()
-                with self._lock:
-                    if self._shares.full(ticket.partition):
-                        self._full.add(ticket.partition)  # paused by the next _read_again
                 return
         assert self._workers is not None
         self._running[command.command_id] = [ticket]
@@ -735,5 +728,4 @@ class LoaderService:
             self._book.drop(partitions)
             if self._shares is not None:
                 self._shares.forget(partitions)
-            self._full -= set(partitions)
         log.info("partitions revoked", extra={"fields": {"partitions": len(partitions)}})

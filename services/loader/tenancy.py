@@ -37,6 +37,8 @@ from typing import Protocol
 
 from pydantic import SecretStr
 
+from services.core.breaker import Phase as BreakerPhase
+from services.core.breaker import TenantBreaker
 from services.core.budget import ApiBudget
 from services.core.errors import ConfigurationError
 from services.loader.admission import Verdict, admit
@@ -56,6 +58,39 @@ class Breaker(Protocol):
     def record_success(self) -> None: ...
 
     def record_failure(self) -> None: ...
+
+
+#: The ``system`` label of the loader's breakers: one per tenant, over its target APIs together.
+LOADER_BREAKER_SYSTEM = "targets"
+
+
+class LoaderBreaker:
+    """Core's per-tenant breaker (``services/core/breaker.py``) as the loader asks it.
+
+    The loader asks ``allows()`` whenever a worker *considers* a tenant, far more often than it
+    calls the tenant's API; core's ``allows()`` hands out the half-open probe when asked, so
+    asking it here would use the probe up without a call and leave the breaker half-open for
+    good. Here ``allows()`` only looks (closed, or a cool-down that has passed); the transition
+    to half-open happens when the outcome of an actual call is recorded."""
+
+    def __init__(self, breaker: TenantBreaker) -> None:
+        self.breaker = breaker
+
+    def allows(self) -> bool:
+        state = self.breaker.state
+        if state.phase is BreakerPhase.CLOSED:
+            return True
+        if state.phase is BreakerPhase.HALF_OPEN:
+            return not state.probing
+        return self.breaker.retry_in() <= 0.0
+
+    def record_success(self) -> None:
+        self.breaker.allows()  # an open breaker whose cool-down passed: this call was the probe
+        self.breaker.record_success()
+
+    def record_failure(self) -> None:
+        self.breaker.allows()
+        self.breaker.record_failure("target_failure")
 
 
 class TenantStates:

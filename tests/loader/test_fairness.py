@@ -233,16 +233,3 @@ def test_forgotten_partitions_are_not_read_again() -> None:
     shares.take("p2", "t", 4)
     shares.clear()
     assert shares.due() == {}
-
-
-def test_a_partition_is_full_once_a_share_was_passed_over_there() -> None:
-    shares: ReadShares[str] = ReadShares(cap=2)
-    assert shares.take("p0", "t", 0) and shares.take("p0", "t", 1)
-    assert not shares.take("p0", "t", 2)
-    assert shares.take("p0", "other", 3)  # not counted: taken
-    assert not shares.full("p0")
-    assert not shares.take("p0", "t", 4)
-    assert shares.full("p0") and not shares.full("p1")
-    shares.finished("t")
-    assert shares.due() == {"p0": 2}
-    assert not shares.full("p0")  # read again: starts afresh
