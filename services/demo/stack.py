@@ -355,7 +355,11 @@ class Stack:
             self._scrape_client.close()
             self._scrape_client = None
         codes: dict[str, Any] = {}
-        for name in ("console", "verify", *SERVICES, "poweroffice", "wix"):
+        simulators = ("poweroffice", "wix")
+        # Services first, whatever their names (extra replicas: extractor-2 ...), then the APIs.
+        first = [n for n in ("console", "verify", *SERVICES) if n in self.processes]
+        others = [n for n in self.processes if n not in (*first, *simulators)]
+        for name in (*first, *others, *simulators):
             process = self.processes.get(name)
             if process is not None:
                 codes[name] = process.stop()
