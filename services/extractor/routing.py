@@ -27,25 +27,20 @@ modules.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Callable, Mapping
 
-from services.core.connector import PushRejectedError, RoutedPushSource
-from services.core.errors import ConfigurationError, TransportError
+from services.core.connector import RoutedPushSource
+from services.core.errors import TransportError
 from services.extractor.metrics import ExtractorMetrics
 from services.extractor.tenancy import tenant_for
+from services.extractor.webhook import Answer, answer, verified
 from services.tenants.model import Tenant
 
 log = logging.getLogger("tether.extractor.routing")
 
-Answer = tuple[int, str, bytes]
 Handler = Callable[[bytes, dict[str, str]], Answer]
-
-
-def _answer(code: int, **body: object) -> Answer:
-    return code, "application/json", json.dumps(body).encode()
 
 
 class PushRouter:
@@ -83,28 +78,21 @@ class PushRouter:
         received = time.monotonic()
         if not self.loaded():
             self.count("unavailable", "starting")
-            return _answer(503, error="starting")
+            return answer(503, error="starting")
         # 2. authenticate, read the tenant key
-        try:
-            key = self.source.tenant_key(body, headers)
-        except PushRejectedError as exc:
-            self.count("rejected", exc.reason)
-            log.warning(
-                "webhook rejected", extra={"fields": {"path": self.path, "reason": exc.reason}}
-            )
-            return _answer(401, error=exc.reason)
-        except ConfigurationError:
-            self.count("error", "configuration")
-            log.exception("webhook verification key is unusable (%s)", self.path)
-            return _answer(500, error="configuration")
+        key, refused = verified(
+            lambda: self.source.tenant_key(body, headers), self.count, self.path
+        )
+        if refused is not None:
+            return refused
         # 3. whose
         tenant = tenant_for(self.tenants(), self.source.tenant_setting, key) if key else None
         if tenant is None:
             self.count("ignored", "other_instance")
-            return _answer(200, status="ignored")
+            return answer(200, status="ignored")
         if not tenant.runs:
             self.count("ignored", "paused")
-            return _answer(200, status="ignored")
+            return answer(200, status="ignored")
         # 4. here
         handler = self.local(tenant.tenant, self.path)
         if handler is not None:
@@ -115,8 +103,8 @@ class PushRouter:
         except TransportError:
             self.count("unavailable", "kafka")
             log.warning("forwarded webhook not acknowledged by Kafka in time: answering 503")
-            return _answer(503, error="unavailable")
+            return answer(503, error="unavailable")
         finally:
             self.metrics.webhook_seconds.labels().observe(time.monotonic() - received)
         self.count("forwarded", "owner_elsewhere")
-        return _answer(200, status="forwarded")
+        return answer(200, status="forwarded")

@@ -29,6 +29,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Mapping
+from typing import TypeVar
 
 from services.core.connector import PushRejectedError, PushSource
 from services.core.errors import ConfigurationError, ContractError, TransportError
@@ -43,8 +44,32 @@ log = logging.getLogger("tether.extractor.webhook")
 JSON = "application/json"
 
 
-def _answer(code: int, **body: object) -> tuple[int, str, bytes]:
+Answer = tuple[int, str, bytes]
+T = TypeVar("T")
+
+
+def answer(code: int, **body: object) -> Answer:
+    """An HTTP answer of a push route: status, content type, JSON body."""
     return code, JSON, json.dumps(body).encode()
+
+
+def verified(
+    read: Callable[[], T], count: Callable[[str, str], None], path: str
+) -> tuple[T | None, Answer | None]:
+    """``read()`` (a push source authenticating and reading a delivery), or the answer for a
+    delivery it refuses: 401 for a forged or malformed one, 500 when our verification key is
+    unusable (an operator must fix it; the sender retries meanwhile). Counted and logged here,
+    for the receiver and the router alike."""
+    try:
+        return read(), None
+    except PushRejectedError as exc:
+        count("rejected", exc.reason)
+        log.warning("webhook rejected", extra={"fields": {"path": path, "reason": exc.reason}})
+        return None, answer(401, error=exc.reason)
+    except ConfigurationError:
+        count("error", "configuration")
+        log.exception("webhook verification key is unusable (%s)", path)
+        return None, answer(500, error="configuration")
 
 
 class PushReceiver:
@@ -89,27 +114,21 @@ class PushReceiver:
     ) -> tuple[int, str, bytes]:
         if not self.ready():
             self.count("unavailable", "starting")
-            return _answer(503, error="starting")
+            return answer(503, error="starting")
         # 1. authenticate and read
-        try:
-            delivery = self.source.receive(body, headers)
-        except PushRejectedError as exc:
-            self.count("rejected", exc.reason)
-            log.warning(
-                "webhook rejected", extra={"fields": {"path": self.path, "reason": exc.reason}}
-            )
-            return _answer(401, error=exc.reason)
-        except ConfigurationError:
-            self.count("error", "configuration")
-            log.exception("webhook verification key is unusable (%s)", self.path)
-            return _answer(500, error="configuration")
+        delivery, refused = verified(
+            lambda: self.source.receive(body, headers), self.count, self.path
+        )
+        if refused is not None:
+            return refused
+        assert delivery is not None  # read() returned
         if delivery.ignored is not None:
             self.count("ignored", delivery.ignored)
-            return _answer(200, status="ignored")
+            return answer(200, status="ignored")
         # 2. de-duplicate by event id
         if self.dedup.claim(delivery.event_id, wait_seconds=self.ack_timeout / 2) is Claim.DONE:
             self.count("duplicate", delivery.kind)
-            return _answer(200, status="duplicate")
+            return answer(200, status="duplicate")
         maker = self.makers[delivery.resource]
         try:
             # 3. the change events (or a dead letter)
@@ -136,10 +155,10 @@ class PushReceiver:
             self.dedup.release(delivery.event_id)
             self.count("unavailable", "kafka")
             log.warning("webhook not acknowledged by Kafka in time: answering 503")
-            return _answer(503, error="unavailable")
+            return answer(503, error="unavailable")
         except BaseException:
             self.dedup.release(delivery.event_id)
             raise
         self.dedup.done(delivery.event_id)
         self.count("accepted", reason)
-        return _answer(200, status="accepted")
+        return answer(200, status="accepted")
