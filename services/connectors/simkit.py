@@ -22,7 +22,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Generic, Literal, TypeVar
 from urllib.parse import parse_qsl
 
 import uvicorn
@@ -199,6 +199,42 @@ def tenant_admin_path(path: str) -> tuple[str, str] | None:
     if not tenant or not (admin == "_admin" or admin.startswith("_admin/")):
         return None
     return tenant, "/" + admin
+
+
+S = TypeVar("S")
+
+
+class TenantFront(Generic[S]):
+    """What the multi-tenant fronts of both simulators share: one simulator per tenant, found by
+    ``[tenant]``; ``default`` (the first: the one ``/_admin/...`` addresses); ``serve``;
+    ``admin_root`` (where a tenant's ``/_admin`` is). Subclasses fill ``_simulators`` under
+    ``_lock`` and route requests by credentials."""
+
+    #: The front's ASGI app (the front itself), named as on the single-tenant simulators.
+    app: ASGIApp
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._simulators: dict[str, S] = {}
+
+    def __getitem__(self, tenant: str) -> S:
+        with self._lock:
+            return self._simulators[tenant]
+
+    @property
+    def default(self) -> S | None:
+        """The first tenant's simulator: the one ``/_admin/...`` addresses."""
+        with self._lock:
+            return next(iter(self._simulators.values()), None)
+
+    def serve(self, host: str = "127.0.0.1", port: int = 0) -> ServerThread:
+        """A ``ServerThread`` for the front (not started; use it as a context manager)."""
+        return ServerThread(self.app, host=host, port=port)
+
+    @staticmethod
+    def admin_root(server_url: str, tenant: str) -> str:
+        """The root URL whose ``/_admin`` is ``tenant``'s (for the admin clients)."""
+        return f"{server_url.rstrip('/')}/_tenants/{tenant}"
 
 
 class TokenIndex:

@@ -41,7 +41,6 @@ import base64
 import binascii
 import dataclasses
 import json
-import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -68,7 +67,7 @@ from services.connectors.simkit import (
     Receive,
     Scope,
     Send,
-    ServerThread,
+    TenantFront,
     TokenIndex,
     WindowRateLimiter,
     forward,
@@ -120,7 +119,7 @@ class TenantConflictError(ValueError):
     """A tenant id or an (application key, client key) pair already in use."""
 
 
-class PowerOfficeSimulators:
+class PowerOfficeSimulators(TenantFront[PowerOfficeSimulator]):
     """The multi-tenant front: ``.app`` (ASGI), ``[tenant]`` -> that tenant's simulator."""
 
     def __init__(
@@ -133,9 +132,8 @@ class PowerOfficeSimulators:
         """``limits``: the template of a tenant added by ``POST /_tenants`` (default: real)."""
         self.limits = limits or SimulatorLimits()
         self._clock = clock
-        self._lock = threading.Lock()
+        super().__init__()
         self._tenants: dict[str, PowerOfficeTenant] = {}
-        self._simulators: dict[str, PowerOfficeSimulator] = {}
         self._by_client: dict[tuple[str, str], str] = {}
         self._by_subscription: dict[str, str] = {}  # key -> first tenant holding it
         self._limiters: dict[str, WindowRateLimiter] = {}
@@ -179,25 +177,6 @@ class PowerOfficeSimulators:
             self._tenants[tenant.tenant] = tenant
             self._simulators[tenant.tenant] = sim
         return sim
-
-    def __getitem__(self, tenant: str) -> PowerOfficeSimulator:
-        with self._lock:
-            return self._simulators[tenant]
-
-    @property
-    def default(self) -> PowerOfficeSimulator | None:
-        """The first tenant's simulator: the one ``/_admin/...`` addresses."""
-        with self._lock:
-            return next(iter(self._simulators.values()), None)
-
-    def serve(self, host: str = "127.0.0.1", port: int = 0) -> ServerThread:
-        """A ``ServerThread`` for the front (not started; use it as a context manager)."""
-        return ServerThread(self.app, host=host, port=port)
-
-    @staticmethod
-    def admin_root(server_url: str, tenant: str) -> str:
-        """The root URL whose ``/_admin`` is ``tenant``'s (for ``PowerOfficeSimulatorAdmin``)."""
-        return f"{server_url.rstrip('/')}/_tenants/{tenant}"
 
     # -- routing ------------------------------------------------------------------------------
 

@@ -39,7 +39,6 @@ import argparse
 import dataclasses
 import json
 import logging
-import threading
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -56,7 +55,7 @@ from services.connectors.simkit import (
     Receive,
     Scope,
     Send,
-    ServerThread,
+    TenantFront,
     TokenIndex,
     forward,
     header,
@@ -109,7 +108,7 @@ class SiteConflictError(ValueError):
     """A tenant id, site id or instance id already in use."""
 
 
-class WixSites:
+class WixSites(TenantFront[WixSimulator]):
     """The multi-site front: ``.app`` (ASGI), ``[tenant]`` -> that site's simulator."""
 
     def __init__(
@@ -132,9 +131,8 @@ class WixSites:
         self.site_options = dict(site_options or {})
         self.tokens = TokenIndex()
         self.app: ASGIApp = self  # the ASGI app, named as on the single-tenant simulators
-        self._lock = threading.Lock()
+        super().__init__()
         self._sites: dict[str, WixSite] = {}
-        self._simulators: dict[str, WixSimulator] = {}
         self._by_site_id: dict[str, str] = {}
         self._by_instance: dict[str, str] = {}
         self._key_owners: dict[str, str] = {}  # API key -> first tenant holding it
@@ -189,25 +187,6 @@ class WixSites:
                 if key:
                     self._key_owners.setdefault(key, site.tenant)
         return sim
-
-    def __getitem__(self, tenant: str) -> WixSimulator:
-        with self._lock:
-            return self._simulators[tenant]
-
-    @property
-    def default(self) -> WixSimulator | None:
-        """The first site's simulator: the one ``/_admin/...`` addresses."""
-        with self._lock:
-            return next(iter(self._simulators.values()), None)
-
-    def serve(self, host: str = "127.0.0.1", port: int = 0) -> ServerThread:
-        """A ``ServerThread`` for the front (not started; use it as a context manager)."""
-        return ServerThread(self.app, host=host, port=port)
-
-    @staticmethod
-    def admin_root(server_url: str, tenant: str) -> str:
-        """The root URL whose ``/_admin`` is ``tenant``'s (for ``WixAdmin``)."""
-        return f"{server_url.rstrip('/')}/_tenants/{tenant}"
 
     def close(self) -> None:
         """Stop every site's webhook delivery threads."""
