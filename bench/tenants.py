@@ -2,6 +2,7 @@
 
     bash scripts/with-infra.sh .venv/bin/python bench/tenants.py [--tenants 200]
         [--replicas 1,2,3] [--records-per-tenant N] [--lifted-limits] [--no-kill]
+        [--poweroffice-poll-seconds 30]
         [--timeout 3600] [--allow-volatile-postgres]
 
 Per run (one per replica count; each on fresh topics, database and simulators): the multi-tenant
@@ -149,6 +150,12 @@ def one_run(args: argparse.Namespace, replicas: int) -> dict[str, Any]:
         lift_limits=args.lifted_limits,
         simulator_tenants=args.tenants,
     )
+    if args.poweroffice_poll_seconds is not None:
+        # The demo polls PowerOffice every second (edits arrive fast); with 200 tenants that is
+        # 600 requests/s of polling alone. Production polls every 30 s.
+        stack.extra_env["TETHER_POWEROFFICE_POLL_INTERVAL_SECONDS"] = str(
+            args.poweroffice_poll_seconds
+        )
     run = TenantsRun(
         stack, args.tenants, extractor_replicas=replicas, records=args.records_per_tenant, say=say
     )
@@ -249,6 +256,12 @@ def main() -> int:
     parser.add_argument("--records-per-tenant", type=int, default=None, help="default 50-200")
     parser.add_argument("--lifted-limits", action="store_true", help="no API limits (engine only)")
     parser.add_argument("--no-kill", action="store_true", help="kill no replica")
+    parser.add_argument(
+        "--poweroffice-poll-seconds",
+        type=float,
+        default=None,
+        help="the extractor's PowerOffice poll interval (default: the demo's 1 s)",
+    )
     parser.add_argument("--timeout", type=float, default=3600.0, help="per run, seconds")
     parser.add_argument("--report", type=Path, help="write <report>.<replicas>.json per run")
     parser.add_argument("--allow-volatile-postgres", action="store_true")
