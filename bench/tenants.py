@@ -11,7 +11,8 @@ records (``tenantseed``) and enforcing its own real limits (PowerOffice 10 reque
 subscription key — one key per tenant here —, Wix 200/min per site); every tenant is registered
 in the registry as an operator would; the mapper, the loader and K extractor replicas serve them
 all, sharing each credential's budget through PostgreSQL. With K >= 2, the last replica is killed
-(``kill -9``) once a quarter of the tenants are synced: its tenants move to the others.
+(``kill -9``) ``--kill-after-seconds`` (20) after the start, during the initial sync: its tenants
+move to the others.
 
 It prints, per run:
 - tenants with the seed's exact expected counts, duplicates, 429s (the simulators refuse any call
@@ -117,13 +118,18 @@ def kafka_messages(stack: Stack) -> int:
         consumer.close()
 
 
-def owners(run: TenantsRun) -> dict[str, str]:
+def phases(run: TenantsRun) -> dict[str, tuple[str, str]]:
+    """tenant -> (owning replica, phase), as the owners published them."""
     directory = TenantDirectory(run.registry_settings(), default_codec())
     try:
         directory.refresh()
-        return {tenant: status.owner for tenant, status in directory.statuses().items()}
+        return {t: (status.owner, status.phase) for t, status in directory.statuses().items()}
     finally:
         directory.close()
+
+
+def owners(run: TenantsRun) -> dict[str, str]:
+    return {tenant: owner for tenant, (owner, _) in phases(run).items()}
 
 
 def floor_seconds(api: dict[str, dict[str, int]]) -> float:
@@ -174,14 +180,21 @@ def one_run(args: argparse.Namespace, replicas: int) -> dict[str, Any]:
         def tick(elapsed: float) -> None:
             if victim is None or killed:
                 return
-            synced = sum(1 for plan in run.plans.values() if plan.synced_after is not None)
-            if synced >= len(run.plans) // 4:
-                owned = sorted(t for t, owner in owners(run).items() if owner == victim)
+            if elapsed >= args.kill_after_seconds:
+                statuses = phases(run)
+                owned = sorted(t for t, (owner, _) in statuses.items() if owner == victim)
+                syncing = [t for t in owned if statuses[t][1] != "live"]
                 say(
-                    f"  killing {victim} (kill -9) at {elapsed:.1f}s; it owned {len(owned)} tenants"
+                    f"  killing {victim} (kill -9) at {elapsed:.1f}s; it owned {len(owned)} "
+                    f"tenants, {len(syncing)} of them not live yet"
                 )
                 run.kill_extractor(victim)
-                killed.update(replica=victim, at_seconds=round(elapsed, 1), tenants=owned)
+                killed.update(
+                    replica=victim,
+                    at_seconds=round(elapsed, 1),
+                    tenants=owned,
+                    not_live_at_kill=len(syncing),
+                )
 
         seconds = run.wait(args.timeout, tick)
         usage = service_usage(stack)
@@ -256,6 +269,13 @@ def main() -> int:
     parser.add_argument("--records-per-tenant", type=int, default=None, help="default 50-200")
     parser.add_argument("--lifted-limits", action="store_true", help="no API limits (engine only)")
     parser.add_argument("--no-kill", action="store_true", help="kill no replica")
+    parser.add_argument(
+        "--kill-after-seconds",
+        type=float,
+        default=20.0,
+        help="with 2+ replicas, kill the last one this long after the services are ready "
+        "(during the initial sync)",
+    )
     parser.add_argument(
         "--poweroffice-poll-seconds",
         type=float,
