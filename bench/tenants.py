@@ -248,12 +248,15 @@ def one_run(args: argparse.Namespace, replicas: int) -> dict[str, Any]:
             "kafka_messages": round(messages / n, 1),
         },
         "peak_rss_mib": {k: round(v["peak_rss_mib"], 1) for k, v in usage.items()},
-        "kill": killed or None,
+        # the killed replica's tenants by count here; by name in the --report file
+        "kill": {**killed, "tenants": len(killed["tenants"])} if killed else None,
     }
     say(json.dumps(figures, indent=2))
     if args.report:
         path = Path(f"{args.report}.{replicas}.json")
-        path.write_text(json.dumps({"figures": figures, "tenants": results}, indent=2))
+        path.write_text(
+            json.dumps({"figures": figures, "kill": killed or None, "tenants": results}, indent=2)
+        )
     return figures
 
 
