@@ -168,6 +168,17 @@ class SharedBudgetSettings(PostgresSettings):
         "replica and tenant using one credential, with one 429 hold and rate for all; off: each "
         "process takes share / replicas and learns from its own 429s.",
     )
+    shared_budget_pool: str = Field(
+        "",
+        description="With shared budgets: a pool name the extractor and the loader both set "
+        "(with their *_budget_share at 1.0) to take one credential's budget from one bucket, so "
+        "either may use what the other leaves (an initial sync's creates get the whole limit); "
+        "empty: each component its own bucket and share.",
+    )
+
+    def budget_holder(self, component: str) -> str:
+        """The bucket a component takes from: its own, or the pool it shares."""
+        return self.shared_budget_pool or component
 
 
 class PowerOfficeSettings(BaseSettings):

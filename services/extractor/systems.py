@@ -81,7 +81,7 @@ def budgets(settings: ExtractorSettings) -> dict[str, ApiBudget]:
                 settings.poweroffice_requests_per_second * po,
                 1.0,
                 key=poweroffice_key(settings),
-                holder="extractor",
+                holder=settings.budget_holder("extractor"),
             ),
             WIX.system: shared_budget(
                 store,
@@ -89,7 +89,7 @@ def budgets(settings: ExtractorSettings) -> dict[str, ApiBudget]:
                 settings.wix_requests_per_minute * wix,
                 60.0,
                 key=wix_key(settings),
-                holder="extractor",
+                holder=settings.budget_holder("extractor"),
             ),
         }
     po_share = process_share(settings.poweroffice_budget_share, settings.replicas)

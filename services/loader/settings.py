@@ -127,7 +127,7 @@ class LoaderSettings(TetherSettings, PowerOfficeSettings, WixSettings, SharedBud
                 self.poweroffice_requests_per_second * self.poweroffice_budget_share,
                 POWEROFFICE_WINDOW_SECONDS,
                 key=poweroffice_key(self),
-                holder="loader",
+                holder=self.budget_holder("loader"),
             )
         return budget_for(
             "poweroffice",
@@ -144,7 +144,7 @@ class LoaderSettings(TetherSettings, PowerOfficeSettings, WixSettings, SharedBud
                 self.wix_requests_per_minute * WIX_WINDOW_SECONDS / 60.0 * self.wix_budget_share,
                 WIX_WINDOW_SECONDS,
                 key=wix_key(self),
-                holder="loader",
+                holder=self.budget_holder("loader"),
             )
         return budget_for(
             "wix",

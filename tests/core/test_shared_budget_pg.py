@@ -266,6 +266,29 @@ def test_the_services_take_the_whole_share_from_postgres_when_opted_in(pg_dsn: s
     assert not isinstance(LoaderSettings(**common).poweroffice_budget(), SharedBudget)  # default
 
 
+def test_a_pool_gives_the_extractor_and_the_loader_one_bucket_of_the_whole_limit(
+    pg_dsn: str,
+) -> None:
+    common = {
+        "poweroffice_subscription_key": "k-pool",
+        "wix_site_id": "site-pool",
+        "postgres_dsn": pg_dsn,
+        "shared_budgets": True,
+        "shared_budget_pool": "tether",
+        "wix_budget_share": 1.0,
+    }
+    loader = LoaderSettings(**common).wix_budget()
+    extractor = systems.budgets(ExtractorSettings(**common))["wix"]
+    assert isinstance(loader, SharedBudget) and isinstance(extractor, SharedBudget)
+    assert loader.holder == extractor.holder == "tether"
+    assert loader.credential == extractor.credential
+    assert loader.rate_per_second == pytest.approx(200 / 60)  # the whole 200/min
+    # one bucket, burst 1: right after the loader's token, the extractor has to wait for the next
+    loader.acquire()
+    after = taken(loader.store, extractor.credential_key, extractor.holder)
+    assert not after.granted and after.wait_seconds > 0
+
+
 def test_postgres_unreachable_is_a_retriable_transport_error_at_the_first_take() -> None:
     store = BudgetStore("postgresql://tether@127.0.0.1:9/none", connect_timeout=1)
     budget = SharedBudget("wix", 100, 60.0, store=store, credential_key=a_key(), holder="loader")
