@@ -2,7 +2,7 @@
 
     bash scripts/with-infra.sh .venv/bin/python bench/tenants.py [--tenants 200]
         [--replicas 1,2,3] [--records-per-tenant N] [--lifted-limits] [--no-kill]
-        [--poweroffice-poll-seconds 30]
+        [--poweroffice-poll-seconds 30] [--pool-budgets] [--kill-after-seconds 20]
         [--timeout 3600] [--allow-volatile-postgres]
 
 Per run (one per replica count; each on fresh topics, database and simulators): the multi-tenant
@@ -162,6 +162,13 @@ def one_run(args: argparse.Namespace, replicas: int) -> dict[str, Any]:
         stack.extra_env["TETHER_POWEROFFICE_POLL_INTERVAL_SECONDS"] = str(
             args.poweroffice_poll_seconds
         )
+    if args.pool_budgets:
+        # One bucket per credential for the extractor and the loader, of the whole limit.
+        stack.extra_env.update(
+            TETHER_SHARED_BUDGET_POOL="tether",
+            TETHER_WIX_BUDGET_SHARE="1",
+            TETHER_POWEROFFICE_BUDGET_SHARE="1",
+        )
     run = TenantsRun(
         stack, args.tenants, extractor_replicas=replicas, records=args.records_per_tenant, say=say
     )
@@ -272,6 +279,12 @@ def main() -> int:
     parser.add_argument("--records-per-tenant", type=int, default=None, help="default 50-200")
     parser.add_argument("--lifted-limits", action="store_true", help="no API limits (engine only)")
     parser.add_argument("--no-kill", action="store_true", help="kill no replica")
+    parser.add_argument(
+        "--pool-budgets",
+        action="store_true",
+        help="the extractor and the loader share each credential's whole limit "
+        "(TETHER_SHARED_BUDGET_POOL) instead of half each",
+    )
     parser.add_argument(
         "--kill-after-seconds",
         type=float,
