@@ -11,8 +11,8 @@ records (``tenantseed``) and enforcing its own real limits (PowerOffice 10 reque
 subscription key — one key per tenant here —, Wix 200/min per site); every tenant is registered
 in the registry as an operator would; the mapper, the loader and K extractor replicas serve them
 all, sharing each credential's budget through PostgreSQL. With K >= 2, the last replica is killed
-(``kill -9``) ``--kill-after-seconds`` (20) after the start, during the initial sync: its tenants
-move to the others.
+(``kill -9``) ``--kill-after-seconds`` (20) after the start, once it runs tenants still in their
+initial sync: its tenants move to the others.
 
 It prints, per run:
 - tenants with the seed's exact expected counts, duplicates, 429s (the simulators refuse any call
@@ -191,6 +191,8 @@ def one_run(args: argparse.Namespace, replicas: int) -> dict[str, Any]:
                 statuses = phases(run)
                 owned = sorted(t for t, (owner, _) in statuses.items() if owner == victim)
                 syncing = [t for t in owned if statuses[t][1] != "live"]
+                if not syncing:
+                    return  # the group is still settling: kill it once it runs unsynced tenants
                 say(
                     f"  killing {victim} (kill -9) at {elapsed:.1f}s; it owned {len(owned)} "
                     f"tenants, {len(syncing)} of them not live yet"
@@ -289,8 +291,8 @@ def main() -> int:
         "--kill-after-seconds",
         type=float,
         default=20.0,
-        help="with 2+ replicas, kill the last one this long after the services are ready "
-        "(during the initial sync)",
+        help="with 2+ replicas, kill the last one this long after the services are ready, "
+        "once it runs tenants that are not live yet (during their initial sync)",
     )
     parser.add_argument(
         "--poweroffice-poll-seconds",

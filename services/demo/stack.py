@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import random
 import secrets
 import signal
 import socket
@@ -42,10 +43,40 @@ WIX_API_KEY = "sim-wix-api-key"
 WIX_SITE_ID = DEFAULT_SITE_ID
 
 
+_HANDED_OUT: set[int] = set()
+_LOWEST_PORT = 20_000
+
+
+def _ephemeral_start() -> int:
+    """The first port of the kernel's ephemeral range (outgoing connections' local ports)."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32_768
+
+
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A port for a service of the stack to listen on, free now.
+
+    Chosen *below* the ephemeral range: a port the kernel handed out for ``bind(0)`` is also one
+    it hands to outgoing connections, and between choosing a port and the service binding it
+    (seconds: simulators start, data is seeded, each over many connections) such a connection
+    took it once ("Address already in use", a service exiting at start). Ports handed out by
+    this process are not handed out again."""
+    top = _ephemeral_start()
+    for _ in range(200):
+        port = random.randrange(_LOWEST_PORT, top) if top > _LOWEST_PORT + 100 else 0
+        if port in _HANDED_OUT:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            chosen = int(sock.getsockname()[1])
+        _HANDED_OUT.add(chosen)
+        return chosen
+    raise RuntimeError("no free port below the ephemeral range")
 
 
 @dataclass
