@@ -6,8 +6,7 @@ the mapper gets the file through ``TETHER_MAPPER_DATAFLOW_FILE`` only."""
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,20 +16,12 @@ from services.demo import mapperdb
 from services.demo.main import PO_RESOURCE
 from services.mapper.domain import read_hub
 from tests.e2e.test_pipeline import Running, start_stack, stop_stack
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
 RECORDS = 40
-
-
-def eventually(predicate: Callable[[], bool], timeout: float = 90.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.3)
-    return False
 
 
 @pytest.fixture(scope="module")

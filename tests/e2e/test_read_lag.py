@@ -12,7 +12,7 @@ Now: a conflict, re-merged — both edits survive.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import psycopg
 import pytest
@@ -26,6 +26,7 @@ from services.demo.main import PO_RESOURCE, wait_for_sync
 from services.demo.seeding import seed_simulators
 from services.demo.stack import SERVICES, Stack
 from services.mapper.domain import read_hub, read_member
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -68,15 +69,6 @@ def lagging(
         codes = stack.stop()
         stack.drop_database()
     assert {name: codes[name] for name in SERVICES} == dict.fromkeys(SERVICES, 0), codes
-
-
-def eventually(predicate: Callable[[], bool], timeout: float = 90.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.25)
-    return False
 
 
 def rejected_reviews(dsn: str, link_id: str) -> list[str]:

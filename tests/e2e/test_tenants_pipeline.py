@@ -9,7 +9,6 @@ What is checked is read from each tenant's two systems themselves and from the m
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -30,20 +29,12 @@ from services.demo.tenants import TenantsRun, stack_settings
 from services.mapper.domain import read_hub
 from services.mapper.settings import MapperSettings
 from services.tenants.registry import TenantDirectory, TenantRegistry
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
 STARTING = ["tenant-001", "tenant-002", "tenant-003"]
 LATE = "tenant-004"
-
-
-def eventually(predicate: Callable[[], bool], timeout: float = 90.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.3)
-    return False
 
 
 @pytest.fixture(scope="module")

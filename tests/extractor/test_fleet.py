@@ -15,27 +15,11 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
-from contextlib import ExitStack
 from pathlib import Path
-
-import pytest
 
 from tests.extractor.fleet_support import Fleets, emitted, tenant_ids, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def fleets(kafka_bootstrap: str, topic_prefix: str, tmp_path: Path) -> Iterator[Fleets]:
-    with ExitStack() as stack:
-        f = Fleets(kafka_bootstrap, topic_prefix, tmp_path / "secrets", stack)
-        f.provision()
-        try:
-            yield f
-        finally:
-            for replica in list(f.replicas):
-                f.stop_replica(replica)
 
 
 def caught_up(f: Fleets, tenants: list[str]) -> bool:

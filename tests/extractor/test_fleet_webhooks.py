@@ -10,12 +10,8 @@ installation no tenant has is answered as for another installation.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import ExitStack
-from pathlib import Path
 
 import httpx
-import pytest
 
 from services.connectors.wix.simstore import ContactChange
 from services.connectors.wix.simwebhooks import WebhookSigner, envelope
@@ -26,18 +22,6 @@ from tests.extractor.fleet_support import (
     tenant_ids,
     wait_until,
 )
-
-
-@pytest.fixture
-def fleets(kafka_bootstrap: str, topic_prefix: str, tmp_path: Path) -> Iterator[Fleets]:
-    with ExitStack() as stack:
-        f = Fleets(kafka_bootstrap, topic_prefix, tmp_path / "secrets", stack)
-        f.provision()
-        try:
-            yield f
-        finally:
-            for replica in list(f.replicas):
-                f.stop_replica(replica)
 
 
 def test_a_webhook_delivered_to_a_replica_that_does_not_run_its_tenant(fleets: Fleets) -> None:
