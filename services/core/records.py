@@ -117,30 +117,70 @@ def _record_to_avro(types: dict[str, Schema], schema: Schema, value: Any, where:
     return datum
 
 
-def _to_api(types: dict[str, Schema], schema: Schema, datum: Any) -> Any:
+Reader = Any  # Callable[[Any], Any]: an Avro datum (never None) -> its API JSON value
+
+
+def _compile_to_api(types: dict[str, Schema], schema: Schema) -> Reader | None:
+    """The converter of one schema node, built once per type (``None``: the value as it is).
+
+    Same rules as walking the schema per datum: a union converts by its first non-null branch,
+    a record drops ``unknown_fields`` into the result and keeps a field that is present (even
+    as null), an array converts each item; everything else is returned as it is.
+    """
     schema = _resolve(types, schema)
-    if datum is None:
-        return None
     if isinstance(schema, list):
-        branches = [b for b in schema if b != "null"]
-        return _to_api(types, branches[0], datum)
+        return _compile_to_api(types, next(b for b in schema if b != "null"))
     kind = schema if isinstance(schema, str) else schema.get("type")
     if isinstance(kind, dict | list):
-        return _to_api(types, kind, datum)
+        return _compile_to_api(types, kind)
     if kind == "record":
-        out: dict[str, Any] = {}
-        for field in schema["fields"]:
-            name = field["name"]
-            if name == UNKNOWN_FIELDS:
-                continue
-            value = datum.get(name)
-            if value is not None or name in datum:
-                out[name] = _to_api(types, field["type"], value)
-        out.update(json.loads(datum.get(UNKNOWN_FIELDS) or "{}"))
-        return out
+        return _record_reader(types, schema)
     if kind == "array":
-        return [_to_api(types, schema["items"], v) for v in datum]
-    return datum
+        item = _compile_to_api(types, schema["items"])
+        if item is None:
+            return list
+        return lambda datum: [None if v is None else item(v) for v in datum]
+    return None
+
+
+def _record_reader(types: dict[str, Schema], schema: Schema) -> Reader:
+    building = _READERS_BUILDING.get(id(schema))
+    if building is not None:  # a recursive type reaches itself: use the one being built
+        return lambda datum: building[0](datum)
+    fields: list[tuple[str, Reader | None]] = []
+
+    def read(datum: Any) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for name, convert in fields:
+            value = datum.get(name)
+            if value is not None:
+                out[name] = value if convert is None else convert(value)
+            elif name in datum:
+                out[name] = None
+        unknown = datum.get(UNKNOWN_FIELDS)
+        if unknown and unknown != "{}":  # "{}": the usual case, nothing to parse
+            out.update(json.loads(unknown))
+        return out
+
+    _READERS_BUILDING[id(schema)] = [read]
+    try:
+        for field in schema["fields"]:
+            if field["name"] != UNKNOWN_FIELDS:
+                fields.append((field["name"], _compile_to_api(types, field["type"])))
+    finally:
+        del _READERS_BUILDING[id(schema)]
+    return read
+
+
+_READERS_BUILDING: dict[int, list[Reader]] = {}
+
+
+@cache
+def _api_reader(type_name: str) -> Reader:
+    types = _named_types(type_name)
+    reader = _compile_to_api(types, types[type_name])
+    assert reader is not None
+    return reader
 
 
 def to_avro(type_name: str, api_record: Mapping[str, Any]) -> dict[str, Any]:
@@ -156,8 +196,7 @@ def to_api(type_name: str, datum: Mapping[str, Any]) -> dict[str, Any]:
 
     Fields that were absent in the API record come back as ``None``.
     """
-    types = _named_types(type_name)
-    result = _to_api(types, types[type_name], datum)
+    result = _api_reader(type_name)(datum)
     assert isinstance(result, dict)
     return result
 
