@@ -108,28 +108,31 @@ def holds_our_write(member: Member, prop: str, value: str | None) -> bool:
     )
 
 
-def _participants(link: Link, prop: str) -> list[Member]:
-    return [
-        m
-        for m in active_members(link)
-        if m.observed is not None and prop in m.observed.props and prop in m.mapped
-    ]
+def _participants(link: Link) -> dict[str, list[Member]]:
+    """Property -> the active members that map it and have observed it (in member order)."""
+    found: dict[str, list[Member]] = {}
+    for member in link.members:
+        if not member.active or member.observed is None:
+            continue
+        observed = member.observed.props
+        for prop in member.mapped:
+            if prop in observed:
+                found.setdefault(prop, []).append(member)
+    return found
 
 
 def _all_props(link: Link) -> list[str]:
-    names: list[str] = []
+    names: set[str] = set()
     for member in active_members(link):
-        for name in member.mapped:
-            if name not in names:
-                names.append(name)
+        names.update(member.mapped)
     return sorted(names)
 
 
-def _contenders(link: Link, prop: str) -> list[Contender]:
+def _contenders(link: Link, prop: str, participants: list[Member]) -> list[Contender]:
     has_base = prop in link.base
     base_key = cmp(prop, link.base.get(prop))
     found: list[Contender] = []
-    for member in _participants(link, prop):
+    for member in participants:
         if prop in pending_props(member):
             continue
         assert member.observed is not None
@@ -215,8 +218,9 @@ def plan(link: Link, policy: Policy) -> Plan:
     """What every member of ``link`` should hold (see the module docstring)."""
     desired: Props = {}
     conflicts: list[PropertyConflict] = []
+    participants = _participants(link)
     for prop in _all_props(link):
-        contenders = _contenders(link, prop)
+        contenders = _contenders(link, prop, participants.get(prop, []))
         if not contenders:
             if prop in link.base:
                 desired[prop] = link.base[prop]
@@ -260,8 +264,9 @@ def refresh_base(link: Link) -> Link:
     base = dict(link.base)
     base_ts = dict(link.base_ts)
     synced: dict[str, set[str]] = {m.key: set(m.synced) for m in link.members}
+    participants = _participants(link)
     for prop in _all_props(link):
-        members = _participants(link, prop)
+        members = participants.get(prop, [])
         if not members or any(prop in pending_props(m) for m in members):
             continue
         if len({cmp(prop, m.observed.props.get(prop)) for m in members if m.observed}) != 1:
@@ -281,7 +286,10 @@ def refresh_base(link: Link) -> Link:
         for member in members:
             synced[member.key].add(prop)
     members_out = tuple(
-        m.model_copy(update={"synced": tuple(sorted(synced[m.key] & set(m.mapped)))})
-        for m in link.members
+        _with_synced(m, tuple(sorted(synced[m.key] & set(m.mapped)))) for m in link.members
     )
     return link.model_copy(update={"base": base, "base_ts": base_ts, "members": members_out})
+
+
+def _with_synced(member: Member, synced: tuple[str, ...]) -> Member:
+    return member if member.synced == synced else member.model_copy(update={"synced": synced})
