@@ -81,12 +81,18 @@ def clean(value: object) -> str | None:
 
 def has_nul(value: object) -> bool:
     """Whether any string in ``value`` (nested dicts, lists, tuples; keys too) holds NUL."""
-    if isinstance(value, str):
-        return NUL in value
-    if isinstance(value, dict):
-        return any(has_nul(k) or has_nul(v) for k, v in value.items())
-    if isinstance(value, (list, tuple)):
-        return any(has_nul(v) for v in value)
+    # An explicit stack, not recursion: this runs over every record the mapper reads.
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            if NUL in item:
+                return True
+        elif isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            pending.extend(item)
     return False
 
 
