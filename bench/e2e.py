@@ -16,7 +16,11 @@ Limits lifted (the default) it prints:
   its own thread, so a slow edit never delays the next). PowerOffice -> Wix edits arrive by
   polling (the stack polls PowerOffice every second), Wix -> PowerOffice ones by webhook;
 - API writes per effective change (target 1.0) and echo writes (target 0);
-- peak RSS per service (VmHWM from /proc).
+- peak RSS per service (VmHWM from /proc);
+- where the initial sync's CPU went: CPU seconds and ms per record of every service and
+  simulator and of the whole machine (PostgreSQL, Kafka and anything else running included),
+  and ``cpu_bound_records_per_second``, the rate at which that CPU cost per record would keep
+  every core busy: the ceiling for this code on this machine, however well the stages overlap.
 
 With ``--real-limits`` the simulators enforce their real limits (PowerOffice 10 requests/s, Wix
 200/min) and every service takes its default share. It prints the initial-sync time against the
@@ -346,6 +350,53 @@ def stage_latencies(stack: Stack, layout: TopicLayout, edits: list[Edit]) -> dic
 
 
 # -- figures from the services ------------------------------------------------------------------
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU a process has used (``/proc/<pid>/stat`` utime and stime)."""
+    after_name = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(after_name[11]) + int(after_name[12])) / CLOCK_TICKS
+
+
+def machine_busy_seconds() -> float:
+    """CPU the whole machine has spent not idle, all cores (``/proc/stat``)."""
+    ticks = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    return (sum(ticks) - ticks[3] - ticks[4]) / CLOCK_TICKS  # minus idle and iowait
+
+
+def cpu_snapshot(stack: Stack) -> dict[str, float]:
+    """CPU seconds so far of every stack process (services and simulators) and the machine."""
+    found = {"machine": machine_busy_seconds()}
+    for name, process in stack.processes.items():
+        if process.popen is not None and process.popen.poll() is None:
+            found[name] = process_cpu_seconds(process.popen.pid)
+    return found
+
+
+def cpu_figures(before: dict[str, float], after: dict[str, float], records: int) -> dict[str, Any]:
+    """Where the initial sync's CPU went, per record, and the rate that CPU cost allows.
+
+    ``machine`` is every process on the machine: the services, the simulators, PostgreSQL,
+    Kafka, and anything else running at the time (on a shared machine, other people's work);
+    ``cpu_bound_records_per_second`` is the rate at which the sync's whole CPU cost would use
+    every core, the ceiling for this code on this machine even with perfect overlap.
+    """
+    spent = {name: after[name] - before[name] for name in after if name in before}
+    per_record = {name: round(seconds * 1000 / records, 2) for name, seconds in spent.items()}
+    engine = sum(spent.get(name, 0.0) for name in SERVICES)
+    cores = os.cpu_count() or 1
+    return {
+        "sync_cpu_seconds": {name: round(seconds, 1) for name, seconds in spent.items()},
+        "cpu_ms_per_record": per_record,
+        "engine_services_cpu_ms_per_record": round(engine * 1000 / records, 2),
+        "cpu_bound_records_per_second": (
+            round(cores * records / spent["machine"], 1) if spent.get("machine") else None
+        ),
+        "cores": cores,
+    }
+
+
 def peak_rss_mib(stack: Stack) -> dict[str, float]:
     peaks = {}
     for name in SERVICES:
@@ -456,7 +507,9 @@ def run(
         startup = time.monotonic() - before_start
         stages = Stages()
         seeded_changes = total + seeded.counts()["wix_contacts"]
+        cpu_before = cpu_snapshot(stack)
         seconds = wait_settled(stack, layout, total, seeded_changes, stall_seconds, stages)
+        cpu = cpu_figures(cpu_before, cpu_snapshot(stack), total)
         counts = api_counts(stack)
         loader_metrics = stack.metrics_text("loader")
         command_seconds = mean_seconds(loader_metrics, "tether_loader_command_seconds")
@@ -476,6 +529,7 @@ def run(
                 None if command_seconds is None else round(command_seconds * 1000, 1)
             ),
             **webhook_figures(stack),
+            **cpu,
         }
         if not lifted:
             permits = budget_permits(loader_metrics)
