@@ -10,6 +10,8 @@ import argparse
 import time
 from collections.abc import Callable
 
+from benchkit import add_timeout, arm_timeout
+
 from services.connectors import registry
 from services.core.codec import DEFAULT_SCHEMAS_DIR, AvroCodec
 from services.core.records import unwrap_record, wrap_record
@@ -30,7 +32,9 @@ def main() -> None:
     registry.install()  # core's topics and record types, as the tether command does
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=float, default=3.0)
+    add_timeout(parser, 300)
     args = parser.parse_args()
+    arm_timeout(args.timeout, "bench/codec.py")
     codec = AvroCodec()
     sample = sample_to_datum(load_sample(DEFAULT_SCHEMAS_DIR / "samples", "ChangeEvent"))
     command = sample_to_datum(load_sample(DEFAULT_SCHEMAS_DIR / "samples", "Command"))

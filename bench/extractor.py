@@ -25,6 +25,8 @@ import time
 import uuid
 from typing import Any
 
+from benchkit import add_timeout, arm_timeout
+
 from services.connectors.poweroffice.simulator import (
     Credentials,
     PowerOfficeSimulator,
@@ -53,7 +55,9 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=5000)
     parser.add_argument("--changes", type=int, default=1000)
     parser.add_argument("--page-size", type=int, default=1000)
+    add_timeout(parser, 1800)
     args = parser.parse_args()
+    arm_timeout(args.timeout, "bench/extractor.py")
     bootstrap = os.environ.get("TETHER_KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:19092")
 
     data = generate(args.records, 42)

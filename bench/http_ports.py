@@ -15,6 +15,7 @@ import socket
 import statistics
 import time
 
+from benchkit import add_timeout, arm_timeout
 from prometheus_client import CollectorRegistry
 
 from services.core.public_http import PublicServer
@@ -61,7 +62,10 @@ def measure(port: int, request: bytes, n: int) -> tuple[float, float, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--requests", type=int, default=2000)
-    n = parser.parse_args().requests
+    add_timeout(parser, 600)
+    args = parser.parse_args()
+    arm_timeout(args.timeout, "bench/http_ports.py")
+    n = args.requests
     public = PublicServer("127.0.0.1", 0)
     public.add_route("POST", "/h", lambda body, headers: (200, "application/json", b"{}"))
     public.start()

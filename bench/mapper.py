@@ -42,11 +42,11 @@ import os
 import sys
 import time
 import uuid
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
+from benchkit import Watchdog
 from kafka import KafkaConsumer, KafkaProducer
 from prometheus_client import CollectorRegistry
 from psycopg import sql
@@ -144,7 +144,7 @@ def main() -> None:
         help="give up (exit 1) when a loop consumed nothing new for this long",
     )
     args = parser.parse_args()
-    watch = Watchdog(args.timeout, args.stall_seconds)
+    watch = Watchdog("bench/mapper.py", args.timeout, args.stall_seconds)
 
     bootstrap = os.environ.get("TETHER_KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:19092")
     admin_dsn = os.environ.get("TETHER_POSTGRES_DSN", "postgresql://tether@127.0.0.1:15432/tether")
@@ -267,32 +267,6 @@ def main() -> None:
         with psycopg.connect(admin_dsn, autocommit=True) as conn:
             conn.execute(
                 sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database))
-            )
-
-
-class Watchdog:
-    """Ends the benchmark (exit status 1, a clear message) instead of letting it hang: when the
-    whole run exceeds ``timeout`` or a phase's progress figure has not changed for ``stall``
-    seconds."""
-
-    def __init__(self, timeout: float, stall: float) -> None:
-        self.deadline = time.monotonic() + timeout
-        self.timeout = timeout
-        self.stall = stall
-        self._phase = ""
-        self._progress = 0
-        self._since = time.monotonic()
-
-    def check(self, phase: str, progress: int, state: Callable[[], str]) -> None:
-        now = time.monotonic()
-        if phase != self._phase or progress != self._progress:
-            self._phase, self._progress, self._since = phase, progress, now
-        if now > self.deadline:
-            sys.exit(f"bench/mapper.py: TIMEOUT after {self.timeout:.0f}s in {phase}: {state()}")
-        if now - self._since > self.stall:
-            sys.exit(
-                f"bench/mapper.py: STALLED — {phase} made no progress for {self.stall:g}s: "
-                f"{state()}"
             )
 
 

@@ -16,6 +16,7 @@ import argparse
 import time
 from typing import Any
 
+from benchkit import add_timeout, arm_timeout
 from pydantic import SecretStr
 
 from services.connectors.poweroffice.client import PowerOfficeClient
@@ -120,7 +121,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--backlog", type=int, default=100)
+    add_timeout(parser, 900)
     args = parser.parse_args()
+    arm_timeout(args.timeout, "bench/poweroffice_client.py")
     print("(a) limits lifted, unlimited budget, one client thread, in-process simulator")
     for name, value in lifted(args.seconds).items():
         print(f"    {name:<38} {value:8.0f}")

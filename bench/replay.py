@@ -55,6 +55,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
+from benchkit import Watchdog
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from prometheus_client import CollectorRegistry
 from psycopg import sql
@@ -348,36 +349,6 @@ def context(settings: MapperSettings) -> ServiceContext:
     )
 
 
-class Watchdog:
-    """Ends the benchmark (exit status 1, a clear message) instead of letting it hang: when the
-    whole run exceeds ``timeout`` or a phase's progress figure has not changed for ``stall``
-    seconds. Prints a progress line now and then."""
-
-    def __init__(self, timeout: float, stall: float) -> None:
-        self.deadline = time.monotonic() + timeout
-        self.timeout = timeout
-        self.stall = stall
-        self._phase = ""
-        self._progress = 0
-        self._since = time.monotonic()
-        self._said = time.monotonic()
-
-    def check(self, phase: str, progress: int, state: Callable[[], str]) -> None:
-        now = time.monotonic()
-        if phase != self._phase or progress != self._progress:
-            self._phase, self._progress, self._since = phase, progress, now
-        if now > self.deadline:
-            sys.exit(f"bench/replay.py: TIMEOUT after {self.timeout:.0f}s in {phase}: {state()}")
-        if now - self._since > self.stall:
-            sys.exit(
-                f"bench/replay.py: STALLED — {phase} made no progress for {self.stall:g}s: "
-                f"{state()}"
-            )
-        if now - self._said > PROGRESS_EVERY_SECONDS:
-            self._said = now
-            print(f"[{time.strftime('%H:%M:%S')}] {phase}: {state()}", file=sys.stderr, flush=True)
-
-
 def _mapper_state(mapper: Mapper, target: int) -> str:
     parts = [f"{mapper.consumed} of {target} consumed"]
     if mapper.gate is not None:
@@ -466,7 +437,7 @@ def main() -> None:
         "--keep", action="store_true", help="keep the database and topics (to inspect them)"
     )
     args = parser.parse_args()
-    watch = Watchdog(args.timeout, args.stall_seconds)
+    watch = Watchdog("bench/replay.py", args.timeout, args.stall_seconds, PROGRESS_EVERY_SECONDS)
 
     bootstrap = os.environ.get("TETHER_KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:19092")
     admin_dsn = os.environ.get("TETHER_POSTGRES_DSN", "postgresql://tether@127.0.0.1:15432/tether")

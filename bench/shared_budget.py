@@ -21,6 +21,8 @@ import threading
 import time
 import uuid
 
+from benchkit import add_timeout, arm_timeout
+
 from services.core.budget import AimdRule
 from services.core.shared_budget import BudgetStore, SharedBudget, Taken, credential_key
 
@@ -95,7 +97,9 @@ def main() -> None:
     parser.add_argument("--processes", type=int, nargs="+", default=[1, 3])
     parser.add_argument("--threads", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=10.0)
+    add_timeout(parser, 900)
     args = parser.parse_args()
+    arm_timeout(args.timeout, "bench/shared_budget.py")
     if not args.dsn:
         parser.error("set TETHER_POSTGRES_DSN or --dsn")
     context = multiprocessing.get_context("spawn")

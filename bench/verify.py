@@ -23,6 +23,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
+from benchkit import add_timeout, arm_timeout
 from pydantic import SecretStr
 
 from services.connectors.poweroffice.client import PowerOfficeClient
@@ -167,7 +168,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=5000)
     parser.add_argument("--links", type=int, default=20000)
+    add_timeout(parser, 1800)
     args = parser.parse_args()
+    arm_timeout(args.timeout, "bench/verify.py")
     logging.basicConfig(level=logging.WARNING)
     bench_reading(args.records)
     bench_compare(args.links)

@@ -26,6 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from benchkit import add_timeout, arm_timeout
 from pydantic import SecretStr
 
 from services.connectors.simkit import ServerThread
@@ -191,7 +192,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scales", default="10/3,20/6", help="L/W pairs, same ratio as 200/60")
     parser.add_argument("--full", action="store_true", help="also run the real 200 per 60 s")
     parser.add_argument("--skip-lifted", action="store_true")
+    add_timeout(parser, 900)
     args = parser.parse_args(argv)
+    arm_timeout(args.timeout, "bench/wix_client.py")
     # 429 retries are expected in (c); the client logs each at WARNING.
     logging.getLogger("services.connectors.wix").setLevel(logging.ERROR)
 

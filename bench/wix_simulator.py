@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import time
 
+from benchkit import add_timeout, arm_timeout
 from pydantic import SecretStr
 
 from services.connectors.simkit import ServerThread
@@ -67,7 +68,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--sizes", default="1000,5000", help="stored contacts, comma separated")
     parser.add_argument("--creates", type=int, default=300, help="creates (and look-ups) per size")
+    add_timeout(parser, 900)
     args = parser.parse_args(argv)
+    arm_timeout(args.timeout, "bench/wix_simulator.py")
     for size in (int(s) for s in args.sizes.split(",")):
         create_rate, lookup_rate = run(size, args.creates)
         print(
