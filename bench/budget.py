@@ -21,6 +21,7 @@ import threading
 import time
 from dataclasses import dataclass
 
+from benchkit import add_timeout, arm_timeout
 from pydantic import SecretStr
 
 from services.connectors.wix.client import ApiKeyAuth, WixClient
@@ -104,7 +105,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=8)
     parser.add_argument("--writes", type=int, default=8, help="writes per worker")
     parser.add_argument("--give-up", type=float, default=90.0, help="seconds per run")
+    add_timeout(parser, 900)
     args = parser.parse_args()
+    arm_timeout(args.timeout, "bench/budget.py")
     logging.basicConfig(level=logging.ERROR)
     setups = [(6, False), (8, True), (6, True)]  # (real limit per window, 429s count)
     print(

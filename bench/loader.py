@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from benchkit import add_timeout, arm_timeout
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from pydantic import SecretStr
 
@@ -497,7 +498,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scale", default="20/6", help="Wix L/W for (b) and (c)")
     parser.add_argument("--full", action="store_true", help="also Wix's real 200 per 60 s")
     parser.add_argument("--skip", default="", help="comma list of parts to skip: a,b,c")
+    add_timeout(parser, 1800)
     args = parser.parse_args(argv)
+    arm_timeout(args.timeout, "bench/loader.py")
     # SIGTERM -> SystemExit, so the simulator processes are stopped by the ``finally`` blocks.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     limit, window = args.scale.split("/")
