@@ -15,13 +15,20 @@ The extractor owns no database: the set lives in memory and is rebuilt at start-
 extractor's own changes topics (``bootstrap.py``), and kept up to date with every change *after*
 Kafka acknowledged it. Deleted records stay as tombstones (ids are never reused by either API),
 so a late update of a deleted record is not emitted again.
+
+**Memory** (it holds every record of a resource): entries are stored column-wise
+(:class:`_Columns`): each record id maps to a slot, and the slot's comparable key, touch time and
+flags live in typed arrays (no object per record, no boxed ints/floats); only the version and
+parent id stay Python strings. Entries are never removed, so slots are only appended.
+:class:`KnownRecord` objects are made on demand when one is read.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from array import array
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
 from services.extractor.changes import Change, Operation
@@ -36,54 +43,169 @@ class KnownRecord:
     touched: float = 0.0  # monotonic time of the last update (reconciliation skips fresh ones)
 
 
+_DELETED = 1
+_NO_KEY = 2  # the key is None
+_WIDE_KEY = 4  # the key does not fit 64 bits: it is in ``_Columns.wide_keys``
+_KEY_MIN, _KEY_MAX = -(2**63), 2**63 - 1
+
+
+class _Columns:
+    """The entries, column-wise: ``slots`` maps a record id to its index in every column.
+
+    Not thread-safe by itself (:class:`KnownSet` holds the lock)."""
+
+    def __init__(self) -> None:
+        self.slots: dict[str, int] = {}
+        self.versions: list[str | None] = []
+        self.parents: list[str | None] = []
+        self.keys = array("q")
+        self.touched = array("d")
+        self.flags = bytearray()
+        self.wide_keys: dict[int, int] = {}
+
+    def copy(self) -> _Columns:
+        other = _Columns()
+        other.slots = dict(self.slots)
+        other.versions = list(self.versions)
+        other.parents = list(self.parents)
+        other.keys = array("q", self.keys)
+        other.touched = array("d", self.touched)
+        other.flags = bytearray(self.flags)
+        other.wide_keys = dict(self.wide_keys)
+        return other
+
+    def key(self, slot: int) -> int | None:
+        flags = self.flags[slot]
+        if flags & _NO_KEY:
+            return None
+        if flags & _WIDE_KEY:
+            return self.wide_keys[slot]
+        return self.keys[slot]
+
+    def entry(self, slot: int) -> KnownRecord:
+        flags = self.flags[slot]
+        return KnownRecord(
+            self.versions[slot],
+            self.key(slot),
+            self.parents[slot],
+            bool(flags & _DELETED),
+            self.touched[slot],
+        )
+
+    def get(self, record_id: str) -> KnownRecord | None:
+        slot = self.slots.get(record_id)
+        return None if slot is None else self.entry(slot)
+
+    def deleted(self, slot: int) -> bool:
+        return bool(self.flags[slot] & _DELETED)
+
+    def put(self, record_id: str, record: KnownRecord) -> None:
+        """Store ``record`` under ``record_id`` (a new slot, or over the id's one)."""
+        flags = _DELETED if record.deleted else 0
+        key = record.key
+        stored_key = 0
+        if key is None:
+            flags |= _NO_KEY
+        elif _KEY_MIN <= key <= _KEY_MAX:
+            stored_key = key
+        else:
+            flags |= _WIDE_KEY
+        slot = self.slots.get(record_id)
+        if slot is None:
+            slot = len(self.flags)
+            self.slots[record_id] = slot
+            self.versions.append(record.version)
+            self.parents.append(record.parent_id)
+            self.keys.append(stored_key)
+            self.touched.append(record.touched)
+            self.flags.append(flags)
+        else:
+            self.versions[slot] = record.version
+            self.parents[slot] = record.parent_id
+            self.keys[slot] = stored_key
+            self.touched[slot] = record.touched
+            self.flags[slot] = flags
+        if flags & _WIDE_KEY:
+            assert key is not None
+            self.wide_keys[slot] = key
+        else:
+            self.wide_keys.pop(slot, None)
+
+
+class KnownView(Mapping[str, KnownRecord]):
+    """A read-only copy of a known set (:meth:`KnownSet.snapshot`): record id -> entry."""
+
+    def __init__(self, columns: _Columns) -> None:
+        self._columns = columns
+
+    def __getitem__(self, record_id: str) -> KnownRecord:
+        slot = self._columns.slots[record_id]
+        return self._columns.entry(slot)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._columns.slots)
+
+    def __len__(self) -> int:
+        return len(self._columns.slots)
+
+
 class KnownSet:
     def __init__(self, system: str, resource: str, clock: Callable[[], float] = time.monotonic):
         self.system = system
         self.resource = resource
         self._clock = clock
-        self._records: dict[str, KnownRecord] = {}
+        self._columns = _Columns()
+        self._live = 0  # entries not deleted (kept by ``_put``: a metric reads it often)
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
         with self._lock:
-            return len(self._records)
+            return len(self._columns.slots)
 
     def live_count(self) -> int:
         with self._lock:
-            return sum(1 for r in self._records.values() if not r.deleted)
+            return self._live
 
     def get(self, record_id: str) -> KnownRecord | None:
         with self._lock:
-            return self._records.get(record_id)
+            return self._columns.get(record_id)
 
-    def snapshot(self) -> dict[str, KnownRecord]:
+    def snapshot(self) -> Mapping[str, KnownRecord]:
         with self._lock:
-            return dict(self._records)
+            return KnownView(self._columns.copy())
 
     def covers(self, change: Change) -> bool:
         """True when emitting ``change`` would tell downstream nothing new."""
         with self._lock:
+            columns = self._columns
             if change.operation is Operation.MERGE:
                 if not change.merged_ids:
                     return self._covers_version(change.record_id, change.version_key)
                 return all(
-                    (r := self._records.get(source)) is not None and r.deleted
+                    (slot := columns.slots.get(source)) is not None and columns.deleted(slot)
                     for source in change.merged_ids
                 )
-            entry = self._records.get(change.record_id)
-            if entry is None:
+            slot = columns.slots.get(change.record_id)
+            if slot is None:
                 return False
             if change.operation is Operation.DELETE:
-                return entry.deleted
+                return columns.deleted(slot)
             return self._covers_version(change.record_id, change.version_key)
 
     def _covers_version(self, record_id: str, key: int | None) -> bool:
-        entry = self._records.get(record_id)
-        if entry is None:
+        columns = self._columns
+        slot = columns.slots.get(record_id)
+        if slot is None:
             return False
-        if entry.deleted:
+        if columns.deleted(slot):
             return True
-        return entry.key is not None and key is not None and entry.key >= key
+        known = columns.key(slot)
+        return known is not None and key is not None and known >= key
+
+    def _put(self, record_id: str, old: KnownRecord | None, record: KnownRecord) -> None:
+        """Store ``record`` over ``old`` (the id's entry before, if any); keeps the live count."""
+        self._live += (not record.deleted) - (old is not None and not old.deleted)
+        self._columns.put(record_id, record)
 
     def apply(self, change: Change) -> None:
         """Record a change that Kafka acknowledged."""
@@ -108,34 +230,48 @@ class KnownSet:
         """Record one change (acknowledged, or read back from the changes topics)."""
         now = self._clock()
         with self._lock:
-            old = self._records.get(record_id)
+            old = self._columns.get(record_id)
             if operation is Operation.DELETE:
-                self._records[record_id] = KnownRecord(
-                    version or (old.version if old else None),
-                    key if key is not None else (old.key if old else None),
-                    parent_id or (old.parent_id if old else None),
-                    deleted=True,
-                    touched=now,
+                self._put(
+                    record_id,
+                    old,
+                    KnownRecord(
+                        version or (old.version if old else None),
+                        key if key is not None else (old.key if old else None),
+                        parent_id or (old.parent_id if old else None),
+                        deleted=True,
+                        touched=now,
+                    ),
                 )
                 return
             if old is not None and old.deleted:
                 pass  # ids are never reused: a late upsert of a deleted record changes nothing
             elif old is not None and old.key is not None and (key is None or key < old.key):
-                self._records[record_id] = KnownRecord(
-                    old.version, old.key, old.parent_id or parent_id, False, now
+                self._put(
+                    record_id,
+                    old,
+                    KnownRecord(old.version, old.key, old.parent_id or parent_id, False, now),
                 )
             else:
-                self._records[record_id] = KnownRecord(
-                    version, key, parent_id or (old.parent_id if old else None), False, now
+                self._put(
+                    record_id,
+                    old,
+                    KnownRecord(
+                        version, key, parent_id or (old.parent_id if old else None), False, now
+                    ),
                 )
             for source in merged_ids:
-                gone = self._records.get(source)
-                self._records[source] = KnownRecord(
-                    gone.version if gone else None,
-                    gone.key if gone else None,
-                    gone.parent_id if gone else None,
-                    deleted=True,
-                    touched=now,
+                gone = self._columns.get(source)
+                self._put(
+                    source,
+                    gone,
+                    KnownRecord(
+                        gone.version if gone else None,
+                        gone.key if gone else None,
+                        gone.parent_id if gone else None,
+                        deleted=True,
+                        touched=now,
+                    ),
                 )
 
     def adopt(
@@ -143,5 +279,5 @@ class KnownSet:
     ) -> None:
         """Learn a record from a scan without emitting it (its last event is past retention)."""
         with self._lock:
-            if record_id not in self._records:
-                self._records[record_id] = KnownRecord(version, key, parent, False, self._clock())
+            if record_id not in self._columns.slots:
+                self._put(record_id, None, KnownRecord(version, key, parent, False, self._clock()))

@@ -42,6 +42,27 @@ STREAM = "poll"
 log = logging.getLogger("tether.extractor.poller")
 
 
+class CoveredUntil:
+    """``stream.covered_until`` of the last cursor asked about, decoded once per cursor.
+
+    The service loop asks before every round and the lag gauge at every scrape, while the stored
+    cursor changes only when a page is saved; decoding it (a Wix cursor holds its whole ``seen``
+    window) each time cost more than reading the pages. Pure; safe across threads (the cached
+    pair is replaced whole)."""
+
+    def __init__(self, stream: SourceStream) -> None:
+        self._stream = stream
+        self._last: tuple[str | None, int | None] | None = None
+
+    def __call__(self, cursor: str | None) -> int | None:
+        last = self._last
+        if last is not None and last[0] == cursor:
+            return last[1]
+        covered = self._stream.covered_until(cursor)
+        self._last = (cursor, covered)
+        return covered
+
+
 class Poller:
     def __init__(
         self,
@@ -71,6 +92,7 @@ class Poller:
         self.ack_timeout = ack_timeout
         self.parents = parents
         self.clock = clock
+        self._covered_until = CoveredUntil(stream)
 
     def cursor(self) -> str | None:
         """The stored cursor (None: nothing read yet)."""
@@ -78,7 +100,7 @@ class Poller:
 
     def covered_until_ns(self) -> int | None:
         """Every change at or before this was read (None: no complete snapshot yet)."""
-        return self.stream.covered_until(self.cursor())
+        return self._covered_until(self.cursor())
 
     def lag_seconds(self) -> float:
         covered = self.covered_until_ns()
