@@ -99,10 +99,18 @@ class _Columns:
     def deleted(self, slot: int) -> bool:
         return bool(self.flags[slot] & _DELETED)
 
-    def put(self, record_id: str, record: KnownRecord) -> None:
-        """Store ``record`` under ``record_id`` (a new slot, or over the id's one)."""
-        flags = _DELETED if record.deleted else 0
-        key = record.key
+    def put(
+        self,
+        record_id: str,
+        slot: int | None,
+        version: str | None,
+        key: int | None,
+        parent_id: str | None,
+        deleted: bool,
+        touched: float,
+    ) -> None:
+        """Store an entry in ``slot`` (the id's; None: a new one)."""
+        flags = _DELETED if deleted else 0
         stored_key = 0
         if key is None:
             flags |= _NO_KEY
@@ -110,25 +118,23 @@ class _Columns:
             stored_key = key
         else:
             flags |= _WIDE_KEY
-        slot = self.slots.get(record_id)
         if slot is None:
             slot = len(self.flags)
             self.slots[record_id] = slot
-            self.versions.append(record.version)
-            self.parents.append(record.parent_id)
+            self.versions.append(version)
+            self.parents.append(parent_id)
             self.keys.append(stored_key)
-            self.touched.append(record.touched)
+            self.touched.append(touched)
             self.flags.append(flags)
         else:
-            self.versions[slot] = record.version
-            self.parents[slot] = record.parent_id
+            self.versions[slot] = version
+            self.parents[slot] = parent_id
             self.keys[slot] = stored_key
-            self.touched[slot] = record.touched
+            self.touched[slot] = touched
             self.flags[slot] = flags
-        if flags & _WIDE_KEY:
-            assert key is not None
+        if key is not None and flags & _WIDE_KEY:
             self.wide_keys[slot] = key
-        else:
+        elif self.wide_keys:
             self.wide_keys.pop(slot, None)
 
 
@@ -178,9 +184,8 @@ class KnownSet:
         """True when emitting ``change`` would tell downstream nothing new."""
         with self._lock:
             columns = self._columns
-            if change.operation is Operation.MERGE:
-                if not change.merged_ids:
-                    return self._covers_version(change.record_id, change.version_key)
+            operation = change.operation
+            if operation is Operation.MERGE and change.merged_ids:
                 return all(
                     (slot := columns.slots.get(source)) is not None and columns.deleted(slot)
                     for source in change.merged_ids
@@ -188,24 +193,28 @@ class KnownSet:
             slot = columns.slots.get(change.record_id)
             if slot is None:
                 return False
-            if change.operation is Operation.DELETE:
-                return columns.deleted(slot)
-            return self._covers_version(change.record_id, change.version_key)
+            if columns.deleted(slot):
+                return True  # a delete is known; any other change of a deleted record is old
+            if operation is Operation.DELETE:
+                return False
+            key = change.version_key
+            known = columns.key(slot)
+            return known is not None and key is not None and known >= key
 
-    def _covers_version(self, record_id: str, key: int | None) -> bool:
-        columns = self._columns
-        slot = columns.slots.get(record_id)
-        if slot is None:
-            return False
-        if columns.deleted(slot):
-            return True
-        known = columns.key(slot)
-        return known is not None and key is not None and known >= key
-
-    def _put(self, record_id: str, old: KnownRecord | None, record: KnownRecord) -> None:
-        """Store ``record`` over ``old`` (the id's entry before, if any); keeps the live count."""
-        self._live += (not record.deleted) - (old is not None and not old.deleted)
-        self._columns.put(record_id, record)
+    def _put(
+        self,
+        record_id: str,
+        slot: int | None,
+        version: str | None,
+        key: int | None,
+        parent_id: str | None,
+        deleted: bool,
+        touched: float,
+    ) -> None:
+        """Store an entry over ``slot`` (the id's, None: new); keeps the live count."""
+        was_live = slot is not None and not self._columns.deleted(slot)
+        self._live += (not deleted) - was_live
+        self._columns.put(record_id, slot, version, key, parent_id, deleted, touched)
 
     def apply(self, change: Change) -> None:
         """Record a change that Kafka acknowledged."""
@@ -230,49 +239,45 @@ class KnownSet:
         """Record one change (acknowledged, or read back from the changes topics)."""
         now = self._clock()
         with self._lock:
-            old = self._columns.get(record_id)
+            columns = self._columns
+            slot = columns.slots.get(record_id)
             if operation is Operation.DELETE:
-                self._put(
-                    record_id,
-                    old,
-                    KnownRecord(
-                        version or (old.version if old else None),
-                        key if key is not None else (old.key if old else None),
-                        parent_id or (old.parent_id if old else None),
-                        deleted=True,
-                        touched=now,
-                    ),
-                )
+                if slot is None:
+                    self._put(record_id, None, version, key, parent_id, True, now)
+                else:
+                    self._put(
+                        record_id,
+                        slot,
+                        version or columns.versions[slot],
+                        key if key is not None else columns.key(slot),
+                        parent_id or columns.parents[slot],
+                        True,
+                        now,
+                    )
                 return
-            if old is not None and old.deleted:
+            old_key = None if slot is None else columns.key(slot)
+            if slot is not None and columns.deleted(slot):
                 pass  # ids are never reused: a late upsert of a deleted record changes nothing
-            elif old is not None and old.key is not None and (key is None or key < old.key):
-                self._put(
-                    record_id,
-                    old,
-                    KnownRecord(old.version, old.key, old.parent_id or parent_id, False, now),
-                )
+            elif slot is not None and old_key is not None and (key is None or key < old_key):
+                parent = columns.parents[slot] or parent_id
+                self._put(record_id, slot, columns.versions[slot], old_key, parent, False, now)
             else:
-                self._put(
-                    record_id,
-                    old,
-                    KnownRecord(
-                        version, key, parent_id or (old.parent_id if old else None), False, now
-                    ),
-                )
+                parent = parent_id or (None if slot is None else columns.parents[slot])
+                self._put(record_id, slot, version, key, parent, False, now)
             for source in merged_ids:
-                gone = self._columns.get(source)
-                self._put(
-                    source,
-                    gone,
-                    KnownRecord(
-                        gone.version if gone else None,
-                        gone.key if gone else None,
-                        gone.parent_id if gone else None,
-                        deleted=True,
-                        touched=now,
-                    ),
-                )
+                gone = columns.slots.get(source)
+                if gone is None:
+                    self._put(source, None, None, None, None, True, now)
+                else:
+                    self._put(
+                        source,
+                        gone,
+                        columns.versions[gone],
+                        columns.key(gone),
+                        columns.parents[gone],
+                        True,
+                        now,
+                    )
 
     def adopt(
         self, record_id: str, version: str | None, key: int | None, parent: str | None
@@ -280,4 +285,4 @@ class KnownSet:
         """Learn a record from a scan without emitting it (its last event is past retention)."""
         with self._lock:
             if record_id not in self._columns.slots:
-                self._put(record_id, None, KnownRecord(version, key, parent, False, self._clock()))
+                self._put(record_id, None, version, key, parent, False, self._clock())

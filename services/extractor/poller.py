@@ -19,6 +19,7 @@ Imports: the connector interface, the cursor store and the extractor's own modul
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -40,27 +41,6 @@ STREAM = "poll"
 """The cursor's stream name (part of its key on the cursors topic)."""
 
 log = logging.getLogger("tether.extractor.poller")
-
-
-class CoveredUntil:
-    """``stream.covered_until`` of the last cursor asked about, decoded once per cursor.
-
-    The service loop asks before every round and the lag gauge at every scrape, while the stored
-    cursor changes only when a page is saved; decoding it (a Wix cursor holds its whole ``seen``
-    window) each time cost more than reading the pages. Pure; safe across threads (the cached
-    pair is replaced whole)."""
-
-    def __init__(self, stream: SourceStream) -> None:
-        self._stream = stream
-        self._last: tuple[str | None, int | None] | None = None
-
-    def __call__(self, cursor: str | None) -> int | None:
-        last = self._last
-        if last is not None and last[0] == cursor:
-            return last[1]
-        covered = self._stream.covered_until(cursor)
-        self._last = (cursor, covered)
-        return covered
 
 
 class Poller:
@@ -92,7 +72,11 @@ class Poller:
         self.ack_timeout = ack_timeout
         self.parents = parents
         self.clock = clock
-        self._covered_until = CoveredUntil(stream)
+        # The service loop asks before every round and the lag gauge at every scrape, while the
+        # stored cursor changes only when a page is saved: decoding it each time (a Wix cursor
+        # holds its whole ``seen`` window) cost more than reading the pages. One entry: the
+        # cursor stored now.
+        self._covered_until = functools.lru_cache(maxsize=1)(stream.covered_until)
 
     def cursor(self) -> str | None:
         """The stored cursor (None: nothing read yet)."""

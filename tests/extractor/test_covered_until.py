@@ -1,15 +1,16 @@
-"""The poller's memo of ``covered_until``: decoded once per cursor, again when it changes."""
+"""``Poller.covered_until_ns``: the stored cursor decoded once, again when it changes."""
 
 from __future__ import annotations
 
 from typing import Any, cast
 
-from services.core.connector import SourceStream
-from services.extractor.poller import CoveredUntil
+from services.extractor.poller import Poller
 
 
 class CountingStream:
     """``covered_until``: the cursor's length (None for no cursor), each call counted."""
+
+    resource = "contacts"
 
     def __init__(self) -> None:
         self.calls: list[str | None] = []
@@ -19,25 +20,46 @@ class CountingStream:
         return None if cursor is None else len(cursor)
 
 
-def memo() -> tuple[CoveredUntil, CountingStream]:
-    stream = CountingStream()
-    return CoveredUntil(cast(SourceStream, cast(Any, stream))), stream
+class StoredCursor:
+    """The cursor store's one cursor (``save`` replaces it, as a saved page does)."""
+
+    def __init__(self) -> None:
+        self.position: str | None = None
+
+    def stream_cursor(self, tenant: str, system: str, resource: str, stream: str) -> str | None:
+        return self.position
 
 
-def test_the_same_cursor_is_decoded_once() -> None:
-    covered_until, stream = memo()
-    cursor = '{"since":"2025-11-27T08:00:00.000Z"}'
-    assert [covered_until(cursor) for _ in range(3)] == [len(cursor)] * 3
-    assert covered_until("".join(list(cursor))) == len(cursor)  # equal, not the same object
-    assert stream.calls == [cursor]
+def poller() -> tuple[Poller, CountingStream, StoredCursor]:
+    stream, cursors = CountingStream(), StoredCursor()
+    unused = cast(Any, None)
+    made = Poller(
+        "wix",
+        cast(Any, stream),
+        cast(Any, cursors),
+        unused,
+        unused,
+        unused,
+        tenant="t",
+        page_size=10,
+    )
+    return made, stream, cursors
 
 
-def test_a_changed_cursor_is_decoded_again_and_replaces_the_memo() -> None:
-    covered_until, stream = memo()
-    assert covered_until(None) is None
-    assert covered_until(None) is None
-    assert covered_until("ab") == 2
-    assert covered_until("abc") == 3
-    assert covered_until("ab") == 2  # only the last cursor is remembered
-    assert covered_until(None) is None
-    assert stream.calls == [None, "ab", "abc", "ab", None]
+def test_the_stored_cursor_is_decoded_once_however_often_it_is_asked_about() -> None:
+    covered, stream, cursors = poller()
+    assert [covered.covered_until_ns() for _ in range(3)] == [None] * 3
+    cursors.position = '{"since":"2025-11-27T08:00:00.000Z"}'
+    assert [covered.covered_until_ns() for _ in range(3)] == [len(cursors.position)] * 3
+    cursors.position = "".join(list(cursors.position))  # equal, another object: no decode
+    assert covered.covered_until_ns() == len(cursors.position)
+    assert stream.calls == [None, '{"since":"2025-11-27T08:00:00.000Z"}']
+
+
+def test_a_saved_cursor_is_decoded_again_and_only_the_stored_one_is_remembered() -> None:
+    covered, stream, cursors = poller()
+    for position in ("ab", "abc", "ab", None):
+        cursors.position = position
+        assert covered.covered_until_ns() == (None if position is None else len(position))
+        assert covered.covered_until_ns() == (None if position is None else len(position))
+    assert stream.calls == ["ab", "abc", "ab", None]
