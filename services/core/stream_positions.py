@@ -23,6 +23,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from operator import itemgetter
 
 NS_PER_SECOND = 1_000_000_000
 NS_PER_MS = 1_000_000
@@ -125,8 +126,11 @@ def window(entries: Mapping[str, int], lower_ns: int | None, limit: int) -> dict
 
     Dropping an entry can only cause a re-emission (a duplicate), never a loss.
     """
-    kept = {k: at for k, at in entries.items() if lower_ns is None or at >= lower_ns}
+    if lower_ns is None:
+        kept = dict(entries)
+    else:
+        kept = {k: at for k, at in entries.items() if at >= lower_ns}
     if len(kept) > limit:
-        newest = sorted(kept.items(), key=lambda item: item[1], reverse=True)[:limit]
+        newest = sorted(kept.items(), key=itemgetter(1), reverse=True)[:limit]
         kept = dict(newest)
     return kept
