@@ -8,13 +8,17 @@ API returns that a type does not name is kept, as JSON, in that record's ``unkno
 Bad input is a :class:`ContractError` naming the type and the field (wrong type, missing
 required ``Id``/``id``) — the extractor turns it into a dead letter.
 
+``to_avro`` runs for every record the extractor reads: each record type is compiled once into
+nested converter functions (no schema walk per record), and the path named by an error is built
+only when a value does not fit.
+
 Imports: standard library and fastavro only.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -62,59 +66,139 @@ def _resolve(types: dict[str, Schema], node: Schema) -> Schema:
     return types.get(node, node) if isinstance(node, str) else node
 
 
-def _convert(types: dict[str, Schema], schema: Schema, value: Any, where: str) -> Any:
-    """API JSON value -> Avro datum for ``schema`` (a resolved node)."""
+class _MisfitError(Exception):
+    """A value that does not fit its schema: the message, and the path to it (``.field``,
+    ``[index]``, innermost first), added on the way out so that a fitting record builds none."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+        self.path: list[str] = []
+
+
+_UNKNOWN_JSON = json.JSONEncoder(ensure_ascii=False, sort_keys=True)
+"""``json.dumps(..., ensure_ascii=False, sort_keys=True)`` without a new encoder per call."""
+
+Converter = Callable[[Any], Any]
+"""API JSON value -> Avro datum of one schema node (raises ``_MisfitError``)."""
+
+
+def _missing() -> _MisfitError:
+    return _MisfitError("required value is missing")
+
+
+def _misfit(expected: str, value: Any) -> _MisfitError:
+    return _MisfitError(f"expected {expected}, got {type(value).__name__}")
+
+
+def _compile(types: dict[str, Schema], schema: Schema, records: dict[int, Converter]) -> Converter:
+    """The converter of ``schema`` (``records``: those of the record types compiled so far, by
+    node, so a type that refers to itself ends)."""
     schema = _resolve(types, schema)
     if isinstance(schema, list):  # union: only ["null", T] occurs in record types
-        if value is None:
-            if "null" not in schema:
-                raise ContractError(f"{where}: required value is missing")
-            return None
-        branches = [b for b in schema if b != "null"]
-        return _convert(types, branches[0], value, where)
+        nullable = "null" in schema
+        branch = _compile(types, next(b for b in schema if b != "null"), records)
+
+        def union(value: Any) -> Any:
+            if value is None:
+                if not nullable:
+                    raise _missing()
+                return None
+            return branch(value)
+
+        return union
     kind = schema if isinstance(schema, str) else schema.get("type")
     if isinstance(kind, dict | list):
-        return _convert(types, kind, value, where)
-    if value is None and kind != "null":
-        raise ContractError(f"{where}: required value is missing")
+        return _compile(types, kind, records)
     if kind == "record":
-        return _record_to_avro(types, schema, value, where)
+        return records.get(id(schema)) or _compile_record(types, schema, records)
     if kind == "array":
-        if not isinstance(value, list):
-            raise ContractError(f"{where}: expected a list, got {type(value).__name__}")
-        return [_convert(types, schema["items"], v, f"{where}[{i}]") for i, v in enumerate(value)]
-    if kind == "string":
-        if not isinstance(value, str):
-            raise ContractError(f"{where}: expected a string, got {type(value).__name__}")
-        return value
-    if kind in ("long", "int"):
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ContractError(f"{where}: expected an integer, got {type(value).__name__}")
-        return value
-    if kind == "boolean":
-        if not isinstance(value, bool):
-            raise ContractError(f"{where}: expected true/false, got {type(value).__name__}")
-        return value
+        items = _compile(types, schema["items"], records)
+
+        def array(value: Any) -> Any:
+            if value is None:
+                raise _missing()
+            if not isinstance(value, list):
+                raise _misfit("a list", value)
+            converted = []
+            for index, item in enumerate(value):
+                try:
+                    converted.append(items(item))
+                except _MisfitError as exc:
+                    exc.path.append(f"[{index}]")
+                    raise
+            return converted
+
+        return array
     if kind == "null":
-        return None
-    raise ContractError(f"{where}: unsupported schema type {kind!r}")
+        return lambda value: None
+    if kind == "string":
+
+        def string(value: Any) -> Any:
+            if not isinstance(value, str):
+                raise _missing() if value is None else _misfit("a string", value)
+            return value
+
+        return string
+    if kind in ("long", "int"):
+
+        def integer(value: Any) -> Any:
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise _missing() if value is None else _misfit("an integer", value)
+            return value
+
+        return integer
+    if kind == "boolean":
+
+        def boolean(value: Any) -> Any:
+            if not isinstance(value, bool):
+                raise _missing() if value is None else _misfit("true/false", value)
+            return value
+
+        return boolean
+
+    def unsupported(value: Any) -> Any:
+        raise _missing() if value is None else _MisfitError(f"unsupported schema type {kind!r}")
+
+    return unsupported
 
 
-def _record_to_avro(types: dict[str, Schema], schema: Schema, value: Any, where: str) -> Any:
-    if not isinstance(value, Mapping):
-        raise ContractError(f"{where}: expected an object, got {type(value).__name__}")
-    datum: dict[str, Any] = {}
-    known = set()
+def _compile_record(
+    types: dict[str, Schema], schema: Schema, records: dict[int, Converter]
+) -> Converter:
+    fields: list[tuple[str, Converter]] = []
+    names = frozenset(f["name"] for f in schema["fields"] if f["name"] != UNKNOWN_FIELDS)
+    keeps_unknown = any(f["name"] == UNKNOWN_FIELDS for f in schema["fields"])
+
+    def record(value: Any) -> Any:
+        if value is None:
+            raise _missing()
+        if not isinstance(value, Mapping):
+            raise _misfit("an object", value)
+        datum: dict[str, Any] = {}
+        for name, convert in fields:
+            try:
+                datum[name] = convert(value.get(name))
+            except _MisfitError as exc:
+                exc.path.append(f".{name}")
+                raise
+        if keeps_unknown:
+            unknown = {k: v for k, v in value.items() if k not in names}
+            datum[UNKNOWN_FIELDS] = _UNKNOWN_JSON.encode(unknown) if unknown else "{}"
+        return datum
+
+    # Registered before its fields are compiled: a field may refer to this very type.
+    records[id(schema)] = record
     for field in schema["fields"]:
-        name = field["name"]
-        if name == UNKNOWN_FIELDS:
-            continue
-        known.add(name)
-        datum[name] = _convert(types, field["type"], value.get(name), f"{where}.{name}")
-    unknown = {k: v for k, v in value.items() if k not in known}
-    if any(f["name"] == UNKNOWN_FIELDS for f in schema["fields"]):
-        datum[UNKNOWN_FIELDS] = json.dumps(unknown, ensure_ascii=False, sort_keys=True)
-    return datum
+        if field["name"] != UNKNOWN_FIELDS:
+            fields.append((field["name"], _compile(types, field["type"], records)))
+    return record
+
+
+@cache
+def _converter(type_name: str) -> Converter:
+    types = _named_types(type_name)
+    return _compile(types, types[type_name], {})
 
 
 Reader = Any  # Callable[[Any], Any]: an Avro datum (never None) -> its API JSON value
@@ -185,8 +269,11 @@ def _api_reader(type_name: str) -> Reader:
 
 def to_avro(type_name: str, api_record: Mapping[str, Any]) -> dict[str, Any]:
     """API record -> Avro datum of ``type_name``. Raises :class:`ContractError` on bad input."""
-    types = _named_types(type_name)
-    result = _convert(types, types[type_name], api_record, type_name.rsplit(".", 1)[-1])
+    try:
+        result = _converter(type_name)(api_record)
+    except _MisfitError as exc:
+        where = type_name.rsplit(".", 1)[-1] + "".join(reversed(exc.path))
+        raise ContractError(f"{where}: {exc.message}") from None
     assert isinstance(result, dict)
     return result
 

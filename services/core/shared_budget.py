@@ -28,6 +28,9 @@ only what was learned from 429s. PostgreSQL unreachable: ``acquire`` raises a re
 ``note_throttled``, the counters and rates ``BudgetCollector`` exports.
 
 Imports: standard library, psycopg and ``services.core.budget``/``bucket``/``errors``/``settings``.
+psycopg is imported by the store's methods, when a process first uses a shared budget: loading
+it (libpq, its TLS library) costs a process ~20 MiB, which one without shared budgets (the
+default) does not carry.
 """
 
 from __future__ import annotations
@@ -35,14 +38,15 @@ from __future__ import annotations
 import hashlib
 import threading
 from dataclasses import dataclass, field
-from typing import Any, NoReturn
-
-import psycopg
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from services.core.bucket import BucketShape, HoldRule, factor_rule
 from services.core.budget import AimdRule, ApiBudget, budget_shape
 from services.core.errors import TransportError
 from services.core.settings import PowerOfficeSettings, WixSettings
+
+if TYPE_CHECKING:
+    import psycopg
 
 #: The database's clock in epoch seconds, unless a test passes ``now``.
 _NOW = "COALESCE(%(now)s::float8, extract(epoch FROM clock_timestamp())::float8)"
@@ -213,6 +217,8 @@ class BudgetStore:
         self, key: str, holder: str, shape: BucketShape, *, now: float | None = None
     ) -> None:
         """Make the credential's and the holder's rows exist (a full bucket when new)."""
+        import psycopg  # here, not at the top: see the module docstring
+
         params = {"key": key, "holder": holder, "rate": shape.rate, "burst": shape.burst}
         with self._lock:
             conn = self._connection()
@@ -279,6 +285,8 @@ class BudgetStore:
                 self._conn = None
 
     def _one(self, query: str, params: dict[str, Any]) -> tuple[Any, ...] | None:
+        import psycopg  # here, not at the top: see the module docstring
+
         with self._lock:
             conn = self._connection()
             try:
@@ -288,6 +296,8 @@ class BudgetStore:
 
     def _connection(self) -> psycopg.Connection[Any]:
         """The open connection, (re)connecting and creating the tables when there is none."""
+        import psycopg  # here, not at the top: see the module docstring
+
         if self._conn is not None and not self._conn.closed:
             return self._conn
         try:

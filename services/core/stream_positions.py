@@ -22,7 +22,8 @@ import calendar
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
+from operator import itemgetter
 
 NS_PER_SECOND = 1_000_000_000
 NS_PER_MS = 1_000_000
@@ -31,6 +32,8 @@ _TIMESTAMP_RE = re.compile(
     r"^\s*(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d{1,9}))?)?"
     r"\s*(Z|z|[+-]\d{2}:?\d{2})?\s*$"
 )
+
+_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 
 
 def parse_ns(value: str) -> int:
@@ -42,10 +45,13 @@ def parse_ns(value: str) -> int:
     if match is None:
         raise ValueError("not an ISO 8601 date-time")
     year, month, day, hour, minute, second, fraction, offset = match.groups()
-    moment = datetime(
-        int(year), int(month), int(day), int(hour), int(minute), int(second or 0), tzinfo=UTC
-    )
-    seconds = calendar.timegm(moment.utctimetuple())
+    # Plain arithmetic (a hot path: every record read): ``date`` checks the day, the time of
+    # day is checked here, as ``datetime`` would.
+    days = date(int(year), int(month), int(day)).toordinal() - _EPOCH_ORDINAL
+    hours, minutes, secs = int(hour), int(minute), int(second or 0)
+    if hours > 23 or minutes > 59 or secs > 59:
+        raise ValueError("time of day out of range")
+    seconds = days * 86_400 + hours * 3600 + minutes * 60 + secs
     if offset and offset not in ("Z", "z"):
         digits = offset[1:].replace(":", "")
         shift = int(digits[:2]) * 3600 + int(digits[2:]) * 60
@@ -120,8 +126,11 @@ def window(entries: Mapping[str, int], lower_ns: int | None, limit: int) -> dict
 
     Dropping an entry can only cause a re-emission (a duplicate), never a loss.
     """
-    kept = {k: at for k, at in entries.items() if lower_ns is None or at >= lower_ns}
+    if lower_ns is None:
+        kept = dict(entries)
+    else:
+        kept = {k: at for k, at in entries.items() if at >= lower_ns}
     if len(kept) > limit:
-        newest = sorted(kept.items(), key=lambda item: item[1], reverse=True)[:limit]
+        newest = sorted(kept.items(), key=itemgetter(1), reverse=True)[:limit]
         kept = dict(newest)
     return kept

@@ -15,13 +15,20 @@ The extractor owns no database: the set lives in memory and is rebuilt at start-
 extractor's own changes topics (``bootstrap.py``), and kept up to date with every change *after*
 Kafka acknowledged it. Deleted records stay as tombstones (ids are never reused by either API),
 so a late update of a deleted record is not emitted again.
+
+**Memory** (it holds every record of a resource): entries are stored column-wise
+(:class:`_Columns`): each record id maps to a slot, and the slot's comparable key, touch time and
+flags live in typed arrays (no object per record, no boxed ints/floats); only the version and
+parent id stay Python strings. Entries are never removed, so slots are only appended.
+:class:`KnownRecord` objects are made on demand when one is read.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from array import array
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
 from services.extractor.changes import Change, Operation
@@ -36,54 +43,178 @@ class KnownRecord:
     touched: float = 0.0  # monotonic time of the last update (reconciliation skips fresh ones)
 
 
+_DELETED = 1
+_NO_KEY = 2  # the key is None
+_WIDE_KEY = 4  # the key does not fit 64 bits: it is in ``_Columns.wide_keys``
+_KEY_MIN, _KEY_MAX = -(2**63), 2**63 - 1
+
+
+class _Columns:
+    """The entries, column-wise: ``slots`` maps a record id to its index in every column.
+
+    Not thread-safe by itself (:class:`KnownSet` holds the lock)."""
+
+    def __init__(self) -> None:
+        self.slots: dict[str, int] = {}
+        self.versions: list[str | None] = []
+        self.parents: list[str | None] = []
+        self.keys = array("q")
+        self.touched = array("d")
+        self.flags = bytearray()
+        self.wide_keys: dict[int, int] = {}
+
+    def copy(self) -> _Columns:
+        other = _Columns()
+        other.slots = dict(self.slots)
+        other.versions = list(self.versions)
+        other.parents = list(self.parents)
+        other.keys = array("q", self.keys)
+        other.touched = array("d", self.touched)
+        other.flags = bytearray(self.flags)
+        other.wide_keys = dict(self.wide_keys)
+        return other
+
+    def key(self, slot: int) -> int | None:
+        flags = self.flags[slot]
+        if flags & _NO_KEY:
+            return None
+        if flags & _WIDE_KEY:
+            return self.wide_keys[slot]
+        return self.keys[slot]
+
+    def entry(self, slot: int) -> KnownRecord:
+        flags = self.flags[slot]
+        return KnownRecord(
+            self.versions[slot],
+            self.key(slot),
+            self.parents[slot],
+            bool(flags & _DELETED),
+            self.touched[slot],
+        )
+
+    def get(self, record_id: str) -> KnownRecord | None:
+        slot = self.slots.get(record_id)
+        return None if slot is None else self.entry(slot)
+
+    def deleted(self, slot: int) -> bool:
+        return bool(self.flags[slot] & _DELETED)
+
+    def put(
+        self,
+        record_id: str,
+        slot: int | None,
+        version: str | None,
+        key: int | None,
+        parent_id: str | None,
+        deleted: bool,
+        touched: float,
+    ) -> None:
+        """Store an entry in ``slot`` (the id's; None: a new one)."""
+        flags = _DELETED if deleted else 0
+        stored_key = 0
+        if key is None:
+            flags |= _NO_KEY
+        elif _KEY_MIN <= key <= _KEY_MAX:
+            stored_key = key
+        else:
+            flags |= _WIDE_KEY
+        if slot is None:
+            slot = len(self.flags)
+            self.slots[record_id] = slot
+            self.versions.append(version)
+            self.parents.append(parent_id)
+            self.keys.append(stored_key)
+            self.touched.append(touched)
+            self.flags.append(flags)
+        else:
+            self.versions[slot] = version
+            self.parents[slot] = parent_id
+            self.keys[slot] = stored_key
+            self.touched[slot] = touched
+            self.flags[slot] = flags
+        if key is not None and flags & _WIDE_KEY:
+            self.wide_keys[slot] = key
+        elif self.wide_keys:
+            self.wide_keys.pop(slot, None)
+
+
+class KnownView(Mapping[str, KnownRecord]):
+    """A read-only copy of a known set (:meth:`KnownSet.snapshot`): record id -> entry."""
+
+    def __init__(self, columns: _Columns) -> None:
+        self._columns = columns
+
+    def __getitem__(self, record_id: str) -> KnownRecord:
+        slot = self._columns.slots[record_id]
+        return self._columns.entry(slot)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._columns.slots)
+
+    def __len__(self) -> int:
+        return len(self._columns.slots)
+
+
 class KnownSet:
     def __init__(self, system: str, resource: str, clock: Callable[[], float] = time.monotonic):
         self.system = system
         self.resource = resource
         self._clock = clock
-        self._records: dict[str, KnownRecord] = {}
+        self._columns = _Columns()
+        self._live = 0  # entries not deleted (kept by ``_put``: a metric reads it often)
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
         with self._lock:
-            return len(self._records)
+            return len(self._columns.slots)
 
     def live_count(self) -> int:
         with self._lock:
-            return sum(1 for r in self._records.values() if not r.deleted)
+            return self._live
 
     def get(self, record_id: str) -> KnownRecord | None:
         with self._lock:
-            return self._records.get(record_id)
+            return self._columns.get(record_id)
 
-    def snapshot(self) -> dict[str, KnownRecord]:
+    def snapshot(self) -> Mapping[str, KnownRecord]:
         with self._lock:
-            return dict(self._records)
+            return KnownView(self._columns.copy())
 
     def covers(self, change: Change) -> bool:
         """True when emitting ``change`` would tell downstream nothing new."""
         with self._lock:
-            if change.operation is Operation.MERGE:
-                if not change.merged_ids:
-                    return self._covers_version(change.record_id, change.version_key)
+            columns = self._columns
+            operation = change.operation
+            if operation is Operation.MERGE and change.merged_ids:
                 return all(
-                    (r := self._records.get(source)) is not None and r.deleted
+                    (slot := columns.slots.get(source)) is not None and columns.deleted(slot)
                     for source in change.merged_ids
                 )
-            entry = self._records.get(change.record_id)
-            if entry is None:
+            slot = columns.slots.get(change.record_id)
+            if slot is None:
                 return False
-            if change.operation is Operation.DELETE:
-                return entry.deleted
-            return self._covers_version(change.record_id, change.version_key)
+            if columns.deleted(slot):
+                return True  # a delete is known; any other change of a deleted record is old
+            if operation is Operation.DELETE:
+                return False
+            key = change.version_key
+            known = columns.key(slot)
+            return known is not None and key is not None and known >= key
 
-    def _covers_version(self, record_id: str, key: int | None) -> bool:
-        entry = self._records.get(record_id)
-        if entry is None:
-            return False
-        if entry.deleted:
-            return True
-        return entry.key is not None and key is not None and entry.key >= key
+    def _put(
+        self,
+        record_id: str,
+        slot: int | None,
+        version: str | None,
+        key: int | None,
+        parent_id: str | None,
+        deleted: bool,
+        touched: float,
+    ) -> None:
+        """Store an entry over ``slot`` (the id's, None: new); keeps the live count."""
+        was_live = slot is not None and not self._columns.deleted(slot)
+        self._live += (not deleted) - was_live
+        self._columns.put(record_id, slot, version, key, parent_id, deleted, touched)
 
     def apply(self, change: Change) -> None:
         """Record a change that Kafka acknowledged."""
@@ -108,40 +239,50 @@ class KnownSet:
         """Record one change (acknowledged, or read back from the changes topics)."""
         now = self._clock()
         with self._lock:
-            old = self._records.get(record_id)
+            columns = self._columns
+            slot = columns.slots.get(record_id)
             if operation is Operation.DELETE:
-                self._records[record_id] = KnownRecord(
-                    version or (old.version if old else None),
-                    key if key is not None else (old.key if old else None),
-                    parent_id or (old.parent_id if old else None),
-                    deleted=True,
-                    touched=now,
-                )
+                if slot is None:
+                    self._put(record_id, None, version, key, parent_id, True, now)
+                else:
+                    self._put(
+                        record_id,
+                        slot,
+                        version or columns.versions[slot],
+                        key if key is not None else columns.key(slot),
+                        parent_id or columns.parents[slot],
+                        True,
+                        now,
+                    )
                 return
-            if old is not None and old.deleted:
+            old_key = None if slot is None else columns.key(slot)
+            if slot is not None and columns.deleted(slot):
                 pass  # ids are never reused: a late upsert of a deleted record changes nothing
-            elif old is not None and old.key is not None and (key is None or key < old.key):
-                self._records[record_id] = KnownRecord(
-                    old.version, old.key, old.parent_id or parent_id, False, now
-                )
+            elif slot is not None and old_key is not None and (key is None or key < old_key):
+                parent = columns.parents[slot] or parent_id
+                self._put(record_id, slot, columns.versions[slot], old_key, parent, False, now)
             else:
-                self._records[record_id] = KnownRecord(
-                    version, key, parent_id or (old.parent_id if old else None), False, now
-                )
+                parent = parent_id or (None if slot is None else columns.parents[slot])
+                self._put(record_id, slot, version, key, parent, False, now)
             for source in merged_ids:
-                gone = self._records.get(source)
-                self._records[source] = KnownRecord(
-                    gone.version if gone else None,
-                    gone.key if gone else None,
-                    gone.parent_id if gone else None,
-                    deleted=True,
-                    touched=now,
-                )
+                gone = columns.slots.get(source)
+                if gone is None:
+                    self._put(source, None, None, None, None, True, now)
+                else:
+                    self._put(
+                        source,
+                        gone,
+                        columns.versions[gone],
+                        columns.key(gone),
+                        columns.parents[gone],
+                        True,
+                        now,
+                    )
 
     def adopt(
         self, record_id: str, version: str | None, key: int | None, parent: str | None
     ) -> None:
         """Learn a record from a scan without emitting it (its last event is past retention)."""
         with self._lock:
-            if record_id not in self._records:
-                self._records[record_id] = KnownRecord(version, key, parent, False, self._clock())
+            if record_id not in self._columns.slots:
+                self._put(record_id, None, version, key, parent, False, self._clock())

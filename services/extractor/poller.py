@@ -19,6 +19,7 @@ Imports: the connector interface, the cursor store and the extractor's own modul
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -71,6 +72,11 @@ class Poller:
         self.ack_timeout = ack_timeout
         self.parents = parents
         self.clock = clock
+        # The service loop asks before every round and the lag gauge at every scrape, while the
+        # stored cursor changes only when a page is saved: decoding it each time (a Wix cursor
+        # holds its whole ``seen`` window) cost more than reading the pages. One entry: the
+        # cursor stored now.
+        self._covered_until = functools.lru_cache(maxsize=1)(stream.covered_until)
 
     def cursor(self) -> str | None:
         """The stored cursor (None: nothing read yet)."""
@@ -78,7 +84,7 @@ class Poller:
 
     def covered_until_ns(self) -> int | None:
         """Every change at or before this was read (None: no complete snapshot yet)."""
-        return self.stream.covered_until(self.cursor())
+        return self._covered_until(self.cursor())
 
     def lag_seconds(self) -> float:
         covered = self.covered_until_ns()

@@ -31,9 +31,11 @@ from dataclasses import dataclass, field
 from services.extractor.known import KnownRecord
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Listed:
-    """One record of a scan: id, version (as sent), comparable key, timestamp, parent id."""
+    """One record of a scan: id, version (as sent), comparable key, timestamp, parent id.
+
+    Slotted: a scan holds one per record of the resource until it is planned."""
 
     record_id: str
     version: str | None

@@ -30,7 +30,7 @@ from services.connectors.wix.webhooks import (
     WebhookRejectedError,
     verify_and_parse,
 )
-from services.core.errors import TetherError
+from services.core.errors import ConfigurationError, TetherError
 
 C = "/contacts/v4/contacts"
 
@@ -259,6 +259,21 @@ def test_forged_expired_and_malformed_tokens_are_rejected():
         ),
     }
     assert reason(signer.envelope_jwt(other)) == "unsupported_event"
+
+
+def test_each_public_key_verifies_only_its_own_tokens_and_an_unusable_one_stays_refused():
+    first, second = WebhookSigner(), WebhookSigner()
+    env, _ = envelope(change(), "inst")
+    for _ in range(2):  # the second round verifies with the keys loaded by the first
+        assert verify_and_parse(first.envelope_jwt(env), first.public_key_pem).kind == "updated"
+        assert verify_and_parse(second.envelope_jwt(env), second.public_key_pem).kind == "updated"
+        with pytest.raises(WebhookRejectedError, match="signature"):
+            verify_and_parse(first.envelope_jwt(env), second.public_key_pem)
+        with pytest.raises(ConfigurationError):
+            verify_and_parse(first.envelope_jwt(env), "not a key")
+        with pytest.raises(WebhookRejectedError) as caught:  # the token is checked first
+            verify_and_parse(b"not a jwt", "not a key")
+        assert caught.value.reason == "malformed"
 
 
 def test_merge_slug_spelled_merge_and_old_payloads_are_accepted():

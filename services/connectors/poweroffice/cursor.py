@@ -106,7 +106,7 @@ class PoCursorState:
             {
                 "position": self.position,
                 "read": format_po(self.read_ns) if self.read_ns is not None else None,
-                "seen": sorted(self.seen, key=lambda k: (self.seen[k], k)),
+                "seen": [entry for _, entry in sorted((at, k) for k, at in self.seen.items())],
             },
             separators=(",", ":"),
             sort_keys=True,

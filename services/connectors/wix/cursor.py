@@ -196,7 +196,7 @@ class WixCursorState:
                 "since": format_ms(self.since_ns) if self.since_ns is not None else None,
                 "read": format_ms(self.read_ns) if self.read_ns is not None else None,
                 "cycle": self.cycle.as_json() if self.cycle is not None else None,
-                "seen": sorted(self.seen, key=lambda k: (self.seen[k], k)),
+                "seen": [entry for _, entry in sorted((at, k) for k, at in self.seen.items())],
             },
             separators=(",", ":"),
             sort_keys=True,
