@@ -5,9 +5,11 @@
 
 For each size N the simulator is seeded with N contacts (e-mail, phone, a ``tether-link-id``
 extended field), then one ``WixClient`` over real HTTP (rate limit lifted) makes ``--creates``
-creates (each runs the duplicate check) and ``--creates`` extended-field look-ups. Printed:
-creates/s and look-ups/s at each size. A simulator whose duplicate check and look-ups are
-indexed shows the same figures at every size.
+creates (each runs the duplicate check), ``--creates`` extended-field look-ups and ``--creates``
+polls of the contacts updated since the tenth-last create (the extractor's query: an
+``updatedDate`` range sorted by ``createdDate``; ten contacts each). Printed: creates/s,
+look-ups/s and polls/s at each size. A simulator whose duplicate check, look-ups and date ranges
+are indexed shows the same figures at every size.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ def _seed(sim: WixSimulator, n: int, key: str) -> None:
     sim.store.seed(records, actor={"identityType": "WIX_USER"}, emit=False)
 
 
-def run(size: int, creates: int) -> tuple[float, float]:
+def run(size: int, creates: int) -> tuple[float, float, float]:
     sim = WixSimulator(rate_limit=0)
     with ServerThread(sim.app) as server:
         auth = ApiKeyAuth(api_key=SecretStr(sim.api_key), site_id=sim.site_id)
@@ -47,7 +49,7 @@ def run(size: int, creates: int) -> tuple[float, float]:
             key = client.find_or_create_extended_field("tether-link-id")
             _seed(sim, size, key)
             started = time.perf_counter()
-            for i in range(creates):
+            created = [
                 client.create(
                     {
                         "info.name.first": f"New{i}",
@@ -55,13 +57,20 @@ def run(size: int, creates: int) -> tuple[float, float]:
                         "info.phones[primary].phone": f"+4792{i:06d}",
                     }
                 )
+                for i in range(creates)
+            ]
             create_rate = creates / (time.perf_counter() - started)
             started = time.perf_counter()
             for i in range(creates):
                 client.find_by_extended_field(key, f"seed-link-{(i * 7919) % size}")
             lookup_rate = creates / (time.perf_counter() - started)
+            since = created[-10].updated_date
+            started = time.perf_counter()
+            for _ in range(creates):
+                list(client.iter_updated_since(since, inclusive=True))
+            poll_rate = creates / (time.perf_counter() - started)
     sim.close()
-    return create_rate, lookup_rate
+    return create_rate, lookup_rate, poll_rate
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -72,10 +81,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     arm_timeout(args.timeout, "bench/wix_simulator.py")
     for size in (int(s) for s in args.sizes.split(",")):
-        create_rate, lookup_rate = run(size, args.creates)
+        create_rate, lookup_rate, poll_rate = run(size, args.creates)
         print(
             f"{size:>7} stored: {create_rate:7.1f} creates/s   "
-            f"{lookup_rate:7.1f} extended-field look-ups/s"
+            f"{lookup_rate:7.1f} extended-field look-ups/s   {poll_rate:7.1f} updated-since polls/s"
         )
     return 0
 

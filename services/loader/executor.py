@@ -111,12 +111,12 @@ class CommandExecutor:
             )
             execution = Execution(failure(exc, attempts=attempts), attempts, exc)
         if self._metrics is not None:
-            self._metrics.command_seconds.labels(command.system, command.action.value).observe(
+            self._metrics.command_seconds_of(command.system, command.action.value).observe(
                 time.monotonic() - started
             )
             reflected = execution.result is not None and execution.result.status in REFLECTED
             if command.cause_changed_at is not None and reflected:
-                self._metrics.freshness.labels(command.system).observe(
+                self._metrics.freshness_of(command.system).observe(
                     max(0.0, (datetime.now(UTC) - command.cause_changed_at).total_seconds())
                 )
         return execution

@@ -9,7 +9,9 @@ low-cardinality (system, resource, action, status, error class) — never an id;
 values are the connectors' system names.
 
 ``ApiCalls`` is the ``on_request`` hook given to every client: it feeds
-``CoreMetrics.observe_api``.
+``CoreMetrics.observe_api``. The per-command series are reached through ``LabelChildren``
+(``outcomes_of``, ``tenant_outcomes_of``, ``command_seconds_of``, ``freshness_of``): each label
+child is looked up once, not once per command.
 
 Per tenant (their own series, so the ones above keep their labels): outcomes by tenant, system
 and status; commands queued / held / running by tenant (``TenantCollector``); with the registry
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
+from typing import Generic, TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -45,6 +48,25 @@ REFLECTED = frozenset({"CREATED", "APPLIED", "NOOP", "LINKED_EXISTING"})
 
 def _same_tenant(tenant: str) -> str:
     return tenant
+
+
+_Metric = TypeVar("_Metric", Counter, Histogram)
+
+
+class LabelChildren(Generic[_Metric]):
+    """``metric.labels(*values)`` with each child looked up once: ``labels()`` checks the values,
+    converts them and takes the metric's lock — more than the increment it serves, once per
+    command. The label sets are the metric's own, so the cache is as bounded as its series."""
+
+    def __init__(self, metric: _Metric) -> None:
+        self._metric: _Metric = metric
+        self._children: dict[tuple[str, ...], _Metric] = {}
+
+    def __call__(self, *values: str) -> _Metric:
+        child = self._children.get(values)
+        if child is None:  # two threads may both look it up: labels() returns the same child
+            child = self._children[values] = self._metric.labels(*values)
+        return child
 
 
 class LoaderMetrics:
@@ -95,6 +117,8 @@ class LoaderMetrics:
         )
         for system in systems:
             self.freshness.labels(system)  # every target's series exists before its first change
+        self.command_seconds_of = LabelChildren(self.command_seconds)
+        self.freshness_of = LabelChildren(self.freshness)
         self.completed_index = Gauge(
             "tether_loader_completed_commands",
             "Command ids known to have an outcome (the de-duplication index)",
@@ -116,6 +140,8 @@ class LoaderMetrics:
             ["tenant", "system", "status"],
             registry=registry,
         )
+        self.outcomes_of = LabelChildren(self.outcomes)
+        self.tenant_outcomes_of = LabelChildren(self.tenant_outcomes)
         self.passed_over = Counter(
             "tether_loader_tenant_passed_over",
             "Commands passed over because their tenant had its share of the read buffer taken "

@@ -642,10 +642,10 @@ class LoaderService:
                 kafka_headers(traceparent),
             )
         )
-        self.metrics.outcomes.labels(
+        self.metrics.outcomes_of(
             command.system, command.resource, command.action.value, result.status.value
         ).inc()
-        self.metrics.tenant_outcomes.labels(
+        self.metrics.tenant_outcomes_of(
             self.metrics.tenant_label(command.tenant), command.system, result.status.value
         ).inc()
         if result.is_failure:

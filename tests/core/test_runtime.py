@@ -124,6 +124,41 @@ def test_logs_are_json_and_mask_personal_data() -> None:
     assert mask_personal_data("id 12345 at 2026-11-27") == "id 12345 at 2026-11-27"
 
 
+class _Shown:
+    def __str__(self) -> str:
+        return "owner kari@example.no"
+
+
+def test_personal_data_in_fields_and_exceptions_is_masked_and_the_line_stays_json() -> None:
+    formatter = JsonFormatter("svc", mask=True)
+    record = logging.LogRecord("x", logging.ERROR, __file__, 1, "outcome %s", ("FAILED",), None)
+    try:
+        raise ValueError("refused per@example.no")
+    except ValueError:
+        record.exc_info = sys.exc_info()
+    record.fields = {
+        "command_id": "5c1e6a3e-5f2b-4c8e-9d7a-000000000001",
+        "email": "Ola.Nordmann@Example.no",
+        "phone": "+47 912 34 567",
+        "msisdn": 4791234567,
+        "attempts": 3,
+        "nested": {"kari@example.no": ["+4798765432", ("note", 4798765432)]},
+        "shown": _Shown(),
+        "retry": True,
+    }
+    line = formatter.format(record)
+    entry = json.loads(line)  # a masked number is a string: the line is still JSON
+    assert "example" not in line.lower() and "912 34" not in line and "98765432" not in line
+    assert entry["email"] == "<email>" and entry["phone"] == "<phone>"
+    assert entry["msisdn"] == "<phone>"
+    assert entry["nested"] == {"<email>": ["<phone>", ["note", "<phone>"]]}
+    assert entry["shown"] == "owner <email>"
+    assert "refused <email>" in entry["exc"]
+    assert entry["command_id"] == "5c1e6a3e-5f2b-4c8e-9d7a-000000000001"
+    assert (entry["msg"], entry["attempts"], entry["retry"]) == ("outcome FAILED", 3, True)
+    assert json.loads(JsonFormatter("svc", mask=False).format(record))["msisdn"] == 4791234567
+
+
 def test_public_routes_get_their_query_or_body_and_a_failing_route_answers_500() -> None:
     http = PublicServer("127.0.0.1", 0)
 

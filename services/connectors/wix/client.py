@@ -96,6 +96,7 @@ log = logging.getLogger(__name__)
 SYSTEM: Final = "wix"
 DEFAULT_BASE_URL: Final = "https://www.wixapis.com"
 CONTACTS: Final = "/contacts/v4/contacts"
+EXTENDED_FIELDS: Final = "/contacts/v4/extended-fields"
 MAX_PAGE: Final = 1000
 
 #: ``on_request(system, operation, status, seconds)``; status 0 when no response arrived.
@@ -254,6 +255,12 @@ class WixClient:
             transport=transport,
             headers={"Accept": "application/json"},
         )
+        # The id-free paths as absolute URLs, built once: httpx parses a relative path and merges
+        # it into base_url again on every request (create and query are the hot ones).
+        self._fixed_urls = {
+            path: httpx.URL(self._base_url + path)
+            for path in (CONTACTS, f"{CONTACTS}/query", EXTENDED_FIELDS)
+        }
         self._token: str | None = None
         self._token_renew_at = 0.0
         self._token_lock = threading.Lock()
@@ -519,7 +526,7 @@ class WixClient:
         that needs the same permission as defining one, so ``tether doctor`` checks it here."""
         body = self._call(
             "GET",
-            "/contacts/v4/extended-fields",
+            EXTENDED_FIELDS,
             "extended_fields",
             params=[
                 ("namespace", namespace),
@@ -537,7 +544,7 @@ class WixClient:
         """The key (``custom.…``) of the custom extended field with this display name."""
         body = self._call(
             "POST",
-            "/contacts/v4/extended-fields",
+            EXTENDED_FIELDS,
             "extended_fields",
             json={"displayName": display_name, "dataType": data_type},
             idempotent=True,
@@ -611,7 +618,11 @@ class WixClient:
         started = time.monotonic()
         try:
             response = self._http.request(
-                method, path, json=json, params=list(params) if params else None, headers=headers
+                method,
+                self._fixed_urls.get(path, path),
+                json=json,
+                params=list(params) if params else None,
+                headers=headers,
             )
         except httpx.HTTPError as exc:
             self._observe(operation, 0, started)

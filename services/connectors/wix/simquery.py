@@ -15,10 +15,10 @@ Imports: standard library and ``simstore``'s error type only.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 from services.connectors.wix.simerrors import SimApiError, app_error, invalid
@@ -102,11 +102,22 @@ def parse_time(value: object) -> datetime:
         value = value["$date"]
     if not isinstance(value, str):
         raise _bad_value("expected an ISO-8601 date-time string")
+    parsed = _parse_iso(value)
+    if parsed is None:
+        raise _bad_value("not an ISO-8601 date-time")
+    return parsed
+
+
+@lru_cache(maxsize=1 << 15)
+def _parse_iso(value: str) -> datetime | None:
+    """``value`` as an aware datetime, None when it is not ISO-8601. Cached: every query compares
+    and sorts by the stored contacts' ``createdDate`` / ``updatedDate`` strings, the same ones
+    query after query (datetimes are immutable, so sharing a result is safe)."""
     text = value.strip().replace("Z", "+00:00")
     try:
         parsed = datetime.fromisoformat(text)
     except ValueError:
-        raise _bad_value("not an ISO-8601 date-time") from None
+        return None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
@@ -398,19 +409,21 @@ def _as_str_list(value: object, field: str) -> list[str]:
 
 
 def project(contact: Contact, paths: frozenset[str] | None) -> Contact:
-    """A deep copy of ``contact`` restricted to ``paths`` (``id`` and ``revision`` always kept)."""
+    """``contact`` restricted to ``paths`` (``id`` and ``revision`` always kept): a new top-level
+    dict (and ``info``) whose values are shared with ``contact``, not copied — the store never
+    mutates a committed contact (``simstore``: copy-on-write), and callers only serialize it."""
     if paths is None:
-        return copy.deepcopy(contact)
+        return dict(contact)
     out: Contact = {"id": contact["id"], "revision": contact["revision"]}
     for path in paths:
         if path == "primaryInfo":
             for key in ("primaryInfo", "primaryEmail", "primaryPhone"):
                 if key in contact:
-                    out[key] = copy.deepcopy(contact[key])
+                    out[key] = contact[key]
         elif path.startswith("info."):
             name = path[5:]
             if name in contact.get("info", {}):
-                out.setdefault("info", {})[name] = copy.deepcopy(contact["info"][name])
+                out.setdefault("info", {})[name] = contact["info"][name]
         elif path in contact:
-            out[path] = copy.deepcopy(contact[path])
+            out[path] = contact[path]
     return out

@@ -20,9 +20,16 @@ Rules implemented (reference §3-4; decisions in docs/wix-decisions.md):
   the deciding value changes.
 - Indexes (so a write or a look-up costs O(1) in the number of stored contacts): every email
   (normalised), every phone (E.164/digits) and every extended-field value -> contact ids, kept in
-  ``_commit`` / ``_remove`` (so create, update, delete, merge and seed all maintain them). ``query``
-  narrows a filter holding an ``$eq``/``$in`` on ``id``, an email or an extended field to those
+  ``_commit`` / ``_remove`` (so create, update, delete, merge and seed all maintain them); and
+  ``createdDate`` / ``updatedDate`` in date order (``DateIndex``). ``query`` narrows a filter
+  holding an ``$eq``/``$in`` on ``id``, an email or an extended field, or a range (``$gt``,
+  ``$gte``, ``$lt``, ``$lte``, ``$eq``) on one of those dates — the extractor's poll — to those
   candidates, then applies the whole filter to them.
+- Copy-on-write: a write builds a new contact dict (with new nested objects wherever it changes
+  them) and replaces the stored one; the store never mutates a committed contact. So reads,
+  returned contacts and ``ContactChange.entity`` share the stored objects instead of copying
+  them: callers read or serialize what they get and must not mutate it (``copy.deepcopy`` it
+  first). Tests that edit a stored contact in place, behind the API's back, do so under ``lock``.
 - Update: ``revision`` must equal the current one (else 409 ``CONTACT_ALREADY_CHANGED``); each
   ``info`` key sent replaces that key, omitted keys are kept; ``extendedFields.items`` replaces
   the ``custom.*`` keys (system keys stay derived).
@@ -38,6 +45,7 @@ Imports: standard library, phonenumbers and the other ``sim*`` modules.
 
 from __future__ import annotations
 
+import bisect
 import copy
 import re
 import threading
@@ -45,6 +53,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from operator import itemgetter
 from typing import Any, Literal
 
 import phonenumbers
@@ -52,8 +61,10 @@ import phonenumbers
 from services.connectors.wix.simerrors import SimApiError, app_error, invalid
 from services.connectors.wix.simquery import (
     EXTENDED_PREFIXES,
+    SortSpec,
     compile_filter,
     parse_sort,
+    parse_time,
     project,
     sort_contacts,
 )
@@ -100,6 +111,74 @@ class ContactChange:
 
 ChangeListener = Callable[[ContactChange], None]
 
+#: The contact dates ``DateIndex`` keeps in order (the ones the extractor's polls filter and sort).
+INDEXED_DATES = ("createdDate", "updatedDate")
+_RANGE_OPS = frozenset({"$eq", "$gt", "$gte", "$lt", "$lte"})
+_MOMENT = itemgetter(0)
+
+
+@dataclass
+class DateIndex:
+    """Contact ids in the order of one date field: the ids in a range cost O(log n + hits).
+
+    ``dated`` is false while a stored value is not an ISO-8601 date (seeded as is): the store then
+    does not narrow by dates, and the full scan refuses the query as it always has."""
+
+    _entries: list[tuple[datetime, str]] = field(default_factory=list)  # sorted
+    _moments: dict[str, datetime] = field(default_factory=dict)
+    _undated: set[str] = field(default_factory=set)
+
+    def put(self, contact_id: str, value: object) -> None:
+        try:
+            moment = parse_time(value)
+        except SimApiError:
+            self.discard(contact_id)
+            self._undated.add(contact_id)
+            return
+        if self._moments.get(contact_id) == moment:
+            return  # unchanged (an update keeps createdDate)
+        self.discard(contact_id)
+        bisect.insort(self._entries, (moment, contact_id))
+        self._moments[contact_id] = moment
+
+    def discard(self, contact_id: str) -> None:
+        self._undated.discard(contact_id)
+        moment = self._moments.pop(contact_id, None)
+        if moment is not None:
+            del self._entries[bisect.bisect_left(self._entries, (moment, contact_id))]
+
+    def clear(self) -> None:
+        self._entries.clear()
+        self._moments.clear()
+        self._undated.clear()
+
+    @property
+    def dated(self) -> bool:
+        return not self._undated
+
+    def order(self, matches: list[tuple[int, Contact]], *, descending: bool) -> list[Contact]:
+        """``(insertion sequence, contact)`` pairs of indexed contacts by (date, sequence): the
+        order ``sort_contacts`` gives (every contact has the date while the index is dated)."""
+        moments = self._moments
+        ordered = sorted(
+            matches, key=lambda pair: (moments[pair[1]["id"]], pair[0]), reverse=descending
+        )
+        return [contact for _seq, contact in ordered]
+
+    def between(self, bounds: Mapping[str, datetime]) -> set[str]:
+        """Ids whose date meets every ``{operator: moment}`` of ``bounds`` (``$eq $gt $gte $lt
+        $lte``)."""
+        entries = self._entries
+        low, high = 0, len(entries)
+        for op, moment in bounds.items():
+            if op in ("$gt", "$gte", "$eq"):
+                find = bisect.bisect_right if op == "$gt" else bisect.bisect_left
+                low = max(low, find(entries, moment, key=_MOMENT))
+            if op in ("$lt", "$lte", "$eq"):
+                find = bisect.bisect_left if op == "$lt" else bisect.bisect_right
+                high = min(high, find(entries, moment, key=_MOMENT))
+        return {contact_id for _moment, contact_id in entries[low:high]}
+
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
@@ -122,23 +201,19 @@ def phone_key(phone: str, country: str | None) -> str:
 
 
 def _e164(phone: str, country: str | None) -> str | None:
-    try:
-        parsed = phonenumbers.parse(phone, country)
-    except phonenumbers.NumberParseException:
-        return None
-    if not phonenumbers.is_valid_number(parsed):
+    parsed = _valid_number(phone, country)
+    if parsed is None:
         return None
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 
 
-def _formatted(phone: str, country: str | None) -> str | None:
+def _valid_number(phone: str, country: str | None) -> phonenumbers.PhoneNumber | None:
+    """The parsed number when phonenumbers finds it valid, else None."""
     try:
         parsed = phonenumbers.parse(phone, country)
     except phonenumbers.NumberParseException:
         return None
-    if not phonenumbers.is_valid_number(parsed):
-        return None
-    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
+    return parsed if phonenumbers.is_valid_number(parsed) else None
 
 
 @dataclass
@@ -157,6 +232,9 @@ class ContactStore:
     _by_email: dict[str, set[str]] = field(default_factory=dict, repr=False)
     _by_phone: dict[str, set[str]] = field(default_factory=dict, repr=False)
     _by_extended: dict[tuple[str, Any], set[str]] = field(default_factory=dict, repr=False)
+    _by_date: dict[str, DateIndex] = field(
+        default_factory=lambda: {name: DateIndex() for name in INDEXED_DATES}, repr=False
+    )
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -170,6 +248,8 @@ class ContactStore:
             self._by_email.clear()
             self._by_phone.clear()
             self._by_extended.clear()
+            for dates in self._by_date.values():
+                dates.clear()
 
     # -- reads -------------------------------------------------------------------------------
 
@@ -177,10 +257,10 @@ class ContactStore:
         """The contact and the responseType (``MERGED`` when ``contact_id`` was merged away)."""
         with self.lock:
             if contact_id in self.contacts:
-                return copy.deepcopy(self.contacts[contact_id]), "REGULAR"
+                return self.contacts[contact_id], "REGULAR"
             target = self.merged_into.get(contact_id)
             if target is not None and target in self.contacts:
-                return copy.deepcopy(self.contacts[target]), "MERGED"
+                return self.contacts[target], "MERGED"
             raise _not_found(contact_id)
 
     def query(
@@ -209,13 +289,13 @@ class ContactStore:
                 for cid, c in pool
                 if predicate(c) and (needle is None or _search_hit(c, needle))
             ]
-            ordered = sort_contacts(matches, sort_spec)
+            ordered = self._sorted(matches, sort_spec)
             page = [project(c, paths) for c in ordered[offset : offset + limit]]
             return page, len(ordered)
 
     def all(self) -> list[Contact]:
         with self.lock:
-            return [copy.deepcopy(c) for c in self.contacts.values()]
+            return list(self.contacts.values())
 
     # -- writes ------------------------------------------------------------------------------
 
@@ -245,7 +325,7 @@ class ContactStore:
             }
             self._commit(contact, new=True)
             self._emit("created", contact, actor)
-            return copy.deepcopy(contact)
+            return contact
 
     def update(
         self,
@@ -286,15 +366,15 @@ class ContactStore:
             self._require_data(new_info, "INSUFFICIENT_CONTACT_DATA")
             if not allow_duplicates and _decider(new_info) != _decider(current["info"]):
                 self._check_duplicate(new_info, exclude=contact_id)
-            contact = copy.deepcopy(current)
+            contact = dict(current)  # copy-on-write: the top level changes, new_info is new
             contact["info"] = new_info
             if silent:
                 self._commit(contact)
-                return copy.deepcopy(contact)
+                return contact
             self._touch(contact)
             self._commit(contact)
             self._emit("updated", contact, actor)
-            return copy.deepcopy(contact)
+            return contact
 
     def delete(self, contact_id: str, *, actor: Mapping[str, Any]) -> None:
         with self.lock:
@@ -358,7 +438,7 @@ class ContactStore:
             self._commit(merged)
             self._emit("updated", merged, actor, originated_from="merge")
             self._emit("merged", merged, actor, sources=tuple(sources))
-            return copy.deepcopy(merged)
+            return merged
 
     def seed(self, records: list[object], *, actor: Mapping[str, Any], emit: bool) -> list[Contact]:
         """Import wire-format contacts as is (ids, dates and revisions kept when given)."""
@@ -390,7 +470,7 @@ class ContactStore:
                 self._commit(contact, new=contact["id"] not in self.contacts)
                 if emit:
                     self._emit("created", contact, actor)
-                out.append(copy.deepcopy(contact))
+                out.append(contact)
         return out
 
     # -- extended field definitions ----------------------------------------------------------
@@ -441,10 +521,14 @@ class ContactStore:
             self._index(previous, add=False)  # before replacing: its old values leave the index
         self.contacts[contact["id"]] = contact
         self._index(contact, add=True)
+        for name, dates in self._by_date.items():
+            dates.put(contact["id"], contact.get(name))
 
     def _remove(self, contact_id: str) -> None:
         self._index(self.contacts.pop(contact_id), add=False)
         self._seq.pop(contact_id, None)
+        for dates in self._by_date.values():
+            dates.discard(contact_id)
 
     def _index(self, contact: Contact, *, add: bool) -> None:
         cid = contact["id"]
@@ -473,6 +557,11 @@ class ContactStore:
                     if found is not None:
                         return found
                 continue
+            if key in self._by_date:
+                bounds = _date_bounds(value)
+                if bounds and all(dates.dated for dates in self._by_date.values()):
+                    return self._by_date[key].between(bounds)
+                continue
             wanted = _eq_operands(value)
             if wanted is None:
                 continue
@@ -489,6 +578,14 @@ class ContactStore:
                     field_key = key[len(prefix) :]
                     return _union(self._by_extended, [(field_key, v) for v in wanted])
         return None
+
+    def _sorted(self, matches: list[tuple[int, Contact]], sort: SortSpec) -> list[Contact]:
+        """``sort_contacts``' order; by an indexed date, with the moments the index parsed (the
+        values ``sort_contacts`` would parse again from every match, page after page)."""
+        dates = self._by_date.get(sort.field)
+        if dates is None or not dates.dated:
+            return sort_contacts(matches, sort)
+        return dates.order(matches, descending=sort.descending)
 
     def _touch(self, contact: Contact, activity: str | None = None) -> None:
         now = iso_ms(self.clock())
@@ -513,7 +610,7 @@ class ContactStore:
             ContactChange(
                 kind=kind,
                 entity_id=entity_id or (contact["id"] if contact else ""),
-                entity=copy.deepcopy(contact) if contact is not None else None,
+                entity=contact,  # shared, not copied: committed contacts are never mutated
                 actor=actor,
                 originated_from=originated_from,
                 source_contact_ids=sources,
@@ -781,12 +878,12 @@ def _phone_item(raw: dict[str, Any], where: str) -> dict[str, Any]:
             raise invalid("must be an ISO-3166 alpha-2 code", f"{where}.countryCode", "FORMAT")
         item["countryCode"] = country
     item["phone"] = phone.strip()
-    e164 = _e164(item["phone"], country)
-    if e164:
-        item["e164Phone"] = e164
-        formatted = _formatted(item["phone"], country)
-        if formatted:
-            item["formattedPhone"] = formatted
+    parsed = _valid_number(item["phone"], country)  # parsed once for both derived forms
+    if parsed is not None:
+        item["e164Phone"] = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+        item["formattedPhone"] = phonenumbers.format_number(
+            parsed, phonenumbers.PhoneNumberFormat.INTERNATIONAL
+        )
     item["primary"] = _flag(raw, where)
     return item
 
@@ -851,6 +948,24 @@ def _eq_operands(value: object) -> list[Any] | None:
             return list(value["$in"])
         return None
     return [value] if value is not None and not isinstance(value, list) else None
+
+
+def _date_bounds(value: object) -> dict[str, datetime]:
+    """The range operators of a date condition as ``{operator: moment}`` (a bare value is
+    ``$eq``); empty when it has none or an operand is not a date (the filter decides)."""
+    if isinstance(value, dict) and value and all(str(k).startswith("$") for k in value):
+        ops = value
+    else:
+        ops = {"$eq": value}
+    bounds: dict[str, datetime] = {}
+    for op, operand in ops.items():
+        if op not in _RANGE_OPS:
+            continue
+        try:
+            bounds[op] = parse_time(operand)
+        except SimApiError:
+            return {}
+    return bounds
 
 
 def _union(index: Mapping[Any, set[str]], keys: list[Any]) -> set[str]:
