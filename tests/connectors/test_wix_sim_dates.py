@@ -7,14 +7,12 @@ runs the full scan; both must return the same contacts in the same order, page b
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import httpx
 import pytest
 
-from services.connectors.simkit import ServerThread
 from services.connectors.wix.simstore import DateIndex
 from services.connectors.wix.simulator import WixSimulator
 
@@ -74,27 +72,6 @@ def test_a_value_that_is_not_a_date_makes_the_index_undated_until_it_goes():
 
 
 # -- the simulator over real HTTP -----------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def sim() -> Iterator[WixSimulator]:
-    simulator = WixSimulator(rate_limit=0)
-    yield simulator
-    simulator.close()
-
-
-@pytest.fixture(scope="module")
-def server(sim: WixSimulator) -> Iterator[ServerThread]:
-    with sim.server() as running:
-        yield running
-
-
-@pytest.fixture
-def http(sim: WixSimulator, server: ServerThread) -> Iterator[httpx.Client]:
-    sim.reset()
-    headers = {"Authorization": sim.api_key, "wix-site-id": sim.site_id}
-    with httpx.Client(base_url=server.url, headers=headers) as client:
-        yield client
 
 
 def seed(sim: WixSimulator) -> list[dict[str, Any]]:

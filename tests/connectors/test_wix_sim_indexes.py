@@ -8,37 +8,13 @@ extended field) must follow every create, update, delete and merge.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
-import pytest
 
-from services.connectors.simkit import ServerThread
 from services.connectors.wix.simulator import WixSimulator
 
 C = "/contacts/v4/contacts"
-
-
-@pytest.fixture(scope="module")
-def sim() -> Iterator[WixSimulator]:
-    simulator = WixSimulator(rate_limit=0)
-    yield simulator
-    simulator.close()
-
-
-@pytest.fixture(scope="module")
-def server(sim: WixSimulator) -> Iterator[ServerThread]:
-    with sim.server() as running:
-        yield running
-
-
-@pytest.fixture
-def http(sim: WixSimulator, server: ServerThread) -> Iterator[httpx.Client]:
-    sim.reset()
-    headers = {"Authorization": sim.api_key, "wix-site-id": sim.site_id}
-    with httpx.Client(base_url=server.url, headers=headers) as client:
-        yield client
 
 
 def create(http: httpx.Client, info: dict[str, Any]) -> httpx.Response:
