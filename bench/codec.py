@@ -1,5 +1,6 @@
 """Codec benchmark (not a test): encode/decode records/s of a ChangeEvent carrying a Wix contact
-and one carrying a PowerOffice employee, with the record conversion from/to API dicts.
+and one carrying a PowerOffice employee, with the record conversion from/to API dicts, and of a
+Command carrying its target's last-known record (what the mapper encodes per write).
 
     .venv/bin/python bench/codec.py [--seconds 3]
 """
@@ -62,6 +63,13 @@ def main() -> None:
             f"ChangeEvent ({name}, {len(payload)} bytes): encode {enc:,.0f}/s, "
             f"decode {dec:,.0f}/s, API dict -> bytes {full:,.0f}/s"
         )
+    payload = codec.encode("Command", command)
+    enc = rate(lambda: codec.encode("Command", command), args.seconds)
+    dec = rate(lambda: codec.decode(payload, "Command"), args.seconds)
+    print(
+        f"Command (wix contact target, {len(payload)} bytes): "
+        f"encode {enc:,.0f}/s, decode {dec:,.0f}/s"
+    )
 
 
 if __name__ == "__main__":
