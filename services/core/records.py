@@ -204,33 +204,33 @@ def _converter(type_name: str) -> Converter:
 Reader = Any  # Callable[[Any], Any]: an Avro datum (never None) -> its API JSON value
 
 
-def _compile_to_api(types: dict[str, Schema], schema: Schema) -> Reader | None:
-    """The converter of one schema node, built once per type (``None``: the value as it is).
+def _compile_to_api(
+    types: dict[str, Schema], schema: Schema, records: dict[int, Reader]
+) -> Reader | None:
+    """The reader of one schema node (``None``: the value as it is); ``records`` as in
+    :func:`_compile`.
 
-    Same rules as walking the schema per datum: a union converts by its first non-null branch,
-    a record drops ``unknown_fields`` into the result and keeps a field that is present (even
-    as null), an array converts each item; everything else is returned as it is.
+    Same rules as walking the schema per datum: a union reads by its first non-null branch, a
+    record puts ``unknown_fields`` back into the result and keeps a field that is present (even
+    as null), an array reads each item; everything else is returned as it is.
     """
     schema = _resolve(types, schema)
     if isinstance(schema, list):
-        return _compile_to_api(types, next(b for b in schema if b != "null"))
+        return _compile_to_api(types, next(b for b in schema if b != "null"), records)
     kind = schema if isinstance(schema, str) else schema.get("type")
     if isinstance(kind, dict | list):
-        return _compile_to_api(types, kind)
+        return _compile_to_api(types, kind, records)
     if kind == "record":
-        return _record_reader(types, schema)
+        return records.get(id(schema)) or _record_reader(types, schema, records)
     if kind == "array":
-        item = _compile_to_api(types, schema["items"])
+        item = _compile_to_api(types, schema["items"], records)
         if item is None:
             return list
         return lambda datum: [None if v is None else item(v) for v in datum]
     return None
 
 
-def _record_reader(types: dict[str, Schema], schema: Schema) -> Reader:
-    building = _READERS_BUILDING.get(id(schema))
-    if building is not None:  # a recursive type reaches itself: use the one being built
-        return lambda datum: building[0](datum)
+def _record_reader(types: dict[str, Schema], schema: Schema, records: dict[int, Reader]) -> Reader:
     fields: list[tuple[str, Reader | None]] = []
 
     def read(datum: Any) -> dict[str, Any]:
@@ -246,23 +246,18 @@ def _record_reader(types: dict[str, Schema], schema: Schema) -> Reader:
             out.update(json.loads(unknown))
         return out
 
-    _READERS_BUILDING[id(schema)] = [read]
-    try:
-        for field in schema["fields"]:
-            if field["name"] != UNKNOWN_FIELDS:
-                fields.append((field["name"], _compile_to_api(types, field["type"])))
-    finally:
-        del _READERS_BUILDING[id(schema)]
+    # Registered before its fields are compiled: a field may refer to this very type.
+    records[id(schema)] = read
+    for field in schema["fields"]:
+        if field["name"] != UNKNOWN_FIELDS:
+            fields.append((field["name"], _compile_to_api(types, field["type"], records)))
     return read
-
-
-_READERS_BUILDING: dict[int, list[Reader]] = {}
 
 
 @cache
 def _api_reader(type_name: str) -> Reader:
     types = _named_types(type_name)
-    reader = _compile_to_api(types, types[type_name])
+    reader = _compile_to_api(types, types[type_name], {})
     assert reader is not None
     return reader
 

@@ -62,6 +62,7 @@ class _Columns:
         self.touched = array("d")
         self.flags = bytearray()
         self.wide_keys: dict[int, int] = {}
+        self.live = 0  # entries not deleted (kept by ``put``: a metric reads it often)
 
     def copy(self) -> _Columns:
         other = _Columns()
@@ -72,6 +73,7 @@ class _Columns:
         other.touched = array("d", self.touched)
         other.flags = bytearray(self.flags)
         other.wide_keys = dict(self.wide_keys)
+        other.live = self.live
         return other
 
     def key(self, slot: int) -> int | None:
@@ -109,7 +111,8 @@ class _Columns:
         deleted: bool,
         touched: float,
     ) -> None:
-        """Store an entry in ``slot`` (the id's; None: a new one)."""
+        """Store an entry in ``slot`` (the id's; None: a new one); keeps the live count."""
+        self.live += (not deleted) - (slot is not None and not self.deleted(slot))
         flags = _DELETED if deleted else 0
         stored_key = 0
         if key is None:
@@ -161,7 +164,6 @@ class KnownSet:
         self.resource = resource
         self._clock = clock
         self._columns = _Columns()
-        self._live = 0  # entries not deleted (kept by ``_put``: a metric reads it often)
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
@@ -170,7 +172,7 @@ class KnownSet:
 
     def live_count(self) -> int:
         with self._lock:
-            return self._live
+            return self._columns.live
 
     def get(self, record_id: str) -> KnownRecord | None:
         with self._lock:
@@ -201,21 +203,6 @@ class KnownSet:
             known = columns.key(slot)
             return known is not None and key is not None and known >= key
 
-    def _put(
-        self,
-        record_id: str,
-        slot: int | None,
-        version: str | None,
-        key: int | None,
-        parent_id: str | None,
-        deleted: bool,
-        touched: float,
-    ) -> None:
-        """Store an entry over ``slot`` (the id's, None: new); keeps the live count."""
-        was_live = slot is not None and not self._columns.deleted(slot)
-        self._live += (not deleted) - was_live
-        self._columns.put(record_id, slot, version, key, parent_id, deleted, touched)
-
     def apply(self, change: Change) -> None:
         """Record a change that Kafka acknowledged."""
         self.record(
@@ -243,9 +230,9 @@ class KnownSet:
             slot = columns.slots.get(record_id)
             if operation is Operation.DELETE:
                 if slot is None:
-                    self._put(record_id, None, version, key, parent_id, True, now)
+                    columns.put(record_id, None, version, key, parent_id, True, now)
                 else:
-                    self._put(
+                    columns.put(
                         record_id,
                         slot,
                         version or columns.versions[slot],
@@ -260,16 +247,16 @@ class KnownSet:
                 pass  # ids are never reused: a late upsert of a deleted record changes nothing
             elif slot is not None and old_key is not None and (key is None or key < old_key):
                 parent = columns.parents[slot] or parent_id
-                self._put(record_id, slot, columns.versions[slot], old_key, parent, False, now)
+                columns.put(record_id, slot, columns.versions[slot], old_key, parent, False, now)
             else:
                 parent = parent_id or (None if slot is None else columns.parents[slot])
-                self._put(record_id, slot, version, key, parent, False, now)
+                columns.put(record_id, slot, version, key, parent, False, now)
             for source in merged_ids:
                 gone = columns.slots.get(source)
                 if gone is None:
-                    self._put(source, None, None, None, None, True, now)
+                    columns.put(source, None, None, None, None, True, now)
                 else:
-                    self._put(
+                    columns.put(
                         source,
                         gone,
                         columns.versions[gone],
@@ -285,4 +272,4 @@ class KnownSet:
         """Learn a record from a scan without emitting it (its last event is past retention)."""
         with self._lock:
             if record_id not in self._columns.slots:
-                self._put(record_id, None, version, key, parent, False, self._clock())
+                self._columns.put(record_id, None, version, key, parent, False, self._clock())

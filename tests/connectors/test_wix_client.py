@@ -37,19 +37,6 @@ EMAIL = "kari.nordmann@example.com"
 PHONE = "41234567"
 
 
-@pytest.fixture(scope="module")
-def sim() -> Iterator[WixSimulator]:
-    simulator = WixSimulator(rate_limit=0)
-    yield simulator
-    simulator.close()
-
-
-@pytest.fixture(scope="module")
-def server(sim: WixSimulator) -> Iterator[ServerThread]:
-    with sim.server() as running:
-        yield running
-
-
 @pytest.fixture(autouse=True)
 def _reset(sim: WixSimulator) -> None:
     sim.reset()

@@ -36,13 +36,6 @@ class _UnderPrefix:
         await self._app(inner, receive, send)
 
 
-@pytest.fixture(scope="module")
-def sim() -> Iterator[WixSimulator]:
-    simulator = WixSimulator(rate_limit=0)
-    yield simulator
-    simulator.close()
-
-
 @pytest.fixture
 def client(sim: WixSimulator) -> Iterator[WixClient]:
     sim.reset()

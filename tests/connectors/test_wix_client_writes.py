@@ -33,12 +33,6 @@ def sim() -> Iterator[WixSimulator]:
     simulator.close()
 
 
-@pytest.fixture(scope="module")
-def server(sim: WixSimulator) -> Iterator[ServerThread]:
-    with sim.server() as running:
-        yield running
-
-
 @pytest.fixture
 def client(sim: WixSimulator, server: ServerThread) -> Iterator[WixClient]:
     sim.reset()

@@ -23,12 +23,6 @@ def sim() -> Iterator[WixSimulator]:
     simulator.close()
 
 
-@pytest.fixture(scope="module")
-def server(sim: WixSimulator) -> Iterator[ServerThread]:
-    with sim.server() as running:
-        yield running
-
-
 @pytest.fixture(autouse=True)
 def _reset(sim: WixSimulator) -> None:
     sim.reset()

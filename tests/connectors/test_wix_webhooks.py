@@ -80,12 +80,6 @@ def sim(receiver: tuple[Receiver, ServerThread]) -> Iterator[WixSimulator]:
     simulator.close()
 
 
-@pytest.fixture(scope="module")
-def server(sim: WixSimulator) -> Iterator[ServerThread]:
-    with sim.server() as running:
-        yield running
-
-
 @pytest.fixture
 def rec(sim: WixSimulator, receiver: tuple[Receiver, ServerThread]) -> Receiver:
     sim.reset()
