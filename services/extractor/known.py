@@ -140,6 +140,22 @@ class _Columns:
         elif self.wide_keys:
             self.wide_keys.pop(slot, None)
 
+    def delete(
+        self,
+        record_id: str,
+        version: str | None,
+        key: int | None,
+        parent_id: str | None,
+        touched: float,
+    ) -> None:
+        """Store ``record_id`` as deleted, keeping what is known of it where a value is None."""
+        slot = self.slots.get(record_id)
+        if slot is not None:
+            version = version or self.versions[slot]
+            key = key if key is not None else self.key(slot)
+            parent_id = parent_id or self.parents[slot]
+        self.put(record_id, slot, version, key, parent_id, True, touched)
+
 
 class KnownView(Mapping[str, KnownRecord]):
     """A read-only copy of a known set (:meth:`KnownSet.snapshot`): record id -> entry."""
@@ -229,18 +245,7 @@ class KnownSet:
             columns = self._columns
             slot = columns.slots.get(record_id)
             if operation is Operation.DELETE:
-                if slot is None:
-                    columns.put(record_id, None, version, key, parent_id, True, now)
-                else:
-                    columns.put(
-                        record_id,
-                        slot,
-                        version or columns.versions[slot],
-                        key if key is not None else columns.key(slot),
-                        parent_id or columns.parents[slot],
-                        True,
-                        now,
-                    )
+                columns.delete(record_id, version, key, parent_id, now)
                 return
             old_key = None if slot is None else columns.key(slot)
             if slot is not None and columns.deleted(slot):
@@ -252,19 +257,7 @@ class KnownSet:
                 parent = parent_id or (None if slot is None else columns.parents[slot])
                 columns.put(record_id, slot, version, key, parent, False, now)
             for source in merged_ids:
-                gone = columns.slots.get(source)
-                if gone is None:
-                    columns.put(source, None, None, None, None, True, now)
-                else:
-                    columns.put(
-                        source,
-                        gone,
-                        columns.versions[gone],
-                        columns.key(gone),
-                        columns.parents[gone],
-                        True,
-                        now,
-                    )
+                columns.delete(source, None, None, None, now)
 
     def adopt(
         self, record_id: str, version: str | None, key: int | None, parent: str | None
